@@ -1,0 +1,503 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Starting a child context from any argv (private module).
+
+Owns: the first stage (a few lines passed with ``python -c``), the payload (the
+core, compressed once), spawning the child process, answering its prompts, and
+the handshake that ends with the child's ``hello``.
+
+How a child starts:
+1. ``<transport argv> python -c FIRST_STAGE``. The first stage checks the Python
+   version (it parses on 2.7 and 3.x, and says plainly which Python it found), writes
+   ``NSM-READY`` on stdout, then reads a 4-byte length and that many bytes of
+   compressed payload from stdin, and runs it.
+2. The payload installs the core modules from memory and reads one framed message:
+   the child's configuration (ids, name, import allow-list, log level), as data.
+3. From then on stdin/stdout carry framed messages; the child's own stdout/stderr
+   are forwarded as log records. It greets the parent with a ``hello`` message.
+
+Where no prompt is expected on stdin, the payload is written at once, before the
+child is even running, so start-up costs no extra round trip.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import pty
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import _transports
+from ._errors import ConnectError, StreamError, TimeoutError
+from ._router import Context, Receiver, Router
+from ._wire import Message
+
+LOG = logging.getLogger("ns.mitogen.bootstrap")
+
+PACKAGE = __name__.rpartition(".")[0]
+READY = b"NSM-READY\n"
+ERR = b"NSM-ERR "
+
+# Must parse on Python 2.7 and 3.x: only the version check may run on old ones.
+FIRST_STAGE = (
+    "import os,sys,zlib\n"
+    "V=sys.version_info\n"
+    "if V<(3,8):\n"
+    " os.write(1,('NSM-ERR found Python %d.%d.%d at %s; ns.mitogen supports Python 3.8 or newer\\n'"
+    "%(V[0],V[1],V[2],sys.executable)).encode('ascii','replace'));sys.exit(1)\n"
+    "os.write(1,b'NSM-READY\\n')\n"
+    "def R(n):\n"
+    " b=b''\n"
+    " while len(b)<n:\n"
+    "  c=os.read(0,n-len(b))\n"
+    "  if not c:sys.exit(1)\n"
+    "  b+=c\n"
+    " return b\n"
+    "P=R(int.from_bytes(R(4),'big'))\n"
+    "exec(compile(zlib.decompress(P),'<ns.mitogen.boot>','exec'),{'__name__':'__nsm_boot__','PAYLOAD':P})\n"
+)
+
+BOOT = """
+import sys
+def _nsm_boot(modules, payload):
+    import importlib.machinery as m
+    class Finder:
+        def find_spec(self, name, path=None, target=None):
+            if name not in modules:
+                return None
+            return m.ModuleSpec(name, self, origin="<ns.mitogen>/" + name, is_package=modules[name][0])
+        def create_module(self, spec):
+            return None
+        def exec_module(self, mod):
+            is_pkg, src = modules[mod.__spec__.name]
+            if is_pkg:
+                mod.__path__ = []
+            mod.__file__ = mod.__spec__.origin
+            exec(compile(src, mod.__file__, "exec"), mod.__dict__)
+    finder = Finder()
+    sys.meta_path.insert(0, finder)
+    try:
+        child = __import__(PACKAGE + "._child", fromlist=["main"])
+    finally:
+        sys.meta_path.remove(finder)
+    child.main(modules, payload)
+_nsm_boot(MODULES, PAYLOAD)
+"""
+
+_payload: Optional[bytes] = None
+_payload_lock = threading.Lock()
+
+
+def strip_source(source: str) -> str:
+    """``source`` without docstrings, comments or blank lines (needs Python 3.9+)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            first = body[0] if body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                body.pop(0)
+                if not body:
+                    body.append(ast.Pass())
+    return ast.unparse(tree) + "\n"  # type: ignore[attr-defined,unused-ignore]
+
+
+def core_modules() -> Dict[str, Tuple[bool, str]]:
+    """The core's modules (stripped) plus its empty ancestor packages, by name."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    modules: Dict[str, Tuple[bool, str]] = {}
+    parts = PACKAGE.split(".")
+    for i in range(1, len(parts)):
+        modules[".".join(parts[:i])] = (True, "")
+    for fname in sorted(os.listdir(here)):
+        if not fname.endswith(".py"):
+            continue
+        with open(os.path.join(here, fname), encoding="utf-8") as fp:
+            text = strip_source(fp.read())
+        if fname == "__init__.py":
+            modules[PACKAGE] = (True, text)
+        else:
+            modules["%s.%s" % (PACKAGE, fname[:-3])] = (False, text)
+    return modules
+
+
+def build_payload() -> bytes:
+    """The compressed boot program: the core modules and the code that loads them."""
+    source = "MODULES = %r\nPACKAGE = %r\n%s" % (core_modules(), PACKAGE, BOOT)
+    return zlib.compress(source.encode("utf-8"), 9)
+
+
+def payload() -> bytes:
+    """The payload, built once per process (or inherited from our own parent)."""
+    global _payload
+    with _payload_lock:
+        if _payload is None:
+            _payload = build_payload()
+        return _payload
+
+
+def set_payload(data: bytes) -> None:
+    """Use the payload this process was itself started with (intermediaries)."""
+    global _payload
+    _payload = data
+
+
+# -- child processes ---------------------------------------------------------------------
+_PROCESSES: List["ChildProcess"] = []
+_PROCESSES_LOCK = threading.Lock()
+
+
+class ChildProcess:
+    """A spawned child program; ``reap()`` makes sure it is waited for."""
+
+    def __init__(self, argv: List[str], use_pty: bool, name: str) -> None:
+        self.name = name
+        self.tty_fd: Optional[int] = None
+        slave_path = None
+        if use_pty:
+            self.tty_fd, slave = pty.openpty()
+            slave_path = os.ttyname(slave)
+            os.close(slave)
+
+        def _preexec() -> None:
+            if slave_path is not None:
+                os.close(os.open(slave_path, os.O_RDWR))  # becomes the controlling tty
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_preexec,
+            close_fds=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None and self.proc.stderr is not None
+        # We own the descriptors from here on; detach them from the file objects.
+        self.stdin = os.dup(self.proc.stdin.fileno())
+        self.stdout = os.dup(self.proc.stdout.fileno())
+        self.stderr = os.dup(self.proc.stderr.fileno())
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            f.close()
+        with _PROCESSES_LOCK:
+            _PROCESSES.append(self)
+
+    def __repr__(self) -> str:
+        return "ChildProcess(%s, pid=%d)" % (self.name, self.proc.pid)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> Optional[int]:
+        return self.proc.poll()
+
+    def close_tty(self) -> None:
+        if self.tty_fd is not None:
+            try:
+                os.close(self.tty_fd)
+            except OSError:
+                pass
+            self.tty_fd = None
+
+    def reap(self, timeout: float = 5.0) -> Optional[int]:
+        """Wait up to ``timeout`` for exit, then terminate, then kill; return status."""
+        self.close_tty()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                try:
+                    self.proc.send_signal(sig)
+                except ProcessLookupError:
+                    pass
+            try:
+                return self.proc.wait(2.0)
+            except subprocess.TimeoutExpired:
+                continue
+        return self.proc.poll()
+
+    def reap_later(self) -> None:
+        """Reap in a short-lived thread (never blocks the broker)."""
+        t = threading.Thread(target=self._reap_and_forget, name="ns.mitogen.reap-%d" % self.pid, daemon=True)
+        t.start()
+
+    def _reap_and_forget(self) -> None:
+        self.reap()
+        with _PROCESSES_LOCK:
+            if self in _PROCESSES:
+                _PROCESSES.remove(self)
+
+
+def reap_all(timeout: float = 5.0) -> None:
+    """Wait for (or kill) every child this process started. Call at shutdown."""
+    with _PROCESSES_LOCK:
+        procs = list(_PROCESSES)
+        del _PROCESSES[:]
+    for proc in procs:
+        proc.reap(timeout)
+
+
+def _close_quietly(*fds: Optional[int]) -> None:
+    for fd in fds:
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+# -- the handshake --------------------------------------------------------------------------
+class _Handshake:
+    """Drives one child from spawn to ``NSM-READY`` (blocking, in the caller's thread)."""
+
+    def __init__(self, transport: _transports.Transport, proc: ChildProcess, boot_data: bytes, deadline: float) -> None:
+        self.t = transport
+        self.proc = proc
+        self.deadline = deadline
+        self.name = transport.describe()
+        self.pending = b"" if transport.password_on_stdin else boot_data
+        self.boot_data = boot_data
+        self.out = b""
+        self.err = b""
+        self.tty = b""
+
+    def fail(self, reason: str, hint: str = "", stage: str = "handshake") -> ConnectError:
+        return ConnectError(self.name, reason, stage, self.output(), hint)
+
+    def output(self) -> str:
+        text = (self.err + self.tty + self.out).decode("utf-8", "replace")
+        return text.replace(_transports.SUDO_PROMPT, "")
+
+    def _type(self, data: Optional[bytes], fd: Optional[int]) -> None:
+        if data is None:
+            return
+        if fd is None or fd == self.proc.stdin:
+            self.pending = data + self.pending
+        else:
+            os.write(fd, data)
+
+    def run(self) -> bytes:
+        """Return bytes read after ``NSM-READY`` (the start of the framed stream)."""
+        p = self.proc
+        os.set_blocking(p.stdin, False)
+        readers = {p.stdout: "stdout", p.stderr: "stderr"}
+        if p.tty_fd is not None:
+            readers[p.tty_fd] = "tty"
+        while True:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise ConnectError(
+                    self.name,
+                    "timed out after the connect timeout while starting",
+                    "handshake",
+                    self.output(),
+                    "raise the connect timeout, or check the host",
+                )
+            writers = [p.stdin] if self.pending else []
+            rl, wl, _ = select.select(list(readers), writers, [], min(left, 1.0))
+            if wl:
+                try:
+                    n = os.write(p.stdin, self.pending[:65536])
+                    self.pending = self.pending[n:]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self.pending = b""  # the child is gone; its exit explains why
+            for fd in rl:
+                done = self._read(fd, readers)
+                if done is not None:
+                    return done
+
+    def _read(self, fd: int, readers: Dict[int, str]) -> Optional[bytes]:
+        channel = readers[fd]
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            del readers[fd]
+            if channel == "stdout":
+                raise self._exited()
+            return None
+        if channel == "stdout":
+            self.out += data
+            if ERR in self.out:
+                line = self.out[self.out.index(ERR) + len(ERR) :].split(b"\n")[0].decode("utf-8", "replace")
+                raise self.fail(line, "point the python interpreter setting at Python 3.8 or newer", "interpreter")
+            if READY in self.out:
+                idx = self.out.index(READY)
+                rest = self.out[idx + len(READY) :]
+                self.out = self.out[:idx]
+                if self.t.password_on_stdin:
+                    self._write_all(self.boot_data)
+                elif self.pending:
+                    os.set_blocking(self.proc.stdin, True)
+                    self._write_all(self.pending)
+                return rest
+            return None
+        buf = (self.err if channel == "stderr" else self.tty) + data
+        if channel == "stderr":
+            self.err = buf
+        else:
+            self.tty = buf
+        try:
+            answer = self.t.on_text(channel, buf.decode("utf-8", "replace"))
+        except ConnectError as exc:
+            exc.output = self.output()
+            raise
+        if answer is not None:
+            self._type(answer, fd if channel == "tty" else None)
+        return None
+
+    def _write_all(self, data: bytes) -> None:
+        os.set_blocking(self.proc.stdin, True)
+        try:
+            os.write(self.proc.stdin, data) if len(data) < 65536 else _write_fully(self.proc.stdin, data)
+        except OSError as exc:
+            raise self.fail("could not send the payload: %s" % exc) from None
+
+    def _exited(self) -> ConnectError:
+        try:
+            rc = self.proc.proc.wait(2.0)
+        except subprocess.TimeoutExpired:
+            rc = None
+        # Drain whatever stderr still holds, for the message.
+        try:
+            while True:
+                r, _, _ = select.select([self.proc.stderr], [], [], 0.2)
+                if not r:
+                    break
+                chunk = os.read(self.proc.stderr, 65536)
+                if not chunk:
+                    break
+                self.err += chunk
+        except OSError:
+            pass
+        reason, hint = self.t.explain(self.output(), rc)
+        return self.fail(reason, hint, "spawn")
+
+
+def _write_fully(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def connect(
+    router: Router,
+    spec: Dict[str, Any],
+    prefixes: List[str],
+    context_id: Optional[int] = None,
+    log_level: int = logging.WARNING,
+    default_python: str = "",
+) -> Tuple[Context, Dict[str, Any]]:
+    """Start the child described by ``spec`` below ``router``'s context.
+
+    Returns the child's ``Context`` and its hello (pid, Python version, ...).
+    Raises ``SpecError`` for a malformed spec and ``ConnectError`` for any failure
+    to start it, never later than the spec's ``connect_timeout``.
+    """
+    transport = _transports.make(spec)
+    name = transport.describe()
+    timeout = float(transport.spec["connect_timeout"])
+    deadline = time.monotonic() + timeout
+    cid = context_id if context_id is not None else router.allocate_id()
+    hello = Receiver(router, respondent=cid)
+    config = {
+        "context_id": cid,
+        "parent_id": router.context_id,
+        "name": name,
+        "prefixes": list(prefixes),
+        "log_level": log_level,
+        "max_message": router.max_message,
+        "hello_handle": hello.handle,
+    }
+    data = payload()
+    boot = struct.pack(">I", len(data)) + data + Message.encoded(config, dst_id=cid, src_id=router.context_id).pack()
+    argv = transport.argv(transport.python_argv(default_python or sys.executable) + ["-c", FIRST_STAGE])
+    LOG.debug("%s: starting %r", router.name, argv)
+    try:
+        proc = ChildProcess(argv, transport.use_pty, name)
+    except OSError as exc:
+        hello.close()
+        raise ConnectError(name, "cannot run %s: %s" % (argv[0], exc), "spawn") from None
+    handshake = _Handshake(transport, proc, boot, deadline)
+    try:
+        rest = handshake.run()
+    except BaseException:
+        hello.close()
+        _close_quietly(proc.stdin, proc.stdout, proc.stderr)
+        proc.reap_later()
+        raise
+    stream = router.make_stream(proc.stdout, proc.stdin, name, owner=proc, initial=rest)
+    _watch_stderr(router, proc, name)
+    router.register_stream(stream, cid, name)
+    try:
+        info = hello.get(max(0.1, deadline - time.monotonic())).decode()
+    except (StreamError, TimeoutError) as exc:
+        raise ConnectError(
+            name, "the interpreter started but did not complete the handshake: %s" % exc, "handshake", handshake.output()
+        ) from None
+    finally:
+        hello.close()
+    return Context(router, cid, name), info
+
+
+def _watch_stderr(router: Router, proc: ChildProcess, name: str) -> None:
+    """Log what the child program (ssh, sudo, ...) writes on stderr after start."""
+    log = logging.getLogger("ns.mitogen.stderr.%s" % name)
+    buf = [b""]
+
+    def _on_readable() -> None:
+        try:
+            data = os.read(proc.stderr, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            router.broker.remove_reader(proc.stderr)
+            _close_quietly(proc.stderr)
+            return
+        lines = (buf[0] + data).split(b"\n")
+        buf[0] = lines.pop()
+        for line in lines:
+            if line.strip():
+                log.info("%s", line.decode("utf-8", "replace").rstrip())
+
+    def _start() -> None:
+        os.set_blocking(proc.stderr, False)
+        router.broker.add_reader(proc.stderr, _on_readable)
+
+    router.broker.defer(_start)
+
+
+def connect_remote(spec: Dict[str, Any], context_id: int, log_level: int = logging.WARNING) -> Dict[str, Any]:
+    """Run in an intermediary: start the child ``spec`` below this context.
+
+    The caller (an ancestor) allocated ``context_id``; the route to it reaches the
+    ancestors through ``ADD_ROUTE``. Returns the child's hello.
+    """
+    from . import _child
+
+    router = _child.ROUTER
+    if router is None:
+        raise StreamError("connect_remote() runs only inside a child context")
+    _ctx, hello = connect(router, spec, router.responder.prefixes, context_id, log_level)
+    return hello

@@ -1,0 +1,130 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The main program of every child context (private module).
+
+Owns: turning a freshly bootstrapped interpreter into a context: moving the
+message pipe off fds 0/1, pointing stdin at /dev/null and stdout/stderr at pipes
+whose lines are forwarded as log records, reading the configuration message,
+wiring router, importer, responder, services and logging, greeting the parent,
+and exiting cleanly (children first) when the parent goes away or asks it to.
+
+``ROUTER`` and ``SERVICES`` are this context's, for functions called in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import _bootstrap
+from ._broker import Broker
+from ._importer import Entry, Importer, Responder, install
+from ._logs import ForwardHandler, LogReceiver, OutputForwarder
+from ._router import Router
+from ._service import ServiceRegistry
+from ._wire import FrameParser, Message
+
+ROUTER: Optional[Router] = None
+SERVICES: Optional[ServiceRegistry] = None
+
+
+def _read_config(fd: int) -> Tuple[Dict[str, Any], bytes]:
+    parser = FrameParser()
+    messages: List[Message] = []
+    while not messages:
+        data = os.read(fd, 65536)
+        if not data:
+            os._exit(1)
+        messages = parser.feed(data)
+    rest = b"".join(m.pack() for m in messages[1:]) + bytes(parser._buf)
+    config = messages[0].decode()
+    if not isinstance(config, dict):
+        os._exit(1)
+    return config, rest
+
+
+def _redirect_stdio() -> Tuple[int, int, int, int]:
+    """Move the message pipe to new fds; return (in, out, stdout_r, stderr_r)."""
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.close(null)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.close(out_w)
+    os.close(err_w)
+    for fd in (in_fd, out_fd, out_r, err_r):
+        os.set_inheritable(fd, False)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    sys.stdin = open(os.devnull)
+    return in_fd, out_fd, out_r, err_r
+
+
+def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
+    """Run this process as a child context until its parent lets go."""
+    global ROUTER, SERVICES
+    in_fd, out_fd, out_r, err_r = _redirect_stdio()
+    config, rest = _read_config(in_fd)
+    _bootstrap.set_payload(payload)
+
+    broker = Broker()
+    router = Router(broker, config["context_id"], config["name"], config["max_message"])
+    parent = router.make_stream(in_fd, out_fd, "parent", initial=rest)
+    router.set_parent(parent, config["parent_id"])
+    cache: Dict[str, Entry] = {
+        name: (is_pkg, "<ns.mitogen>/" + name, src.encode("utf-8"), ()) for name, (is_pkg, src) in modules.items()
+    }
+    importer = Importer(router, config["prefixes"], cache)
+    install(importer)
+    router.responder = Responder(router, config["prefixes"], importer)
+    SERVICES = ServiceRegistry(router)
+    LogReceiver(router)
+    ROUTER = router
+
+    root = logging.getLogger()
+    root.handlers[:] = [ForwardHandler(router)]
+    root.setLevel(config.get("log_level", logging.WARNING))
+    OutputForwarder(router, out_r, "stdout")
+    OutputForwarder(router, err_r, "stderr")
+
+    broker.start()
+    broker.defer(parent.start)
+    hello = {
+        "pid": os.getpid(),
+        "python": list(sys.version_info[:3]),
+        "executable": sys.executable,
+        "hostname": socket.gethostname(),
+        "uid": os.getuid(),
+    }
+    router.send(Message.encoded(hello, dst_id=config["parent_id"], handle=config["hello_handle"]))
+    broker.join()
+    router.close()
+    _bootstrap.reap_all(5.0)
+    os._exit(0)
+
+
+def stats() -> Dict[str, Any]:
+    """Counters of this context, for diagnostics and tests.
+
+    ``modules_sent`` maps each child id to how many times each module was sent to
+    it; ``import_requests`` counts requests this context made upwards.
+    """
+    router = ROUTER
+    if router is None:
+        return {}
+    responder = router.responder
+    importer = next((f for f in sys.meta_path if isinstance(f, Importer)), None)
+    return {
+        "context_id": router.context_id,
+        "router": dict(router.stats),
+        "modules_sent": {cid: dict(mods) for cid, mods in responder.sent.items()} if responder else {},
+        "modules_refused": responder.refused if responder else 0,
+        "import_requests": importer.requests if importer else 0,
+        "cached_modules": sorted(importer.cache) if importer else [],
+    }

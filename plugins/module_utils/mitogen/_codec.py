@@ -1,0 +1,240 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Safe serializer for message bodies (private module).
+
+Owns: turning Python values into bytes and back, and nothing else (no I/O).
+
+Rules it keeps:
+- Decoding is an allow-list. The peer chooses among a fixed set of tags (None, bool,
+  int, float, str, bytes, list, tuple, dict, set) plus object types registered here
+  by name, each rebuilt by its own ``from_wire`` that checks its state. No other
+  class is ever constructed from peer data: there is no pickle here.
+- Decoding never trusts a length: every count is checked against the bytes left,
+  nesting is bounded, and any malformed input raises ``PeerProtocolError``.
+- Encoding accepts subclasses of the plain types (str subclasses such as Ansible's
+  unsafe text encode as plain str); anything else raises ``ProtocolError`` naming
+  the type, because that is a bug on the sending side.
+
+Format: one tag byte per value; lengths and counts are unsigned 32-bit big endian.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable, Dict, List, Tuple
+
+from ._errors import PeerProtocolError, ProtocolError
+
+MAX_DEPTH = 64
+
+_U32 = struct.Struct(">I")
+_I64 = struct.Struct(">q")
+_F64 = struct.Struct(">d")
+
+# name -> (class, decoder); class -> name
+_BY_NAME: Dict[str, Tuple[type, Callable[[Any], Any]]] = {}
+_BY_CLASS: Dict[type, str] = {}
+
+
+def register(name: str, cls: type, from_wire: Callable[[Any], Any]) -> None:
+    """Allow ``cls`` across the wire under ``name``.
+
+    ``cls`` must have a ``to_wire()`` method returning plain encodable state;
+    ``from_wire(state)`` must validate that state and raise ``PeerProtocolError`` on
+    anything unexpected.
+    """
+    _BY_NAME[name] = (cls, from_wire)
+    _BY_CLASS[cls] = name
+
+
+def _enc_int(v: int, out: List[bytes]) -> None:
+    if -(1 << 63) <= v < (1 << 63):
+        out.append(b"i" + _I64.pack(v))
+    else:
+        raw = v.to_bytes((v.bit_length() + 8) // 8, "big", signed=True)
+        out.append(b"I" + _U32.pack(len(raw)) + raw)
+
+
+def _enc_str(v: str, out: List[bytes]) -> None:
+    raw = v.encode("utf-8", "surrogatepass")
+    out.append(b"s" + _U32.pack(len(raw)))
+    out.append(raw)
+
+
+def _enc_bytes(v: bytes, out: List[bytes]) -> None:
+    out.append(b"b" + _U32.pack(len(v)))
+    out.append(bytes(v))
+
+
+def _encode(v: Any, out: List[bytes], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ProtocolError("value nested deeper than %d levels" % MAX_DEPTH)
+    tp = type(v)
+    if v is None:
+        out.append(b"N")
+    elif v is True:
+        out.append(b"T")
+    elif v is False:
+        out.append(b"F")
+    elif tp is str:
+        _enc_str(v, out)
+    elif tp is int:
+        _enc_int(v, out)
+    elif tp is bytes or tp is bytearray or tp is memoryview:
+        _enc_bytes(v, out)
+    elif tp is dict:
+        out.append(b"D" + _U32.pack(len(v)))
+        for k, item in v.items():
+            _encode(k, out, depth + 1)
+            _encode(item, out, depth + 1)
+    elif tp is list or tp is tuple:
+        out.append((b"L" if tp is list else b"U") + _U32.pack(len(v)))
+        for item in v:
+            _encode(item, out, depth + 1)
+    elif tp is float:
+        out.append(b"d" + _F64.pack(v))
+    elif tp in _BY_CLASS:
+        raw = _BY_CLASS[tp].encode("utf-8")
+        out.append(b"O" + _U32.pack(len(raw)) + raw)
+        _encode(v.to_wire(), out, depth + 1)
+    else:
+        _encode_subclass(v, out, depth)
+
+
+def _encode_subclass(v: Any, out: List[bytes], depth: int) -> None:
+    # Subclasses of plain types (e.g. Ansible's AnsibleUnsafeText) travel as the
+    # plain type; the receiver never learns the subclass.
+    if isinstance(v, bool):
+        out.append(b"T" if v else b"F")
+    elif isinstance(v, str):
+        _enc_str(str.__str__(v), out)
+    elif isinstance(v, int):
+        _enc_int(int(v), out)
+    elif isinstance(v, (bytes, bytearray)):
+        _enc_bytes(bytes(v), out)
+    elif isinstance(v, float):
+        out.append(b"d" + _F64.pack(float(v)))
+    elif isinstance(v, dict):
+        _encode(dict(v), out, depth)
+    elif isinstance(v, (list, tuple)):
+        _encode(list(v) if isinstance(v, list) else tuple(v), out, depth)
+    elif isinstance(v, (set, frozenset)):
+        out.append(b"S" + _U32.pack(len(v)))
+        for item in v:
+            _encode(item, out, depth + 1)
+    else:
+        raise ProtocolError("cannot encode a value of type %s.%s" % (type(v).__module__, type(v).__qualname__))
+
+
+def encode(value: Any) -> bytes:
+    """Return ``value`` as bytes; raise ``ProtocolError`` for an unencodable type."""
+    out: List[bytes] = []
+    _encode(value, out, 0)
+    return b"".join(out)
+
+
+class _Decoder:
+    __slots__ = ("buf", "pos", "end")
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = memoryview(buf)
+        self.pos = 0
+        self.end = len(buf)
+
+    def fail(self, why: str) -> PeerProtocolError:
+        return PeerProtocolError("malformed message body at offset %d: %s" % (self.pos, why))
+
+    def take(self, n: int) -> memoryview:
+        if n > self.end - self.pos:
+            raise self.fail("length %d runs past the end" % n)
+        start = self.pos
+        self.pos += n
+        return self.buf[start : self.pos]
+
+    def u32(self) -> int:
+        return int(_U32.unpack(self.take(4))[0])
+
+    def count(self) -> int:
+        n = self.u32()
+        if n > self.end - self.pos:  # every item needs at least one byte
+            raise self.fail("count %d exceeds the bytes left" % n)
+        return n
+
+    def string(self) -> str:
+        try:
+            return str(self.take(self.u32()), "utf-8", "surrogatepass")
+        except UnicodeDecodeError as exc:
+            raise self.fail("invalid UTF-8 (%s)" % exc) from None
+
+    def value(self, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise self.fail("nested deeper than %d levels" % MAX_DEPTH)
+        tag = bytes(self.take(1))
+        handler = _TAGS.get(tag)
+        if handler is None:
+            raise self.fail("unknown tag %r" % tag)
+        return handler(self, depth)
+
+
+def _d_dict(d: _Decoder, depth: int) -> dict:
+    n = d.count()
+    out = {}
+    for _ in range(n):
+        k = d.value(depth + 1)
+        try:
+            out[k] = d.value(depth + 1)
+        except TypeError:
+            raise d.fail("unhashable dict key of type %s" % type(k).__name__) from None
+    return out
+
+
+def _d_set(d: _Decoder, depth: int) -> set:
+    try:
+        return {d.value(depth + 1) for _ in range(d.count())}
+    except TypeError:
+        raise d.fail("unhashable set member") from None
+
+
+def _d_object(d: _Decoder, depth: int) -> Any:
+    name = d.string()
+    entry = _BY_NAME.get(name)
+    if entry is None:
+        raise d.fail("object type %r is not on the allow-list" % name)
+    state = d.value(depth + 1)
+    try:
+        return entry[1](state)
+    except PeerProtocolError:
+        raise
+    except Exception as exc:  # a from_wire that did not expect this state
+        raise d.fail("bad state for %s: %s" % (name, exc)) from None
+
+
+_TAGS: Dict[bytes, Callable[[_Decoder, int], Any]] = {
+    b"N": lambda d, depth: None,
+    b"T": lambda d, depth: True,
+    b"F": lambda d, depth: False,
+    b"i": lambda d, depth: _I64.unpack(d.take(8))[0],
+    b"I": lambda d, depth: int.from_bytes(d.take(d.u32()), "big", signed=True),
+    b"d": lambda d, depth: _F64.unpack(d.take(8))[0],
+    b"s": lambda d, depth: d.string(),
+    b"b": lambda d, depth: bytes(d.take(d.u32())),
+    b"L": lambda d, depth: [d.value(depth + 1) for _ in range(d.count())],
+    b"U": lambda d, depth: tuple(d.value(depth + 1) for _ in range(d.count())),
+    b"D": _d_dict,
+    b"S": _d_set,
+    b"O": _d_object,
+}
+
+
+def decode(data: bytes) -> Any:
+    """Return the value encoded in ``data``; raise ``PeerProtocolError`` if malformed."""
+    d = _Decoder(data)
+    try:
+        value = d.value(0)
+    except PeerProtocolError:
+        raise
+    except (struct.error, ValueError, OverflowError, MemoryError, RecursionError) as exc:
+        raise d.fail(str(exc)) from None
+    if d.pos != d.end:
+        raise d.fail("%d trailing bytes" % (d.end - d.pos))
+    return value

@@ -1,0 +1,135 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one exception tree of the core (private module).
+
+Owns: every exception the core raises. The tree is shallow on purpose, so that a
+caller needs to tell apart only a handful of cases:
+
+- ``StreamError``: a connection to a context was lost or could not be made (the
+  peer is gone; pending calls on that path fail at once with this error).
+- ``ConnectError``: a child could not be started (bad password, unreachable host,
+  missing interpreter, ...). A ``StreamError`` subclass.
+- ``ProtocolError``: bytes that do not follow the protocol. ``PeerProtocolError``
+  when the peer sent them (that stream is dropped), plain ``ProtocolError`` when we
+  were asked to send something that cannot be encoded (our own fault).
+- ``CallError``: a remote call raised; carries the remote type name and traceback.
+- ``RefusedError``: a peer asked for something the trust rules forbid.
+- ``TimeoutError``: a deadline passed.
+
+Messages name the context (host/account) and hop involved, and suggest a fix where
+one is known. Translation to Ansible's exceptions happens at the plugin boundary,
+never here. This module must stay importable on Python 3.8 with the standard
+library only, because it also runs on targets.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Optional
+
+
+class Error(Exception):
+    """Base of every exception raised by the ns.mitogen core."""
+
+
+class StreamError(Error):
+    """A stream to a context was lost, or a route to it does not exist.
+
+    Crosses the wire as itself, so a caller learns of a dead path as a
+    ``StreamError`` even when a hop far away noticed it.
+    """
+
+    def to_wire(self) -> str:
+        return str(self)
+
+    @classmethod
+    def from_wire(cls, state: object) -> "StreamError":
+        if not isinstance(state, str):
+            raise PeerProtocolError("malformed StreamError state")
+        return cls(state)
+
+
+class ConnectError(StreamError):
+    """A child context could not be started.
+
+    ``context`` names the context being started, ``stage`` says how far it got
+    (``spawn``, ``authenticate``, ``interpreter``, ``handshake``), ``output`` holds
+    what the child printed, for the reader of the error.
+    """
+
+    def __init__(self, context: str, reason: str, stage: str = "", output: str = "", hint: str = "") -> None:
+        self.context = context
+        self.reason = reason
+        self.stage = stage
+        self.output = output
+        self.hint = hint
+        parts = ["cannot connect to %s: %s" % (context, reason)]
+        if output:
+            parts.append("output: %s" % output.strip()[-2000:])
+        if hint:
+            parts.append("hint: %s" % hint)
+        super().__init__("; ".join(parts))
+
+
+class ProtocolError(Error):
+    """Data that does not follow the protocol (our own fault when raised on encode)."""
+
+
+class PeerProtocolError(ProtocolError):
+    """A peer sent bytes that break the protocol; its stream is dropped."""
+
+
+class RefusedError(Error):
+    """A request was refused by a trust rule (the rule is named in the message)."""
+
+
+class TimeoutError(Error):  # noqa: A001 - deliberately ours, distinct from the builtin
+    """A deadline passed before the awaited event arrived."""
+
+
+class ChannelClosed(StreamError):
+    """A receiver was closed locally before a message arrived."""
+
+
+class CallError(Error):
+    """A function called in another context raised.
+
+    ``type_name`` is the remote exception's qualified type name, ``remote_message`` its
+    text, ``remote_traceback`` the formatted traceback as the remote side saw it.
+    """
+
+    def __init__(self, type_name: str, remote_message: str, remote_traceback: str = "", context: str = "") -> None:
+        self.type_name = type_name
+        self.remote_message = remote_message
+        self.remote_traceback = remote_traceback
+        self.context = context
+        where = " in %s" % context if context else ""
+        text = "%s%s: %s" % (type_name, where, remote_message)
+        if remote_traceback:
+            text = "%s\n--- remote traceback ---\n%s" % (text, remote_traceback.rstrip())
+        super().__init__(text)
+
+    def to_wire(self) -> tuple:
+        return (self.type_name, self.remote_message, self.remote_traceback, self.context)
+
+    @classmethod
+    def from_wire(cls, state: object) -> "CallError":
+        if not (isinstance(state, tuple) and len(state) == 4 and all(isinstance(s, str) for s in state)):
+            raise PeerProtocolError("malformed CallError state")
+        return cls(*state)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, context: str = "") -> "CallError":
+        import traceback
+
+        if isinstance(exc, CallError):
+            return exc
+        tp = type(exc)
+        name = tp.__name__ if tp.__module__ in ("builtins", "__builtin__") else "%s.%s" % (tp.__module__, tp.__qualname__)
+        tb = "".join(traceback.format_exception(tp, exc, exc.__traceback__))
+        return cls(name, str(exc), tb, context)
+
+    def builtin_type(self) -> Optional[type]:
+        """The builtin exception class of the remote error, if it was one."""
+        tp = getattr(builtins, self.type_name, None)
+        return tp if isinstance(tp, type) and issubclass(tp, BaseException) else None

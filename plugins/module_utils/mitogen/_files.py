@@ -1,0 +1,205 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""File streaming in both directions, through any number of hops (private).
+
+Owns: the chunk protocol (``send_stream`` / ``receive_stream``), the controller's
+``FileService`` (what a context may pull), and the functions a target runs to pull
+from, or push to, its controller.
+
+Rules it keeps:
+- Memory is bounded at every hop: the sender keeps at most ``WINDOW`` chunks
+  unacknowledged, so no hop ever buffers more than ``WINDOW * CHUNK`` bytes of a
+  transfer, whatever the speed of the links.
+- The destination is replaced atomically: data goes to a temporary file in the
+  destination's directory, is checked against the sender's SHA-256, fsynced, given
+  its mode, and renamed over the destination. A failed transfer leaves the old file.
+- A context may pull only files that its controller registered for that very
+  context (``FileService.register``); anything else is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import tempfile
+from typing import Any, Dict, Optional, Set, Tuple
+
+from . import _codec
+from ._errors import CallError, Error, PeerProtocolError, RefusedError
+from ._router import Receiver, Router
+from ._service import CHILDREN, Service, expose
+from ._wire import CALL_SERVICE, FLAG_ERROR, FLAG_LAST, Message
+
+LOG = logging.getLogger("ns.mitogen.files")
+
+CHUNK = 256 * 1024
+WINDOW = 8
+SERVICE = "ns.mitogen.files"
+
+
+class TransferError(Error):
+    """A file transfer failed (checksum mismatch, short stream, I/O error)."""
+
+
+def send_stream(router: Router, path: str, dst_id: int, handle: int, timeout: float = 120.0) -> Dict[str, Any]:
+    """Stream the file at ``path`` to ``handle`` in ``dst_id``; return its metadata.
+
+    The receiver acknowledges each chunk; at most ``WINDOW`` are in flight. The last
+    message (``FLAG_LAST``) carries ``{"size", "sha256", "mode"}``, also returned.
+    """
+    acks = Receiver(router, respondent=dst_id, persist=True)
+    digest = hashlib.sha256()
+    size = 0
+    in_flight = 0
+    try:
+        with open(path, "rb") as fp:
+            st = os.fstat(fp.fileno())
+            while True:
+                chunk = fp.read(CHUNK)
+                if not chunk:
+                    break
+                while in_flight >= WINDOW:
+                    _check_ack(acks.get(timeout))
+                    in_flight -= 1
+                digest.update(chunk)
+                size += len(chunk)
+                router.send(Message(dst_id=dst_id, handle=handle, reply_to=acks.handle, data=_codec.encode(chunk)))
+                in_flight += 1
+        meta = {"size": size, "sha256": digest.hexdigest(), "mode": stat.S_IMODE(st.st_mode)}
+        router.send(Message.encoded(meta, dst_id=dst_id, handle=handle, reply_to=acks.handle, flags=FLAG_LAST))
+        while in_flight > 0:
+            _check_ack(acks.get(timeout))
+            in_flight -= 1
+        return meta
+    finally:
+        acks.close()
+
+
+def _check_ack(msg: Message) -> None:
+    value = msg.decode()  # raises the receiver's CallError if it gave up
+    if value is not True:
+        raise PeerProtocolError("unexpected acknowledgement %r" % (value,))
+
+
+def receive_stream(
+    router: Router, recv: Receiver, dest: str, mode: Optional[int] = None, timeout: float = 120.0
+) -> Dict[str, Any]:
+    """Write the chunks arriving on ``recv`` to ``dest`` atomically; return metadata.
+
+    ``recv`` is also the reply handle of the call that started the sender, so a
+    sender that fails before or during the stream raises its ``CallError`` here.
+    ``mode`` overrides the sender's mode. Raises ``TransferError`` on a checksum or
+    size mismatch (the destination is then left untouched).
+    """
+    dest = os.path.abspath(os.path.expanduser(dest))
+    directory = os.path.dirname(dest) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), suffix=".nsm-part", dir=directory)
+    digest = hashlib.sha256()
+    size = 0
+    last: Optional[Message] = None
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            while True:
+                msg = last = recv.get(timeout)
+                if msg.flags & FLAG_LAST:
+                    meta = msg.decode()
+                    break
+                chunk = msg.decode()
+                if not isinstance(chunk, bytes):
+                    raise PeerProtocolError("file chunk is not bytes")
+                fp.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                router.send(msg.reply_message(True))
+            if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str) or not isinstance(meta.get("size"), int):
+                raise PeerProtocolError("malformed end of file stream")
+            if meta["size"] != size or meta["sha256"] != digest.hexdigest():
+                raise TransferError(
+                    "%s: received %d bytes with SHA-256 %s, sender had %d bytes with %s"
+                    % (dest, size, digest.hexdigest(), meta["size"], meta["sha256"])
+                )
+            fp.flush()
+            os.fsync(fp.fileno())
+        final_mode = mode if mode is not None else meta.get("mode")
+        if isinstance(final_mode, int):
+            os.chmod(tmp, final_mode & 0o7777)
+        os.replace(tmp, dest)
+        router.send(msg.reply_message(True))
+        return {"size": size, "sha256": digest.hexdigest(), "mode": final_mode, "path": dest}
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if last is not None and last.reply_to:  # stop the sender now, not at its timeout
+            router.send(last.reply_message(CallError.from_exception(exc, router.name), flags=FLAG_ERROR))
+        raise
+
+
+class FileService(Service):
+    """Serves files to the contexts they were registered for."""
+
+    name = SERVICE
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._registered: Dict[int, Set[str]] = {}
+
+    def register(self, context_id: int, path: str) -> str:
+        """Let ``context_id`` pull ``path``; return the absolute path to ask for."""
+        path = os.path.abspath(path)
+        self._registered.setdefault(context_id, set()).add(path)
+        return path
+
+    def unregister(self, context_id: int, path: Optional[str] = None) -> None:
+        if path is None:
+            self._registered.pop(context_id, None)
+        else:
+            self._registered.get(context_id, set()).discard(os.path.abspath(path))
+
+    @expose(CHILDREN, path=str, handle=int)
+    def fetch(self, caller: int, path: str, handle: int) -> Dict[str, Any]:
+        """Stream ``path`` to ``handle`` in ``caller`` if it was registered for it."""
+        if path not in self._registered.get(caller, ()):
+            raise RefusedError(
+                "%s: %s may not read %r: the file was not registered for it"
+                % (self.router.name, self.router.name_of(caller), path)
+            )
+        return send_stream(self.router, path, caller, handle)
+
+
+# -- functions the controller calls in a target ------------------------------------
+def _router() -> Router:
+    from . import _child
+
+    router = _child.ROUTER
+    if router is None:
+        raise Error("not running inside an ns.mitogen context")
+    return router
+
+
+def pull_file(source: str, dest: str, mode: Optional[int] = None, source_context: int = 0) -> Dict[str, Any]:
+    """Run in a target: pull ``source`` from ``source_context``'s FileService to ``dest``."""
+    router = _router()
+    recv = Receiver(router, respondent=source_context, persist=True)
+    try:
+        call = (SERVICE, "fetch", {"path": source, "handle": recv.handle})
+        router.send(Message.encoded(call, dst_id=source_context, handle=CALL_SERVICE, reply_to=recv.handle))
+        result = receive_stream(router, recv, dest, mode)
+        recv.get(120.0).decode()  # the service's own reply, after the stream
+        return result
+    finally:
+        recv.close()
+
+
+def push_file(path: str, dst_id: int, handle: int) -> Dict[str, Any]:
+    """Run in a target: stream the local ``path`` to ``handle`` in ``dst_id``."""
+    return send_stream(_router(), path, dst_id, handle)
+
+
+def file_info(path: str) -> Tuple[int, int]:
+    """(size, mode) of a file in this context."""
+    st = os.stat(path)
+    return st.st_size, stat.S_IMODE(st.st_mode)

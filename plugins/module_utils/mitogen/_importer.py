@@ -1,0 +1,315 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Modules served on demand from the controller, cached at every hop (private).
+
+Owns: ``Importer`` (a ``sys.meta_path`` finder in every non-root context) and
+``Responder`` (answers ``GET_MODULE`` from direct children, in every context).
+
+Rules it keeps:
+- Only module trees on the allow-list (``prefixes``) are ever served, and on the
+  controller their source is read from the controller's own files. A request for
+  anything else is refused and counted; no other module of the controller leaks.
+- A module is answered together with the allowed modules it imports (transitively),
+  minus those that child already has, so one round trip serves a whole tree.
+- Every hop keeps what passed through it: an intermediary answers its children
+  from its cache, and asks upwards only for what it lacks. So each module crosses
+  each hop at most once per run (``Responder.sent`` counts it, for the tests).
+- Allow-listed trees are looked up here *before* the target's own ``sys.path``, so
+  the controller's version of those trees always wins.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import linecache
+import logging
+import sys
+import threading
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+
+from ._errors import PeerProtocolError
+from ._router import Receiver, Router, is_dead
+from ._wire import GET_MODULE, IMPORT_POLICY, Message
+
+LOG = logging.getLogger("ns.mitogen.importer")
+
+# name -> (is_pkg, filename, source or None when absent, names of related modules)
+Entry = Tuple[bool, str, Optional[bytes], Tuple[str, ...]]
+
+
+def is_allowed(name: str, prefixes: Sequence[str]) -> bool:
+    """True if ``name`` is in, or is an ancestor package of, an allowed tree."""
+    for prefix in prefixes:
+        if name == prefix or name.startswith(prefix + ".") or prefix.startswith(name + "."):
+            return True
+    return False
+
+
+def _in_tree(name: str, prefixes: Sequence[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _valid_entry(name: Any, entry: Any) -> bool:
+    return (
+        isinstance(name, str)
+        and isinstance(entry, tuple)
+        and len(entry) == 4
+        and isinstance(entry[0], bool)
+        and isinstance(entry[1], str)
+        and (entry[2] is None or isinstance(entry[2], bytes))
+        and isinstance(entry[3], tuple)
+        and all(isinstance(r, str) for r in entry[3])
+    )
+
+
+class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds allow-listed modules in the local cache, else asks the parent."""
+
+    def __init__(self, router: Router, prefixes: Sequence[str], cache: Dict[str, Entry]) -> None:
+        self.router = router
+        self.prefixes = list(prefixes)
+        self.cache: Dict[str, Entry] = dict(cache)
+        self._lock = threading.Lock()
+        self._inflight: Dict[str, threading.Event] = {}
+        self.requests = 0
+        router.add_handler(self._on_policy, IMPORT_POLICY, policy=router.from_parent)
+
+    def __repr__(self) -> str:
+        return "Importer(cached=%d, prefixes=%r)" % (len(self.cache), self.prefixes)
+
+    def _on_policy(self, msg: Message) -> None:
+        prefixes = msg.decode()
+        if isinstance(prefixes, list) and all(isinstance(p, str) for p in prefixes):
+            self.prefixes = prefixes
+
+    # -- finder -------------------------------------------------------------------
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Optional[importlib.machinery.ModuleSpec]:
+        if fullname not in self.cache:
+            if not is_allowed(fullname, self.prefixes) or self.router.broker.on_thread:
+                return None
+            self.fetch(fullname)
+        entry = self.cache.get(fullname)
+        if entry is None or entry[2] is None:
+            return None
+        spec = importlib.machinery.ModuleSpec(fullname, self, origin=entry[1], is_package=entry[0])
+        spec.has_location = False
+        return spec
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: Any) -> None:
+        name = module.__spec__.name
+        is_pkg, filename, source, _ = self.cache[name]
+        if is_pkg:
+            module.__path__ = []
+        module.__file__ = filename
+        text = (source or b"").decode("utf-8")
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        exec(compile(text, filename, "exec"), module.__dict__)
+
+    def get_source(self, fullname: str) -> Optional[str]:
+        entry = self.cache.get(fullname)
+        return None if entry is None or entry[2] is None else entry[2].decode("utf-8")
+
+    # -- fetching -----------------------------------------------------------------
+    def fetch(self, fullname: str, timeout: float = 120.0) -> Optional[Entry]:
+        """Ask the parent for ``fullname`` (and its related modules); cache them all."""
+        with self._lock:
+            event = self._inflight.get(fullname)
+            owner = event is None
+            if owner:
+                event = self._inflight[fullname] = threading.Event()
+        assert event is not None  # for mypy: set just above
+        if not owner:
+            event.wait(timeout)
+            return self.cache.get(fullname)
+        try:
+            self.requests += 1
+            recv = Receiver(self.router, respondent=self.router.parent_id)
+            try:
+                self.router.send(
+                    Message.encoded(fullname, dst_id=self.router.parent_id or 0, handle=GET_MODULE, reply_to=recv.handle)
+                )
+                self.store(recv.get(timeout).decode())
+            finally:
+                recv.close()
+        finally:
+            with self._lock:
+                self._inflight.pop(fullname, None)
+            event.set()
+        return self.cache.get(fullname)
+
+    def store(self, bundle: Any) -> None:
+        if not isinstance(bundle, dict):
+            raise PeerProtocolError("GET_MODULE reply is not a dict")
+        for name, entry in bundle.items():
+            if not _valid_entry(name, entry):
+                raise PeerProtocolError("malformed module entry for %r" % (name,))
+            self.cache[name] = entry
+
+
+class Responder:
+    """Answers ``GET_MODULE`` from direct children (every context has one).
+
+    ``importer`` is this context's own ``Importer`` (None on the controller, which
+    reads sources from its own files).
+    """
+
+    def __init__(self, router: Router, prefixes: Sequence[str], importer: Optional[Importer] = None) -> None:
+        self.router = router
+        self.importer = importer
+        self._prefixes = list(prefixes)
+        self._local: Dict[str, Entry] = {}  # controller: sources read from disk
+        self.sent: Dict[int, Dict[str, int]] = {}  # child id -> module -> times sent
+        self.refused = 0
+        self._waiting: Dict[str, List[Message]] = {}
+        router.add_handler(self._on_get_module, GET_MODULE, policy=router.from_child_stream)
+
+    def __repr__(self) -> str:
+        return "Responder(prefixes=%r)" % (self.prefixes,)
+
+    @property
+    def prefixes(self) -> List[str]:
+        return self.importer.prefixes if self.importer is not None else self._prefixes
+
+    def allow(self, prefix: str) -> None:
+        """Serve the module tree ``prefix`` too (controller only); tell children."""
+        if prefix not in self._prefixes:
+            self._prefixes.append(prefix)
+        for cid in list(self.sent) + [s.remote_id for s in self.router.broker.streams if s is not self.router.parent]:
+            if cid > 0:
+                self.router.send(Message.encoded(list(self._prefixes), dst_id=cid, handle=IMPORT_POLICY))
+
+    # -- controller: read sources ---------------------------------------------------
+    def _load_local(self, name: str) -> Optional[Entry]:
+        if name in self._local:
+            return self._local[name]
+        entry: Optional[Entry] = None
+        if not _in_tree(name, self.prefixes):
+            # An ancestor package of an allowed tree: served empty, never its source.
+            entry = (True, "<ns.mitogen:%s>" % name, b"", ())
+        else:
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError, AttributeError):
+                spec = None
+            if spec is not None:
+                entry = self._entry_from_spec(name, spec)
+        self._local[name] = entry if entry is not None else (False, "", None, ())
+        return self._local[name]
+
+    def _entry_from_spec(self, name: str, spec: importlib.machinery.ModuleSpec) -> Entry:
+        is_pkg = spec.submodule_search_locations is not None
+        origin = spec.origin
+        if origin in (None, "namespace", "built-in", "frozen") or not str(origin).endswith(".py"):
+            if is_pkg and origin in (None, "namespace"):
+                return (True, "<ns.mitogen:%s>" % name, b"", ())
+            return (False, "", None, ())
+        with open(str(origin), "rb") as fp:
+            source = fp.read()
+        return (is_pkg, "master:%s" % origin, source, tuple(sorted(self._related(name, is_pkg, source))))
+
+    def _related(self, name: str, is_pkg: bool, source: bytes) -> Set[str]:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return set()
+        package = name if is_pkg else name.rpartition(".")[0]
+        found: Set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    if node.level > 1:
+                        parts = parts[: -(node.level - 1)]
+                    base = ".".join(parts + ([base] if base else []))
+                found.add(base)
+                found.update("%s.%s" % (base, alias.name) for alias in node.names)
+        out = set()
+        for mod in found:
+            # Include ancestors: importing a.b.c imports a and a.b first.
+            parts = mod.split(".")
+            for i in range(1, len(parts) + 1):
+                sub = ".".join(parts[:i])
+                if sub != name and is_allowed(sub, self.prefixes):
+                    out.add(sub)
+        return out
+
+    # -- answering ------------------------------------------------------------------
+    def _lookup(self, name: str) -> Optional[Entry]:
+        if self.importer is None:
+            return self._load_local(name)
+        return self.importer.cache.get(name)
+
+    def _bundle(self, name: str, child: int) -> Dict[str, Entry]:
+        have = self.sent.setdefault(child, {})
+        bundle: Dict[str, Entry] = {}
+        todo = [name]
+        while todo:
+            mod = todo.pop()
+            if mod in bundle or (mod in have and mod != name):
+                continue
+            entry = self._lookup(mod)
+            if entry is None:
+                continue
+            if entry[2] is None and mod != name:
+                continue  # a related name that is not a module (e.g. an attribute)
+            bundle[mod] = entry
+            todo.extend(entry[3])
+        for mod in bundle:
+            have[mod] = have.get(mod, 0) + 1
+        return bundle
+
+    def _on_get_module(self, msg: Message) -> None:
+        name = msg.decode()
+        if not isinstance(name, str):
+            raise PeerProtocolError("GET_MODULE body is not a module name")
+        if not is_allowed(name, self.prefixes):
+            self.refused += 1
+            LOG.warning(
+                "%s: refused module %r to %s: not on the allow-list", self.router.name, name, self.router.name_of(msg.src_id)
+            )
+            self.router.send(msg.reply_message({name: (False, "", None, ())}))
+            return
+        if self.importer is not None and name not in self.importer.cache:
+            self._fetch_upwards(name, msg)
+            return
+        self.router.send(msg.reply_message(self._bundle(name, msg.src_id)))
+
+    def _fetch_upwards(self, name: str, msg: Message) -> None:
+        """Intermediary: ask our parent without importing; answer waiting children."""
+        waiting = self._waiting.setdefault(name, [])
+        waiting.append(msg)
+        if len(waiting) > 1:
+            return
+        importer = self.importer
+        assert importer is not None  # for mypy: caller checked
+
+        def _on_reply(reply: Message) -> None:
+            pending = self._waiting.pop(name, [])
+            if not is_dead(reply):
+                try:
+                    importer.store(reply.decode())
+                except Exception as exc:
+                    LOG.error("%s: bad module reply from parent: %s", self.router.name, exc)
+            importer.cache.setdefault(name, (False, "", None, ()))
+            for req in pending:
+                self.router.send(req.reply_message(self._bundle(name, req.src_id)))
+
+        handle = self.router.add_handler(
+            _on_reply, policy=lambda m: m.src_id == self.router.parent_id, persist=False, respondent=self.router.parent_id
+        )
+        self.router.send(Message.encoded(name, dst_id=self.router.parent_id or 0, handle=GET_MODULE, reply_to=handle))
+
+
+def install(importer: Importer) -> None:
+    """Put ``importer`` first on ``sys.meta_path`` (allowed trees win over local copies)."""
+    if importer not in sys.meta_path:
+        sys.meta_path.insert(0, importer)

@@ -1,0 +1,277 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Command lines and prompts of each way to start a child (private module).
+
+Owns: one small class per transport (``local``, ``ssh``, ``sudo``) that turns a spec
+(a plain dict, so it can cross the wire to an intermediary) into an argv, answers
+the password prompts the program shows, and explains its failures in plain words.
+No I/O happens here; ``_bootstrap`` drives the process.
+
+Rules it keeps:
+- Nothing ever waits on a question it cannot answer: ssh runs with ``BatchMode``
+  unless a password was given, with ``StrictHostKeyChecking`` set explicitly, and
+  one password attempt; sudo runs with ``-n`` unless a password was given.
+- A wrong password fails at the first sign of it ("Sorry, try again", a second
+  prompt), not at a timeout.
+- Specs are validated: unknown keys and wrong types are refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any, Dict, List, Optional, Tuple, Type
+
+from ._errors import ConnectError
+
+SUDO_PROMPT = "ns.mitogen sudo password:"
+
+
+class SpecError(ValueError):
+    """A connection spec has an unknown option or a value of the wrong type."""
+
+
+class Transport:
+    """Base: ``argv()``, ``on_text()`` and ``explain()`` for one spec."""
+
+    method = ""
+    # key -> (types, default)
+    options: Dict[str, Tuple[Tuple[type, ...], Any]] = {
+        "python": ((str, list), None),
+        "connect_timeout": ((int, float), 60.0),
+        "name": ((str, type(None)), None),
+    }
+    use_pty = False  # prompts arrive on a controlling terminal
+    password_on_stdin = False  # the password is typed on stdin, before the payload
+
+    def __init__(self, spec: Dict[str, Any]) -> None:
+        allowed = dict(Transport.options)
+        allowed.update(self.options)
+        unknown = sorted(set(spec) - set(allowed) - {"method"})
+        if unknown:
+            raise SpecError("%s: unknown option(s) %s" % (self.method, ", ".join(unknown)))
+        self.spec: Dict[str, Any] = {}
+        for key, (types, default) in allowed.items():
+            value = spec.get(key, default)
+            if value is not None and not isinstance(value, types):
+                raise SpecError(
+                    "%s: option %r must be %s, not %r" % (self.method, key, "/".join(t.__name__ for t in types), value)
+                )
+            if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+                raise SpecError("%s: option %r must be a list of strings" % (self.method, key))
+            self.spec[key] = value
+        self.prompts_answered = 0
+
+    def __repr__(self) -> str:
+        return "%s(%s)" % (type(self).__name__, self.describe())
+
+    def python_argv(self, default: str) -> List[str]:
+        python = self.spec.get("python") or default
+        return shlex.split(python) if isinstance(python, str) else list(python)
+
+    def describe(self) -> str:
+        return self.spec.get("name") or self.method
+
+    def argv(self, boot: List[str]) -> List[str]:
+        raise NotImplementedError
+
+    def password_bytes(self) -> Optional[bytes]:
+        password = self.spec.get("password")
+        return None if password is None else password.encode("utf-8") + b"\n"
+
+    def on_text(self, channel: str, text: str) -> Optional[bytes]:
+        """React to output seen so far on ``channel`` ("stderr" or "tty").
+
+        Returns bytes to type (a password), or None; raises ``ConnectError``.
+        """
+        return None
+
+    def explain(self, output: str, returncode: Optional[int]) -> Tuple[str, str]:
+        """(reason, hint) for a child that exited before it started."""
+        python = " ".join(self.python_argv("python3"))
+        if returncode in (126, 127) or re.search(r"(not found|No such file or directory)", output):
+            return (
+                "Python interpreter %r was not found or cannot run there" % python,
+                "set the python interpreter to one that exists on the target",
+            )
+        return ("the command exited with status %s before the interpreter started" % returncode, "")
+
+
+class Local(Transport):
+    method = "local"
+    options: Dict[str, Tuple[Tuple[type, ...], Any]] = {}
+
+    def argv(self, boot: List[str]) -> List[str]:
+        return boot
+
+
+class Ssh(Transport):
+    method = "ssh"
+    options: Dict[str, Tuple[Tuple[type, ...], Any]] = {
+        "hostname": ((str,), None),
+        "port": ((int, type(None)), None),
+        "username": ((str, type(None)), None),
+        "password": ((str, type(None)), None),
+        "identity_file": ((str, type(None)), None),
+        "ssh_path": ((str,), "ssh"),
+        "ssh_args": ((list,), []),
+        "check_host_keys": ((str,), "enforce"),
+        "known_hosts_file": ((str, type(None)), None),
+        "keepalive_interval": ((int, float), 3),
+        "keepalive_count": ((int,), 2),
+    }
+
+    def __init__(self, spec: Dict[str, Any]) -> None:
+        super().__init__(spec)
+        if not self.spec.get("hostname"):
+            raise SpecError("ssh: option 'hostname' is required")
+        if self.spec["check_host_keys"] not in ("enforce", "accept-new", "ignore"):
+            raise SpecError(
+                "ssh: check_host_keys must be 'enforce', 'accept-new' or 'ignore', not %r" % self.spec["check_host_keys"]
+            )
+        self.use_pty = self.spec.get("password") is not None
+
+    def describe(self) -> str:
+        if self.spec.get("name"):
+            return str(self.spec["name"])
+        user = self.spec.get("username")
+        port = self.spec.get("port")
+        return "ssh:%s%s%s" % ("%s@" % user if user else "", self.spec["hostname"], ":%d" % port if port else "")
+
+    def argv(self, boot: List[str]) -> List[str]:
+        s = self.spec
+        argv = [s["ssh_path"]]
+        strict = {"enforce": "yes", "accept-new": "accept-new", "ignore": "no"}[s["check_host_keys"]]
+        argv += ["-o", "StrictHostKeyChecking=%s" % strict]
+        if s.get("known_hosts_file"):
+            argv += ["-o", "UserKnownHostsFile=%s" % s["known_hosts_file"]]
+        elif strict == "no":
+            argv += ["-o", "UserKnownHostsFile=/dev/null"]
+        if s.get("password") is None:
+            argv += ["-o", "BatchMode=yes"]
+        else:
+            argv += ["-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1"]
+        timeout = max(1, int(s["connect_timeout"]))
+        argv += ["-o", "ConnectTimeout=%d" % timeout]
+        argv += ["-o", "ServerAliveInterval=%s" % s["keepalive_interval"], "-o", "ServerAliveCountMax=%d" % s["keepalive_count"]]
+        if s.get("identity_file"):
+            argv += ["-o", "IdentitiesOnly=yes", "-i", s["identity_file"]]
+        if s.get("port"):
+            argv += ["-p", str(s["port"])]
+        if s.get("username"):
+            argv += ["-l", s["username"]]
+        argv += list(s["ssh_args"])
+        argv += ["--", s["hostname"], " ".join(shlex.quote(a) for a in boot)]
+        return argv
+
+    def on_text(self, channel: str, text: str) -> Optional[bytes]:
+        if channel != "tty":
+            return None
+        tail = text.rstrip().lower()
+        if "(yes/no" in tail:
+            raise ConnectError(
+                self.describe(),
+                "ssh asked whether to trust an unknown host key",
+                "authenticate",
+                text,
+                "add the host key to known_hosts, or set check_host_keys",
+            )
+        if tail.endswith(("password:", "passphrase for key")) or "password for" in tail[-80:]:
+            if self.prompts_answered:
+                raise ConnectError(
+                    self.describe(), "ssh password was refused", "authenticate", text, "check the password for this user"
+                )
+            self.prompts_answered += 1
+            return self.password_bytes()
+        return None
+
+    def explain(self, output: str, returncode: Optional[int]) -> Tuple[str, str]:
+        checks = [
+            (
+                "REMOTE HOST IDENTIFICATION HAS CHANGED",
+                "the host key does not match known_hosts (possible man-in-the-middle)",
+                "verify the host and update known_hosts",
+            ),
+            (
+                "Host key verification failed",
+                "the host key is unknown or does not match known_hosts",
+                "add the host key to known_hosts, or set check_host_keys",
+            ),
+            ("Permission denied", "authentication failed", "check the username, key or password"),
+            ("Could not resolve hostname", "the host name does not resolve", "check the hostname"),
+            ("Connection refused", "the host refused the connection (no sshd on that port?)", "check the host and port"),
+            ("No route to host", "the host is unreachable (no route)", "check the address and the network"),
+            ("Network is unreachable", "the network is unreachable", "check the address and the network"),
+            ("timed out", "the connection timed out", "check that the host is up and reachable"),
+            ("Connection closed by", "the server closed the connection during authentication", ""),
+        ]
+        for needle, reason, hint in checks:
+            if needle in output:
+                return reason, hint
+        if returncode == 255:
+            return "ssh failed (exit status 255)", ""
+        return super().explain(output, returncode)
+
+
+class Sudo(Transport):
+    method = "sudo"
+    options: Dict[str, Tuple[Tuple[type, ...], Any]] = {
+        "username": ((str,), "root"),
+        "password": ((str, type(None)), None),
+        "sudo_path": ((str,), "sudo"),
+        "sudo_args": ((list,), []),
+        "preserve_env": ((bool,), False),
+    }
+
+    def __init__(self, spec: Dict[str, Any]) -> None:
+        super().__init__(spec)
+        self.password_on_stdin = self.spec.get("password") is not None
+
+    def describe(self) -> str:
+        return self.spec.get("name") or "sudo:%s" % self.spec["username"]
+
+    def argv(self, boot: List[str]) -> List[str]:
+        s = self.spec
+        argv = [s["sudo_path"], "-H", "-u", s["username"]]
+        if s.get("password") is None:
+            argv.append("-n")
+        else:
+            argv += ["-S", "-p", SUDO_PROMPT]
+        if s["preserve_env"]:
+            argv.append("-E")
+        argv += list(s["sudo_args"])
+        return argv + ["--"] + boot
+
+    def on_text(self, channel: str, text: str) -> Optional[bytes]:
+        if "Sorry, try again" in text or text.count(SUDO_PROMPT) > 1:
+            raise ConnectError(
+                self.describe(), "sudo password was refused", "authenticate", "", "check the sudo password for this user"
+            )
+        if SUDO_PROMPT in text and not self.prompts_answered:
+            self.prompts_answered += 1
+            return self.password_bytes()
+        return None
+
+    def explain(self, output: str, returncode: Optional[int]) -> Tuple[str, str]:
+        if "a password is required" in output or "a terminal is required" in output:
+            return "sudo needs a password and none was given", "set the sudo (become) password"
+        if "incorrect password attempt" in output or "Sorry, try again" in output:
+            return "sudo password was refused", "check the sudo password"
+        if "is not in the sudoers file" in output or "not allowed to execute" in output or "may not run sudo" in output:
+            return "this user may not use sudo for that target user", "check the sudoers rules"
+        if "unknown user" in output:
+            return "sudo: unknown target user", "check the become user"
+        return super().explain(output, returncode)
+
+
+TRANSPORTS: Dict[str, Type[Transport]] = {"local": Local, "ssh": Ssh, "sudo": Sudo}
+
+
+def make(spec: Any) -> Transport:
+    """The transport for ``spec``; raise ``SpecError`` if the spec is malformed."""
+    if not isinstance(spec, dict):
+        raise SpecError("a connection spec must be a dict, not %r" % type(spec).__name__)
+    cls = TRANSPORTS.get(spec.get("method"))  # type: ignore[arg-type]
+    if cls is None:
+        raise SpecError("unknown connection method %r (known: %s)" % (spec.get("method"), ", ".join(sorted(TRANSPORTS))))
+    return cls(spec)

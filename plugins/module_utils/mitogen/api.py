@@ -1,0 +1,181 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The public Python API of the ns.mitogen core.
+
+A ``Session`` owns one broker thread and the controller's router. From it you start
+contexts (persistent Python interpreters) locally, over SSH, or with sudo, each
+optionally ``via=`` another context, call functions in them, and stream files::
+
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Session
+    import os
+
+    with Session() as s:
+        web = s.ssh("web1.example.com", username="deploy")
+        root = s.sudo(via=web)                     # sudo -u root on web1
+        print(root.call(os.getuid))                # 0
+        s.push_file(root, "app.tar.gz", "/srv/app.tar.gz")
+        s.fetch_file(root, "/etc/os-release", "web1-os-release")
+
+Guarantees: every failure to start a context raises ``ConnectError`` within the
+connect timeout, naming the context and the cause; a call on a context that dies
+raises ``StreamError`` at once; ``close()`` stops every context started from the
+session and waits for their processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Dict, Iterable, List, Optional
+
+from . import _bootstrap, _files
+from ._broker import Broker
+from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError, StreamError, TimeoutError
+from ._importer import Responder
+from ._logs import LogReceiver
+from ._router import Context, Receiver, Router
+from ._service import ServiceRegistry
+from ._transports import SpecError
+
+__all__ = [
+    "Session",
+    "Context",
+    "Error",
+    "CallError",
+    "ConnectError",
+    "ProtocolError",
+    "RefusedError",
+    "SpecError",
+    "StreamError",
+    "TimeoutError",
+]
+
+
+class Session:
+    """The controller side: a broker, a router, and the contexts started from it.
+
+    ``allow_imports`` lists module trees (beyond the core itself) that contexts may
+    import from this controller on demand. ``connect_timeout`` bounds every start;
+    ``call_timeout`` is the default for ``Context.call`` made through ``call()``.
+    """
+
+    def __init__(
+        self,
+        allow_imports: Iterable[str] = (),
+        connect_timeout: float = 60.0,
+        log_level: Optional[int] = None,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
+        self.broker = Broker()
+        self.router = Router(self.broker, 0, "controller")
+        self.responder = Responder(self.router, [_bootstrap.PACKAGE] + list(allow_imports))
+        self.router.responder = self.responder
+        self.services = ServiceRegistry(self.router)
+        self.files = _files.FileService(self.router)
+        self.services.register(self.files)
+        self.logs = LogReceiver(self.router)
+        self.contexts: List[Context] = []
+        self.hellos: Dict[int, Dict[str, Any]] = {}
+        self._closed = False
+        self.broker.start()
+
+    def __repr__(self) -> str:
+        return "Session(contexts=%d)" % len(self.contexts)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- starting contexts -------------------------------------------------------------
+    def allow_import(self, prefix: str) -> None:
+        """Let contexts import the module tree ``prefix`` from this controller."""
+        self.responder.allow(prefix)
+
+    def connect(self, spec: Dict[str, Any], via: Optional[Context] = None) -> Context:
+        """Start the context ``spec`` describes, from ``via`` (default: here).
+
+        Raises ``SpecError`` for a malformed spec, ``ConnectError`` on failure.
+        """
+        spec = dict(spec)
+        spec.setdefault("connect_timeout", self.connect_timeout)
+        if via is None:
+            ctx, hello = _bootstrap.connect(self.router, spec, self.responder.prefixes, log_level=self.log_level)
+        else:
+            from ._transports import make
+
+            make(spec)  # validate here: a clear SpecError beats a remote one
+            cid = self.router.allocate_id()
+            name = make(spec).describe()
+            try:
+                hello = via.call(_bootstrap.connect_remote, spec, cid, self.log_level, timeout=spec["connect_timeout"] + 10)
+            except CallError as exc:
+                if exc.type_name.endswith("ConnectError"):
+                    raise ConnectError("%s via %s" % (name, via.name), exc.remote_message, "spawn") from None
+                raise
+            ctx = Context(self.router, cid, self.router.name_of(cid))
+        self.hellos[ctx.context_id] = hello
+        self.contexts.append(ctx)
+        return ctx
+
+    def local(self, python: Optional[str] = None, via: Optional[Context] = None, **kw: Any) -> Context:
+        """A new interpreter on the same machine as ``via`` (default: this one)."""
+        spec: Dict[str, Any] = {"method": "local", **kw}
+        if python or via is None:
+            spec["python"] = python or sys.executable
+        return self.connect(spec, via)
+
+    def ssh(self, hostname: str, via: Optional[Context] = None, **kw: Any) -> Context:
+        """An interpreter reached with ssh (options: see ``_transports.Ssh``)."""
+        return self.connect({"method": "ssh", "hostname": hostname, **kw}, via)
+
+    def sudo(self, via: Context, username: str = "root", **kw: Any) -> Context:
+        """An interpreter run by ``sudo -u username`` on the machine of ``via``.
+
+        Uses the same Python as ``via`` unless ``python=`` is given.
+        """
+        spec: Dict[str, Any] = {"method": "sudo", "username": username, **kw}
+        hello = self.hellos.get(via.context_id)
+        if "python" not in spec and hello:
+            spec["python"] = hello["executable"]
+        return self.connect(spec, via)
+
+    # -- files -------------------------------------------------------------------------
+    def push_file(
+        self, context: Context, local_path: str, remote_path: str, mode: Optional[int] = None, timeout: float = 120.0
+    ) -> Dict[str, Any]:
+        """Stream ``local_path`` to ``remote_path`` in ``context`` (atomic, verified).
+
+        Returns ``{"size", "sha256", "mode", "path"}`` as written there.
+        """
+        path = self.files.register(context.context_id, local_path)
+        try:
+            return context.call(_files.pull_file, path, remote_path, mode, 0, timeout=None)  # type: ignore[no-any-return]
+        finally:
+            self.files.unregister(context.context_id, path)
+
+    def fetch_file(
+        self, context: Context, remote_path: str, local_path: str, mode: Optional[int] = None, timeout: float = 120.0
+    ) -> Dict[str, Any]:
+        """Stream ``remote_path`` from ``context`` to ``local_path`` (atomic, verified)."""
+        recv = Receiver(self.router, respondent=context.context_id, persist=True)
+        try:
+            context.call_into(recv, _files.push_file, remote_path, 0, recv.handle)
+            result = _files.receive_stream(self.router, recv, local_path, mode, timeout)
+            recv.get(timeout).decode()  # push_file's own return value
+            return result
+        finally:
+            recv.close()
+
+    # -- ending ------------------------------------------------------------------------
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop every context, the broker thread and the call pool; reap processes."""
+        if self._closed:
+            return
+        self._closed = True
+        self.broker.shutdown(timeout / 2)
+        self.broker.join(timeout)
+        self.router.close()
+        _bootstrap.reap_all(timeout / 2)

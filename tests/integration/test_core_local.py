@@ -1,0 +1,345 @@
+"""The core on real local interpreters: calls, chains, importer, trust, files, faults.
+
+Every context here is a real Python process started through the same bootstrap as
+over SSH (``local`` transport), so these tests exercise the whole stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import sys
+import textwrap
+import time
+
+import pytest
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap, api
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import (
+    CallError,
+    ConnectError,
+    StreamError,
+)
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import SpecError
+from tests.integration import remote_helpers as rh
+
+HELPERS = "tests.integration.remote_helpers"
+
+
+@pytest.fixture
+def session():
+    s = api.Session(allow_imports=[HELPERS], connect_timeout=30)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def test_call_returns_value_and_runs_in_another_process(session):
+    ctx = session.local()
+    info = ctx.call(rh.identity)
+    assert info["pid"] != os.getpid() and info["ppid"] == os.getpid()
+    assert ctx.call(rh.echo, {"a": [1, b"2", (3,)]}) == {"a": [1, b"2", (3,)]}
+
+
+def test_remote_exception_carries_type_and_traceback(session):
+    ctx = session.local()
+    with pytest.raises(CallError) as info:
+        ctx.call(rh.fail, "boom")
+    assert info.value.type_name == "ValueError"
+    assert info.value.remote_message == "boom"
+    assert "remote_helpers.py" in info.value.remote_traceback and "in fail" in info.value.remote_traceback
+
+
+def test_sys_exit_in_a_call_is_an_error_not_a_dead_context(session):
+    ctx = session.local()
+    with pytest.raises(CallError, match="SystemExit"):
+        ctx.call(rh.exit_now, 3)
+    assert ctx.call(rh.echo, 1) == 1
+
+
+def test_many_calls_in_flight(session):
+    ctx = session.local()
+    receivers = [ctx.call_async(rh.echo, i) for i in range(300)]
+    try:
+        assert [r.get(30).decode() for r in receivers] == list(range(300))
+    finally:
+        for r in receivers:
+            r.close()
+
+
+def test_calls_run_concurrently_in_the_target(session):
+    ctx = session.local()
+    start = time.monotonic()
+    receivers = [ctx.call_async(rh.sleep, 1.0) for _ in range(8)]
+    try:
+        for r in receivers:
+            r.get(30).decode()
+    finally:
+        for r in receivers:
+            r.close()
+    assert time.monotonic() - start < 6.0  # 8 sequential sleeps would take 8 s
+
+
+def test_fire_and_forget(session, tmp_path):
+    ctx = session.local()
+    target = tmp_path / "fired"
+    ctx.call_no_reply(rh.write_file, str(target), "yes")
+    deadline = time.monotonic() + 10
+    while not target.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert target.read_text() == "yes"
+
+
+def test_chain_of_three_local_hops(session):
+    a = session.local()
+    b = session.local(via=a)
+    c = session.local(via=b)
+    ia, ib, ic = (x.call(rh.identity) for x in (a, b, c))
+    assert ib["ppid"] == ia["pid"] and ic["ppid"] == ib["pid"]
+    assert c.call(rh.echo, "deep") == "deep"
+
+
+def _make_package(root) -> str:
+    pkg = root / "nsm_lacking_pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("VALUE = 40\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "leaf.py").write_text("def two():\n    return 2\n")
+    (pkg / "util.py").write_text(
+        textwrap.dedent(
+            """
+            from . import VALUE
+            from .sub import leaf
+
+            def answer():
+                return VALUE + leaf.two()
+            """
+        )
+    )
+    return str(root)
+
+
+def test_module_the_target_lacks_is_imported_on_demand_once_per_hop(session, tmp_path):
+    sys.path.insert(0, _make_package(tmp_path))
+    try:
+        session.allow_import("nsm_lacking_pkg")
+        a = session.local()
+        b = session.local(via=a)
+        c = session.local(via=b)
+        # The target does not have the package on its own path.
+        assert c.call(rh.natively_importable, "nsm_lacking_pkg") is False
+        assert c.call(rh.import_and_use, "nsm_lacking_pkg.util", "answer") == 42
+        # Then its ancestors, and a fresh sibling below b, use the same modules.
+        assert b.call(rh.import_and_use, "nsm_lacking_pkg.util", "answer") == 42
+        assert a.call(rh.import_and_use, "nsm_lacking_pkg.util", "answer") == 42
+        d = session.local(via=b)
+        assert d.call(rh.import_and_use, "nsm_lacking_pkg.util", "answer") == 42
+
+        hops = {
+            "controller->a": session.responder.sent[a.context_id],
+            "a->b": a.call(rh.stats)["modules_sent"][b.context_id],
+            "b->c": b.call(rh.stats)["modules_sent"][c.context_id],
+            "b->d": b.call(rh.stats)["modules_sent"][d.context_id],
+        }
+        for hop, sent in hops.items():
+            ours = {m: n for m, n in sent.items() if m.startswith("nsm_lacking_pkg")}
+            assert set(ours) == {"nsm_lacking_pkg", "nsm_lacking_pkg.util", "nsm_lacking_pkg.sub", "nsm_lacking_pkg.sub.leaf"}, (
+                hop
+            )
+            assert set(ours.values()) == {1}, (hop, ours)
+        # The whole tree crossed in one request per hop (related modules travel together).
+        assert b.call(rh.stats)["import_requests"] <= 2
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m.startswith("nsm_lacking_pkg")]:
+            del sys.modules[name]
+
+
+# -- trust rules -----------------------------------------------------------------------
+def test_child_cannot_call_functions_in_its_parent_or_the_controller(session):
+    a = session.local()
+    b = session.local(via=a)
+    assert "RefusedError" in a.call(rh.call_upwards, 0)
+    assert "RefusedError" in b.call(rh.call_upwards, a.context_id)
+    assert "RefusedError" in b.call(rh.call_upwards, 0)
+    assert session.router.stats["refused"] >= 2
+
+
+def test_child_cannot_call_unexposed_service_methods(session):
+    a = session.local()
+    out = a.call(rh.call_service, 0, "ns.mitogen.files", "register", {"context_id": a.context_id, "path": "/etc/shadow"})
+    assert "RefusedError" in out and "not an exposed service method" in out
+    out = a.call(rh.call_service, 0, "ns.mitogen.files", "fetch", {"path": 123, "handle": 5})
+    assert "must be" in out
+    out = a.call(rh.call_service, 0, "no.such.service", "x", {})
+    assert "RefusedError" in out
+
+
+def test_child_cannot_route_to_a_sibling(session):
+    a = session.local()
+    b = session.local()
+    out = a.call(rh.call_sibling, b.context_id)
+    assert "RefusedError" in out and "not its ancestor" in out
+    assert b.call(rh.echo, "still fine") == "still fine"
+
+
+def test_child_cannot_forge_its_source_id(session):
+    a = session.local()
+    b = session.local()
+    before = session.router.stats["forged"]
+    a.call(rh.forge_source, b.context_id, 0)
+    assert a.call(rh.echo, 1) == 1  # the stream is ordered: the forged frame came first
+    assert session.router.stats["forged"] == before + 1
+
+
+def test_importer_never_serves_modules_outside_the_allow_list(session):
+    a = session.local()
+    for name in ("tests.conftest", "json", "ansible_collections.ns.mitogen.plugins.module_utils"):
+        # conftest is controller code; json is stdlib; the ancestor package is served empty.
+        got = a.call(rh.import_outside_allow_list, name)
+        assert not got, name
+    assert session.responder.refused >= 2
+
+
+def test_pulling_an_unregistered_file_is_refused(session, tmp_path):
+    secret = tmp_path / "id_rsa"
+    secret.write_text("SECRET")
+    a = session.local()
+    out = a.call(rh.pull, str(secret), str(tmp_path / "stolen"))
+    assert "RefusedError" in out and "not registered" in out
+    assert not (tmp_path / "stolen").exists()
+
+
+# -- files --------------------------------------------------------------------------------
+def test_push_and_fetch_preserve_content_and_mode_through_a_hop(session, tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    os.chmod(src, 0o640)
+    a = session.local()
+    b = session.local(via=a)
+    pushed = session.push_file(b, str(src), str(tmp_path / "remote.bin"))
+    assert pushed["size"] == src.stat().st_size
+    assert (tmp_path / "remote.bin").read_bytes() == src.read_bytes()
+    assert oct((tmp_path / "remote.bin").stat().st_mode & 0o777) == oct(0o640)
+    fetched = session.fetch_file(b, str(tmp_path / "remote.bin"), str(tmp_path / "back.bin"), mode=0o600)
+    assert fetched["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert (tmp_path / "back.bin").stat().st_mode & 0o777 == 0o600
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".nsm-part")]
+
+
+def test_failed_transfer_leaves_destination_untouched(session, tmp_path):
+    a = session.local()
+    dest = tmp_path / "dest"
+    dest.write_text("old")
+    with pytest.raises(CallError, match="FileNotFoundError"):
+        session.fetch_file(a, str(tmp_path / "missing"), str(dest))
+    assert dest.read_text() == "old"
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".nsm-part")]
+
+
+def test_empty_file(session, tmp_path):
+    (tmp_path / "empty").write_bytes(b"")
+    a = session.local()
+    assert session.push_file(a, str(tmp_path / "empty"), str(tmp_path / "empty2"))["size"] == 0
+    assert (tmp_path / "empty2").read_bytes() == b""
+
+
+# -- logging and output -----------------------------------------------------------------
+def test_target_logging_and_stray_output_reach_the_controller(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    with api.Session(allow_imports=[HELPERS]) as s:
+        a = s.local()
+        b = s.local(via=a)
+        b.call(rh.log_and_print, "hello")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = caplog.text
+            if "logged: hello" in text and "printed: hello" in text:
+                break
+            time.sleep(0.05)
+    assert "logged: hello" in caplog.text
+    assert "printed: hello" in caplog.text
+
+
+# -- faults -------------------------------------------------------------------------------
+def test_killed_interpreter_fails_pending_calls_at_once(session):
+    a = session.local()
+    b = session.local(via=a)
+    pid = b.call(rh.identity)["pid"]
+    recv = b.call_async(rh.sleep, 60)
+    try:
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)
+        start = time.monotonic()
+        with pytest.raises(StreamError, match="disconnected"):
+            recv.get(60)
+        assert time.monotonic() - start < 10
+    finally:
+        recv.close()
+    assert a.call(rh.echo, "alive") == "alive"
+    with pytest.raises(StreamError):
+        b.call(rh.echo, 1, timeout=10)
+
+
+def test_malformed_frame_drops_only_that_stream(session):
+    a = session.local()
+    b = session.local()
+    a.call_no_reply(rh.send_garbage, b"this is not a frame at all, not even close......")
+    with pytest.raises(StreamError, match="protocol error"):
+        for _ in range(100):
+            a.call(rh.echo, 1, timeout=10)
+            time.sleep(0.05)
+    assert b.call(rh.echo, "unaffected") == "unaffected"
+    assert session.local().call(rh.echo, "new") == "new"
+
+
+def test_oversized_frame_drops_only_that_stream(session):
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import HEADER, MAGIC, VERSION
+
+    a = session.local()
+    b = session.local()
+    header = HEADER.pack(MAGIC, VERSION, 0, 0, a.context_id, 1, 0, 2**31)
+    a.call_no_reply(rh.send_garbage, header)
+    with pytest.raises(StreamError, match="exceeds the maximum"):
+        for _ in range(100):
+            a.call(rh.echo, 1, timeout=10)
+            time.sleep(0.05)
+    assert b.call(rh.echo, "ok") == "ok"
+
+
+# -- start-up ----------------------------------------------------------------------------
+def test_payload_size_is_guarded():
+    size = len(_bootstrap.build_payload())
+    assert size < 40 * 1024, "the bootstrap payload grew to %d bytes" % size
+
+
+def test_first_stage_parses_on_old_pythons_and_says_what_it_found(session):
+    from tests.testbed.pythons import pythons
+
+    found = pythons()
+    olds = [v for v in ("2.7", "3.6", "3.7") if v in found]
+    assert olds, "this machine should carry old pythons (pyenv)"
+    for version in olds:
+        with pytest.raises(ConnectError) as info:
+            session.local(python=found[version])
+        text = str(info.value)
+        assert "found Python %s" % version in text and "3.8 or newer" in text, text
+
+
+def test_bad_spec_is_a_clear_error(session):
+    with pytest.raises(SpecError, match="unknown option"):
+        session.connect({"method": "local", "pyhton": "x"})
+    with pytest.raises(SpecError, match="must be"):
+        session.connect({"method": "ssh", "hostname": "h", "port": "22"})
+    with pytest.raises(SpecError, match="unknown connection method"):
+        session.connect({"method": "telnet"})
+
+
+def test_missing_interpreter_is_a_clear_error(session):
+    start = time.monotonic()
+    with pytest.raises(ConnectError, match="cannot run /nonexistent/python3: .*No such file"):
+        session.local(python="/nonexistent/python3")
+    assert time.monotonic() - start < 10

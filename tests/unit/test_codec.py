@@ -1,0 +1,99 @@
+"""The safe codec: round trips, the allow-list, and malformed input."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, PeerProtocolError, ProtocolError
+
+VALUES = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63 - 1,
+    -(2**63),
+    2**200,
+    -(2**200),
+    1.5,
+    float("inf"),
+    "",
+    "héllo \udcff",
+    b"",
+    b"\x00\xff" * 1000,
+    [],
+    [1, [2, [3]]],
+    (),
+    (1, "a", b"b"),
+    {},
+    {"a": 1, 2: [3], (1, 2): {"x": None}},
+    {1, 2, 3},
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_round_trip(value):
+    assert _codec.decode(_codec.encode(value)) == value
+
+
+def test_subclasses_travel_as_plain_types():
+    class Unsafe(str):
+        pass
+
+    out = _codec.decode(_codec.encode({"k": Unsafe("v")}))
+    assert out == {"k": "v"} and type(out["k"]) is str
+
+
+def test_call_error_is_on_the_allow_list():
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _wire  # registers CallError
+
+    assert _wire.MAGIC
+    err = _codec.decode(_codec.encode(CallError("ValueError", "boom", "tb", "ctx")))
+    assert isinstance(err, CallError) and err.type_name == "ValueError" and "boom" in str(err)
+
+
+def test_unregistered_object_refused_on_encode():
+    with pytest.raises(ProtocolError, match="cannot encode"):
+        _codec.encode(object())
+
+
+def test_unregistered_object_refused_on_decode():
+    # An 'O' tag naming a class that is not on the allow-list.
+    data = b"O\x00\x00\x00\x09os.system" + b"N"
+    with pytest.raises(PeerProtocolError, match="not on the allow-list"):
+        _codec.decode(data)
+
+
+def test_bad_state_for_allowed_type_is_a_protocol_error():
+    data = b"O\x00\x00\x00\x09CallError" + _codec.encode(("only", "three", "items"))
+    with pytest.raises(PeerProtocolError):
+        _codec.decode(data)
+
+
+@pytest.mark.parametrize(
+    "data,why",
+    [
+        (b"", "past the end"),
+        (b"Z", "unknown tag"),
+        (b"s\xff\xff\xff\xff", "past the end"),
+        (b"L\x7f\xff\xff\xff", "exceeds the bytes left"),
+        (b"s\x00\x00\x00\x02\xff\xfe", "invalid UTF-8"),
+        (b"NN", "trailing"),
+        (b"D\x00\x00\x00\x01L\x00\x00\x00\x00N", "unhashable"),
+    ],
+)
+def test_malformed(data, why):
+    with pytest.raises(PeerProtocolError, match=why):
+        _codec.decode(data)
+
+
+def test_depth_is_bounded_both_ways():
+    deep: list = []
+    for _ in range(_codec.MAX_DEPTH + 5):
+        deep = [deep]
+    with pytest.raises(ProtocolError):
+        _codec.encode(deep)
+    with pytest.raises(PeerProtocolError, match="nested deeper"):
+        _codec.decode(b"L\x00\x00\x00\x01" * 200 + b"N")
