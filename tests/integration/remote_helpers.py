@@ -121,3 +121,72 @@ def natively_importable(name: str) -> bool:
     import importlib.machinery
 
     return importlib.machinery.PathFinder.find_spec(name) is not None
+
+
+def peak_rss_reset() -> None:
+    """Reset this process's peak-RSS mark (Linux: /proc/self/clear_refs)."""
+    with open("/proc/self/clear_refs", "w") as fp:
+        fp.write("5")
+
+
+def peak_rss() -> int:
+    """Peak resident set size of this process since the last reset, in bytes."""
+    with open("/proc/self/status") as fp:
+        for line in fp:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def sha256_of(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fp:
+        for block in iter(lambda: fp.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def kill(pid: int, sig: int) -> None:
+    os.kill(pid, sig)
+
+
+def fuzz_parent(count: int, seed: int) -> int:
+    """Send ``count`` well-framed messages with random headers and bodies upwards.
+
+    Headers keep the right magic and version (a wrong one would rightly drop the
+    stream); destination, source, handle, reply-to, flags and body are random.
+    The source is our own id half the time, so the messages pass the forgery
+    check and reach the handlers. Dynamic handles are drawn far above those the
+    test's own pending calls use (a target may garble its own replies; that is
+    its caller's business, tested elsewhere).
+    """
+    import random
+
+    rng = random.Random(seed)
+    r = router()
+    frames = []
+    for _ in range(count):
+        body = rng.choice([rng.randbytes(rng.randint(0, 50)), _codec_random(rng)])
+        msg = _wire.Message(
+            dst_id=rng.choice([0, 0, r.context_id, rng.randrange(2**32), rng.randrange(8)]),
+            src_id=r.context_id if rng.random() < 0.5 else rng.randrange(2**32),
+            handle=rng.choice([rng.randrange(12), rng.randrange(50000, 50100), rng.randrange(2**32)]),
+            reply_to=rng.choice([0, rng.randrange(1000, 1100), rng.randrange(2**32)]),
+            flags=rng.choice([0, 0, _wire.FLAG_ERROR, _wire.FLAG_LAST]),
+            data=body,
+        )
+        frames.append(msg.pack())
+    for i in range(0, len(frames), 500):
+        r.broker.defer(r.parent.write, b"".join(frames[i : i + 500]))
+    return len(frames)
+
+
+def _codec_random(rng) -> bytes:
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec
+
+    value = rng.choice(
+        [None, 1, "x", ("ns.mitogen.files", "fetch", {"path": "/etc/passwd", "handle": 1}), [1, 2], {"a": b"b"}, ("m", 1, "t")]
+    )
+    return _codec.encode(value)

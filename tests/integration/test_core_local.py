@@ -343,3 +343,15 @@ def test_missing_interpreter_is_a_clear_error(session):
     with pytest.raises(ConnectError, match="cannot run /nonexistent/python3: .*No such file"):
         session.local(python="/nonexistent/python3")
     assert time.monotonic() - start < 10
+
+
+def test_router_survives_10000_fuzzed_frames_from_a_target(session, caplog):
+    caplog.set_level(logging.ERROR)  # thousands of refusals are logged as warnings
+    a = session.local()
+    b = session.local()
+    assert a.call(rh.fuzz_parent, 10000, 1) == 10000
+    # Ordered stream: once this call returns, every fuzzed frame was handled.
+    assert a.call(rh.echo, "after the storm", timeout=60) == "after the storm"
+    assert b.call(rh.echo, "sibling fine") == "sibling fine"
+    assert session.local().call(rh.echo, "new context fine") == "new context fine"
+    assert session.router.stats["forged"] > 1000 and session.router.stats["refused"] > 1000

@@ -157,16 +157,22 @@ _PROCESSES_LOCK = threading.Lock()
 
 
 class ChildProcess:
-    """A spawned child program; ``reap()`` makes sure it is waited for."""
+    """A spawned child program; ``reap()`` makes sure it is waited for.
+
+    Owns the child's stderr and pty descriptors until ``reap()`` closes them
+    (stdin/stdout belong to the stream once the handshake is done).
+    """
 
     def __init__(self, argv: List[str], use_pty: bool, name: str) -> None:
         self.name = name
         self.tty_fd: Optional[int] = None
+        self._slave_fd: Optional[int] = None  # held open so the master never reads EIO
+        self.on_detach: List[Any] = []  # broker-thread callbacks run by reap_later()
+        self._lock = threading.Lock()
         slave_path = None
         if use_pty:
-            self.tty_fd, slave = pty.openpty()
-            slave_path = os.ttyname(slave)
-            os.close(slave)
+            self.tty_fd, self._slave_fd = pty.openpty()
+            slave_path = os.ttyname(self._slave_fd)
 
         def _preexec() -> None:
             if slave_path is not None:
@@ -182,13 +188,13 @@ class ChildProcess:
             preexec_fn=_preexec,
             close_fds=True,
         )
-        assert self.proc.stdin is not None and self.proc.stdout is not None and self.proc.stderr is not None
+        pipes = (self.proc.stdin, self.proc.stdout, self.proc.stderr)
         # We own the descriptors from here on; detach them from the file objects.
-        self.stdin = os.dup(self.proc.stdin.fileno())
-        self.stdout = os.dup(self.proc.stdout.fileno())
-        self.stderr = os.dup(self.proc.stderr.fileno())
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            f.close()
+        self.stdin, self.stdout, self.stderr_fd = (os.dup(f.fileno()) for f in pipes if f is not None)
+        self.stderr: Optional[int] = self.stderr_fd
+        for f in pipes:
+            if f is not None:
+                f.close()
         with _PROCESSES_LOCK:
             _PROCESSES.append(self)
 
@@ -199,40 +205,38 @@ class ChildProcess:
     def pid(self) -> int:
         return self.proc.pid
 
-    def poll(self) -> Optional[int]:
-        return self.proc.poll()
-
-    def close_tty(self) -> None:
-        if self.tty_fd is not None:
-            try:
-                os.close(self.tty_fd)
-            except OSError:
-                pass
-            self.tty_fd = None
+    def _close_own_fds(self) -> None:
+        with self._lock:
+            fds, self.stderr, self.tty_fd, self._slave_fd = (self.stderr, self.tty_fd, self._slave_fd), None, None, None
+        _close_quietly(*fds)
 
     def reap(self, timeout: float = 5.0) -> Optional[int]:
         """Wait up to ``timeout`` for exit, then terminate, then kill; return status."""
-        self.close_tty()
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             pass
+        finally:
+            if self.proc.returncode is not None:
+                self._close_own_fds()
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(self.proc.pid, sig)
             except (ProcessLookupError, PermissionError):
-                try:
-                    self.proc.send_signal(sig)
-                except ProcessLookupError:
-                    pass
+                pass
             try:
                 return self.proc.wait(2.0)
             except subprocess.TimeoutExpired:
                 continue
+            finally:
+                if self.proc.returncode is not None:
+                    self._close_own_fds()
         return self.proc.poll()
 
     def reap_later(self) -> None:
-        """Reap in a short-lived thread (never blocks the broker)."""
+        """Stop watching its output (broker thread), then reap in a short-lived thread."""
+        for fn in self.on_detach:
+            fn()
         t = threading.Thread(target=self._reap_and_forget, name="ns.mitogen.reap-%d" % self.pid, daemon=True)
         t.start()
 
@@ -295,7 +299,7 @@ class _Handshake:
         """Return bytes read after ``NSM-READY`` (the start of the framed stream)."""
         p = self.proc
         os.set_blocking(p.stdin, False)
-        readers = {p.stdout: "stdout", p.stderr: "stderr"}
+        readers = {p.stdout: "stdout", p.stderr_fd: "stderr"}
         if p.tty_fd is not None:
             readers[p.tty_fd] = "tty"
         while True:
@@ -379,10 +383,10 @@ class _Handshake:
         # Drain whatever stderr still holds, for the message.
         try:
             while True:
-                r, _, _ = select.select([self.proc.stderr], [], [], 0.2)
+                r, _, _ = select.select([self.proc.stderr_fd], [], [], 0.2)
                 if not r:
                     break
-                chunk = os.read(self.proc.stderr, 65536)
+                chunk = os.read(self.proc.stderr_fd, 65536)
                 if not chunk:
                     break
                 self.err += chunk
@@ -442,7 +446,7 @@ def connect(
         rest = handshake.run()
     except BaseException:
         hello.close()
-        _close_quietly(proc.stdin, proc.stdout, proc.stderr)
+        _close_quietly(proc.stdin, proc.stdout)
         proc.reap_later()
         raise
     stream = router.make_stream(proc.stdout, proc.stdin, name, owner=proc, initial=rest)
@@ -462,18 +466,20 @@ def connect(
 def _watch_stderr(router: Router, proc: ChildProcess, name: str) -> None:
     """Log what the child program (ssh, sudo, ...) writes on stderr after start."""
     log = logging.getLogger("ns.mitogen.stderr.%s" % name)
+    fd = proc.stderr
     buf = [b""]
+    if fd is None:
+        return
 
     def _on_readable() -> None:
         try:
-            data = os.read(proc.stderr, 65536)
+            data = os.read(fd, 65536)
         except BlockingIOError:
             return
         except OSError:
             data = b""
         if not data:
-            router.broker.remove_reader(proc.stderr)
-            _close_quietly(proc.stderr)
+            router.broker.remove_reader(fd)
             return
         lines = (buf[0] + data).split(b"\n")
         buf[0] = lines.pop()
@@ -482,9 +488,10 @@ def _watch_stderr(router: Router, proc: ChildProcess, name: str) -> None:
                 log.info("%s", line.decode("utf-8", "replace").rstrip())
 
     def _start() -> None:
-        os.set_blocking(proc.stderr, False)
-        router.broker.add_reader(proc.stderr, _on_readable)
+        os.set_blocking(fd, False)
+        router.broker.add_reader(fd, _on_readable)
 
+    proc.on_detach.append(lambda: router.broker.remove_reader(fd))
     router.broker.defer(_start)
 
 

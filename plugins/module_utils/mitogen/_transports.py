@@ -61,6 +61,7 @@ class Transport:
                 raise SpecError("%s: option %r must be a list of strings" % (self.method, key))
             self.spec[key] = value
         self.prompts_answered = 0
+        self._answered_at: Dict[str, int] = {}
 
     def __repr__(self) -> str:
         return "%s(%s)" % (type(self).__name__, self.describe())
@@ -82,8 +83,18 @@ class Transport:
     def on_text(self, channel: str, text: str) -> Optional[bytes]:
         """React to output seen so far on ``channel`` ("stderr" or "tty").
 
+        Only the text after the last prompt answered on that channel is examined.
         Returns bytes to type (a password), or None; raises ``ConnectError``.
         """
+        start = self._answered_at.get(channel, 0)
+        answer = self.on_new_text(channel, text[start:])
+        if answer is not None:
+            self._answered_at[channel] = len(text)
+            self.prompts_answered += 1
+        return answer
+
+    def on_new_text(self, channel: str, text: str) -> Optional[bytes]:
+        """``on_text`` for the unanswered part of the output (override this)."""
         return None
 
     def explain(self, output: str, returncode: Optional[int]) -> Tuple[str, str]:
@@ -117,7 +128,7 @@ class Ssh(Transport):
         "ssh_args": ((list,), []),
         "check_host_keys": ((str,), "enforce"),
         "known_hosts_file": ((str, type(None)), None),
-        "keepalive_interval": ((int, float), 3),
+        "keepalive_interval": ((int, float), 2),
         "keepalive_count": ((int,), 2),
     }
 
@@ -164,7 +175,7 @@ class Ssh(Transport):
         argv += ["--", s["hostname"], " ".join(shlex.quote(a) for a in boot)]
         return argv
 
-    def on_text(self, channel: str, text: str) -> Optional[bytes]:
+    def on_new_text(self, channel: str, text: str) -> Optional[bytes]:
         if channel != "tty":
             return None
         tail = text.rstrip().lower()
