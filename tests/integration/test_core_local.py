@@ -355,3 +355,34 @@ def test_router_survives_10000_fuzzed_frames_from_a_target(session, caplog):
     assert b.call(rh.echo, "sibling fine") == "sibling fine"
     assert session.local().call(rh.echo, "new context fine") == "new context fine"
     assert session.router.stats["forged"] > 1000 and session.router.stats["refused"] > 1000
+
+
+def test_slow_peer_makes_the_sender_wait_not_the_memory_grow(session):
+    """A stopped target stops reading: senders block near the high-water mark."""
+    import threading
+
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._broker import HIGH_WATER
+
+    a = session.local()
+    pid = a.call(rh.identity)["pid"]
+    stream = session.router.route_for(a.context_id)
+    payload = b"x" * (1 << 20)
+    sent = []
+
+    def sender():
+        for i in range(64):
+            a.call_no_reply(rh.echo, payload)
+            sent.append(i)
+
+    os.kill(pid, signal.SIGSTOP)
+    thread = threading.Thread(target=sender)
+    try:
+        thread.start()
+        time.sleep(1.5)
+        assert thread.is_alive() and len(sent) < 64, "the sender should be waiting"
+        # Pipe capacity plus at most a few messages over the mark, never all 64 MiB.
+        assert stream.buffered < HIGH_WATER + 4 * len(payload) + 1024
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        thread.join(60)
+    assert len(sent) == 64 and a.call(rh.echo, "drained", timeout=60) == "drained"
