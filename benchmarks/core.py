@@ -51,6 +51,7 @@ from benchmarks.report import (  # noqa: E402
     Measurement,
     Row,
     all_rows,
+    cpu_ticks,
     fmt_bytes,
     fmt_ms,
     fmt_rate,
@@ -630,9 +631,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     cfg = QUICK if args.quick else FULL
     started = datetime.datetime.now(datetime.timezone.utc)
-    t0 = time.perf_counter()
+    t0, ticks = time.perf_counter(), cpu_ticks()
     measurements = run(cfg)
-    info = run_info(cfg.quick, time.perf_counter() - t0, started)
+    info = run_info(cfg.quick, time.perf_counter() - t0, started, ticks)
     print(text_table(all_rows(measurements)))
     md = write_results(args.out, measurements, info)
     print("\nwrote %s and %s (%.0f s)" % (args.out, md, info["duration_s"]))

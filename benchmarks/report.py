@@ -174,12 +174,33 @@ def _memory_mib() -> int:
     return 0
 
 
-def run_info(quick: bool, duration_s: float, started: datetime.datetime) -> Dict[str, Any]:
-    """Machine, software versions, checkout and timing of this run."""
+def cpu_ticks() -> Dict[str, int]:
+    """The machine's CPU time counters (/proc/stat, all CPUs), in clock ticks."""
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return {}
+    return dict(zip(names, map(int, fields)))
+
+
+def noise(before: Dict[str, int], after: Dict[str, int]) -> Dict[str, Any]:
+    """How busy the machine was during the run (others' work shows as steal or load)."""
+    delta = {k: after[k] - before.get(k, 0) for k in after}
+    total = sum(delta.values()) or 1
+    return {
+        "cpu_share_percent": {k: round(100.0 * v / total, 1) for k, v in delta.items()},
+        "loadavg_at_end": Path("/proc/loadavg").read_text().split()[:3],
+    }
+
+
+def run_info(quick: bool, duration_s: float, started: datetime.datetime, ticks_before: Dict[str, int]) -> Dict[str, Any]:
+    """Machine, software versions, checkout, timing and background noise of this run."""
     return {
         "date": started.isoformat(timespec="seconds"),
         "duration_s": round(duration_s, 1),
         "quick": quick,
+        "noise": noise(ticks_before, cpu_ticks()),
         "machine": {
             "cpu": _cpu_model(),
             "cores": os.cpu_count() or 0,

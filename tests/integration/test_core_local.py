@@ -386,3 +386,37 @@ def test_slow_peer_makes_the_sender_wait_not_the_memory_grow(session):
         os.kill(pid, signal.SIGCONT)
         thread.join(60)
     assert len(sent) == 64 and a.call(rh.echo, "drained", timeout=60) == "drained"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open("/proc/%d/stat" % pid) as fp:
+            return fp.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_killed_controller_leaves_no_interpreter_behind():
+    import subprocess
+
+    code = (
+        "import os, sys, time\n"
+        "sys.path[:0] = %r\n"
+        "from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Session\n"
+        "s = Session()\n"
+        "a = s.local(); b = s.local(via=a)\n"
+        "print(a.call(os.getpid), b.call(os.getpid), flush=True)\n"
+        "time.sleep(120)\n" % (sys.path[:2],)
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2 and all(_running(p) for p in pids)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    deadline = time.monotonic() + 10
+    while any(_running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in pids if _running(p)], "interpreters outlived their controller"

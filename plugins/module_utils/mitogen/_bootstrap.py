@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from . import _transports
 from ._errors import ConnectError, StreamError, TimeoutError
+from ._logs import OutputForwarder
 from ._router import Context, Receiver, Router
 from ._wire import Message
 
@@ -465,34 +466,9 @@ def connect(
 
 def _watch_stderr(router: Router, proc: ChildProcess, name: str) -> None:
     """Log what the child program (ssh, sudo, ...) writes on stderr after start."""
-    log = logging.getLogger("ns.mitogen.stderr.%s" % name)
-    fd = proc.stderr
-    buf = [b""]
-    if fd is None:
-        return
-
-    def _on_readable() -> None:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            router.broker.remove_reader(fd)
-            return
-        lines = (buf[0] + data).split(b"\n")
-        buf[0] = lines.pop()
-        for line in lines:
-            if line.strip():
-                log.info("%s", line.decode("utf-8", "replace").rstrip())
-
-    def _start() -> None:
-        os.set_blocking(fd, False)
-        router.broker.add_reader(fd, _on_readable)
-
-    proc.on_detach.append(lambda: router.broker.remove_reader(fd))
-    router.broker.defer(_start)
+    if proc.stderr is not None:
+        forwarder = OutputForwarder(router, proc.stderr, "stderr.%s" % name, logging.INFO)
+        proc.on_detach.append(forwarder.stop)
 
 
 def connect_remote(spec: Dict[str, Any], context_id: int, log_level: int = logging.WARNING) -> Dict[str, Any]:

@@ -281,6 +281,7 @@ class Stream:
         self._on_disconnect = on_disconnect
         self._out: Deque[memoryview] = deque()
         self.buffered = 0
+        self.queued = 0  # bytes other threads handed to the broker, not yet buffered
         self.connected = True
         self.closing = False
         self._blocked: Set["Stream"] = set()  # streams not read while we are full
@@ -375,7 +376,19 @@ class Stream:
 
     @property
     def full(self) -> bool:
-        return self.buffered > HIGH_WATER
+        return self.buffered + self.queued > HIGH_WATER
+
+    def reserve(self, n: int) -> None:
+        """Count ``n`` bytes another thread is handing to the broker for this stream."""
+        with self._cond:
+            self.queued += n
+
+    def release(self, n: int) -> None:
+        """The broker took the reserved bytes (they are now buffered or written)."""
+        with self._cond:
+            self.queued -= n
+            if not self.full:
+                self._cond.notify_all()
 
     def _on_writable(self) -> None:
         while self._out:
@@ -412,7 +425,7 @@ class Stream:
         """Block a non-broker thread while this stream is over its high-water mark."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self.connected and self.buffered > HIGH_WATER:
+            while self.connected and self.full:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False

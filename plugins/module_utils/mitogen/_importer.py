@@ -30,7 +30,7 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from ._errors import PeerProtocolError
+from ._errors import PeerProtocolError, StreamError, TimeoutError
 from ._router import Receiver, Router, is_dead
 from ._wire import GET_MODULE, IMPORT_POLICY, Message
 
@@ -90,7 +90,12 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if fullname not in self.cache:
             if not is_allowed(fullname, self.prefixes) or self.router.broker.on_thread:
                 return None
-            self.fetch(fullname)
+            try:
+                self.fetch(fullname)
+            except (StreamError, TimeoutError) as exc:
+                raise ImportError(
+                    "cannot fetch %s from %s: %s" % (fullname, self.router.name_of(self.router.parent_id), exc), name=fullname
+                ) from None
         entry = self.cache.get(fullname)
         if entry is None or entry[2] is None:
             return None

@@ -73,15 +73,22 @@ class LogReceiver:
 
 
 class OutputForwarder:
-    """Reads a pipe that stands in for fd 1 or 2 and logs each line it carries."""
+    """Reads a pipe (a child's fd 1 or 2, or ssh's stderr) and logs each line.
 
-    def __init__(self, router: Router, fd: int, name: str) -> None:
+    The caller keeps ownership of ``fd``; ``stop()`` (broker thread) stops reading.
+    """
+
+    def __init__(self, router: Router, fd: int, name: str, level: int = logging.WARNING) -> None:
         self.router = router
         self.fd = fd
+        self.level = level
         self.log = logging.getLogger("ns.mitogen.%s" % name)
         self._buf = b""
         os.set_blocking(fd, False)
         router.broker.defer(router.broker.add_reader, fd, self._on_readable)
+
+    def stop(self) -> None:
+        self.router.broker.remove_reader(self.fd)
 
     def __repr__(self) -> str:
         return "OutputForwarder(%s)" % self.log.name
@@ -94,7 +101,7 @@ class OutputForwarder:
         except OSError:
             data = b""
         if not data:
-            self.router.broker.remove_reader(self.fd)
+            self.stop()
             return
         lines = (self._buf + data).split(b"\n")
         self._buf = lines.pop()
@@ -102,4 +109,5 @@ class OutputForwarder:
             lines.append(self._buf)
             self._buf = b""
         for line in lines:
-            self.log.warning("%s", line.decode("utf-8", "replace"))
+            if line.strip():
+                self.log.log(self.level, "%s", line.decode("utf-8", "replace").rstrip())

@@ -216,14 +216,16 @@ class CallPool:
                 self._idle += 1
 
     def close(self, timeout: float = 5.0) -> None:
+        """Stop the threads; wait at most ``timeout`` in all for busy ones."""
         with self._lock:
             self._closed = True
             threads = list(self._threads)
         for _ in threads:
             self._queue.put(None)
+        deadline = time.monotonic() + timeout
         for t in threads:
             if t is not threading.current_thread():
-                t.join(timeout)
+                t.join(max(0.0, deadline - time.monotonic()))
 
 
 class _Handler:
@@ -375,9 +377,19 @@ class Router:
             self._route(msg)
             return
         stream = self._routes.get(msg.dst_id, self.parent)
-        if stream is not None and stream.full:
-            stream.wait_drained()
-        self.broker.defer(self._route, msg)
+        if stream is None:
+            self.broker.defer(self._route, msg)
+            return
+        # Back-pressure for threads: count the bytes until the broker buffers them,
+        # and wait while the stream is over its high-water mark.
+        size = len(msg.data)
+        stream.reserve(size)
+        self.broker.defer(self._route_reserved, msg, stream, size)
+        stream.wait_drained()
+
+    def _route_reserved(self, msg: Message, stream: Stream, size: int) -> None:
+        stream.release(size)
+        self._route(msg)
 
     def _reply_error(self, msg: Message, exc: Exception) -> None:
         if msg.reply_to:

@@ -128,8 +128,11 @@ class Ssh(Transport):
         "ssh_args": ((list,), []),
         "check_host_keys": ((str,), "enforce"),
         "known_hosts_file": ((str, type(None)), None),
-        "keepalive_interval": ((int, float), 2),
-        "keepalive_count": ((int,), 2),
+        # A silent network cut is noticed only by keepalives: after about
+        # interval * (count + 1) seconds. ssh also applies interval * count as its
+        # timeout while authenticating, so short values break slow logins.
+        "keepalive_interval": ((int, float), 10),
+        "keepalive_count": ((int,), 3),
     }
 
     def __init__(self, spec: Dict[str, Any]) -> None:

@@ -35,7 +35,7 @@ from ._importer import Responder
 from ._logs import LogReceiver
 from ._router import Context, Receiver, Router
 from ._service import ServiceRegistry
-from ._transports import SpecError
+from ._transports import SpecError, make
 
 __all__ = [
     "Session",
@@ -104,11 +104,8 @@ class Session:
         if via is None:
             ctx, hello = _bootstrap.connect(self.router, spec, self.responder.prefixes, log_level=self.log_level)
         else:
-            from ._transports import make
-
-            make(spec)  # validate here: a clear SpecError beats a remote one
+            name = make(spec).describe()  # validate here: a clear SpecError beats a remote one
             cid = self.router.allocate_id()
-            name = make(spec).describe()
             try:
                 hello = via.call(_bootstrap.connect_remote, spec, cid, self.log_level, timeout=spec["connect_timeout"] + 10)
             except CallError as exc:
