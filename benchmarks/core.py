@@ -629,6 +629,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("benchmarks.core: cannot run here: " + reason, file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in the background
     cfg = QUICK if args.quick else FULL
     started = datetime.datetime.now(datetime.timezone.utc)
     t0, ticks = time.perf_counter(), cpu_ticks()

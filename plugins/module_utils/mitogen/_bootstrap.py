@@ -435,7 +435,9 @@ def connect(
     }
     data = payload()
     boot = struct.pack(">I", len(data)) + data + Message.encoded(config, dst_id=cid, src_id=router.context_id).pack()
-    argv = transport.argv(transport.python_argv(default_python or sys.executable) + ["-c", FIRST_STAGE])
+    if not default_python and transport.method != "ssh":
+        default_python = sys.executable  # local and sudo: the same machine as this process
+    argv = transport.argv(transport.boot_argv(FIRST_STAGE, default_python))
     LOG.debug("%s: starting %r", router.name, argv)
     try:
         proc = ChildProcess(argv, transport.use_pty, name)

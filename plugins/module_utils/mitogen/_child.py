@@ -29,6 +29,10 @@ from ._wire import FrameParser, Message
 
 ROUTER: Optional[Router] = None
 SERVICES: Optional[ServiceRegistry] = None
+# The working directory and environment this interpreter started with: commands
+# run for Ansible start from these, whatever earlier calls changed.
+START_CWD = ""
+START_ENV: Dict[str, str] = {}
 
 
 def _read_config(fd: int) -> Tuple[Dict[str, Any], bytes]:
@@ -68,7 +72,8 @@ def _redirect_stdio() -> Tuple[int, int, int, int]:
 
 def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     """Run this process as a child context until its parent lets go."""
-    global ROUTER, SERVICES
+    global ROUTER, SERVICES, START_CWD, START_ENV
+    START_CWD, START_ENV = os.getcwd(), dict(os.environ)
     in_fd, out_fd, out_r, err_r = _redirect_stdio()
     config, rest = _read_config(in_fd)
     _bootstrap.set_payload(payload)

@@ -47,7 +47,8 @@ def send_stream(router: Router, path: str, dst_id: int, handle: int, timeout: fl
     """Stream the file at ``path`` to ``handle`` in ``dst_id``; return its metadata.
 
     The receiver acknowledges each chunk; at most ``WINDOW`` are in flight. The last
-    message (``FLAG_LAST``) carries ``{"size", "sha256", "mode"}``, also returned.
+    message (``FLAG_LAST``) carries ``{"size", "sha256", "mode"}``, also returned once
+    the receiver has acknowledged it, i.e. after the file is in place there.
     """
     acks = Receiver(router, respondent=dst_id, persist=True)
     digest = hashlib.sha256()
@@ -69,6 +70,7 @@ def send_stream(router: Router, path: str, dst_id: int, handle: int, timeout: fl
                 in_flight += 1
         meta = {"size": size, "sha256": digest.hexdigest(), "mode": stat.S_IMODE(st.st_mode)}
         router.send(Message.encoded(meta, dst_id=dst_id, handle=handle, reply_to=acks.handle, flags=FLAG_LAST))
+        in_flight += 1  # the receiver acknowledges the end once the file is in place
         while in_flight > 0:
             _check_ack(acks.get(timeout))
             in_flight -= 1

@@ -283,6 +283,19 @@ class Router:
         """Admit messages sent by a direct child over its own stream."""
         return msg.stream is not None and msg.stream is not self.parent and msg.src_id == msg.stream.remote_id
 
+    def reply_policy(self, respondent: int) -> Policy:
+        """Admit messages from ``respondent``, and errors from hops on the way to it."""
+
+        def policy(msg: Message) -> bool:
+            if msg.src_id == respondent:
+                return True
+            # A hop between us and the respondent may report that it cannot deliver.
+            return msg.is_error and (
+                self.from_parent(msg) or (msg.stream is not None and self.route_for(respondent) is msg.stream)
+            )
+
+        return policy
+
     def from_descendant(self, msg: Message) -> bool:
         """Admit messages from any context below this one (or this process)."""
         return msg.stream is None or msg.stream is not self.parent

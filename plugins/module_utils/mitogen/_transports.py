@@ -26,6 +26,23 @@ from ._errors import ConnectError
 
 SUDO_PROMPT = "ns.mitogen sudo password:"
 
+# Interpreters tried, in order, when none is named: the first that exists *and runs*
+# wins (a broken shim on PATH is skipped), all in the one shell the transport starts.
+DISCOVERY_CANDIDATES = (
+    "python3.13",
+    "python3.12",
+    "python3.11",
+    "python3.10",
+    "python3.9",
+    "python3.8",
+    "/usr/bin/python3",
+    "python3",
+)
+_DISCOVER = (
+    'for p in "$@"; do command -v "$p" >/dev/null 2>&1 && "$p" -c "" >/dev/null 2>&1 && exec "$p" -c "$0"; done; '
+    'echo "NSM-ERR found no Python that runs (tried: $*)"; exit 127'
+)
+
 
 class SpecError(ValueError):
     """A connection spec has an unknown option or a value of the wrong type."""
@@ -69,6 +86,12 @@ class Transport:
     def python_argv(self, default: str) -> List[str]:
         python = self.spec.get("python") or default
         return shlex.split(python) if isinstance(python, str) else list(python)
+
+    def boot_argv(self, first_stage: str, default_python: str) -> List[str]:
+        """The command that runs ``first_stage``: a named Python, else discovery."""
+        if self.spec.get("python") or default_python:
+            return self.python_argv(default_python) + ["-c", first_stage]
+        return ["/bin/sh", "-c", _DISCOVER, first_stage, *DISCOVERY_CANDIDATES]
 
     def describe(self) -> str:
         return self.spec.get("name") or self.method

@@ -1,0 +1,45 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""ns.mitogen.local: tasks on the controller in a persistent interpreter."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: local
+short_description: Run tasks on the controller in a persistent Python interpreter
+description:
+  - Like M(ansible.builtin.local#connection), but every command, file copy and module
+    runs as an RPC to an interpreter started once per run (and once per become user).
+author: ns.mitogen contributors
+version_added: "0.1.0"
+extends_documentation_fragment:
+  - ns.mitogen.connection
+notes:
+  - The remote user is ignored; tasks run as the user running ansible-playbook.
+"""
+
+import getpass
+from typing import Any, Dict, Optional
+
+from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
+
+
+class Connection(MitogenConnectionBase):
+    """ns.mitogen on the controller."""
+
+    method = "local"
+
+    @property
+    def transport(self) -> str:
+        # ActionBase gives 'local' connections the playbook's directory as cwd.
+        return "local"
+
+    def _remote_user(self) -> Optional[str]:
+        return getpass.getuser()
+
+    def _login_spec(self) -> Dict[str, Any]:
+        spec: Dict[str, Any] = {"method": "local", "connect_timeout": self._timeout()}
+        python = self._python()
+        if python:
+            spec["python"] = python
+        return spec

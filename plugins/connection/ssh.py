@@ -1,0 +1,213 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""ns.mitogen.ssh: one persistent interpreter per target account over one SSH connection."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: ssh
+short_description: Run tasks in a persistent Python interpreter over SSH
+description:
+  - Starts one Python interpreter per target account over a single C(ssh) process and
+    keeps it for the whole run; every command, file transfer and module is then one
+    framed RPC to it, instead of one SSH session, shell and Python per step.
+  - Accepts the variables and settings of M(ansible.builtin.ssh#connection) where they apply.
+  - Options that only make sense for one ssh process per step are dropped from
+    O(ssh_args), O(ssh_common_args) and O(ssh_extra_args) - C(ControlMaster),
+    C(ControlPersist), C(ControlPath) and C(-C).
+author: ns.mitogen contributors
+version_added: "0.1.0"
+extends_documentation_fragment:
+  - ns.mitogen.connection
+options:
+  host:
+    description: Hostname or address to connect to.
+    default: inventory_hostname
+    type: string
+    vars:
+      - name: inventory_hostname
+      - name: ansible_host
+      - name: ansible_ssh_host
+      - name: delegated_vars['ansible_host']
+      - name: delegated_vars['ansible_ssh_host']
+  port:
+    description: Remote port to connect to.
+    type: int
+    ini:
+      - section: defaults
+        key: remote_port
+    env:
+      - name: ANSIBLE_REMOTE_PORT
+    vars:
+      - name: ansible_port
+      - name: ansible_ssh_port
+    keyword:
+      - name: port
+  remote_user:
+    description: User to log in as; when unset, ssh chooses (usually the local user).
+    type: string
+    ini:
+      - section: defaults
+        key: remote_user
+    env:
+      - name: ANSIBLE_REMOTE_USER
+    vars:
+      - name: ansible_user
+      - name: ansible_ssh_user
+    cli:
+      - name: user
+    keyword:
+      - name: remote_user
+  password:
+    description: Password for O(remote_user), typed at ssh's prompt on a private pty.
+    type: string
+    vars:
+      - name: ansible_password
+      - name: ansible_ssh_pass
+      - name: ansible_ssh_password
+  private_key_file:
+    description: Path to the private key to authenticate with.
+    type: string
+    ini:
+      - section: defaults
+        key: private_key_file
+    env:
+      - name: ANSIBLE_PRIVATE_KEY_FILE
+    vars:
+      - name: ansible_private_key_file
+      - name: ansible_ssh_private_key_file
+    cli:
+      - name: private_key_file
+        option: '--private-key'
+  host_key_checking:
+    description: Whether ssh refuses hosts whose key is unknown or changed (never prompts).
+    type: boolean
+    default: true
+    ini:
+      - section: defaults
+        key: host_key_checking
+      - section: ssh_connection
+        key: host_key_checking
+    env:
+      - name: ANSIBLE_HOST_KEY_CHECKING
+      - name: ANSIBLE_SSH_HOST_KEY_CHECKING
+    vars:
+      - name: ansible_host_key_checking
+      - name: ansible_ssh_host_key_checking
+  ssh_executable:
+    description: The ssh client to run.
+    type: string
+    default: ssh
+    env:
+      - name: ANSIBLE_SSH_EXECUTABLE
+    ini:
+      - key: ssh_executable
+        section: ssh_connection
+    vars:
+      - name: ansible_ssh_executable
+  ssh_args:
+    description: Arguments for ssh (connection-sharing options are dropped, see above).
+    type: string
+    default: ''
+    ini:
+      - section: ssh_connection
+        key: ssh_args
+    env:
+      - name: ANSIBLE_SSH_ARGS
+    vars:
+      - name: ansible_ssh_args
+  ssh_common_args:
+    description: Extra arguments for ssh.
+    type: string
+    default: ''
+    ini:
+      - section: ssh_connection
+        key: ssh_common_args
+    env:
+      - name: ANSIBLE_SSH_COMMON_ARGS
+    vars:
+      - name: ansible_ssh_common_args
+    cli:
+      - name: ssh_common_args
+  ssh_extra_args:
+    description: Extra arguments for ssh only.
+    type: string
+    default: ''
+    ini:
+      - section: ssh_connection
+        key: ssh_extra_args
+    env:
+      - name: ANSIBLE_SSH_EXTRA_ARGS
+    vars:
+      - name: ansible_ssh_extra_args
+    cli:
+      - name: ssh_extra_args
+"""
+
+EXAMPLES = r"""
+# inventory
+# [web]
+# web1 ansible_host=10.0.0.5 ansible_user=deploy ansible_connection=ns.mitogen.ssh
+"""
+
+import shlex
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
+
+# Options that belong to one-ssh-process-per-step operation; ns.mitogen keeps one.
+_DROPPED_OPTIONS = ("controlmaster", "controlpersist", "controlpath")
+
+
+def filter_ssh_args(args: List[str]) -> List[str]:
+    """``args`` without -C and connection-sharing options (which would fight ours)."""
+    out: List[str] = []
+    skip = False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if arg == "-C":
+            continue
+        if arg == "-o" and i + 1 < len(args):
+            if args[i + 1].split("=", 1)[0].split(None, 1)[0].lower() in _DROPPED_OPTIONS:
+                skip = True
+                continue
+        elif arg.startswith("-o") and arg[2:].split("=", 1)[0].strip().lower() in _DROPPED_OPTIONS:
+            continue
+        out.append(arg)
+    return out
+
+
+class Connection(MitogenConnectionBase):
+    """ns.mitogen over ssh."""
+
+    method = "ssh"
+
+    def _remote_user(self) -> Optional[str]:
+        user = self.get_option("remote_user")
+        return str(user) if user else None
+
+    def _login_spec(self) -> Dict[str, Any]:
+        args: List[str] = []
+        for name in ("ssh_args", "ssh_common_args", "ssh_extra_args"):
+            args += shlex.split(str(self.get_option(name) or ""))
+        spec: Dict[str, Any] = {
+            "method": "ssh",
+            "hostname": str(self.get_option("host")),
+            "ssh_path": str(self.get_option("ssh_executable") or "ssh"),
+            "ssh_args": filter_ssh_args(args),
+            "check_host_keys": "enforce" if self.get_option("host_key_checking") else "ignore",
+            "connect_timeout": self._timeout(),
+        }
+        port = self.get_option("port")
+        if port:
+            spec["port"] = int(port)
+        for option, key in (("remote_user", "username"), ("password", "password"), ("private_key_file", "identity_file")):
+            value = self.get_option(option)
+            if value:
+                spec[key] = str(value)
+        python = self._python()
+        if python:
+            spec["python"] = python
+        return spec

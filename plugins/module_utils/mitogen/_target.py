@@ -1,0 +1,59 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Functions the Ansible connection plugins call in a target context (private).
+
+Owns: running a shell command the way ``ssh host '<cmd>'`` would (``/bin/sh -c``,
+in the interpreter's starting directory and environment, stdin fed from the
+caller, stdout and stderr apart), and small file-system queries.
+
+Rules it keeps: every command starts from the interpreter's *start-up* state
+(directory and environment), never from whatever an earlier call changed, so one
+task cannot leak state into the next.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Dict, Optional, Tuple
+
+from . import _child
+
+
+def exec_command(
+    cmd: str, in_data: Optional[bytes] = None, cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None
+) -> Tuple[int, bytes, bytes]:
+    """Run ``cmd`` with ``/bin/sh -c``; return ``(returncode, stdout, stderr)``.
+
+    ``cwd`` defaults to the directory the interpreter started in (the login
+    directory for ssh), ``env`` extends the environment it started with.
+    """
+    environ = dict(_child.START_ENV or os.environ)
+    if env:
+        environ.update(env)
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", cmd],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd or _start_dir(),
+        env=environ,
+        close_fds=True,
+    )
+    stdout, stderr = proc.communicate(in_data or b"")
+    return proc.returncode, stdout, stderr
+
+
+def _start_dir() -> Optional[str]:
+    """None while the interpreter is still in its starting directory.
+
+    Changing into it again is avoided on purpose: under sudo it is often the login
+    user's home, which the become user may not enter (inheriting it is allowed, as
+    it is for a vanilla ``sudo -u user sh -c ...``).
+    """
+    try:
+        if os.getcwd() == _child.START_CWD:
+            return None
+    except OSError:
+        pass
+    return _child.START_CWD or None

@@ -1,0 +1,224 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every ns.mitogen connection plugin shares (private).
+
+Owns: the ``ConnectionBase`` subclass behind ``ns.mitogen.ssh`` and ``ns.mitogen.local``:
+turning a task's options into a stack of hop specs (login, then become), asking the
+multiplexer for the persistent interpreter of that stack, and running
+``exec_command`` / ``put_file`` / ``fetch_file`` there as RPCs. It is also the one
+place where the core's errors become Ansible's.
+
+Become: Ansible normally wraps each command in ``sudo ... sh -c '...'``. Here the
+command runs unwrapped in an interpreter that sudo started once (one per become
+user, reused across tasks), so the become plugin is handed to Ansible through a
+proxy whose ``build_become_command`` leaves commands as they are. The decision of
+*when* to become is Ansible's own rule, repeated in ``_becomes()``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Any, Dict, List, Optional, Tuple
+
+import ansible.constants as C
+from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.connection import ConnectionBase
+from ansible.utils.display import Display
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _target
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, StreamError
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
+
+display = Display()
+
+SUPPORTED_BECOME = ("sudo",)
+# sudo flags our sudo transport sets itself (or must not get): dropped from become_flags.
+_SUDO_OWN_FLAGS = {"-H", "-S", "-n", "--non-interactive", "--stdin", "--set-home"}
+
+
+class _BecomeProxy:
+    """The task's become plugin, except that it never wraps a command."""
+
+    def __init__(self, plugin: Any) -> None:
+        object.__setattr__(self, "_plugin", plugin)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._plugin, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._plugin, name, value)
+
+    def build_become_command(self, cmd: str, shell: Any) -> str:
+        return cmd
+
+
+def _native(value: Any) -> Any:
+    """A plain str/int/bool/list copy of an option value (no tags, no vault objects)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_native(v) for v in value]
+    return str(value)
+
+
+class MitogenConnectionBase(ConnectionBase):
+    """Runs each command in a persistent interpreter owned by the run's multiplexer."""
+
+    has_pipelining = True
+    method = ""
+
+    def __init__(self, play_context: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(play_context, *args, **kwargs)
+        self._playbook_pid = int(kwargs.get("ansible_playbook_pid") or os.getppid())
+        self._client: Optional[_mux.MuxClient] = None
+        self._contexts: Dict[str, int] = {}
+        self._real_become: Any = None
+
+    # -- options -> specs -------------------------------------------------------------
+    def set_become_plugin(self, plugin: Any) -> None:
+        self._real_become = plugin
+        if plugin is not None and plugin.name not in SUPPORTED_BECOME and not plugin.name.endswith(".sudo"):
+            raise AnsibleError(
+                "ns.mitogen: become method %r is not supported yet (supported: %s); "
+                "use ansible.builtin.ssh for this host or task" % (plugin.name, ", ".join(SUPPORTED_BECOME))
+            )
+        self.become = _BecomeProxy(plugin) if plugin is not None else None
+
+    def _python(self) -> Any:
+        python = self.get_option("python_interpreter")
+        if not python or str(python).startswith("auto"):
+            return None
+        return shlex.split(str(python))
+
+    def _login_spec(self) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def _become_spec(self) -> Dict[str, Any]:
+        plugin = self._real_become
+        flags = [f for f in shlex.split(str(plugin.get_option("become_flags") or "")) if f not in _SUDO_OWN_FLAGS]
+        spec: Dict[str, Any] = {
+            "method": "sudo",
+            "username": _native(plugin.get_option("become_user") or "root"),
+            "sudo_path": _native(plugin.get_option("become_exe") or "sudo"),
+            "sudo_args": flags,
+            "connect_timeout": self._timeout(),
+        }
+        password = plugin.get_option("become_pass")
+        if password:
+            spec["password"] = _native(password)
+        python = self._python()
+        if python:
+            spec["python"] = python
+        return spec
+
+    def _timeout(self) -> int:
+        try:
+            return int(self.get_option("timeout"))
+        except (KeyError, TypeError, ValueError):
+            return 30
+
+    def _becomes(self, sudoable: bool) -> bool:
+        """Ansible's own rule (ActionBase._low_level_execute_command) for using become."""
+        if not sudoable or self._real_become is None:
+            return False
+        ruser = self._remote_user()
+        buser = self._real_become.get_option("become_user")
+        return bool(C.BECOME_ALLOW_SAME_USER or buser != ruser or not any((ruser, buser)))
+
+    def _remote_user(self) -> Optional[str]:
+        return None
+
+    def _stack(self, sudoable: bool) -> List[Dict[str, Any]]:
+        stack = [self._login_spec()]
+        if self._becomes(sudoable):
+            stack.append(self._become_spec())
+        return stack
+
+    # -- the multiplexer --------------------------------------------------------------
+    @property
+    def transport(self) -> str:
+        return "ns.mitogen.%s" % self.method
+
+    def _connect(self) -> "MitogenConnectionBase":
+        if self._client is None:
+            try:
+                self._client = _mux.connect_client(self._playbook_pid, os.environ.get("NS_MITOGEN_MUX_LOG", ""))
+            except (OSError, ConnectError) as exc:
+                raise AnsibleConnectionFailure("ns.mitogen: cannot reach the multiplexer: %s" % exc) from None
+        self._connected = True
+        return self
+
+    def _request(self, method: str, **kwargs: Any) -> Any:
+        self._connect()
+        assert self._client is not None
+        try:
+            return self._client.request(method, **kwargs)
+        except CallError as exc:
+            if exc.type_name.endswith("ConnectError") or exc.type_name.endswith("SpecError"):
+                raise AnsibleConnectionFailure("ns.mitogen: %s" % exc.remote_message) from None
+            raise AnsibleError("ns.mitogen: %s" % exc) from None
+        except StreamError as exc:
+            raise AnsibleConnectionFailure("ns.mitogen: %s" % exc) from None
+
+    def _context(self, sudoable: bool) -> int:
+        stack = self._stack(sudoable)
+        key = _mux.stack_key(stack)
+        if key not in self._contexts:
+            display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self._host_name())
+            self._contexts[key] = self._request("connect", stack=stack)["context_id"]
+        return self._contexts[key]
+
+    def _call(self, sudoable: bool, fn: Any, *args: Any) -> Any:
+        context_id = self._context(sudoable)
+        try:
+            return self._request("call", context_id=context_id, ref=(fn.__module__, fn.__qualname__), args=args, kwargs={})
+        except AnsibleConnectionFailure:
+            # The interpreter died since the last task: start a new one, once.
+            self._contexts.clear()
+            context_id = self._context(sudoable)
+            return self._request("call", context_id=context_id, ref=(fn.__module__, fn.__qualname__), args=args, kwargs={})
+
+    def _host_name(self) -> str:
+        return str(self.get_option("host") if self.has_option("host") else "localhost")
+
+    # -- ConnectionBase ---------------------------------------------------------------
+    def exec_command(self, cmd: str, in_data: Optional[bytes] = None, sudoable: bool = True) -> Tuple[int, bytes, bytes]:
+        super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        display.vvv("ns.mitogen EXEC %s" % cmd, host=self._host_name())
+        cwd = to_text(getattr(self, "cwd", None) or "") or None
+        rc, stdout, stderr = self._call(sudoable, _target.exec_command, to_text(cmd), to_bytes(in_data) if in_data else None, cwd)
+        return rc, stdout, stderr
+
+    def put_file(self, in_path: str, out_path: str) -> None:
+        super().put_file(in_path, out_path)
+        display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self._host_name())
+        if not os.path.exists(to_bytes(in_path)):
+            raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
+        self._request("push_file", context_id=self._context(False), local_path=to_text(in_path), remote_path=to_text(out_path))
+
+    def fetch_file(self, in_path: str, out_path: str) -> None:
+        super().fetch_file(in_path, out_path)
+        display.vvv("ns.mitogen FETCH %s TO %s" % (in_path, out_path), host=self._host_name())
+        self._request("fetch_file", context_id=self._context(False), remote_path=to_text(in_path), local_path=to_text(out_path))
+
+    def reset(self) -> None:
+        """Drop this host's interpreters (login and become); the next task starts new ones."""
+        self._request("reset", stack=[self._login_spec()])
+        self._contexts.clear()
+
+    def close(self) -> None:
+        """End of a task: the interpreters stay alive in the multiplexer."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self._connected = False
+
+
+def _describe(spec: Dict[str, Any]) -> str:
+    if spec.get("method") == "ssh":
+        return "ssh:%s@%s" % (spec.get("username") or "", spec.get("hostname"))
+    if spec.get("method") == "sudo":
+        return "sudo:%s" % spec.get("username")
+    return str(spec.get("method"))

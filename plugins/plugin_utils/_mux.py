@@ -1,0 +1,346 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The multiplexer: one long-lived process per ansible-playbook run (private).
+
+Owns: every connection to every target of a run. Ansible forks a worker per task;
+workers are short-lived, so they cannot keep interpreters alive. They ask the mux
+instead, over a private UNIX socket, with the same framing and codec as the core:
+
+- ``connect(stack)``: the context for a stack of hop specs (e.g. ``[ssh, sudo]``),
+  started on first use, reused afterwards (the key is the stack itself);
+- ``call(context_id, ref, args, kwargs)``: run a function there; relayed without
+  a thread or a decode in the mux (the reply bytes go straight back);
+- ``push_file`` / ``fetch_file``: stream files between the controller and a context;
+- ``reset(stack)``: drop the contexts of a host (``meta: reset_connection``).
+
+Rules it keeps: the socket lives in a 0700 directory and every peer's uid is checked
+(SO_PEERCRED); the mux exits when the ansible-playbook process it serves is gone,
+and takes every interpreter with it; it never imports Ansible (it runs on the
+core alone, so a worker can start it with a bare interpreter).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._broker import Stream
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, Error, StreamError
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._router import Context, is_dead
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import CALL_FUNCTION, FLAG_ERROR, FrameParser, Message
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Session
+
+LOG = logging.getLogger("ns.mitogen.mux")
+
+START_TIMEOUT = 15.0
+
+
+def socket_dir() -> str:
+    """A private (0700) directory for mux sockets of this user."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    path = os.path.join(base, "ns-mitogen-%d" % os.getuid())
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if st.st_uid != os.getuid() or st.st_mode & 0o077 or not os.path.isdir(path):
+        raise Error("%s must be a directory owned by uid %d with mode 0700" % (path, os.getuid()))
+    return path
+
+
+def socket_path(playbook_pid: int) -> str:
+    return os.path.join(socket_dir(), "mux-%d.sock" % playbook_pid)
+
+
+def stack_key(stack: List[Dict[str, Any]]) -> str:
+    return json.dumps(stack, sort_keys=True, separators=(",", ":"))
+
+
+class MuxServer:
+    """Serves workers on ``path`` until ``watch_pid`` exits."""
+
+    def __init__(self, path: str, watch_pid: int) -> None:
+        self.path = path
+        self.watch_pid = watch_pid
+        self.session = Session(connect_timeout=60.0)
+        self.router = self.session.router
+        self.router.pool.size = 256
+        self._contexts: Dict[str, Context] = {}
+        self._starting: Dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.router.on_route_lost.append(self._forget)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        self._sock.bind(path)
+        os.chmod(path, 0o600)
+        self._sock.listen(128)
+        self._sock.setblocking(False)
+        self.router.broker.defer(self.router.broker.add_reader, self._sock.fileno(), self._on_accept)
+        self._methods: Dict[str, Callable[..., Any]] = {
+            "ping": self.ping,
+            "connect": self.connect,
+            "push_file": self.push_file,
+            "fetch_file": self.fetch_file,
+            "reset": self.reset,
+        }
+
+    def __repr__(self) -> str:
+        return "MuxServer(%s, contexts=%d)" % (self.path, len(self._contexts))
+
+    # -- clients ----------------------------------------------------------------------
+    def _on_accept(self) -> None:
+        try:
+            conn, _ = self._sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _pid, uid, _gid = struct.unpack("3i", creds)
+        if uid != os.getuid():
+            LOG.warning("refused a mux client with uid %d", uid)
+            conn.close()
+            return
+        fd = conn.detach()
+        stream = Stream(
+            self.router.broker,
+            fd,
+            fd,
+            "worker",
+            on_message=self._on_request,
+            on_disconnect=lambda s, reason: None,
+            max_message=self.router.max_message,
+        )
+        stream.start()
+
+    def _reply(self, stream: Stream, req: Message, value: Any, flags: int = 0) -> None:
+        reply = Message.encoded(value, handle=req.reply_to, flags=flags)
+        self.router.broker.defer(stream.send, reply)
+
+    def _on_request(self, stream: Stream, msg: Message) -> None:
+        """Broker thread: ``call`` is relayed at once; the rest run on the pool."""
+        try:
+            method, kwargs = msg.decode()
+        except Exception as exc:
+            self._reply(stream, msg, CallError.from_exception(exc, "mux"), FLAG_ERROR)
+            return
+        if method == "call":
+            self._relay_call(stream, msg, **kwargs)
+            return
+        self.router.pool.submit_fn(lambda m: self._run(stream, m, method, kwargs), msg)
+
+    def _run(self, stream: Stream, msg: Message, method: str, kwargs: Dict[str, Any]) -> None:
+        try:
+            fn = self._methods[method]
+            value, flags = fn(**kwargs), 0
+        except Exception as exc:
+            value, flags = (exc if type(exc) is StreamError else CallError.from_exception(exc, "mux")), FLAG_ERROR
+        self._reply(stream, msg, value, flags)
+
+    def _relay_call(self, stream: Stream, req: Message, context_id: int, ref: tuple, args: tuple, kwargs: dict) -> None:
+        def _back(reply: Message) -> None:
+            if is_dead(reply):
+                err = StreamError(reply.data.decode("utf-8", "replace"))
+                stream.send(Message.encoded(err, handle=req.reply_to, flags=FLAG_ERROR))
+            else:
+                stream.send(Message(handle=req.reply_to, flags=reply.flags, data=reply.data))
+
+        handle = self.router.add_handler(_back, persist=False, respondent=context_id, policy=self.router.reply_policy(context_id))
+        self.router.send(Message.encoded((ref, args, kwargs), dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
+
+    # -- methods ----------------------------------------------------------------------
+    def ping(self) -> Dict[str, Any]:
+        return {"pid": os.getpid(), "contexts": len(self._contexts)}
+
+    def connect(self, stack: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """Return ``{"context_id", "hello"}`` for the last hop of ``stack``."""
+        if not stack:
+            raise Error("empty connection stack")
+        via: Optional[Context] = None
+        for depth in range(1, len(stack) + 1):
+            via = self._get_or_start(stack[:depth], via)
+        assert via is not None
+        return {"context_id": via.context_id, "hello": self.session.hellos.get(via.context_id, {})}
+
+    def _get_or_start(self, stack: List[Dict[str, Any]], via: Optional[Context]) -> Context:
+        key = stack_key(stack)
+        while True:
+            with self._lock:
+                ctx = self._contexts.get(key)
+                if ctx is not None:
+                    return ctx
+                event = self._starting.get(key)
+                if event is None:
+                    event = self._starting[key] = threading.Event()
+                    break
+            event.wait(120)
+        try:
+            ctx = self.session.connect(stack[-1], via)
+            with self._lock:
+                self._contexts[key] = ctx
+            return ctx
+        finally:
+            with self._lock:
+                self._starting.pop(key, None)
+            event.set()
+
+    def _forget(self, lost: Any, reason: str) -> None:
+        with self._lock:
+            for key, ctx in list(self._contexts.items()):
+                if ctx.context_id in lost:
+                    del self._contexts[key]
+
+    def push_file(self, context_id: int, local_path: str, remote_path: str, mode: Optional[int] = None) -> Dict[str, Any]:
+        return self.session.push_file(self.router.context(context_id), local_path, remote_path, mode)
+
+    def fetch_file(self, context_id: int, remote_path: str, local_path: str) -> Dict[str, Any]:
+        return self.session.fetch_file(self.router.context(context_id), remote_path, local_path)
+
+    def reset(self, stack: List[Dict[str, Any]]) -> int:
+        """Shut down the contexts at and below the first hop of ``stack``."""
+        prefix = stack_key(stack[:1])[:-1]
+        with self._lock:
+            doomed = [(k, c) for k, c in self._contexts.items() if k.startswith(prefix)]
+            for key, _ in doomed:
+                del self._contexts[key]
+        for _, ctx in sorted(doomed, key=lambda kc: -len(kc[0])):
+            ctx.shutdown()
+        return len(doomed)
+
+    # -- life -------------------------------------------------------------------------
+    def serve(self) -> None:
+        while _alive(self.watch_pid) and self.router.broker.alive:
+            time.sleep(0.5)
+        self.close()
+
+    def close(self) -> None:
+        for path in (self.path, self.path + ".lock"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self.session.close()
+        self._sock.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main(path: str, watch_pid: int, log_path: str = "") -> None:
+    """Entry point of the mux process."""
+    if log_path:
+        logging.basicConfig(filename=log_path, level=logging.DEBUG, format="%(asctime)s %(process)d %(name)s: %(message)s")
+    server = MuxServer(path, watch_pid)
+    server.serve()
+
+
+# -- the worker side -------------------------------------------------------------------------
+class MuxClient:
+    """A blocking client of the mux, one per worker process."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self._parser = FrameParser()
+        self._next = 1
+        self._ready: List[Message] = []
+
+    def __repr__(self) -> str:
+        return "MuxClient(%s)" % self.path
+
+    def request(self, method: str, **kwargs: Any) -> Any:
+        """Send one request and return its decoded reply (raises the remote error)."""
+        handle = self._next
+        self._next += 1
+        self.sock.sendall(Message.encoded((method, kwargs), handle=0, reply_to=handle).pack())
+        while True:
+            for i, msg in enumerate(self._ready):
+                if msg.handle == handle:
+                    del self._ready[i]
+                    return msg.decode()
+            data = self.sock.recv(262144)
+            if not data:
+                raise StreamError("the ns.mitogen multiplexer closed the connection (%s)" % self.path)
+            self._ready.extend(self._parser.feed(data))
+
+    def call(self, context_id: int, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` in ``context_id`` through the mux."""
+        ref = (fn.__module__, fn.__qualname__)
+        return self.request("call", context_id=context_id, ref=ref, args=args, kwargs=kwargs)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _collections_root() -> str:
+    # .../ansible_collections/ns/mitogen/plugins/plugin_utils/_mux.py -> dir holding ansible_collections
+    here = os.path.abspath(__file__)
+    for _ in range(6):
+        here = os.path.dirname(here)
+    return here
+
+
+def connect_client(playbook_pid: int, log_path: str = "") -> MuxClient:
+    """A client of the mux serving ``playbook_pid``, starting the mux if needed."""
+    path = socket_path(playbook_pid)
+    try:
+        return MuxClient(path)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED):
+            raise
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return MuxClient(path)
+        except OSError:
+            pass
+        _spawn(path, playbook_pid, log_path)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                return MuxClient(path)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise ConnectError("ns.mitogen multiplexer", "it did not start within %.0fs" % START_TIMEOUT) from None
+                time.sleep(0.01)
+
+
+def _spawn(path: str, playbook_pid: int, log_path: str) -> None:
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import main\n"
+        "main(%r, %d, %r)\n" % (_collections_root(), path, playbook_pid, log_path)
+    )
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=devnull,
+            stdout=devnull,
+            stderr=devnull,
+            start_new_session=True,
+            close_fds=True,
+            cwd="/",
+        )
+    finally:
+        os.close(devnull)

@@ -1,0 +1,79 @@
+"""ansible-playbook with ansible_connection=ns.mitogen.ssh on real testbed hosts.
+
+Under the built-in linear strategy (the connection plugin alone must give correct
+results); the ns.mitogen strategies come later.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.testbed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PLAYBOOKS = os.path.join(ROOT, "tests", "integration", "playbooks")
+BIN = os.path.dirname(sys.executable)
+
+
+def inventory(tb, path, hosts=("h1", "h2"), **extra) -> str:
+    lines = ["[all]"]
+    for name in hosts:
+        lines.append("%s ansible_host=%s" % (name, tb[name].address))
+    lines.append("[all:vars]")
+    defaults = {
+        "ansible_connection": "ns.mitogen.ssh",
+        "ansible_user": tb.users.sudo.name,
+        "ansible_ssh_private_key_file": str(tb.key),
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_ssh_common_args": "-o UserKnownHostsFile=%s" % tb.known_hosts,
+    }
+    defaults.update(extra)
+    lines += ["%s=%s" % (k, v) for k, v in defaults.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def run_playbook(tmp_path, inv, playbook, *args, env=None):
+    environ = dict(os.environ)
+    environ.update(
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
+        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+    )
+    environ.update(env or {})
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inv, os.path.join(PLAYBOOKS, playbook), *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=environ, timeout=300)
+    recap = {}
+    for m in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", out.stdout, re.M):
+        recap[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    if not recap:
+        raise AssertionError("no PLAY RECAP (rc=%d):\n%s\n%s" % (out.returncode, out.stdout[-3000:], out.stderr[-3000:]))
+    return out.returncode, recap, out.stdout + out.stderr
+
+
+def test_connection_basics_under_builtin_linear(testbed, tmp_path):
+    inv = inventory(testbed, tmp_path / "hosts")
+    rc, stats, output = run_playbook(tmp_path, inv, "connection_basics.yml", "-e", "fetch_dir=%s" % (tmp_path / "fetched"))
+    assert rc == 0, output[-4000:]
+    for host in ("h1", "h2"):
+        assert stats[host]["failed"] == 0 and stats[host]["unreachable"] == 0
+        fetched = tmp_path / "fetched" / host / "tmp" / "nsm-conn" / "hello.txt"
+        assert fetched.read_text() == "hello %s\n" % host
+
+
+def test_unreachable_host_is_reported_and_others_go_on(testbed, tmp_path):
+    inv = tmp_path / "hosts"
+    inventory(testbed, inv)
+    inv.write_text(inv.read_text().replace("[all:vars]", "bad ansible_host=%s\n[all:vars]" % testbed.unused_address()))
+    rc, stats, output = run_playbook(tmp_path, str(inv), "connection_basics.yml", "-e", "fetch_dir=%s" % (tmp_path / "f"))
+    assert stats["bad"]["unreachable"] == 1, output[-3000:]
+    assert stats["h1"]["failed"] == 0 and stats["h1"]["ok"] > 5
+    assert rc == 4
