@@ -77,3 +77,35 @@ def test_unreachable_host_is_reported_and_others_go_on(testbed, tmp_path):
     assert stats["bad"]["unreachable"] == 1, output[-3000:]
     assert stats["h1"]["failed"] == 0 and stats["h1"]["ok"] > 5
     assert rc == 4
+
+
+@pytest.mark.parametrize(
+    "strategy", ["ns.mitogen.linear", "ns.mitogen.free", "ns.mitogen.host_pinned", "ns.mitogen.mitogen_linear"]
+)
+def test_strategies_redirect_builtin_ssh_and_reuse_interpreters(testbed, tmp_path, strategy):
+    inv = inventory(testbed, tmp_path / "hosts", ansible_connection="ssh")
+    rc, stats, output = run_playbook(
+        tmp_path, inv, "strategy_redirect.yml", "-e", "expect_reuse=true", env={"ANSIBLE_STRATEGY": strategy}
+    )
+    assert rc == 0, output[-4000:]
+    assert stats["h1"]["failed"] == 0 and stats["h2"]["ok"] >= 5
+
+
+def test_per_host_opt_out_keeps_builtin_ssh(testbed, tmp_path):
+    inv = inventory(
+        testbed, tmp_path / "hosts", ansible_connection="ssh", mitogen_disable="true", ansible_ssh_args="-o ControlMaster=no"
+    )
+    rc, stats, output = run_playbook(
+        tmp_path, inv, "strategy_redirect.yml", "-e", "expect_reuse=false", env={"ANSIBLE_STRATEGY": "ns.mitogen.linear"}
+    )
+    assert rc == 0, output[-4000:]
+
+
+def test_original_product_config_works_by_changing_only_the_path(testbed, tmp_path):
+    cfg = tmp_path / "ansible.cfg"
+    cfg.write_text("[defaults]\nstrategy_plugins = %s\nstrategy = mitogen_linear\n" % os.path.join(ROOT, "strategy_plugins"))
+    inv = inventory(testbed, tmp_path / "hosts", ansible_connection="ssh")
+    rc, stats, output = run_playbook(
+        tmp_path, inv, "strategy_redirect.yml", "-e", "expect_reuse=true", env={"ANSIBLE_CONFIG": str(cfg)}
+    )
+    assert rc == 0, output[-4000:]

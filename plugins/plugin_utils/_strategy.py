@@ -1,0 +1,78 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the ns.mitogen strategies add to the built-in ones (private).
+
+Owns: starting the run's multiplexer before Ansible forks its workers, and sending
+hosts on ``ansible.builtin.ssh`` / ``local`` to ``ns.mitogen.ssh`` / ``local``.
+Nothing of the built-in run loops is copied or replaced: the mixin only wraps
+``run()`` and ``_queue_task()``, the smallest public-ish surface there is.
+
+Redirection rules: a host (or a delegated host) whose connection is ``ssh``,
+``ansible.builtin.ssh``, ``paramiko``-free ``smart``, ``local`` or
+``ansible.builtin.local`` is switched to ours, unless ``mitogen_disable: true`` is
+set for it (the per-host opt-out). Every other connection type (winrm,
+network_cli, docker, ...) is left alone and keeps working in the same play.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional
+
+from ansible.utils.display import Display
+
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
+
+display = Display()
+
+REDIRECTS = {
+    "ssh": "ns.mitogen.ssh",
+    "ansible.builtin.ssh": "ns.mitogen.ssh",
+    "smart": "ns.mitogen.ssh",
+    "local": "ns.mitogen.local",
+    "ansible.builtin.local": "ns.mitogen.local",
+}
+
+
+def redirect(connection: Optional[str]) -> Optional[str]:
+    """Our connection for a built-in one we replace, else None."""
+    return REDIRECTS.get(str(connection)) if connection is not None else None
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+def _redirect_vars(task_vars: Dict[str, Any], default: Optional[str]) -> None:
+    if _truthy(task_vars.get("mitogen_disable", False)):
+        return
+    current = task_vars.get("ansible_connection", default)
+    ours = redirect(current)
+    if ours is not None:
+        task_vars["ansible_connection"] = ours
+
+
+class MitogenStrategyMixin:
+    """Mixed in before a built-in StrategyModule."""
+
+    _nsm_started = False
+
+    def run(self, iterator: Any, play_context: Any, *args: Any, **kwargs: Any) -> Any:
+        if not MitogenStrategyMixin._nsm_started:
+            # Start the multiplexer now, from the main process, so workers find it.
+            client = _mux.connect_client(os.getpid(), os.environ.get("NS_MITOGEN_MUX_LOG", ""))
+            client.close()
+            MitogenStrategyMixin._nsm_started = True
+        return super().run(iterator, play_context, *args, **kwargs)  # type: ignore[misc]
+
+    def _queue_task(self, host: Any, task: Any, task_vars: Dict[str, Any], play_context: Any) -> Any:
+        try:
+            _redirect_vars(task_vars, getattr(task, "connection", None) or getattr(play_context, "connection", None))
+            delegated = task_vars.get("ansible_delegated_vars")
+            if isinstance(delegated, dict):
+                for dvars in delegated.values():
+                    if isinstance(dvars, dict):
+                        _redirect_vars(dvars, getattr(task, "connection", None))
+        except Exception as exc:  # never break a run over an optimisation
+            display.warning("ns.mitogen: could not redirect %s's connection: %s" % (host, exc))
+        return super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]

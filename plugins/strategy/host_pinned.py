@@ -1,0 +1,28 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""ns.mitogen.host_pinned: the built-in host_pinned strategy on persistent interpreters."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: host_pinned
+short_description: ansible.builtin.host_pinned on ns.mitogen's persistent interpreters
+description:
+  - Behaves like M(ansible.builtin.host_pinned#strategy); in addition it starts the run's
+    ns.mitogen multiplexer before workers fork, and runs hosts that use
+    C(ansible.builtin.ssh) or C(ansible.builtin.local) through C(ns.mitogen.ssh) and
+    C(ns.mitogen.local), which keep one Python interpreter per target account alive
+    across tasks, plays and C(serial) batches.
+  - Set C(mitogen_disable=true) on a host to keep its built-in connection.
+  - Other connection types (winrm, network_cli, ...) are left alone.
+author: ns.mitogen contributors
+version_added: "0.1.0"
+"""
+
+from ansible.plugins.strategy.host_pinned import StrategyModule as _Builtin
+
+from ansible_collections.ns.mitogen.plugins.plugin_utils._strategy import MitogenStrategyMixin
+
+
+class StrategyModule(MitogenStrategyMixin, _Builtin):
+    """ansible.builtin.host_pinned with ns.mitogen connections."""
