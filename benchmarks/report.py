@@ -226,5 +226,22 @@ def write_results(path: Path, measurements: Sequence[Measurement], info: Dict[st
     record = dict(info, measurements=[m.to_json() for m in measurements])
     path.write_text(json.dumps(record, indent=2) + "\n")
     md = path.with_suffix(".md")
-    md.write_text(markdown_report(all_rows(measurements), info))
+    report = markdown_report(all_rows(measurements), info)
+    md.write_text(report)
+    if not info["quick"]:
+        update_readme(report, "core")
     return md
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def update_readme(report: str, name: str) -> None:
+    """Put ``report`` between the README's ``<!-- benchmark:NAME -->`` markers."""
+    start, end = "<!-- benchmark:%s -->" % name, "<!-- /benchmark:%s -->" % name
+    text = README.read_text()
+    if start not in text or end not in text:
+        return
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    README.write_text(head + start + "\n" + report + end + tail)

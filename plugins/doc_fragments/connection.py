@@ -48,6 +48,8 @@ options:
       - name: ansible_pipelining
 notes:
   - Interpreters are owned by one multiplexer process per C(ansible-playbook) run, which
-    exits with the run. Set E(NS_MITOGEN_MUX_LOG) to a file path to log its activity.
+    exits with the run. Set E(NS_MITOGEN_MUX_LOG) to a file path to log its activity,
+    and E(NS_MITOGEN_MUX_RUSAGE) to a file path to have it append the CPU seconds it
+    and its ssh/sudo children used when it exits (for benchmarks).
   - Become methods supported so far - C(sudo) (one interpreter per become user, reused).
 """

@@ -24,18 +24,29 @@ from typing import Any, Dict, List, Optional, Tuple
 import ansible.constants as C
 from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
 from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.action import ActionBase
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _target
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _runner, _target
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, StreamError
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux, _planner
 
 display = Display()
 
 SUPPORTED_BECOME = ("sudo",)
 # sudo flags our sudo transport sets itself (or must not get): dropped from become_flags.
 _SUDO_OWN_FLAGS = {"-H", "-S", "-n", "--non-interactive", "--stdin", "--set-home"}
+
+
+def collection_roots() -> List[str]:
+    """Directories holding ``ansible_collections`` that this Ansible run searches."""
+    try:
+        from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+        return [str(p) for p in AnsibleCollectionConfig.collection_paths]
+    except Exception:
+        return []
 
 
 class _BecomeProxy:
@@ -144,7 +155,9 @@ class MitogenConnectionBase(ConnectionBase):
     def _connect(self) -> "MitogenConnectionBase":
         if self._client is None:
             try:
-                self._client = _mux.connect_client(self._playbook_pid, os.environ.get("NS_MITOGEN_MUX_LOG", ""))
+                self._client = _mux.connect_client(
+                    self._playbook_pid, os.environ.get("NS_MITOGEN_MUX_LOG", ""), collection_roots()
+                )
             except (OSError, ConnectError) as exc:
                 raise AnsibleConnectionFailure("ns.mitogen: cannot reach the multiplexer: %s" % exc) from None
         self._connected = True
@@ -183,9 +196,30 @@ class MitogenConnectionBase(ConnectionBase):
     def _host_name(self) -> str:
         return str(self.get_option("host") if self.has_option("host") else "localhost")
 
+    def get_option(self, option: str, hostvars: Any = None) -> Any:
+        if option == "pipelining":
+            return True  # modules always travel through our channel, never as files
+        return super().get_option(option, hostvars)
+
+    def shebang(self) -> str:
+        python = self._python()
+        return "#!" + (" ".join(python) if python else "/usr/bin/python3")
+
+    def _run_module(self, request: Dict[str, Any], sudoable: bool) -> Tuple[int, bytes, bytes]:
+        """Run a planned module in the interpreter; send its source only if asked."""
+        display.vvv("ns.mitogen RUN %s in process" % request["name"], host=self._host_name())
+        reply = self._call(sudoable, _runner.run_module, request)
+        if reply.get("need_source"):
+            request = dict(request, source=_planner.source_for(request["source_id"]))
+            reply = self._call(sudoable, _runner.run_module, request)
+        return reply["rc"], reply["stdout"], reply["stderr"]
+
     # -- ConnectionBase ---------------------------------------------------------------
     def exec_command(self, cmd: str, in_data: Optional[bytes] = None, sudoable: bool = True) -> Tuple[int, bytes, bytes]:
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        request = _planner.decode_marker(in_data)
+        if request is not None:
+            return self._run_module(request, sudoable)
         display.vvv("ns.mitogen EXEC %s" % cmd, host=self._host_name())
         cwd = to_text(getattr(self, "cwd", None) or "") or None
         rc, stdout, stderr = self._call(sudoable, _target.exec_command, to_text(cmd), to_bytes(in_data) if in_data else None, cwd)
@@ -222,3 +256,24 @@ def _describe(spec: Dict[str, Any]) -> str:
     if spec.get("method") == "sudo":
         return "sudo:%s" % spec.get("username")
     return str(spec.get("method"))
+
+
+# -- the one ActionBase seam ---------------------------------------------------------------
+_ORIGINAL_CONFIGURE_MODULE = ActionBase._configure_module
+
+
+def _configure_module(self: Any, module_name: str, module_args: Any, task_vars: Any = None, **kwargs: Any) -> Any:
+    """For ns.mitogen connections, plan new-style Python modules for the in-process runner.
+
+    Everything else (and every other connection) gets Ansible's own ``_configure_module``.
+    """
+    connection = getattr(self, "_connection", None)
+    if isinstance(connection, MitogenConnectionBase):
+        plan = _planner.plan(self, module_name, module_args)
+        if plan is not None:
+            return _compat.configure_module_result(plan.marker(), connection.shebang(), plan.request["profile"], plan.module_path)
+    return _ORIGINAL_CONFIGURE_MODULE(self, module_name=module_name, module_args=module_args, task_vars=task_vars, **kwargs)
+
+
+if getattr(ActionBase._configure_module, "__module__", "") != __name__:
+    ActionBase._configure_module = _configure_module  # type: ignore[method-assign]

@@ -43,6 +43,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Sess
 LOG = logging.getLogger("ns.mitogen.mux")
 
 START_TIMEOUT = 15.0
+MODULE_TREES = ["ansible.module_utils", "ansible_collections.*.*.plugins.module_utils"]
 
 
 def socket_dir() -> str:
@@ -73,7 +74,9 @@ class MuxServer:
     def __init__(self, path: str, watch_pid: int) -> None:
         self.path = path
         self.watch_pid = watch_pid
-        self.session = Session(connect_timeout=60.0)
+        # Targets may import Ansible's module_utils and every collection's module_utils
+        # (never other controller code): the in-process module runner needs them.
+        self.session = Session(allow_imports=MODULE_TREES, connect_timeout=60.0)
         self.router = self.session.router
         self.router.pool.size = 256
         self._contexts: Dict[str, Context] = {}
@@ -233,6 +236,18 @@ class MuxServer:
                 pass
         self.session.close()
         self._sock.close()
+        _write_rusage(os.environ.get("NS_MITOGEN_MUX_RUSAGE", ""))
+
+
+def _write_rusage(path: str) -> None:
+    """Benchmarks: record the CPU the mux and its children (ssh, sudo) used."""
+    if not path:
+        return
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(path, "a") as fp:
+        fp.write(json.dumps({"pid": os.getpid(), "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime}) + "\n")
 
 
 def _alive(pid: int) -> bool:
@@ -245,8 +260,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def main(path: str, watch_pid: int, log_path: str = "") -> None:
-    """Entry point of the mux process."""
+def main(path: str, watch_pid: int, log_path: str = "", paths: Optional[List[str]] = None) -> None:
+    """Entry point of the mux process; ``paths`` are collection roots to import from."""
+    for extra in paths or ():
+        if extra not in sys.path:
+            sys.path.append(extra)
     if log_path:
         logging.basicConfig(filename=log_path, level=logging.DEBUG, format="%(asctime)s %(process)d %(name)s: %(message)s")
     server = MuxServer(path, watch_pid)
@@ -300,8 +318,12 @@ def _collections_root() -> str:
     return here
 
 
-def connect_client(playbook_pid: int, log_path: str = "") -> MuxClient:
-    """A client of the mux serving ``playbook_pid``, starting the mux if needed."""
+def connect_client(playbook_pid: int, log_path: str = "", paths: Optional[List[str]] = None) -> MuxClient:
+    """A client of the mux serving ``playbook_pid``, starting the mux if needed.
+
+    ``paths`` (collection roots) go on the new mux's ``sys.path``, so it can serve
+    the module_utils of every installed collection.
+    """
     path = socket_path(playbook_pid)
     try:
         return MuxClient(path)
@@ -314,7 +336,7 @@ def connect_client(playbook_pid: int, log_path: str = "") -> MuxClient:
             return MuxClient(path)
         except OSError:
             pass
-        _spawn(path, playbook_pid, log_path)
+        _spawn(path, playbook_pid, log_path, paths or [])
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
@@ -325,11 +347,11 @@ def connect_client(playbook_pid: int, log_path: str = "") -> MuxClient:
                 time.sleep(0.01)
 
 
-def _spawn(path: str, playbook_pid: int, log_path: str) -> None:
+def _spawn(path: str, playbook_pid: int, log_path: str, paths: List[str]) -> None:
     code = (
         "import sys; sys.path.insert(0, %r)\n"
         "from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import main\n"
-        "main(%r, %d, %r)\n" % (_collections_root(), path, playbook_pid, log_path)
+        "main(%r, %d, %r, %r)\n" % (_collections_root(), path, playbook_pid, log_path, paths)
     )
     devnull = os.open(os.devnull, os.O_RDWR)
     try:

@@ -22,6 +22,7 @@ from typing import Any, Dict, Optional
 from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
+from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import collection_roots
 
 display = Display()
 
@@ -60,7 +61,7 @@ class MitogenStrategyMixin:
     def run(self, iterator: Any, play_context: Any, *args: Any, **kwargs: Any) -> Any:
         if not MitogenStrategyMixin._nsm_started:
             # Start the multiplexer now, from the main process, so workers find it.
-            client = _mux.connect_client(os.getpid(), os.environ.get("NS_MITOGEN_MUX_LOG", ""))
+            client = _mux.connect_client(os.getpid(), os.environ.get("NS_MITOGEN_MUX_LOG", ""), collection_roots())
             client.close()
             MitogenStrategyMixin._nsm_started = True
         return super().run(iterator, play_context, *args, **kwargs)  # type: ignore[misc]

@@ -190,3 +190,58 @@ def _codec_random(rng) -> bytes:
         [None, 1, "x", ("ns.mitogen.files", "fetch", {"path": "/etc/passwd", "handle": 1}), [1, 2], {"a": b"b"}, ("m", 1, "t")]
     )
     return _codec.encode(value)
+
+
+# -- for test_runner.py: the interpreter state a module run must leave as it found it --
+def interpreter_state() -> dict:
+    """Process-wide state of this interpreter that modules run in it could change."""
+    import locale
+    import signal
+    import threading
+    import warnings
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    signals = {}
+    for signum in sorted(signal.valid_signals()):
+        try:
+            signals[int(signum)] = repr(signal.getsignal(signum))
+        except (OSError, ValueError):
+            pass
+    return {
+        "cwd": os.getcwd(),
+        "umask": umask,
+        "environ": dict(os.environ),
+        "argv": list(sys.argv),
+        "path": list(sys.path),
+        "meta_path": [type(f).__name__ for f in sys.meta_path],
+        "path_hooks": len(sys.path_hooks),
+        "hooks": [getattr(sys, h) is getattr(sys, "__%s__" % h) for h in ("excepthook", "displayhook", "unraisablehook")],
+        "thread_hook": repr(threading.excepthook),
+        "stdio": [repr(s) for s in (sys.stdin, sys.stdout, sys.stderr)],
+        "fds": {fd: os.readlink("/proc/self/fd/%d" % fd) for fd in (0, 1, 2)},
+        "signals": signals,
+        "warnings": repr(warnings.filters),
+        "locale": locale.setlocale(locale.LC_ALL),
+        "root_logger": [repr(h) for h in logging.getLogger().handlers] + [logging.getLogger().level],
+        "atexit": __import__("atexit")._ncallbacks(),
+        "threads": sorted(t.name for t in threading.enumerate() if not t.name.startswith("ns.mitogen.call-")),
+        "modules": sorted(sys.modules),
+        "recursion": sys.getrecursionlimit(),
+    }
+
+
+def native_ansible_paths() -> list:
+    """``sys.path`` entries of this interpreter holding an ``ansible`` package of their own."""
+    return [p for p in sys.path if p and os.path.isfile(os.path.join(p, "ansible", "__init__.py"))]
+
+
+def module_origin(name: str) -> str:
+    """Where this interpreter's copy of module ``name`` came from ('' if not loaded)."""
+    module = sys.modules.get(name)
+    return str(getattr(module, "__file__", "")) if module is not None else ""
+
+
+def module_attr(name: str, attr: str) -> Any:
+    """``sys.modules[name].<attr>`` in this interpreter."""
+    return getattr(sys.modules[name], attr)

@@ -164,8 +164,9 @@ class ChildProcess:
     (stdin/stdout belong to the stream once the handshake is done).
     """
 
-    def __init__(self, argv: List[str], use_pty: bool, name: str) -> None:
+    def __init__(self, argv: List[str], use_pty: bool, name: str, owner: Any = None) -> None:
         self.name = name
+        self.owner = owner  # the router that started it: reap_all() reaps per owner
         self.tty_fd: Optional[int] = None
         self._slave_fd: Optional[int] = None  # held open so the master never reads EIO
         self.on_detach: List[Any] = []  # broker-thread callbacks run by reap_later()
@@ -248,11 +249,12 @@ class ChildProcess:
                 _PROCESSES.remove(self)
 
 
-def reap_all(timeout: float = 5.0) -> None:
-    """Wait for (or kill) every child this process started. Call at shutdown."""
+def reap_all(timeout: float = 5.0, owner: Any = None) -> None:
+    """Wait for (or kill) the children ``owner`` (a router; None: all) started."""
     with _PROCESSES_LOCK:
-        procs = list(_PROCESSES)
-        del _PROCESSES[:]
+        procs = [p for p in _PROCESSES if owner is None or p.owner is owner]
+        for p in procs:
+            _PROCESSES.remove(p)
     for proc in procs:
         proc.reap(timeout)
 
@@ -440,7 +442,7 @@ def connect(
     argv = transport.argv(transport.boot_argv(FIRST_STAGE, default_python))
     LOG.debug("%s: starting %r", router.name, argv)
     try:
-        proc = ChildProcess(argv, transport.use_pty, name)
+        proc = ChildProcess(argv, transport.use_pty, name, owner=router)
     except OSError as exc:
         hello.close()
         raise ConnectError(name, "cannot run %s: %s" % (argv[0], exc), "spawn") from None

@@ -40,16 +40,24 @@ LOG = logging.getLogger("ns.mitogen.importer")
 Entry = Tuple[bool, str, Optional[bytes], Tuple[str, ...]]
 
 
+def _segments_match(name: List[str], prefix: List[str]) -> bool:
+    return all(p == "*" or p == n for n, p in zip(name, prefix))
+
+
 def is_allowed(name: str, prefixes: Sequence[str]) -> bool:
-    """True if ``name`` is in, or is an ancestor package of, an allowed tree."""
-    for prefix in prefixes:
-        if name == prefix or name.startswith(prefix + ".") or prefix.startswith(name + "."):
-            return True
-    return False
+    """True if ``name`` is in, or is an ancestor package of, an allowed tree.
+
+    A prefix segment ``*`` matches any one name segment, so
+    ``ansible_collections.*.*.plugins.module_utils`` allows every collection's
+    module_utils and nothing else of those collections.
+    """
+    parts = name.split(".")
+    return any(_segments_match(parts, prefix.split(".")) for prefix in prefixes)
 
 
 def _in_tree(name: str, prefixes: Sequence[str]) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
+    parts = name.split(".")
+    return any(len(parts) >= len(p) and _segments_match(parts, p) for p in (prefix.split(".") for prefix in prefixes))
 
 
 def _valid_entry(name: Any, entry: Any) -> bool:
@@ -211,7 +219,10 @@ class Responder:
         is_pkg = spec.submodule_search_locations is not None
         origin = spec.origin
         if origin in (None, "namespace", "built-in", "frozen") or not str(origin).endswith(".py"):
-            if is_pkg and origin in (None, "namespace"):
+            # Only a true namespace package is served (empty). Anything else without
+            # a .py file (e.g. six.moves, made by six's own finder) is reported absent,
+            # so the target's import machinery builds it the same way locally.
+            if is_pkg and origin in (None, "namespace") and "Namespace" in type(spec.loader).__name__:
                 return (True, "<ns.mitogen:%s>" % name, b"", ())
             return (False, "", None, ())
         with open(str(origin), "rb") as fp:

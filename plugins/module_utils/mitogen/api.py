@@ -175,4 +175,4 @@ class Session:
         self.broker.shutdown(timeout / 2)
         self.broker.join(timeout)
         self.router.close()
-        _bootstrap.reap_all(timeout / 2)
+        _bootstrap.reap_all(timeout / 2, owner=self.router)

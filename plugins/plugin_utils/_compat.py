@@ -1,0 +1,67 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Every difference between ansible-core versions that ns.mitogen depends on (private).
+
+Owns: the few places where 2.16 ... 2.21 disagree and we must follow: what
+``ActionBase._configure_module`` returns, how module arguments are encoded for a
+module, and a module's serialization profile. Supporting a new ansible-core
+release should mean reading this file and changing only it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Any, Optional, Tuple
+
+from ansible.executor import module_common
+from ansible.release import __version__ as ANSIBLE_VERSION
+
+VERSION: Tuple[int, int] = tuple(int(p) for p in ANSIBLE_VERSION.split(".")[:2])  # type: ignore[assignment]
+
+# 2.19 introduced data tagging, serialization profiles and _BuiltModule.
+_BUILT_MODULE = getattr(module_common, "_BuiltModule", None)
+
+
+def module_profile(source: bytes) -> Optional[str]:
+    """The module's serialization profile (2.19+), or None where profiles do not exist."""
+    if _BUILT_MODULE is None:
+        return None
+    get_metadata = getattr(module_common, "_get_module_metadata", None)
+    if get_metadata is None:
+        return "legacy"
+    import ansible.constants as C
+
+    if not C.config.get_config_value("_MODULE_METADATA"):
+        return "legacy"  # metadata is experimental and off: every module is legacy
+    return str(get_metadata(ast.parse(source)).serialization_profile)
+
+
+def module_args_json(module_args: Any, profile: Optional[str]) -> str:
+    """``{"ANSIBLE_MODULE_ARGS": ...}`` exactly as AnsiballZ would hand it to the module."""
+    params = {"ANSIBLE_MODULE_ARGS": module_args}
+    if profile is not None:
+        from ansible.module_utils.common.json import Direction, get_module_encoder
+
+        return json.dumps(params, cls=get_module_encoder(profile, Direction.CONTROLLER_TO_MODULE))
+    from ansible.module_utils.common.json import AnsibleJSONEncoder
+
+    return json.dumps(params, cls=AnsibleJSONEncoder, vault_to_text=True)
+
+
+def configure_module_result(data: bytes, shebang: str, profile: Optional[str], module_path: str) -> Any:
+    """What ``ActionBase._configure_module`` returns for a new-style module ``data``."""
+    if _BUILT_MODULE is not None:
+        return _BUILT_MODULE(
+            b_module_data=data, module_style="new", shebang=shebang, serialization_profile=profile or "legacy"
+        ), module_path
+    return "new", shebang, data, module_path
+
+
+def module_fqn(module_path: str, leaf_name: str) -> str:
+    """The import name AnsiballZ would give the module (as ``_module_fqn``)."""
+    try:
+        fqn = module_common._get_ansible_module_fqn(module_path)
+    except ValueError:
+        fqn = None
+    return str(fqn) if fqn else "ansible.legacy.%s" % leaf_name  # as AnsiballZ names library/ modules

@@ -1,0 +1,103 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Deciding how a module runs, and preparing the smallest request for it (private).
+
+Owns: ``plan()``, which finds the module a task runs, detects its style, and for a
+new-style Python module builds a run request for the target's in-process runner
+(``module_utils/mitogen/_runner.py``) instead of an AnsiballZ zip; and the marker
+that carries such a request through ``ActionBase._execute_module`` to the
+connection's ``exec_command``. Every other case (async, binary, JSON_ARGS,
+WANT_JSON, old-style modules, kept remote files) returns None: Ansible's own path
+runs, over ns.mitogen's channel.
+
+The request crosses as data: ``{"name", "source_id", "args", "profile", "env"}``
+where ``args`` is the JSON text Ansible's own encoder made; the source follows only
+when the target asks for it (``need_source``), so a module crosses once per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from typing import Any, Dict, Optional
+
+import ansible.constants as C
+from ansible.executor import module_common
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
+
+MARKER = b"#!ns.mitogen run-module\n"
+_SOURCES: Dict[str, bytes] = {}  # source_id -> source, for need_source replies
+
+
+class Plan:
+    """A module run prepared for the in-process runner."""
+
+    def __init__(self, request: Dict[str, Any], module_path: str, source: bytes) -> None:
+        self.request = request
+        self.module_path = module_path
+        self.source = source
+
+    def __repr__(self) -> str:
+        return "Plan(%s)" % self.request.get("name")
+
+    def marker(self) -> bytes:
+        return MARKER + _codec.encode(self.request)
+
+
+def decode_marker(in_data: Optional[bytes]) -> Optional[Dict[str, Any]]:
+    """The request carried by ``in_data``, or None when it is not ours."""
+    if not in_data or not in_data.startswith(MARKER):
+        return None
+    request = _codec.decode(in_data[len(MARKER) :])
+    return request if isinstance(request, dict) else None
+
+
+def source_for(source_id: str) -> Optional[bytes]:
+    return _SOURCES.get(source_id)
+
+
+def _find_module(action: Any, module_name: str) -> Optional[str]:
+    result = action._shared_loader_obj.module_loader.find_plugin_with_context(
+        module_name, "", collection_list=action._task.collections
+    )
+    path = getattr(result, "plugin_resolved_path", None) if getattr(result, "resolved", False) else None
+    return str(path) if path else None
+
+
+def _is_new_style_python(path: str, source: bytes) -> bool:
+    if not path.endswith(".py") or b"\x00" in source[:1024]:
+        return False
+    if module_common.REPLACER_JSONARGS in source or b"WANT_JSON" in source:
+        return False
+    return bool(module_common.NEW_STYLE_PYTHON_MODULE_RE.search(source)) and module_common.REPLACER not in source
+
+
+def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional[Plan]:
+    """A run request for ``module_name``, or None if Ansible's own path must run it."""
+    if action._task.async_val or C.DEFAULT_KEEP_REMOTE_FILES:
+        return None
+    path = _find_module(action, module_name)
+    if path is None:
+        return None  # let Ansible raise its own "module not found"
+    with open(path, "rb") as fp:
+        source = fp.read()
+    if not _is_new_style_python(path, source):
+        return None
+    leaf = re.sub(r"\.py$", "", os.path.basename(path))
+    profile = _compat.module_profile(source)
+    env: Dict[str, Any] = {}
+    action._compute_environment_string(env)
+    source_id = hashlib.sha1(source).hexdigest()
+    _SOURCES[source_id] = source
+    request = {
+        "name": _compat.module_fqn(path, leaf),
+        "source_id": source_id,
+        "args": _compat.module_args_json(module_args, profile),
+        "profile": profile,
+        "env": {str(k): str(v) for k, v in env.items()},
+        "path": path,
+    }
+    return Plan(request, path, source)

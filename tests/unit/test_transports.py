@@ -1,0 +1,58 @@
+"""Transport argv building and option filtering (pure logic, no processes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError
+
+
+def test_ssh_never_prompts_without_a_password():
+    argv = _transports.make({"method": "ssh", "hostname": "h"}).argv(["python3", "-c", "x"])
+    assert "BatchMode=yes" in argv and "StrictHostKeyChecking=yes" in argv
+    assert argv[-3:] == ["--", "h", "python3 -c x"]
+
+
+def test_ssh_with_password_uses_a_pty_and_one_attempt():
+    t = _transports.make({"method": "ssh", "hostname": "h", "password": "pw", "check_host_keys": "ignore"})
+    argv = t.argv(["python3"])
+    assert t.use_pty and "NumberOfPasswordPrompts=1" in argv and "UserKnownHostsFile=/dev/null" in argv
+    assert t.on_text("tty", "u@h's password: ") == b"pw\n"
+    assert t.on_text("tty", "u@h's password: \r\n") is None  # the same prompt is not answered twice
+    with pytest.raises(ConnectError, match="password was refused"):
+        t.on_text("tty", "u@h's password: \r\nu@h's password: ")
+
+
+def test_sudo_password_goes_to_stdin_and_a_retry_fails_fast():
+    t = _transports.make({"method": "sudo", "username": "root", "password": "pw"})
+    assert t.password_on_stdin and "-S" in t.argv(["py"]) and "-n" not in t.argv(["py"])
+    assert t.on_text("stderr", _transports.SUDO_PROMPT) == b"pw\n"
+    with pytest.raises(ConnectError, match="sudo password was refused"):
+        t.on_text("stderr", _transports.SUDO_PROMPT + "\nSorry, try again.\n")
+
+
+def test_sudo_without_password_is_non_interactive():
+    assert "-n" in _transports.make({"method": "sudo"}).argv(["py"])
+
+
+def test_discovery_when_no_python_is_named():
+    t = _transports.make({"method": "ssh", "hostname": "h"})
+    argv = t.boot_argv("STAGE", "")
+    assert argv[:2] == ["/bin/sh", "-c"] and argv[3] == "STAGE" and "python3.13" in argv
+    assert t.boot_argv("STAGE", "/usr/bin/python3") == ["/usr/bin/python3", "-c", "STAGE"]
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ({"method": "ssh"}, "hostname' is required"),
+        ({"method": "ssh", "hostname": "h", "check_host_keys": "maybe"}, "check_host_keys"),
+        ({"method": "ssh", "hostname": "h", "ssh_args": ["-v", 3]}, "list of strings"),
+        ({"method": "sudo", "colour": "red"}, "unknown option"),
+        ("ssh", "must be a dict"),
+    ],
+)
+def test_malformed_specs(spec, message):
+    with pytest.raises(_transports.SpecError, match=message):
+        _transports.make(spec)
