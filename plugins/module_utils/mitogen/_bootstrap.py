@@ -112,22 +112,41 @@ def strip_source(source: str) -> str:
     return ast.unparse(tree) + "\n"  # type: ignore[attr-defined,unused-ignore]
 
 
+def _core_imports(tree: ast.Module) -> List[str]:
+    """Sibling core modules a module imports at its top level (``from . import x``, ``from ._x import``)."""
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.append(node.module)
+            else:
+                found.extend(alias.name for alias in node.names)
+    return found
+
+
 def core_modules() -> Dict[str, Tuple[bool, str]]:
-    """The core's modules (stripped) plus its empty ancestor packages, by name."""
+    """The modules a child needs to start (stripped), plus empty ancestor packages.
+
+    Only what ``_child`` imports, transitively, travels in the payload; the rest of
+    the core (runner, files, ...) is fetched through the importer on first use, so
+    a context that never runs a module never receives the module runner.
+    """
     here = os.path.dirname(os.path.abspath(__file__))
     modules: Dict[str, Tuple[bool, str]] = {}
     parts = PACKAGE.split(".")
     for i in range(1, len(parts)):
         modules[".".join(parts[:i])] = (True, "")
-    for fname in sorted(os.listdir(here)):
-        if not fname.endswith(".py"):
+    modules[PACKAGE] = (True, "")
+    todo, seen = ["_child"], set()
+    while todo:
+        short = todo.pop()
+        if short in seen:
             continue
-        with open(os.path.join(here, fname), encoding="utf-8") as fp:
-            text = strip_source(fp.read())
-        if fname == "__init__.py":
-            modules[PACKAGE] = (True, text)
-        else:
-            modules["%s.%s" % (PACKAGE, fname[:-3])] = (False, text)
+        seen.add(short)
+        with open(os.path.join(here, short + ".py"), encoding="utf-8") as fp:
+            tree = ast.parse(fp.read())
+        todo.extend(_core_imports(tree))
+        modules["%s.%s" % (PACKAGE, short)] = (False, strip_source(ast.unparse(tree)))
     return modules
 
 
