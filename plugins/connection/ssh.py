@@ -94,6 +94,21 @@ options:
     vars:
       - name: ansible_host_key_checking
       - name: ansible_ssh_host_key_checking
+  use_tty:
+    description:
+      - Run commands that take no input on a pseudo-terminal, as C(ssh -tt) does for
+        M(ansible.builtin.ssh#connection) - M(ansible.builtin.raw) and
+        M(ansible.builtin.script) output then arrives with stdout and stderr merged and
+        CRLF line ends, exactly as with the built-in plugin.
+    type: bool
+    default: true
+    env:
+      - name: ANSIBLE_SSH_USETTY
+    ini:
+      - key: usetty
+        section: ssh_connection
+    vars:
+      - name: ansible_ssh_use_tty
   ssh_executable:
     description: The ssh client to run.
     type: string

@@ -168,6 +168,8 @@ class MitogenConnectionBase(ConnectionBase):
         assert self._client is not None
         try:
             return self._client.request(method, **kwargs)
+        except ConnectError as exc:
+            raise AnsibleConnectionFailure(self._unreachable_message(exc)) from None
         except CallError as exc:
             if exc.type_name.endswith("ConnectError") or exc.type_name.endswith("SpecError"):
                 raise AnsibleConnectionFailure("ns.mitogen: %s" % exc.remote_message) from None
@@ -192,6 +194,12 @@ class MitogenConnectionBase(ConnectionBase):
             self._contexts.clear()
             context_id = self._context(sudoable)
             return self._request("call", context_id=context_id, ref=(fn.__module__, fn.__qualname__), args=args, kwargs={})
+
+    def _unreachable_message(self, exc: ConnectError) -> str:
+        """Vanilla's words first (the program's own error), then our diagnosis."""
+        output = exc.output.replace("\r", "").strip()
+        text = "Failed to connect to the host via %s: %s" % (self.method, output or exc.reason)
+        return "%s\n(ns.mitogen: %s%s)" % (text, exc.reason, "; hint: %s" % exc.hint if exc.hint else "")
 
     def _host_name(self) -> str:
         return str(self.get_option("host") if self.has_option("host") else "localhost")
@@ -222,7 +230,11 @@ class MitogenConnectionBase(ConnectionBase):
             return self._run_module(request, sudoable)
         display.vvv("ns.mitogen EXEC %s" % cmd, host=self._host_name())
         cwd = to_text(getattr(self, "cwd", None) or "") or None
-        rc, stdout, stderr = self._call(sudoable, _target.exec_command, to_text(cmd), to_bytes(in_data) if in_data else None, cwd)
+        # As vanilla ssh: commands without input that may become run on a pty (-tt).
+        use_pty = bool(not in_data and sudoable and self.has_option("use_tty") and self.get_option("use_tty"))
+        rc, stdout, stderr = self._call(
+            sudoable, _target.exec_command, to_text(cmd), to_bytes(in_data) if in_data else None, cwd, None, use_pty
+        )
         return rc, stdout, stderr
 
     def put_file(self, in_path: str, out_path: str) -> None:

@@ -149,7 +149,7 @@ class MuxServer:
             fn = self._methods[method]
             value, flags = fn(**kwargs), 0
         except Exception as exc:
-            value, flags = (exc if type(exc) is StreamError else CallError.from_exception(exc, "mux")), FLAG_ERROR
+            value, flags = (exc if isinstance(exc, StreamError) else CallError.from_exception(exc, "mux")), FLAG_ERROR
         self._reply(stream, msg, value, flags)
 
     def _relay_call(self, stream: Stream, req: Message, context_id: int, ref: tuple, args: tuple, kwargs: dict) -> None:

@@ -70,6 +70,15 @@ class ConnectError(StreamError):
             parts.append("hint: %s" % hint)
         super().__init__("; ".join(parts))
 
+    def to_wire(self) -> tuple:  # type: ignore[override]
+        return (self.context, self.reason, self.stage, self.output, self.hint)
+
+    @classmethod
+    def from_wire(cls, state: object) -> "ConnectError":  # type: ignore[override]
+        if not (isinstance(state, tuple) and len(state) == 5 and all(isinstance(s, str) for s in state)):
+            raise PeerProtocolError("malformed ConnectError state")
+        return cls(*state)
+
 
 class ProtocolError(Error):
     """Data that does not follow the protocol (our own fault when raised on encode)."""

@@ -29,7 +29,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from ._broker import Broker, Stream
-from ._errors import CallError, PeerProtocolError, RefusedError, StreamError, TimeoutError
+from ._errors import CallError, ConnectError, PeerProtocolError, RefusedError, StreamError, TimeoutError
 from ._wire import (
     ADD_ROUTE,
     ALLOCATE_ID,
@@ -406,7 +406,7 @@ class Router:
 
     def _reply_error(self, msg: Message, exc: Exception) -> None:
         if msg.reply_to:
-            err = exc if type(exc) is StreamError else CallError.from_exception(exc, self.name)
+            err = exc if isinstance(exc, StreamError) else CallError.from_exception(exc, self.name)
             reply = Message.encoded(err, dst_id=msg.src_id, src_id=self.context_id, handle=msg.reply_to, flags=FLAG_ERROR)
             self._route(reply)
 
@@ -478,7 +478,9 @@ class Router:
             if not msg.reply_to:
                 LOG.exception("%s: fire-and-forget call failed", self.name)
                 return
-            value, flags = CallError.from_exception(exc, self.name), FLAG_ERROR
+            # A child that could not be started stays a ConnectError for the caller.
+            value = exc if isinstance(exc, ConnectError) else CallError.from_exception(exc, self.name)
+            flags = FLAG_ERROR
         if msg.reply_to:
             try:
                 reply = Message.encoded(value, dst_id=msg.src_id, handle=msg.reply_to, flags=flags)

@@ -14,6 +14,7 @@ task cannot leak state into the next.
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 from typing import Dict, Optional, Tuple
 
@@ -21,16 +22,24 @@ from . import _child
 
 
 def exec_command(
-    cmd: str, in_data: Optional[bytes] = None, cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None
+    cmd: str,
+    in_data: Optional[bytes] = None,
+    cwd: Optional[str] = None,
+    env: Optional[Dict[str, str]] = None,
+    use_pty: bool = False,
 ) -> Tuple[int, bytes, bytes]:
     """Run ``cmd`` with ``/bin/sh -c``; return ``(returncode, stdout, stderr)``.
 
     ``cwd`` defaults to the directory the interpreter started in (the login
-    directory for ssh), ``env`` extends the environment it started with.
+    directory for ssh), ``env`` extends the environment it started with. With
+    ``use_pty`` the command runs on a new pseudo-terminal, as ``ssh -tt`` runs it:
+    stdout and stderr arrive merged in stdout, with the terminal's CRLF line ends.
     """
     environ = dict(_child.START_ENV or os.environ)
     if env:
         environ.update(env)
+    if use_pty:
+        return _exec_on_pty(cmd, cwd or _start_dir(), environ)
     proc = subprocess.Popen(
         ["/bin/sh", "-c", cmd],
         stdin=subprocess.PIPE,
@@ -57,3 +66,39 @@ def _start_dir() -> Optional[str]:
     except OSError:
         pass
     return _child.START_CWD or None
+
+
+def _exec_on_pty(cmd: str, cwd: Optional[str], environ: Dict[str, str]) -> Tuple[int, bytes, bytes]:
+    master, slave = pty.openpty()
+    slave_path = os.ttyname(slave)
+
+    def _controlling_tty() -> None:
+        os.close(os.open(slave_path, os.O_RDWR))  # after setsid: becomes the controlling tty
+
+    try:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", cmd],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=cwd,
+            env=environ,
+            start_new_session=True,
+            preexec_fn=_controlling_tty,
+            close_fds=True,
+        )
+    finally:
+        os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every holder of the slave side has gone
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    return proc.wait(), b"".join(chunks), b""

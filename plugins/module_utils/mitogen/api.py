@@ -108,9 +108,8 @@ class Session:
             cid = self.router.allocate_id()
             try:
                 hello = via.call(_bootstrap.connect_remote, spec, cid, self.log_level, timeout=spec["connect_timeout"] + 10)
-            except CallError as exc:
-                if exc.type_name.endswith("ConnectError"):
-                    raise ConnectError("%s via %s" % (name, via.name), exc.remote_message, "spawn") from None
+            except ConnectError as exc:
+                exc.context = "%s via %s" % (name, via.name)
                 raise
             ctx = Context(self.router, cid, self.router.name_of(cid))
         self.hellos[ctx.context_id] = hello

@@ -1,0 +1,382 @@
+"""Run one playbook against testbed hosts under a named variant; capture every result.
+
+Owns:
+
+* `VARIANTS`, the one table of what is compared (strategy, connection,
+  pipelining), and `unavailable_reason()` (does a variant's plugin resolve?);
+* `reset_targets()`, which wipes what an earlier run left on the hosts;
+* the per-run files: inventory, ansible.cfg, extra vars, capture file and log,
+  all in a fresh run directory (`nsm-diff-run-<variant>-*`, under `work_dir`);
+* `run_playbook()`, which runs ansible-playbook under `reaper.py` (so that no
+  process of the run outlives it) and reads back what the `nsm_capture`
+  callback wrote;
+* `playbook_meta()`, the harness settings a playbook carries in its first
+  play's `vars: {nsm_diff: {...}}` (verbosity, secrets, expected rc).
+
+Normalization and comparison live in `normalize.py`.
+
+Typical use::
+
+    result = run_playbook(tb, PLAYBOOK_DIR / "files.yml", "vanilla", tmp_path)
+    result.records            # [{"host", "task", "status", "result", ...}, ...]
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.testbed import Testbed
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+COLLECTIONS = REPO / ".build" / "collections"
+PLAYBOOK_DIR = HERE / "playbooks"
+CALLBACK_DIR = HERE / "callback"
+REAPER = HERE / "reaper.py"
+CALLBACK_NAME = "nsm_capture"
+CAPTURE_ENV = "NSM_DIFF_CAPTURE"
+BIN_DIR = Path(sys.executable).parent
+ANSIBLE_PLAYBOOK = BIN_DIR / "ansible-playbook"
+ANSIBLE_DOC = BIN_DIR / "ansible-doc"
+
+#: Inventory hosts of every run (testbed hosts reachable from the controller).
+HOSTS: tuple[str, ...] = ("h1", "h2")
+#: The only place the playbooks write on targets (reset removes it).
+TARGET_DIR = "/tmp/nsm-diff"
+#: Prefix of every run directory; normalize.yml masks paths below it.
+RUN_DIR_PREFIX = "nsm-diff-run-"
+PYTHON = "/usr/bin/python3"
+#: Ansible's default ssh_args with a shorter persistence.  Vanilla without
+#: pipelining opens 4-5 connections per task; multiplexing them makes its runs
+#: about 3x faster.  The masters live in a private ControlPath directory and
+#: reaper.py ends them after every run, so none outlives it.
+SSH_ARGS = "-C -o ControlMaster=auto -o ControlPersist=30s"
+DEFAULT_TIMEOUT = 300.0
+
+
+class RunError(RuntimeError):
+    """ansible-playbook could not be run to completion (timeout, no capture)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running a playbook: strategy + connection + pipelining."""
+
+    name: str
+    strategy: str
+    connection: str
+    pipelining: bool
+    description: str
+
+    @property
+    def plugins(self) -> tuple[tuple[str, str], ...]:
+        """(type, name) of the non-builtin plugins this variant needs."""
+        wanted = (("connection", self.connection), ("strategy", self.strategy))
+        return tuple((kind, name) for kind, name in wanted if not name.startswith("ansible.builtin."))
+
+
+MITOGEN_SSH = "ns.mitogen.ssh"
+
+#: Every variant the harness knows (the one place they are defined).
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("vanilla", "ansible.builtin.linear", "ansible.builtin.ssh", False, "vanilla Ansible, pipelining off"),
+        Variant("vanilla_pipelining", "ansible.builtin.linear", "ansible.builtin.ssh", True, "vanilla Ansible, pipelining on"),
+        Variant("mitogen_linear", "ns.mitogen.linear", MITOGEN_SSH, False, "ns.mitogen linear strategy + ssh"),
+        Variant("mitogen_free", "ns.mitogen.free", MITOGEN_SSH, False, "ns.mitogen free strategy + ssh"),
+        Variant("mitogen_host_pinned", "ns.mitogen.host_pinned", MITOGEN_SSH, False, "ns.mitogen host_pinned strategy + ssh"),
+        Variant("builtin_linear_mitogen_ssh", "ansible.builtin.linear", MITOGEN_SSH, False, "builtin linear + ns.mitogen.ssh"),
+    )
+}
+#: The variant every other one is compared with.
+BASELINE = "vanilla"
+
+
+def get_variant(variant: Variant | str) -> Variant:
+    """The Variant for a name (or the Variant itself); KeyError names the known ones."""
+    if isinstance(variant, Variant):
+        return variant
+    try:
+        return VARIANTS[variant]
+    except KeyError:
+        raise KeyError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})") from None
+
+
+def _clean_environ() -> dict[str, str]:
+    """os.environ without anything that would steer Ansible or the capture."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "NSM_DIFF_"))}
+
+
+@functools.lru_cache(maxsize=None)
+def plugin_resolves(kind: str, name: str) -> bool:
+    """True if `ansible-doc -t kind name` succeeds with the repo's collection path."""
+    with tempfile.TemporaryDirectory(prefix="nsm-diff-doc-") as home:
+        env = {**_clean_environ(), "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_HOME": home}
+        proc = subprocess.run(
+            [str(ANSIBLE_DOC), "-t", kind, name],
+            env=env,
+            cwd=home,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=120,
+        )
+    return proc.returncode == 0
+
+
+def unavailable_reason(variant: Variant | str) -> str | None:
+    """None if every plugin of the variant resolves, else e.g. "ns.mitogen.ssh not built yet"."""
+    for kind, name in get_variant(variant).plugins:
+        if not plugin_resolves(kind, name):
+            return f"{name} not built yet"
+    return None
+
+
+# -- playbooks ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlaybookMeta:
+    """Harness settings of a playbook (its first play's `vars: {nsm_diff: {...}}`).
+
+    verbosity: number of -v for both sides (4 gives the -vvvv log).
+    secrets: strings that must appear nowhere in the capture file or the log.
+    rc: the exit status ansible-playbook must end with.
+    """
+
+    verbosity: int = 0
+    secrets: tuple[str, ...] = ()
+    rc: int = 0
+
+
+def playbooks() -> list[Path]:
+    """Every test case: playbooks/*.yml, sorted."""
+    return sorted(PLAYBOOK_DIR.glob("*.yml"))
+
+
+def playbook_meta(playbook: Path) -> PlaybookMeta:
+    """Read the `nsm_diff` settings of a playbook (defaults when absent)."""
+    plays = yaml.safe_load(playbook.read_text()) or []
+    settings: Mapping[str, Any] = {}
+    if plays and isinstance(plays[0], dict):
+        settings = (plays[0].get("vars") or {}).get("nsm_diff") or {}
+    unknown = set(settings) - {"verbosity", "secrets", "rc"}
+    if unknown:
+        raise ValueError(f"{playbook.name}: unknown nsm_diff settings {sorted(unknown)}")
+    return PlaybookMeta(
+        verbosity=int(settings.get("verbosity", 0)),
+        secrets=tuple(str(s) for s in settings.get("secrets", ())),
+        rc=int(settings.get("rc", 0)),
+    )
+
+
+# -- targets --------------------------------------------------------------------
+
+
+def reset_targets(tb: Testbed, hosts: Iterable[str] = HOSTS) -> None:
+    """Remove what runs leave on the hosts: /tmp/nsm-diff and every ~/.ansible.
+
+    Works on the controller-side views of each host's private /tmp, /home and /root.
+    """
+    target_rel = Path(TARGET_DIR).relative_to("/tmp")
+    for name in hosts:
+        host = tb[name]
+        shutil.rmtree(host.tmp_dir / target_rel, ignore_errors=True)
+        homes = [p for p in host.home_dir.iterdir() if p.is_dir() and not p.is_symlink()]
+        for home in [*homes, host.root_home_dir]:
+            shutil.rmtree(home / ".ansible", ignore_errors=True)
+
+
+# -- running --------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """What one ansible-playbook run produced."""
+
+    variant: str
+    playbook: Path
+    rc: int
+    records: list[dict[str, Any]]
+    stats: dict[str, dict[str, int]]
+    run_dir: Path
+    log_path: Path
+    capture_path: Path
+    argv: list[str] = field(default_factory=list)
+    #: command lines of processes the run left behind (ssh masters aside,
+    #: which are closed): killed by reaper.py, and reported here
+    leftovers: list[str] = field(default_factory=list)
+
+    def log(self) -> str:
+        """The run's stdout+stderr."""
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines of the log, for failure messages."""
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def describe(self) -> str:
+        """One line naming the run, for failure messages."""
+        return f"{self.playbook.name} under {self.variant} (rc={self.rc}, log {self.log_path})"
+
+
+def ssh_common_args(tb: Testbed) -> list[str]:
+    """Client options that use only the testbed's files (nothing of ~/.ssh is read or written)."""
+    return [
+        "-F",
+        "/dev/null",
+        "-o",
+        f"UserKnownHostsFile={tb.known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        # speed only: the default post-quantum key exchange costs ~0.1 s of CPU per
+        # connection, and vanilla without pipelining opens several per task
+        "-o",
+        "KexAlgorithms=curve25519-sha256",
+    ]
+
+
+def inventory(tb: Testbed, variant: Variant, hosts: Sequence[str] = HOSTS) -> dict[str, Any]:
+    """The YAML inventory (as a dict) of one run."""
+    common = shlex.join(ssh_common_args(tb))
+    host_vars = {
+        name: {
+            "ansible_host": tb[name].address,
+            "ansible_port": tb[name].port,
+            "ansible_user": tb.users.sudo.name,
+            "ansible_ssh_private_key_file": str(tb.key),
+            "ansible_python_interpreter": PYTHON,
+            "ansible_connection": variant.connection,
+            "ansible_ssh_args": SSH_ARGS,
+            "ansible_ssh_common_args": common,
+        }
+        for name in hosts
+    }
+    return {"all": {"hosts": host_vars}}
+
+
+def _environment(variant: Variant, run_dir: Path, control_dir: Path, capture: Path, config: Path) -> dict[str, str]:
+    return {
+        **_clean_environ(),
+        "ANSIBLE_CONFIG": str(config),
+        "ANSIBLE_HOME": str(run_dir / "ansible_home"),
+        "ANSIBLE_LOCAL_TEMP": str(run_dir / "local_tmp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+        "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACK_DIR),
+        "ANSIBLE_CALLBACKS_ENABLED": CALLBACK_NAME,
+        "ANSIBLE_STRATEGY": variant.strategy,
+        "ANSIBLE_PIPELINING": "True" if variant.pipelining else "False",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        CAPTURE_ENV: str(capture),
+    }
+
+
+def read_capture(path: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
+    """(result records, stats per host) from a capture file."""
+    records: list[dict[str, Any]] = []
+    stats: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8") as fp:
+        for line in fp:
+            record = json.loads(line)
+            if record["kind"] == "stats":
+                stats[record["host"]] = record["stats"]
+            else:
+                records.append(record)
+    return records, stats
+
+
+def run_playbook(
+    tb: Testbed,
+    playbook: Path | str,
+    variant: Variant | str,
+    work_dir: Path,
+    *,
+    hosts: Sequence[str] = HOSTS,
+    verbosity: int | None = None,
+    reset: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> RunResult:
+    """Run `playbook` on `hosts` under `variant`; return every captured result.
+
+    The run gets its own directory under work_dir (inventory, config, local
+    temp, ANSIBLE_HOME, capture, log, and `nsm_diff_run_dir` for the playbook's
+    controller-side files).  reset: wipe the targets first (`reset_targets`).
+    verbosity: number of -v (default: the playbook's nsm_diff.verbosity).
+    A non-zero exit status is returned, not raised; a timeout or a missing
+    capture raises RunError.
+    """
+    v = get_variant(variant)
+    playbook = Path(playbook) if Path(playbook).is_absolute() else PLAYBOOK_DIR / playbook
+    if verbosity is None:
+        verbosity = playbook_meta(playbook).verbosity
+    if reset:
+        reset_targets(tb, hosts)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{v.name}-", dir=work_dir))
+    inv, config, extra = run_dir / "inventory.yml", run_dir / "ansible.cfg", run_dir / "extra_vars.json"
+    capture, log_path = run_dir / "capture.jsonl", run_dir / "ansible.log"
+    inv.write_text(json.dumps(inventory(tb, v, hosts), indent=2))
+    config.write_text("# empty: every setting comes from the environment the harness sets\n")
+    extra.write_text(json.dumps({"nsm_diff_run_dir": str(run_dir), "nsm_diff_target_dir": TARGET_DIR}))
+    argv = [str(ANSIBLE_PLAYBOOK), "-i", str(inv), "-e", f"@{extra}", str(playbook)]
+    if verbosity:
+        argv.append("-" + "v" * verbosity)
+    # ControlPath sockets need a short directory (sun_path holds 108 bytes)
+    control_dir = Path(tempfile.mkdtemp(prefix="nsm-diff-cp-"))
+    env = _environment(v, run_dir, control_dir, capture, config)
+    rc, leftovers = _run_reaped(argv, run_dir, env, log_path, control_dir, timeout)
+    if rc is None:
+        raise RunError(f"{playbook.name} under {v.name} did not finish in {timeout:g} s (log {log_path})")
+    if not capture.exists():
+        raise RunError(
+            f"{playbook.name} under {v.name} wrote no capture (rc={rc}); log:\n{log_path.read_text(errors='replace')[-4000:]}"
+        )
+    records, stats = read_capture(capture)
+    return RunResult(v.name, playbook, rc, records, stats, run_dir, log_path, capture, argv, leftovers)
+
+
+def _run_reaped(
+    argv: list[str], cwd: Path, env: Mapping[str, str], log_path: Path, control_dir: Path, timeout: float
+) -> tuple[int | None, list[str]]:
+    """Run argv under reaper.py (output to log_path): (exit status or None on timeout, leftovers)."""
+    report = cwd / "reaper.json"
+    command = [sys.executable, str(REAPER), str(report), str(control_dir), "--", *argv]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            proc.wait(timeout=timeout)
+        except BaseException as exc:  # timeout or interrupt
+            proc.terminate()  # the reaper kills everything below it, then exits
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if not isinstance(exc, subprocess.TimeoutExpired):
+                raise
+            return None, []
+    if not report.exists():
+        raise RunError(f"reaper.py wrote no report (rc={proc.returncode}); log:\n{log_path.read_text(errors='replace')[-4000:]}")
+    data = json.loads(report.read_text())
+    return data["rc"], list(data["leftovers"])
