@@ -21,7 +21,6 @@ import argparse
 import datetime
 import hashlib
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -42,6 +41,8 @@ from benchmarks.harness import (  # noqa: E402
     WireCount,
     WireMeter,
     child_pids,
+    exit_cleanly_on_signals,
+    log,
     median_wire,
     run_in_flight,
     time_calls,
@@ -106,14 +107,6 @@ QUICK = replace(
     file_mib=64,
     file_reps=1,
 )
-
-
-_START = time.perf_counter()
-
-
-def log(message: str) -> None:
-    """Progress on stderr, with the time since the run started."""
-    print("[%6.1fs] %s" % (time.perf_counter() - _START, message), file=sys.stderr, flush=True)
 
 
 # -- the target host ------------------------------------------------------------------
@@ -606,10 +599,6 @@ def run(cfg: Config) -> List[Measurement]:
     return order_for_table(measurements)
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every `with`: the testbed goes down
-
-
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.core", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls and a 64 MiB file (about a minute)")
@@ -628,8 +617,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if reason:
         print("benchmarks.core: cannot run here: " + reason, file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in the background
+    exit_cleanly_on_signals()
     cfg = QUICK if args.quick else FULL
     started = datetime.datetime.now(datetime.timezone.utc)
     t0, ticks = time.perf_counter(), cpu_ticks()

@@ -18,7 +18,9 @@ from __future__ import annotations
 import collections
 import os
 import resource
+import signal
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +28,23 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequenc
 
 T = TypeVar("T")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_START = time.perf_counter()
+
+
+# -- running a benchmark ---------------------------------------------------------------
+def log(message: str) -> None:
+    """Progress on stderr, with the time since the run started."""
+    print("[%6.1fs] %s" % (time.perf_counter() - _START, message), file=sys.stderr, flush=True)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every `with`: the testbed goes down
+
+
+def exit_cleanly_on_signals() -> None:
+    """SIGTERM and SIGINT unwind the stack (so testbeds and helpers are torn down)."""
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in the background
 
 
 # -- CPU -------------------------------------------------------------------------------
@@ -233,6 +252,14 @@ class WireCount:
     @property
     def total_packets(self) -> int:
         return self.to_host_packets + self.from_host_packets
+
+    def __add__(self, other: "WireCount") -> "WireCount":
+        return WireCount(
+            self.to_host_bytes + other.to_host_bytes,
+            self.from_host_bytes + other.from_host_bytes,
+            self.to_host_packets + other.to_host_packets,
+            self.from_host_packets + other.from_host_packets,
+        )
 
     def __sub__(self, other: "WireCount") -> "WireCount":
         return WireCount(
