@@ -186,14 +186,13 @@ class MitogenConnectionBase(ConnectionBase):
         return self._contexts[key]
 
     def _call(self, sudoable: bool, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` in the task's interpreter.
+
+        Never retried: if the interpreter dies during a call, the step may have had
+        effects; the task fails as unreachable and the next task gets a new one.
+        """
         context_id = self._context(sudoable)
-        try:
-            return self._request("call", context_id=context_id, ref=(fn.__module__, fn.__qualname__), args=args, kwargs={})
-        except AnsibleConnectionFailure:
-            # The interpreter died since the last task: start a new one, once.
-            self._contexts.clear()
-            context_id = self._context(sudoable)
-            return self._request("call", context_id=context_id, ref=(fn.__module__, fn.__qualname__), args=args, kwargs={})
+        return self._request("call", context_id=context_id, ref=(fn.__module__, fn.__qualname__), args=args, kwargs={})
 
     def _unreachable_message(self, exc: ConnectError) -> str:
         """Vanilla's words first (the program's own error), then our diagnosis."""

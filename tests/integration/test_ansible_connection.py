@@ -109,3 +109,10 @@ def test_original_product_config_works_by_changing_only_the_path(testbed, tmp_pa
         tmp_path, inv, "strategy_redirect.yml", "-e", "expect_reuse=true", env={"ANSIBLE_CONFIG": str(cfg)}
     )
     assert rc == 0, output[-4000:]
+
+
+def test_dead_interpreter_is_recreated_on_the_next_task(testbed, tmp_path):
+    inv = inventory(testbed, tmp_path / "hosts", hosts=("h1",))
+    rc, stats, output = run_playbook(tmp_path, inv, "dead_interpreter.yml", env={"ANSIBLE_STRATEGY": "ns.mitogen.linear"})
+    assert rc == 0, output[-4000:]
+    assert stats["h1"]["failed"] == 0  # the playbook asserts the rest
