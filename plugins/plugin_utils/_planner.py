@@ -98,6 +98,5 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional
         "args": _compat.module_args_json(module_args, profile),
         "profile": profile,
         "env": {str(k): str(v) for k, v in env.items()},
-        "path": path,
     }
     return Plan(request, path, source)
