@@ -8,15 +8,11 @@ DOCUMENTATION = r"""
 name: linear
 short_description: ansible.builtin.linear on ns.mitogen's persistent interpreters
 description:
-  - Behaves like M(ansible.builtin.linear#strategy); in addition it starts the run's
-    ns.mitogen multiplexer before workers fork, and runs hosts that use
-    C(ansible.builtin.ssh) or C(ansible.builtin.local) through C(ns.mitogen.ssh) and
-    C(ns.mitogen.local), which keep one Python interpreter per target account alive
-    across tasks, plays and C(serial) batches.
-  - Set C(mitogen_disable=true) on a host to keep its built-in connection.
-  - Other connection types (winrm, network_cli, ...) are left alone.
+  - Behaves like M(ansible.builtin.linear#strategy), on ns.mitogen's persistent interpreters.
 author: ns.mitogen contributors
 version_added: "0.1.0"
+extends_documentation_fragment:
+  - ns.mitogen.strategy
 """
 
 from ansible.plugins.strategy.linear import StrategyModule as _Builtin
