@@ -28,8 +28,10 @@ import linecache
 import logging
 import sys
 import threading
+import zlib
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
+from . import _codec
 from ._errors import PeerProtocolError, StreamError, TimeoutError
 from ._router import Receiver, Router, is_dead
 from ._wire import GET_MODULE, IMPORT_POLICY, Message
@@ -58,6 +60,25 @@ def is_allowed(name: str, prefixes: Sequence[str]) -> bool:
 def _in_tree(name: str, prefixes: Sequence[str]) -> bool:
     parts = name.split(".")
     return any(len(parts) >= len(p) and _segments_match(parts, p) for p in (prefix.split(".") for prefix in prefixes))
+
+
+def pack_bundle(bundle: Dict[str, Entry]) -> bytes:
+    """A module bundle as it crosses a hop: encoded, then compressed (sources shrink ~4x)."""
+    return zlib.compress(_codec.encode(bundle), 6)
+
+
+def unpack_bundle(data: Any, limit: int) -> Any:
+    """The bundle in ``data``; refuses to inflate past ``limit`` bytes (no zip bombs)."""
+    if not isinstance(data, bytes):
+        raise PeerProtocolError("GET_MODULE reply is not a compressed bundle")
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(data, limit)
+    except zlib.error as exc:
+        raise PeerProtocolError("GET_MODULE reply does not inflate: %s" % exc) from None
+    if inflater.unconsumed_tail:
+        raise PeerProtocolError("GET_MODULE reply inflates past %d bytes" % limit)
+    return _codec.decode(raw)
 
 
 def _valid_entry(name: Any, entry: Any) -> bool:
@@ -147,7 +168,7 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                 self.router.send(
                     Message.encoded(fullname, dst_id=self.router.parent_id or 0, handle=GET_MODULE, reply_to=recv.handle)
                 )
-                self.store(recv.get(timeout).decode())
+                self.store(unpack_bundle(recv.get(timeout).decode(), self.router.max_message))
             finally:
                 recv.close()
         finally:
@@ -292,12 +313,12 @@ class Responder:
             LOG.warning(
                 "%s: refused module %r to %s: not on the allow-list", self.router.name, name, self.router.name_of(msg.src_id)
             )
-            self.router.send(msg.reply_message({name: (False, "", None, ())}))
+            self.router.send(msg.reply_message(pack_bundle({name: (False, "", None, ())})))
             return
         if self.importer is not None and name not in self.importer.cache:
             self._fetch_upwards(name, msg)
             return
-        self.router.send(msg.reply_message(self._bundle(name, msg.src_id)))
+        self.router.send(msg.reply_message(pack_bundle(self._bundle(name, msg.src_id))))
 
     def _fetch_upwards(self, name: str, msg: Message) -> None:
         """Intermediary: ask our parent without importing; answer waiting children."""
@@ -312,12 +333,12 @@ class Responder:
             pending = self._waiting.pop(name, [])
             if not is_dead(reply):
                 try:
-                    importer.store(reply.decode())
+                    importer.store(unpack_bundle(reply.decode(), self.router.max_message))
                 except Exception as exc:
                     LOG.error("%s: bad module reply from parent: %s", self.router.name, exc)
             importer.cache.setdefault(name, (False, "", None, ()))
             for req in pending:
-                self.router.send(req.reply_message(self._bundle(name, req.src_id)))
+                self.router.send(req.reply_message(pack_bundle(self._bundle(name, req.src_id))))
 
         handle = self.router.add_handler(
             _on_reply, policy=lambda m: m.src_id == self.router.parent_id, persist=False, respondent=self.router.parent_id
