@@ -208,6 +208,7 @@ class RunResult:
     cpu_s: float  # ansible-playbook and its children + what it left behind
     tasks_per_host: int
     wire: WireCount  # all the workload's hosts summed
+    wire_per_host: Dict[str, WireCount]
     supervise: Dict[str, Any]
     mux_reported_cpu_s: Optional[float]
     recap: Dict[str, Dict[str, int]]
@@ -218,6 +219,7 @@ class RunResult:
             "cpu_s": self.cpu_s,
             "tasks_per_host": self.tasks_per_host,
             "wire": self.wire.to_json(),
+            "wire_per_host": {name: [c.total_bytes, c.total_packets] for name, c in self.wire_per_host.items()},
             "playbook_cpu_s": self.supervise["command_cpu_s"],
             "left_behind": self.supervise["orphans"],
             "control_masters_closed": len(self.supervise["control_masters_closed"]),
@@ -340,11 +342,13 @@ class Runner:
                 % (workload.name, variant.name, self.rtt_ms, exc, shlex.join(command), kept, output[-12000:])
             ) from None
         first = recap[hosts[0].name]
+        per_host = {h.name: a - b for h, a, b in zip(hosts, after, before)}
         return RunResult(
             wall_s=supervised["wall_s"],
             cpu_s=supervised["cpu_s"],
             tasks_per_host=first["ok"] + first.get("skipped", 0),
-            wire=sum((a - b for a, b in zip(after, before)), WireCount(0, 0, 0, 0)),
+            wire=sum(per_host.values(), WireCount(0, 0, 0, 0)),
+            wire_per_host=per_host,
             supervise=supervised,
             mux_reported_cpu_s=mux_cpu,
             recap=recap,
