@@ -301,11 +301,6 @@ class MuxClient:
                 raise StreamError("the ns.mitogen multiplexer closed the connection (%s)" % self.path)
             self._ready.extend(self._parser.feed(data))
 
-    def call(self, context_id: int, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn(*args, **kwargs)`` in ``context_id`` through the mux."""
-        ref = (fn.__module__, fn.__qualname__)
-        return self.request("call", context_id=context_id, ref=ref, args=args, kwargs=kwargs)
-
     def close(self) -> None:
         self.sock.close()
 

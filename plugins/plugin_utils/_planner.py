@@ -35,10 +35,9 @@ _SOURCES: Dict[str, bytes] = {}  # source_id -> source, for need_source replies
 class Plan:
     """A module run prepared for the in-process runner."""
 
-    def __init__(self, request: Dict[str, Any], module_path: str, source: bytes) -> None:
+    def __init__(self, request: Dict[str, Any], module_path: str) -> None:
         self.request = request
         self.module_path = module_path
-        self.source = source
 
     def __repr__(self) -> str:
         return "Plan(%s)" % self.request.get("name")
@@ -99,4 +98,4 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional
         "profile": profile,
         "env": {str(k): str(v) for k, v in env.items()},
     }
-    return Plan(request, path, source)
+    return Plan(request, path)

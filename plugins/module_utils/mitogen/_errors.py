@@ -96,10 +96,6 @@ class TimeoutError(Error):  # noqa: A001 - deliberately ours, distinct from the 
     """A deadline passed before the awaited event arrived."""
 
 
-class ChannelClosed(StreamError):
-    """A receiver was closed locally before a message arrived."""
-
-
 class CallError(Error):
     """A function called in another context raised.
 

@@ -24,7 +24,7 @@ import logging
 import os
 import stat
 import tempfile
-from typing import Any, Dict, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Set
 
 from . import _codec
 from ._errors import CallError, Error, PeerProtocolError, RefusedError
@@ -199,9 +199,3 @@ def pull_file(source: str, dest: str, mode: Optional[int] = None, source_context
 def push_file(path: str, dst_id: int, handle: int) -> Dict[str, Any]:
     """Run in a target: stream the local ``path`` to ``handle`` in ``dst_id``."""
     return send_stream(_router(), path, dst_id, handle)
-
-
-def file_info(path: str) -> Tuple[int, int]:
-    """(size, mode) of a file in this context."""
-    st = os.stat(path)
-    return st.st_size, stat.S_IMODE(st.st_mode)

@@ -575,13 +575,3 @@ class Router:
     def close(self) -> None:
         """Stop the call pool (after the broker has stopped)."""
         self.pool.close()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
-    """Poll ``predicate`` until true or ``timeout``; return its last value."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
