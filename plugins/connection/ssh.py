@@ -109,6 +109,18 @@ options:
         section: ssh_connection
     vars:
       - name: ansible_ssh_use_tty
+  compression:
+    description:
+      - Compress the channel to the target with zlib, one stream each way for the life
+        of the connection, so that what repeats from task to task (module arguments,
+        result keys) costs a few bytes. This replaces ssh's own C(-C), which is always
+        dropped. Turn it off on a fast network when controller CPU matters more than bytes.
+    type: bool
+    default: true
+    env:
+      - name: NS_MITOGEN_SSH_COMPRESSION
+    vars:
+      - name: mitogen_ssh_compression
   ssh_executable:
     description: The ssh client to run.
     type: string
@@ -214,6 +226,7 @@ class Connection(MitogenConnectionBase):
             "ssh_args": filter_ssh_args(args),
             "check_host_keys": "enforce" if self.get_option("host_key_checking") else "ignore",
             "connect_timeout": self._timeout(),
+            "compression": bool(self.get_option("compression")),
         }
         port = self.get_option("port")
         if port:

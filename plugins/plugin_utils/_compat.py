@@ -49,6 +49,22 @@ def module_args_json(module_args: Any, profile: Optional[str]) -> str:
     return json.dumps(params, cls=AnsibleJSONEncoder, vault_to_text=True)
 
 
+def preload() -> None:
+    """Import, in the main process, the module serializers every worker would import.
+
+    (2.19+ imports a JSON profile module on first use: ours to encode arguments,
+    Ansible's own to decode results; a forked worker inherits them from here.)
+    """
+    if _BUILT_MODULE is None:
+        return
+    from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
+
+    for profile in ("legacy", "modern"):
+        for direction in Direction:
+            get_module_encoder(profile, direction)
+            get_module_decoder(profile, direction)
+
+
 def configure_module_result(data: bytes, shebang: str, profile: Optional[str], module_path: str) -> Any:
     """What ``ActionBase._configure_module`` returns for a new-style module ``data``."""
     if _BUILT_MODULE is not None:

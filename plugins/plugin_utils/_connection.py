@@ -181,7 +181,7 @@ class MitogenConnectionBase(ConnectionBase):
         stack = self._stack(sudoable)
         key = _mux.stack_key(stack)
         if key not in self._contexts:
-            display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self._host_name())
+            self._say_interpreter(stack)
             self._contexts[key] = self._request("connect", stack=stack)["context_id"]
         return self._contexts[key]
 
@@ -191,8 +191,17 @@ class MitogenConnectionBase(ConnectionBase):
         Never retried: if the interpreter dies during a call, the step may have had
         effects; the task fails as unreachable and the next task gets a new one.
         """
-        context_id = self._context(sudoable)
-        return self._request("call", context_id=context_id, ref=(fn.__module__, fn.__qualname__), args=args, kwargs={})
+        stack = self._stack(sudoable)
+        key = _mux.stack_key(stack)
+        ref = (fn.__module__, fn.__qualname__)
+        if key in self._contexts:
+            return self._request("call", context_id=self._contexts[key], ref=ref, args=args, kwargs={})
+        # One round trip: the mux starts (or finds) the interpreter and relays the call.
+        self._say_interpreter(stack)
+        return self._request("call", stack=stack, ref=ref, args=args, kwargs={})
+
+    def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
+        display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self._host_name())
 
     def _unreachable_message(self, exc: ConnectError) -> str:
         """Vanilla's words first (the program's own error), then our diagnosis."""

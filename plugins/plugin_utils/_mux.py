@@ -8,8 +8,10 @@ instead, over a private UNIX socket, with the same framing and codec as the core
 
 - ``connect(stack)``: the context for a stack of hop specs (e.g. ``[ssh, sudo]``),
   started on first use, reused afterwards (the key is the stack itself);
-- ``call(context_id, ref, args, kwargs)``: run a function there; relayed without
-  a thread or a decode in the mux (the reply bytes go straight back);
+- ``call(stack | context_id, ref, args, kwargs)``: run a function there; relayed
+  from the broker thread when the context exists (the reply bytes go straight back),
+  after starting it on the pool when it does not -- so a worker's first call is one
+  round trip, not a ``connect`` and then a ``call``;
 - ``push_file`` / ``fetch_file``: stream files between the controller and a context;
 - ``reset(stack)``: drop the contexts of a host (``meta: reset_connection``).
 
@@ -140,16 +142,33 @@ class MuxServer:
             self._reply(stream, msg, CallError.from_exception(exc, "mux"), FLAG_ERROR)
             return
         if method == "call":
+            stack = kwargs.pop("stack", None)
+            if stack is not None:
+                with self._lock:
+                    ctx = self._contexts.get(stack_key(stack))
+                if ctx is None:
+                    self.router.pool.submit_fn(lambda m: self._connect_and_relay(stream, m, stack, kwargs), msg)
+                    return
+                kwargs["context_id"] = ctx.context_id
             self._relay_call(stream, msg, **kwargs)
             return
         self.router.pool.submit_fn(lambda m: self._run(stream, m, method, kwargs), msg)
+
+    def _connect_and_relay(self, stream: Stream, msg: Message, stack: List[Dict[str, Any]], kwargs: Dict[str, Any]) -> None:
+        """Pool thread: start the stack's context, then relay the call to it."""
+        try:
+            context_id = self.connect(stack)["context_id"]
+        except Exception as exc:
+            self._reply(stream, msg, _wire_error(exc), FLAG_ERROR)
+            return
+        self.router.broker.defer(lambda: self._relay_call(stream, msg, context_id=context_id, **kwargs))
 
     def _run(self, stream: Stream, msg: Message, method: str, kwargs: Dict[str, Any]) -> None:
         try:
             fn = self._methods[method]
             value, flags = fn(**kwargs), 0
         except Exception as exc:
-            value, flags = (exc if isinstance(exc, StreamError) else CallError.from_exception(exc, "mux")), FLAG_ERROR
+            value, flags = _wire_error(exc), FLAG_ERROR
         self._reply(stream, msg, value, flags)
 
     def _relay_call(self, stream: Stream, req: Message, context_id: int, ref: tuple, args: tuple, kwargs: dict) -> None:
@@ -237,6 +256,11 @@ class MuxServer:
         self.session.close()
         self._sock.close()
         _write_rusage(os.environ.get("NS_MITOGEN_MUX_RUSAGE", ""))
+
+
+def _wire_error(exc: Exception) -> Exception:
+    """What a failed request replies: stream errors as they are, the rest as a CallError."""
+    return exc if isinstance(exc, StreamError) else CallError.from_exception(exc, "mux")
 
 
 def _write_rusage(path: str) -> None:

@@ -7,7 +7,9 @@ new-style Python module builds a run request for the target's in-process runner
 (``module_utils/mitogen/_runner.py``) instead of an AnsiballZ zip; and the marker
 that carries such a request through ``ActionBase._execute_module`` to the
 connection's ``exec_command``. Every other case (async, binary, JSON_ARGS,
-WANT_JSON, old-style modules, kept remote files) returns None: Ansible's own path
+WANT_JSON, old-style modules, kept remote files, and modules that import a
+``module_utils`` from a playbook's, role's or configured ``module_utils/``
+directory, which the multiplexer does not serve) returns None: Ansible's own path
 runs, over ns.mitogen's channel.
 
 The request crosses as data: ``{"name", "source_id", "args", "profile", "env"}``
@@ -17,13 +19,15 @@ when the target asks for it (``need_source``), so a module crosses once per run.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Set
 
 import ansible.constants as C
 from ansible.executor import module_common
+from ansible.plugins.loader import module_utils_loader
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
@@ -74,6 +78,45 @@ def _is_new_style_python(path: str, source: bytes) -> bool:
     return bool(module_common.NEW_STYLE_PYTHON_MODULE_RE.search(source)) and module_common.REPLACER not in source
 
 
+def _custom_module_utils_dirs() -> List[str]:
+    """Directories of non-builtin ``ansible.module_utils`` (playbook, role, configured)."""
+    builtin = os.path.realpath(module_common._MODULE_UTILS_PATH)
+    return [p for p in module_utils_loader._get_paths(subdirs=False) if os.path.isdir(p) and os.path.realpath(p) != builtin]
+
+
+def _imported_module_utils(source: bytes) -> Set[str]:
+    """First names below ``ansible.module_utils`` that ``source`` imports anywhere."""
+    names: Set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            dotted = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            dotted = [node.module] + ["%s.%s" % (node.module, alias.name) for alias in node.names]
+        else:
+            continue
+        for name in dotted:
+            parts = name.split(".")
+            if parts[:2] == ["ansible", "module_utils"] and len(parts) > 2:
+                names.add(parts[2])
+    return names
+
+
+def _uses_custom_module_utils(source: bytes) -> bool:
+    """True if the module imports a module_utils that a custom directory provides.
+
+    Such a directory may also shadow a builtin name; Ansible's own path then builds
+    the module with the right one.
+    """
+    dirs = _custom_module_utils_dirs()
+    if not dirs:
+        return False
+    return any(
+        os.path.exists(os.path.join(d, name + ".py")) or os.path.isdir(os.path.join(d, name))
+        for name in _imported_module_utils(source)
+        for d in dirs
+    )
+
+
 def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional[Plan]:
     """A run request for ``module_name``, or None if Ansible's own path must run it."""
     if action._task.async_val or C.DEFAULT_KEEP_REMOTE_FILES:
@@ -83,7 +126,7 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional
         return None  # let Ansible raise its own "module not found"
     with open(path, "rb") as fp:
         source = fp.read()
-    if not _is_new_style_python(path, source):
+    if not _is_new_style_python(path, source) or _uses_custom_module_utils(source):
         return None
     leaf = re.sub(r"\.py$", "", os.path.basename(path))
     profile = _compat.module_profile(source)

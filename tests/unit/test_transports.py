@@ -49,6 +49,7 @@ def test_discovery_when_no_python_is_named():
         ({"method": "ssh"}, "hostname' is required"),
         ({"method": "ssh", "hostname": "h", "check_host_keys": "maybe"}, "check_host_keys"),
         ({"method": "ssh", "hostname": "h", "ssh_args": ["-v", 3]}, "list of strings"),
+        ({"method": "ssh", "hostname": "h", "compression": "yes"}, "compression"),
         ({"method": "sudo", "colour": "red"}, "unknown option"),
         ("ssh", "must be a dict"),
     ],
@@ -56,3 +57,10 @@ def test_discovery_when_no_python_is_named():
 def test_malformed_specs(spec, message):
     with pytest.raises(_transports.SpecError, match=message):
         _transports.make(spec)
+
+
+def test_only_network_hops_compress_by_default():
+    assert _transports.make({"method": "ssh", "hostname": "h"}).compress is True
+    assert _transports.make({"method": "ssh", "hostname": "h", "compression": False}).compress is False
+    assert _transports.make({"method": "sudo"}).compress is False
+    assert _transports.make({"method": "local"}).compress is False

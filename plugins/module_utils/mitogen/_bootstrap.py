@@ -453,6 +453,7 @@ def connect(
         "log_level": log_level,
         "max_message": router.max_message,
         "hello_handle": hello.handle,
+        "compress": transport.compress,
     }
     data = payload()
     boot = struct.pack(">I", len(data)) + data + Message.encoded(config, dst_id=cid, src_id=router.context_id).pack()
@@ -473,7 +474,7 @@ def connect(
         _close_quietly(proc.stdin, proc.stdout)
         proc.reap_later()
         raise
-    stream = router.make_stream(proc.stdout, proc.stdin, name, owner=proc, initial=rest)
+    stream = router.make_stream(proc.stdout, proc.stdin, name, owner=proc, initial=rest, compress=transport.compress)
     _watch_stderr(router, proc, name)
     router.register_stream(stream, cid, name)
     try:

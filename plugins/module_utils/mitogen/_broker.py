@@ -15,6 +15,11 @@ Rules it keeps:
   falls below ``LOW_WATER``.
 - A peer's protocol error or EOF ends that stream only, with a reason that the
   router turns into errors for everything pending on it.
+- A stream that crosses a network may be compressed: one zlib stream each way for
+  the life of the connection, flushed at every write, so that what repeats from one
+  message to the next (module arguments, result keys) costs a few bytes, not its
+  length. Inflating is done in bounded steps: a small input cannot make one step
+  allocate more than ``INFLATE_STEP``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import os
 import selectors
 import threading
 import time
+import zlib
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Set
 
@@ -37,6 +43,8 @@ LOG = logging.getLogger("ns.mitogen.broker")
 CHUNK = 256 * 1024
 HIGH_WATER = 4 * 1024 * 1024
 LOW_WATER = 1 * 1024 * 1024
+INFLATE_STEP = 1024 * 1024
+COMPRESS_LEVEL = 6
 
 
 class Timer:
@@ -269,6 +277,7 @@ class Stream:
         max_message: int,
         owner: Any = None,
         initial: bytes = b"",
+        compress: bool = False,
     ) -> None:
         self.broker = broker
         self.rfd = rfd
@@ -287,15 +296,18 @@ class Stream:
         self._blocked: Set["Stream"] = set()  # streams not read while we are full
         self._paused = False
         self._cond = threading.Condition()
-        self.bytes_in = 0
+        self.bytes_in = 0  # on the wire (compressed, if the stream is)
         self.bytes_out = 0
         self._initial = initial
+        self._deflate = zlib.compressobj(COMPRESS_LEVEL) if compress else None
+        self._inflate = zlib.decompressobj() if compress else None
 
     def __repr__(self) -> str:
-        return "Stream(%s, id=%d, buffered=%d%s)" % (
+        return "Stream(%s, id=%d, buffered=%d%s%s)" % (
             self.name,
             self.remote_id,
             self.buffered,
+            ", compressed" if self._deflate is not None else "",
             "" if self.connected else ", disconnected",
         )
 
@@ -326,6 +338,19 @@ class Stream:
 
     def _feed(self, data: bytes) -> None:
         self.bytes_in += len(data)
+        if self._inflate is None:
+            self._parse(data)
+            return
+        try:
+            while data and self.connected:
+                plain = self._inflate.decompress(data, INFLATE_STEP)
+                data = self._inflate.unconsumed_tail
+                self._parse(plain)
+        except zlib.error as exc:
+            LOG.error("%r: corrupt compressed stream, dropping it: %s", self, exc)
+            self.disconnect("protocol error: corrupt compressed stream (%s)" % exc)
+
+    def _parse(self, data: bytes) -> None:
         try:
             messages = self.parser.feed(data)
         except PeerProtocolError as exc:
@@ -358,6 +383,8 @@ class Stream:
     def write(self, data: bytes) -> None:
         if not self.connected:
             return
+        if self._deflate is not None:
+            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
         self.bytes_out += len(data)
         if not self._out:
             try:

@@ -80,7 +80,7 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
 
     broker = Broker()
     router = Router(broker, config["context_id"], config["name"], config["max_message"])
-    parent = router.make_stream(in_fd, out_fd, "parent", initial=rest)
+    parent = router.make_stream(in_fd, out_fd, "parent", initial=rest, compress=bool(config.get("compress")))
     router.set_parent(parent, config["parent_id"])
     cache: Dict[str, Entry] = {
         name: (is_pkg, "<ns.mitogen>/" + name, src.encode("utf-8"), ()) for name, (is_pkg, src) in modules.items()

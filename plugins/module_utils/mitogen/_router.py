@@ -362,8 +362,10 @@ class Router:
 
         self.broker.defer(_register)
 
-    def make_stream(self, rfd: int, wfd: int, name: str, owner: Any = None, initial: bytes = b"") -> Stream:
-        """A stream whose messages and loss are handled by this router."""
+    def make_stream(
+        self, rfd: int, wfd: int, name: str, owner: Any = None, initial: bytes = b"", compress: bool = False
+    ) -> Stream:
+        """A stream whose messages and loss are handled by this router (``compress``: zlib both ways)."""
         return Stream(
             self.broker,
             rfd,
@@ -374,6 +376,7 @@ class Router:
             max_message=self.max_message,
             owner=owner,
             initial=initial,
+            compress=compress,
         )
 
     def set_parent(self, stream: Stream, parent_id: int) -> None:

@@ -60,6 +60,7 @@ class Transport:
     }
     use_pty = False  # prompts arrive on a controlling terminal
     password_on_stdin = False  # the password is typed on stdin, before the payload
+    compress = False  # zlib on the framed stream (worth it only across a network)
 
     def __init__(self, spec: Dict[str, Any]) -> None:
         allowed = dict(Transport.options)
@@ -156,6 +157,8 @@ class Ssh(Transport):
         # timeout while authenticating, so short values break slow logins.
         "keepalive_interval": ((int, float), 10),
         "keepalive_count": ((int,), 3),
+        # Our own stream compression (ssh's -C is never used beside it).
+        "compression": ((bool,), True),
     }
 
     def __init__(self, spec: Dict[str, Any]) -> None:
@@ -167,6 +170,7 @@ class Ssh(Transport):
                 "ssh: check_host_keys must be 'enforce', 'accept-new' or 'ignore', not %r" % self.spec["check_host_keys"]
             )
         self.use_pty = self.spec.get("password") is not None
+        self.compress = bool(self.spec["compression"])
 
     def describe(self) -> str:
         if self.spec.get("name"):
