@@ -38,8 +38,4 @@ class Connection(MitogenConnectionBase):
         return getpass.getuser()
 
     def _login_spec(self) -> Dict[str, Any]:
-        spec: Dict[str, Any] = {"method": "local", "connect_timeout": self._timeout()}
-        python = self._python()
-        if python:
-            spec["python"] = python
-        return spec
+        return self._with_python({"method": "local", "connect_timeout": self._timeout()})

@@ -235,7 +235,4 @@ class Connection(MitogenConnectionBase):
             value = self.get_option(option)
             if value:
                 spec[key] = str(value)
-        python = self._python()
-        if python:
-            spec["python"] = python
-        return spec
+        return self._with_python(spec)

@@ -11,11 +11,28 @@ options:
   python_interpreter:
     description:
       - The Python interpreter that runs on the target (and stays alive between tasks).
-      - When unset or V(auto), C(/usr/bin/python3) is used until interpreter discovery
-        lands in ns.mitogen.
+      - When unset or V(auto), V(auto_silent) (or the deprecated V(auto_legacy) forms), it
+        is discovered when the interpreter starts, in the same shell that starts it (no
+        round trip per candidate) - the first of O(interpreter_python_fallback) that
+        exists and runs as Python 3.8 or newer. As with the built-in connections, the
+        choice is returned as the C(discovered_interpreter_python) fact and, unless the
+        mode ends in C(_silent), a warning names it.
     type: string
     vars:
       - name: ansible_python_interpreter
+  interpreter_python_fallback:
+    description:
+      - Candidates for interpreter discovery, in order (names are looked up in C(PATH)).
+      - Defaults to ansible-core's own C(INTERPRETER_PYTHON_FALLBACK) list.
+    type: list
+    elements: string
+    env:
+      - name: ANSIBLE_INTERPRETER_PYTHON_FALLBACK
+    ini:
+      - key: interpreter_python_fallback
+        section: defaults
+    vars:
+      - name: ansible_interpreter_python_fallback
   timeout:
     description:
       - Seconds to wait while starting an interpreter (the SSH connection, sudo, and the

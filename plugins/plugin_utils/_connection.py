@@ -97,11 +97,32 @@ class MitogenConnectionBase(ConnectionBase):
             )
         self.become = _BecomeProxy(plugin) if plugin is not None else None
 
+    def _interpreter_setting(self) -> str:
+        """``ansible_python_interpreter``, else ansible-core's INTERPRETER_PYTHON (``auto``)."""
+        value = self.get_option("python_interpreter") or C.config.get_config_value("INTERPRETER_PYTHON")
+        return str(value or "auto")
+
     def _python(self) -> Any:
-        python = self.get_option("python_interpreter")
-        if not python or str(python).startswith("auto"):
-            return None
-        return shlex.split(str(python))
+        """The interpreter's argv when one is named, None when it is discovered."""
+        setting = self._interpreter_setting()
+        return None if setting.startswith("auto") else shlex.split(setting)
+
+    def _discovery_mode(self) -> Optional[str]:
+        """``auto``, ``auto_silent``, ... when the interpreter is discovered, else None."""
+        setting = self._interpreter_setting()
+        return setting if setting.startswith("auto") else None
+
+    def _with_python(self, spec: Dict[str, Any]) -> Dict[str, Any]:
+        """``spec`` naming the login interpreter, or the candidates to discover it from."""
+        python = self._python()
+        if python:
+            spec["python"] = python
+        else:
+            candidates = self.get_option("interpreter_python_fallback")
+            if not candidates:
+                candidates = C.config.get_config_value("INTERPRETER_PYTHON_FALLBACK")
+            spec["python_candidates"] = [str(c) for c in candidates or ()]
+        return spec
 
     def _login_spec(self) -> Dict[str, Any]:
         raise NotImplementedError
@@ -203,6 +224,37 @@ class MitogenConnectionBase(ConnectionBase):
     def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
         display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self._host_name())
 
+    def report_discovery(self, action: Any, task_vars: Any) -> None:
+        """Interpreter discovery's outcome, as ActionBase reports its own.
+
+        The interpreter was discovered when it started; this only asks the mux which
+        one it is (once per host: afterwards the fact is in ``task_vars``).
+        """
+        mode = self._discovery_mode()
+        if mode is None or not isinstance(task_vars, dict):
+            return
+        key = "discovered_interpreter_python"
+        if (task_vars.get("ansible_facts") or {}).get(key):
+            return
+        hello = self._request("connect", stack=[self._login_spec()])["hello"]
+        python = str(hello.get("executable") or "")
+        if not python:
+            return
+        # The same bookkeeping as ActionBase._configure_module after discover_interpreter().
+        action._discovered_interpreter = python
+        if not action._task.delegate_to or action._task.delegate_facts:
+            task_vars.setdefault("ansible_facts", {})[key] = python
+            action._discovered_interpreter_key = key
+        else:
+            delegated = task_vars.get("ansible_delegated_vars", {}).get(action._task.delegate_to, {})
+            delegated.setdefault("ansible_facts", {})[key] = python
+        if not mode.endswith("_silent"):
+            display.warning(
+                "Host %r is using the discovered Python interpreter at %r, but future installation of "
+                "another Python interpreter could cause a different interpreter to be discovered."
+                % (task_vars.get("inventory_hostname", self._host_name()), python)
+            )
+
     def _unreachable_message(self, exc: ConnectError) -> str:
         """Vanilla's words first (the program's own error), then our diagnosis."""
         output = exc.output.replace("\r", "").strip()
@@ -291,6 +343,7 @@ def _configure_module(self: Any, module_name: str, module_args: Any, task_vars: 
     if isinstance(connection, MitogenConnectionBase):
         plan = _planner.plan(self, module_name, module_args)
         if plan is not None:
+            connection.report_discovery(self, task_vars)
             return _compat.configure_module_result(plan.marker(), connection.shebang(), plan.request["profile"], plan.module_path)
     return _ORIGINAL_CONFIGURE_MODULE(self, module_name=module_name, module_args=module_args, task_vars=task_vars, **kwargs)
 

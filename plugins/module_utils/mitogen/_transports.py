@@ -38,9 +38,12 @@ DISCOVERY_CANDIDATES = (
     "/usr/bin/python3",
     "python3",
 )
+# The first candidate that exists *and* runs as Python 3.8+ (one shell, no round trip
+# per candidate); a broken or too-old one is skipped, never chosen.
 _DISCOVER = (
-    'for p in "$@"; do command -v "$p" >/dev/null 2>&1 && "$p" -c "" >/dev/null 2>&1 && exec "$p" -c "$0"; done; '
-    'echo "NSM-ERR found no Python that runs (tried: $*)"; exit 127'
+    'for p in "$@"; do command -v "$p" >/dev/null 2>&1 && '
+    '"$p" -c "import sys; sys.exit(sys.version_info < (3, 8))" >/dev/null 2>&1 && exec "$p" -c "$0"; done; '
+    'echo "NSM-ERR found no Python 3.8 or newer that runs (tried: $*)"; exit 127'
 )
 
 
@@ -55,6 +58,9 @@ class Transport:
     # key -> (types, default)
     options: Dict[str, Tuple[Tuple[type, ...], Any]] = {
         "python": ((str, list), None),
+        # Without "python": discovery over these (else DISCOVERY_CANDIDATES, or the
+        # caller's default interpreter for hops on the same machine).
+        "python_candidates": ((list, type(None)), None),
         "connect_timeout": ((int, float), 60.0),
         "name": ((str, type(None)), None),
     }
@@ -89,10 +95,15 @@ class Transport:
         return shlex.split(python) if isinstance(python, str) else list(python)
 
     def boot_argv(self, first_stage: str, default_python: str) -> List[str]:
-        """The command that runs ``first_stage``: a named Python, else discovery."""
-        if self.spec.get("python") or default_python:
+        """The command that runs ``first_stage``: a named Python, else discovery.
+
+        ``default_python`` (the caller's own interpreter, for hops on its machine)
+        is used only when neither a Python nor candidates are named.
+        """
+        candidates = self.spec.get("python_candidates")
+        if self.spec.get("python") or (default_python and not candidates):
             return self.python_argv(default_python) + ["-c", first_stage]
-        return ["/bin/sh", "-c", _DISCOVER, first_stage, *DISCOVERY_CANDIDATES]
+        return ["/bin/sh", "-c", _DISCOVER, first_stage, *(candidates or DISCOVERY_CANDIDATES)]
 
     def describe(self) -> str:
         return self.spec.get("name") or self.method
