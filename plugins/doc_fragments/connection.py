@@ -65,8 +65,13 @@ options:
       - name: ansible_pipelining
 notes:
   - Interpreters are owned by one multiplexer process per C(ansible-playbook) run, which
-    exits with the run. Set E(NS_MITOGEN_MUX_LOG) to a file path to log its activity,
-    and E(NS_MITOGEN_MUX_RUSAGE) to a file path to have it append the CPU seconds it
-    and its ssh/sudo children used when it exits (for benchmarks).
+    exits with the run. Set E(NS_MITOGEN_MUX_RUSAGE) to a file path to have it append
+    the CPU seconds it and its ssh/sudo children used when it exits (for benchmarks).
+  - Diagnostics - with C(-vvv) each step shows as an RPC line (C(RUN), C(EXEC), C(PUT),
+    C(FETCH)) and a module run also shows the target interpreter's own log lines. Set
+    E(NS_MITOGEN_LOG_DIR) to a directory for per-process debug logs on the controller -
+    C(mux-<pid>.log) (the multiplexer, with every target's log records) and
+    C(worker-<pid>.log) (each Ansible worker's requests with their durations).
+    Nothing is written on targets.
   - Become methods supported so far - C(sudo) (one interpreter per become user, reused).
 """

@@ -17,6 +17,7 @@ proxy whose ``build_become_command`` leaves commands as they are. The decision o
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from typing import Any, Dict, List, Optional, Tuple
@@ -30,9 +31,10 @@ from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _runner, _target
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, StreamError
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux, _planner
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _debug, _mux, _planner
 
 display = Display()
+LOG = logging.getLogger("ns.mitogen.worker")
 
 SUPPORTED_BECOME = ("sudo",)
 # sudo flags our sudo transport sets itself (or must not get): dropped from become_flags.
@@ -82,7 +84,9 @@ class MitogenConnectionBase(ConnectionBase):
 
     def __init__(self, play_context: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(play_context, *args, **kwargs)
-        self._playbook_pid = int(kwargs.get("ansible_playbook_pid") or os.getppid())
+        # Workers are told the playbook's pid; the one caller that is not (the strategy's
+        # meta: reset_connection) runs in the playbook process itself.
+        self._playbook_pid = int(kwargs.get("ansible_playbook_pid") or os.getpid())
         self._client: Optional[_mux.MuxClient] = None
         self._contexts: Dict[str, int] = {}
         self._real_become: Any = None
@@ -176,9 +180,8 @@ class MitogenConnectionBase(ConnectionBase):
     def _connect(self) -> "MitogenConnectionBase":
         if self._client is None:
             try:
-                self._client = _mux.connect_client(
-                    self._playbook_pid, os.environ.get("NS_MITOGEN_MUX_LOG", ""), collection_roots()
-                )
+                _debug.start("worker")
+                self._client = _mux.connect_client(self._playbook_pid, collection_roots())
             except (OSError, ConnectError) as exc:
                 raise AnsibleConnectionFailure("ns.mitogen: cannot reach the multiplexer: %s" % exc) from None
         self._connected = True
@@ -188,7 +191,10 @@ class MitogenConnectionBase(ConnectionBase):
         self._connect()
         assert self._client is not None
         try:
-            return self._client.request(method, **kwargs)
+            if not _debug.enabled():
+                return self._client.request(method, **kwargs)
+            with _debug.timed(LOG, "%s %s", method, kwargs.get("ref") or kwargs.get("stack") or kwargs.get("context_id")):
+                return self._client.request(method, **kwargs)
         except ConnectError as exc:
             raise AnsibleConnectionFailure(self._unreachable_message(exc)) from None
         except CallError as exc:
@@ -275,11 +281,16 @@ class MitogenConnectionBase(ConnectionBase):
 
     def _run_module(self, request: Dict[str, Any], sudoable: bool) -> Tuple[int, bytes, bytes]:
         """Run a planned module in the interpreter; send its source only if asked."""
-        display.vvv("ns.mitogen RUN %s in process" % request["name"], host=self._host_name())
+        host = self._host_name()
+        display.vvv("ns.mitogen RUN %s in process" % request["name"], host=host)
+        if display.verbosity >= 3:
+            request = dict(request, log=True)  # the target's own log lines come back too
         reply = self._call(sudoable, _runner.run_module, request)
         if reply.get("need_source"):
             request = dict(request, source=_planner.source_for(request["source_id"]))
             reply = self._call(sudoable, _runner.run_module, request)
+        for line in reply.get("log") or ():
+            display.vvv("ns.mitogen target: %s" % line, host=host)
         return reply["rc"], reply["stdout"], reply["stderr"]
 
     # -- ConnectionBase ---------------------------------------------------------------

@@ -41,6 +41,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._router import Context, is_dead
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import CALL_FUNCTION, FLAG_ERROR, FrameParser, Message
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Session
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug
 
 LOG = logging.getLogger("ns.mitogen.mux")
 
@@ -78,7 +79,9 @@ class MuxServer:
         self.watch_pid = watch_pid
         # Targets may import Ansible's module_utils and every collection's module_utils
         # (never other controller code): the in-process module runner needs them.
-        self.session = Session(allow_imports=MODULE_TREES, connect_timeout=60.0)
+        # With debug logs on, targets forward every record (named after the target).
+        level = logging.DEBUG if _debug.enabled() else logging.WARNING
+        self.session = Session(allow_imports=MODULE_TREES, connect_timeout=60.0, log_level=level)
         self.router = self.session.router
         self.router.pool.size = 256
         self._contexts: Dict[str, Context] = {}
@@ -284,13 +287,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def main(path: str, watch_pid: int, log_path: str = "", paths: Optional[List[str]] = None) -> None:
+def main(path: str, watch_pid: int, paths: Optional[List[str]] = None) -> None:
     """Entry point of the mux process; ``paths`` are collection roots to import from."""
     for extra in paths or ():
         if extra not in sys.path:
             sys.path.append(extra)
-    if log_path:
-        logging.basicConfig(filename=log_path, level=logging.DEBUG, format="%(asctime)s %(process)d %(name)s: %(message)s")
+    _debug.start("mux")
     server = MuxServer(path, watch_pid)
     server.serve()
 
@@ -337,7 +339,7 @@ def _collections_root() -> str:
     return here
 
 
-def connect_client(playbook_pid: int, log_path: str = "", paths: Optional[List[str]] = None) -> MuxClient:
+def connect_client(playbook_pid: int, paths: Optional[List[str]] = None) -> MuxClient:
     """A client of the mux serving ``playbook_pid``, starting the mux if needed.
 
     ``paths`` (collection roots) go on the new mux's ``sys.path``, so it can serve
@@ -355,7 +357,7 @@ def connect_client(playbook_pid: int, log_path: str = "", paths: Optional[List[s
             return MuxClient(path)
         except OSError:
             pass
-        _spawn(path, playbook_pid, log_path, paths or [])
+        _spawn(path, playbook_pid, paths or [])
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
@@ -366,11 +368,11 @@ def connect_client(playbook_pid: int, log_path: str = "", paths: Optional[List[s
                 time.sleep(0.01)
 
 
-def _spawn(path: str, playbook_pid: int, log_path: str, paths: List[str]) -> None:
+def _spawn(path: str, playbook_pid: int, paths: List[str]) -> None:
     code = (
         "import sys; sys.path.insert(0, %r)\n"
         "from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import main\n"
-        "main(%r, %d, %r, %r)\n" % (_collections_root(), path, playbook_pid, log_path, paths)
+        "main(%r, %d, %r)\n" % (_collections_root(), path, playbook_pid, paths)
     )
     devnull = os.open(os.devnull, os.O_RDWR)
     try:

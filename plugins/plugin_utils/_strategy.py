@@ -76,7 +76,7 @@ class MitogenStrategyMixin:
     def run(self, iterator: Any, play_context: Any, *args: Any, **kwargs: Any) -> Any:
         if not MitogenStrategyMixin._nsm_started:
             # Start the multiplexer now, from the main process, so workers find it.
-            client = _mux.connect_client(os.getpid(), os.environ.get("NS_MITOGEN_MUX_LOG", ""), collection_roots())
+            client = _mux.connect_client(os.getpid(), collection_roots())
             client.close()
             try:
                 _preload()

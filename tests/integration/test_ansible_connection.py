@@ -116,3 +116,48 @@ def test_dead_interpreter_is_recreated_on_the_next_task(testbed, tmp_path):
     rc, stats, output = run_playbook(tmp_path, inv, "dead_interpreter.yml", env={"ANSIBLE_STRATEGY": "ns.mitogen.linear"})
     assert rc == 0, output[-4000:]
     assert stats["h1"]["failed"] == 0  # the playbook asserts the rest
+
+
+def test_vvv_shows_each_rpc_and_the_targets_log_and_debug_dir_has_per_process_logs(testbed, tmp_path):
+    inv = inventory(testbed, tmp_path / "hosts", hosts=("h1",))
+    logs = tmp_path / "logs"
+    rc, stats, output = run_playbook(
+        tmp_path,
+        inv,
+        "connection_basics.yml",
+        "-vvv",
+        "-e",
+        "fetch_dir=%s" % (tmp_path / "f"),
+        env={"ANSIBLE_STRATEGY": "ns.mitogen.linear", "NS_MITOGEN_LOG_DIR": str(logs)},
+    )
+    assert rc == 0, output[-4000:]
+    assert re.search(r"ns\.mitogen RUN ansible\.modules\.command in process", output)
+    assert re.search(r"ns\.mitogen target: DEBUG ns\.mitogen\.runner: .*rc 0 in [\d.]+ ms", output)
+    assert "ns.mitogen PUT " in output and "ns.mitogen FETCH " in output
+    muxes = list(logs.glob("mux-*.log"))
+    workers = list(logs.glob("worker-*.log"))
+    assert len(muxes) == 1 and len(workers) > 3
+    mux_log = muxes[0].read_text()
+    assert "ns.mitogen.runner" in mux_log  # a target's own record, forwarded to the mux
+    assert any(re.search(r"call .*run_module.* -> ok \([\d.]+ ms\)", w.read_text()) for w in workers)
+
+
+def test_json_stdout_callback_stays_parseable(testbed, tmp_path):
+    import json
+
+    inv = inventory(testbed, tmp_path / "hosts")
+    environ = dict(os.environ)
+    environ.update(
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
+        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+        ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, "tests", "integration", "callback_plugins"),
+        ANSIBLE_STDOUT_CALLBACK="nsm_json",
+        ANSIBLE_STRATEGY="ns.mitogen.linear",
+    )
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inv, os.path.join(PLAYBOOKS, "connection_basics.yml")]
+    out = subprocess.run(
+        cmd + ["-e", "fetch_dir=%s" % (tmp_path / "f")], capture_output=True, text=True, env=environ, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    doc = json.loads(out.stdout)
+    assert set(doc["stats"]) == {"h1", "h2"} and all(s["failures"] == 0 for s in doc["stats"].values())

@@ -93,7 +93,11 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     ROUTER = router
 
     root = logging.getLogger()
-    root.handlers[:] = [ForwardHandler(router)]
+    forward = ForwardHandler(router)
+    # The handler filters too: a logger lowered for a while (a run's -vvv capture)
+    # must not flood the parent.
+    forward.setLevel(config.get("log_level", logging.WARNING))
+    root.handlers[:] = [forward]
     root.setLevel(config.get("log_level", logging.WARNING))
     OutputForwarder(router, out_r, "stdout")
     OutputForwarder(router, err_r, "stderr")

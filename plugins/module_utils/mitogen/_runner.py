@@ -93,7 +93,35 @@ def run_module(request: Dict[str, Any]) -> Dict[str, Any]:
         return {"need_source": True}
     with _RUN_LOCK:
         STATS["runs"] += 1
-        return _Run(request, source).execute()
+        if not request.get("log"):
+            return _Run(request, source).execute()
+        with _CapturedLog() as captured:
+            reply = _Run(request, source).execute()
+        reply["log"] = captured.lines
+        return reply
+
+
+class _CapturedLog(logging.Handler):
+    """Every ``ns.mitogen`` record of one run, DEBUG and up, as text (for -vvv)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: List[str] = []
+        self._logger = logging.getLogger("ns.mitogen")
+        self._level = self._logger.level
+
+    def __enter__(self) -> "_CapturedLog":
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.DEBUG)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._logger.setLevel(self._level)
+        self._logger.removeHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.lines.append("%s %s: %s" % (record.levelname, record.name, record.getMessage()))
 
 
 def stats() -> Dict[str, Any]:
@@ -119,6 +147,8 @@ def _check_request(request: Any) -> None:
         raise ValueError("run request: source_id must be a str")
     if not isinstance(request.get("profile"), (str, type(None))):
         raise ValueError("run request: profile must be a str or None")
+    if not isinstance(request.get("log", False), bool):
+        raise ValueError("run request: log must be a bool")
     if not isinstance(request.get("cwd"), (str, type(None))):
         raise ValueError("run request: cwd must be a str or None")
     env = request.get("env") or {}
