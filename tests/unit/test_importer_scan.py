@@ -46,7 +46,10 @@ def _sources(root: Path, prefix: str):
 
 def test_scan_finds_everything_ast_finds_in_ansible_module_utils_and_ours():
     checked = 0
-    for root, prefix in ((MODULE_UTILS, "ansible.module_utils"), (OURS, "ansible_collections.ns.mitogen.plugins.module_utils.mitogen")):
+    for root, prefix in (
+        (MODULE_UTILS, "ansible.module_utils"),
+        (OURS, "ansible_collections.ns.mitogen.plugins.module_utils.mitogen"),
+    ):
         for name, is_pkg, source in _sources(root, prefix):
             try:
                 expected = parsed_names(name, is_pkg, source)
