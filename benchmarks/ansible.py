@@ -593,7 +593,11 @@ def command_line(argv: Sequence[str]) -> str:
 
 def software() -> Dict[str, str]:
     out = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "--version"], capture_output=True, text=True, env={**os.environ, "ANSIBLE_CONFIG": os.devnull}
+        [str(ANSIBLE_PLAYBOOK), "--version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_CONFIG": os.devnull},
+        check=False,
     )
     return {"ansible_core": (out.stdout.splitlines() or ["?"])[0]}
 
@@ -607,7 +611,7 @@ def parse_list(text: str, known: Sequence[str], what: str) -> List[str]:
 
 
 def parse_args(argv: Sequence[str]) -> Tuple[argparse.Namespace, Config]:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ansible", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ansible", description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="1 run per cell, no vanilla variants on 10 hosts")
     parser.add_argument("--rtt", default="0,20", help="round-trip times in ms, comma-separated (default 0,20)")
     parser.add_argument("--repeat", type=int, help="runs per cell (default 3, 1 with --quick)")

@@ -414,7 +414,7 @@ def make_random_file(path: Path, size: int) -> str:
     """Write ``size`` random bytes to ``path``; return their SHA-256."""
     digest = hashlib.sha256()
     with open(path, "wb") as fp:
-        for _ in range(size // (4 * MiB)):
+        for _n in range(size // (4 * MiB)):
             chunk = os.urandom(4 * MiB)
             digest.update(chunk)
             fp.write(chunk)
@@ -600,7 +600,7 @@ def run(cfg: Config) -> List[Measurement]:
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.core", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.core", description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls and a 64 MiB file (about a minute)")
     parser.add_argument(
         "--out",

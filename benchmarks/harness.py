@@ -184,11 +184,11 @@ def time_calls(
             after(result)
         return elapsed
 
-    for _ in range(warmup):
+    for _n in range(warmup):
         once()
     cpu0 = cpu_sample(helper_pids)
     wall0 = time.perf_counter()
-    latencies = [once() for _ in range(n)]
+    latencies = [once() for _n in range(n)]
     wall = time.perf_counter() - wall0
     return summarize(latencies, wall, cpu0, cpu_sample(helper_pids))
 
@@ -226,7 +226,7 @@ def run_in_flight(
             finish(handle)
             latencies.append(time.perf_counter() - t0)
     finally:
-        for _, handle in pending:  # only after an error: do not leave work behind
+        for _unused, handle in pending:  # only after an error: do not leave work behind
             try:
                 finish(handle)
             except Exception:

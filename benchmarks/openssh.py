@@ -30,7 +30,7 @@ def spawn(argv: Sequence[str]) -> "subprocess.Popen[bytes]":
 
 def reap(proc: "subprocess.Popen[bytes]") -> None:
     """Wait for a command started by ``spawn``; raise ``BaselineError`` if it failed."""
-    _, err = proc.communicate()
+    _unused, err = proc.communicate()
     if proc.returncode != 0:
         raise BaselineError(
             "%s exited with %s: %s" % (" ".join(map(str, proc.args)), proc.returncode, err.decode(errors="replace").strip())  # type: ignore[arg-type]
@@ -118,7 +118,7 @@ class ControlMaster:
     def check(self) -> bool:
         """True while the master answers on its socket."""
         argv = ["ssh", "-o", f"ControlPath={self.path}", "-O", "check", self.ssh.destination]
-        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False).returncode == 0
 
     def require(self) -> None:
         """Fail if the master died (its clients would silently connect afresh)."""
@@ -145,7 +145,7 @@ class ControlMaster:
         proc = self.proc
         if proc is not None and proc.poll() is None:
             argv = ["ssh", "-o", f"ControlPath={self.path}", "-O", "exit", self.ssh.destination]
-            subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+            subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

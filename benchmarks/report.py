@@ -134,7 +134,7 @@ def markdown_table(rows: Sequence[TableRow], columns: Sequence[str] = COLUMNS) -
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
-    out = [line(columns), "|" + "|".join("---" for _ in columns) + "|"]
+    out = [line(columns), "|" + "|".join("---" for _n in columns) + "|"]
     out += [line(r.cells()) for r in rows]
     return "\n".join(out)
 
@@ -174,7 +174,7 @@ def markdown_report(
 # -- provenance --------------------------------------------------------------------
 def _output(argv: Sequence[str]) -> str:
     try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, cwd=ROOT, timeout=10)
+        done = subprocess.run(list(argv), capture_output=True, text=True, cwd=ROOT, timeout=10, check=False)
     except OSError:
         return ""
     return (done.stdout or done.stderr).strip()
@@ -283,5 +283,5 @@ def update_readme(report: str, name: str) -> None:
     if start not in text or end not in text:
         return
     head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
+    _unused, tail = rest.split(end, 1)
     README.write_text(head + start + "\n" + report + end + tail)

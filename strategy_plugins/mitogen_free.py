@@ -12,7 +12,9 @@ name: mitogen_free
 short_description: Compatibility name for ns.mitogen.free
 description:
   - The same strategy as C(ns.mitogen.free), under the name the original Mitogen used.
-author: ns.mitogen contributors
+author: ns.mitogen contributors (@ns-mitogen)
 """
 
-from ansible_collections.ns.mitogen.plugins.strategy.free import StrategyModule  # noqa: F401
+from ansible_collections.ns.mitogen.plugins.strategy.free import StrategyModule
+
+__all__ = ["StrategyModule"]

@@ -12,7 +12,9 @@ name: mitogen_host_pinned
 short_description: Compatibility name for ns.mitogen.host_pinned
 description:
   - The same strategy as C(ns.mitogen.host_pinned), under the name the original Mitogen used.
-author: ns.mitogen contributors
+author: ns.mitogen contributors (@ns-mitogen)
 """
 
-from ansible_collections.ns.mitogen.plugins.strategy.host_pinned import StrategyModule  # noqa: F401
+from ansible_collections.ns.mitogen.plugins.strategy.host_pinned import StrategyModule
+
+__all__ = ["StrategyModule"]

@@ -12,7 +12,9 @@ name: mitogen_linear
 short_description: Compatibility name for ns.mitogen.linear
 description:
   - The same strategy as C(ns.mitogen.linear), under the name the original Mitogen used.
-author: ns.mitogen contributors
+author: ns.mitogen contributors (@ns-mitogen)
 """
 
-from ansible_collections.ns.mitogen.plugins.strategy.linear import StrategyModule  # noqa: F401
+from ansible_collections.ns.mitogen.plugins.strategy.linear import StrategyModule
+
+__all__ = ["StrategyModule"]

@@ -8,9 +8,9 @@ DOCUMENTATION = r"""
 name: local
 short_description: Run tasks on the controller in a persistent Python interpreter
 description:
-  - Like M(ansible.builtin.local#connection), but every command, file copy and module
+  - Like P(ansible.builtin.local#connection), but every command, file copy and module
     runs as an RPC to an interpreter started once per run (and once per become user).
-author: ns.mitogen contributors
+author: ns.mitogen contributors (@ns-mitogen)
 version_added: "0.1.0"
 extends_documentation_fragment:
   - ns.mitogen.connection

@@ -11,11 +11,11 @@ description:
   - Starts one Python interpreter per target account over a single C(ssh) process and
     keeps it for the whole run; every command, file transfer and module is then one
     framed RPC to it, instead of one SSH session, shell and Python per step.
-  - Accepts the variables and settings of M(ansible.builtin.ssh#connection) where they apply.
+  - Accepts the variables and settings of P(ansible.builtin.ssh#connection) where they apply.
   - Options that only make sense for one ssh process per step are dropped from
     O(ssh_args), O(ssh_common_args) and O(ssh_extra_args) - C(ControlMaster),
     C(ControlPersist), C(ControlPath) and C(-C).
-author: ns.mitogen contributors
+author: ns.mitogen contributors (@ns-mitogen)
 version_added: "0.1.0"
 extends_documentation_fragment:
   - ns.mitogen.connection
@@ -97,7 +97,7 @@ options:
   use_tty:
     description:
       - Run commands that take no input on a pseudo-terminal, as C(ssh -tt) does for
-        M(ansible.builtin.ssh#connection) - M(ansible.builtin.raw) and
+        P(ansible.builtin.ssh#connection) - M(ansible.builtin.raw) and
         M(ansible.builtin.script) output then arrives with stdout and stderr merged and
         CRLF line ends, exactly as with the built-in plugin.
     type: bool

@@ -189,7 +189,8 @@ class MitogenConnectionBase(ConnectionBase):
 
     def _request(self, method: str, **kwargs: Any) -> Any:
         self._connect()
-        assert self._client is not None
+        if self._client is None:  # _connect() either sets it or raises
+            raise AnsibleConnectionFailure("ns.mitogen: not connected to the multiplexer")
         try:
             if not _debug.enabled():
                 return self._client.request(method, **kwargs)

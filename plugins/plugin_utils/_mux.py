@@ -112,7 +112,7 @@ class MuxServer:
     # -- clients ----------------------------------------------------------------------
     def _on_accept(self) -> None:
         try:
-            conn, _ = self._sock.accept()
+            conn, _unused = self._sock.accept()
         except (BlockingIOError, InterruptedError):
             return
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -193,10 +193,9 @@ class MuxServer:
         """Return ``{"context_id", "hello"}`` for the last hop of ``stack``."""
         if not stack:
             raise Error("empty connection stack")
-        via: Optional[Context] = None
-        for depth in range(1, len(stack) + 1):
+        via = self._get_or_start(stack[:1], None)
+        for depth in range(2, len(stack) + 1):
             via = self._get_or_start(stack[:depth], via)
-        assert via is not None
         return {"context_id": via.context_id, "hello": self.session.hellos.get(via.context_id, {})}
 
     def _get_or_start(self, stack: List[Dict[str, Any]], via: Optional[Context]) -> Context:
@@ -238,9 +237,9 @@ class MuxServer:
         prefix = stack_key(stack[:1])[:-1]
         with self._lock:
             doomed = [(k, c) for k, c in self._contexts.items() if k.startswith(prefix)]
-            for key, _ in doomed:
+            for key, _ctx in doomed:
                 del self._contexts[key]
-        for _, ctx in sorted(doomed, key=lambda kc: -len(kc[0])):
+        for _key, ctx in sorted(doomed, key=lambda kc: -len(kc[0])):
             ctx.shutdown()
         return len(doomed)
 
@@ -334,7 +333,7 @@ class MuxClient:
 def _collections_root() -> str:
     # .../ansible_collections/ns/mitogen/plugins/plugin_utils/_mux.py -> dir holding ansible_collections
     here = os.path.abspath(__file__)
-    for _ in range(6):
+    for _n in range(6):
         here = os.path.dirname(here)
     return here
 

@@ -8,8 +8,8 @@ DOCUMENTATION = r"""
 name: free
 short_description: ansible.builtin.free on ns.mitogen's persistent interpreters
 description:
-  - Behaves like M(ansible.builtin.free#strategy), on ns.mitogen's persistent interpreters.
-author: ns.mitogen contributors
+  - Behaves like P(ansible.builtin.free#strategy), on ns.mitogen's persistent interpreters.
+author: ns.mitogen contributors (@ns-mitogen)
 version_added: "0.1.0"
 extends_documentation_fragment:
   - ns.mitogen.strategy

@@ -8,8 +8,8 @@ DOCUMENTATION = r"""
 name: host_pinned
 short_description: ansible.builtin.host_pinned on ns.mitogen's persistent interpreters
 description:
-  - Behaves like M(ansible.builtin.host_pinned#strategy), on ns.mitogen's persistent interpreters.
-author: ns.mitogen contributors
+  - Behaves like P(ansible.builtin.host_pinned#strategy), on ns.mitogen's persistent interpreters.
+author: ns.mitogen contributors (@ns-mitogen)
 version_added: "0.1.0"
 extends_documentation_fragment:
   - ns.mitogen.strategy

@@ -59,7 +59,7 @@ def _children() -> dict[int, str]:
 def _reap() -> None:
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, _unused = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
@@ -75,6 +75,7 @@ def close_ssh_masters(control_dir: Path) -> None:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=MASTER_EXIT_TIMEOUT,
+            check=False,
         )
     deadline = time.monotonic() + MASTER_EXIT_TIMEOUT
     while any(p.exists() for p in sockets) and time.monotonic() < deadline:
@@ -91,7 +92,7 @@ def _kill_all(pgid: int | None) -> list[str]:
         except ProcessLookupError:
             pass
     killed = []
-    for _ in range(50):  # children of killed children are re-parented here too
+    for _n in range(50):  # children of killed children are re-parented here too
         alive = _children()
         if not alive:
             break

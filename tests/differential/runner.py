@@ -133,6 +133,7 @@ def plugin_resolves(kind: str, name: str) -> bool:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=120,
+            check=False,
         )
     return proc.returncode == 0
 

@@ -167,7 +167,7 @@ def fuzz_parent(count: int, seed: int) -> int:
     rng = random.Random(seed)
     r = router()
     frames = []
-    for _ in range(count):
+    for _n in range(count):
         body = rng.choice([rng.randbytes(rng.randint(0, 50)), _codec_random(rng)])
         msg = _wire.Message(
             dst_id=rng.choice([0, 0, r.context_id, rng.randrange(2**32), rng.randrange(8)]),

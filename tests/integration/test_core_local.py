@@ -73,7 +73,7 @@ def test_many_calls_in_flight(session):
 def test_calls_run_concurrently_in_the_target(session):
     ctx = session.local()
     start = time.monotonic()
-    receivers = [ctx.call_async(rh.sleep, 1.0) for _ in range(8)]
+    receivers = [ctx.call_async(rh.sleep, 1.0) for _n in range(8)]
     try:
         for r in receivers:
             r.get(30).decode()
@@ -289,7 +289,7 @@ def test_malformed_frame_drops_only_that_stream(session):
     b = session.local()
     a.call_no_reply(rh.send_garbage, b"this is not a frame at all, not even close......")
     with pytest.raises(StreamError, match="protocol error"):
-        for _ in range(100):
+        for _n in range(100):
             a.call(rh.echo, 1, timeout=10)
             time.sleep(0.05)
     assert b.call(rh.echo, "unaffected") == "unaffected"
@@ -304,7 +304,7 @@ def test_oversized_frame_drops_only_that_stream(session):
     header = HEADER.pack(MAGIC, VERSION, 0, 0, a.context_id, 1, 0, 2**31)
     a.call_no_reply(rh.send_garbage, header)
     with pytest.raises(StreamError, match="exceeds the maximum"):
-        for _ in range(100):
+        for _n in range(100):
             a.call(rh.echo, 1, timeout=10)
             time.sleep(0.05)
     assert b.call(rh.echo, "ok") == "ok"

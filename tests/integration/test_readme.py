@@ -17,7 +17,7 @@ def test_readme_api_example_runs():
         pytest.fail("run scripts/setup first: the example imports the installed collection")
     with open(os.path.join(ROOT, "README.md")) as fp:
         blocks = re.findall(r"```python\n(.*?)```", fp.read(), re.S)
-    out = subprocess.run([sys.executable, "-c", blocks[0]], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", blocks[0]], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.split()
     assert lines[0] == "True" and re.fullmatch(r"[0-9a-f]{64}", lines[1])

@@ -246,7 +246,7 @@ def make_request(
 def decode(stdout: bytes) -> Dict[str, Any]:
     """What ``ActionBase._parse_returned_data`` does with a module's stdout."""
     text = stdout.decode("utf-8", "surrogateescape")
-    filtered, _ = _filter_non_json_lines(text, objects_only=True)
+    filtered, _unused = _filter_non_json_lines(text, objects_only=True)
     return json.loads(filtered, cls=get_module_decoder(PROFILE, Direction.MODULE_TO_CONTROLLER))  # type: ignore[no-any-return]
 
 
@@ -265,13 +265,13 @@ def comparable(result: Dict[str, Any]) -> Dict[str, Any]:
 def build_vanilla(path: str, leaf: str, args: Dict[str, Any], python: str, local_tmp: str) -> bytes:
     env = dict(os.environ, ANSIBLE_LOCAL_TEMP=local_tmp)
     spec = json.dumps({"path": path, "name": leaf, "args": args, "python": python}).encode()
-    proc = subprocess.run([sys.executable, "-c", BUILDER], input=spec, capture_output=True, env=env, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", BUILDER], input=spec, capture_output=True, env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr.decode()
     return proc.stdout
 
 
 def run_vanilla(payload: bytes, argv: Optional[list] = None, cwd: Optional[str] = None) -> Dict[str, Any]:
-    proc = subprocess.run(argv or [TARGET_PY], input=payload, capture_output=True, cwd=cwd, timeout=120)
+    proc = subprocess.run(argv or [TARGET_PY], input=payload, capture_output=True, cwd=cwd, timeout=120, check=False)
     return {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
 
 
@@ -640,7 +640,7 @@ def _time_runs(runner: Runner, count: int, vanilla_count: int, label: str) -> No
     runner.run(path, args)  # first run: loads module_utils through the importer
     request = runner.request(path, args, send_source=False)
     times = []
-    for _ in range(count):
+    for _n in range(count):
         started = time.perf_counter()
         reply = runner.ctx.call(_runner.run_module, request)
         times.append(time.perf_counter() - started)
@@ -648,7 +648,7 @@ def _time_runs(runner: Runner, count: int, vanilla_count: int, label: str) -> No
     leaf = "command"
     payload = build_vanilla(path, leaf, full_args(args, leaf, runner.remote_tmp), runner.python, runner.local_tmp)
     vanilla = []
-    for _ in range(vanilla_count):
+    for _n in range(vanilla_count):
         started = time.perf_counter()
         reply = run_vanilla(payload, runner.vanilla_argv)
         vanilla.append(time.perf_counter() - started)
@@ -738,5 +738,5 @@ def test_over_ssh(session, testbed, tmp_path):
 
             _time_runs(runner, 20, 5, "ssh %s@h1" % user)
     finally:
-        subprocess.run(ssh_argv[:-1] + ["-O", "exit", ssh_argv[-1]], capture_output=True, timeout=30)
+        subprocess.run(ssh_argv[:-1] + ["-O", "exit", ssh_argv[-1]], capture_output=True, timeout=30, check=False)
         shutil.rmtree(control, ignore_errors=True)

@@ -56,7 +56,7 @@ def converse(argv: list[str], password: str, timeout: float = 20.0) -> tuple[int
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+            ready, _unused, _unused = select.select([proc.stdout], [], [], 0.2)
             if ready:
                 chunk = os.read(proc.stdout.fileno(), 4096)
                 if not chunk:
@@ -284,7 +284,7 @@ def test_relay_alone_moves_50mib_each_way_at_once() -> None:
     port = server.getsockname()[1]
 
     def echo() -> None:
-        conn, _ = server.accept()
+        conn, _unused = server.accept()
         with conn:
             while chunk := conn.recv(MiB):
                 conn.sendall(chunk)

@@ -53,4 +53,4 @@ def pythons() -> dict[str, str]:
         if short not in best or best[short][0] < key:
             best[short] = (key, str(exe))
     ordered = sorted(best.items(), key=lambda item: item[1][0])
-    return {short: path for short, (_, path) in ordered}
+    return {short: path for short, (_unused, path) in ordered}

@@ -165,7 +165,7 @@ class Relay:
     def accept(self) -> None:
         while True:
             try:
-                client, _ = self.listener.accept()
+                client, _unused = self.listener.accept()
             except BlockingIOError:
                 return
             except OSError:
@@ -183,7 +183,7 @@ class Relay:
             self.update(conn, upstream)
 
     def readable(self, conn: Conn, sock: socket.socket) -> None:
-        flow, _ = conn.flows_touching(sock)
+        flow, _unused = conn.flows_touching(sock)
         if not flow.wants_read():
             return
         try:
@@ -204,7 +204,7 @@ class Relay:
         self.update(conn, sock)
 
     def writable(self, conn: Conn, sock: socket.socket) -> None:
-        _, flow = conn.flows_touching(sock)
+        _unused, flow = conn.flows_touching(sock)
         flow.blocked = False
         self.run_flow(flow)
 
@@ -242,7 +242,7 @@ class Relay:
                     self.readable(conn, sock)  # type: ignore[arg-type]
             now = time.monotonic()
             while self.timers and self.timers[0][0] <= now:
-                _, _, flow = heapq.heappop(self.timers)
+                _unused, _unused, flow = heapq.heappop(self.timers)
                 self.run_flow(flow)
 
 

@@ -28,22 +28,22 @@ def random_value(rng: random.Random, depth: int = 0):
     if kind == "float":
         return rng.uniform(-1e9, 1e9)
     if kind == "str":
-        return "".join(chr(rng.randint(0, 0x2FF)) for _ in range(rng.randint(0, 20)))
+        return "".join(chr(rng.randint(0, 0x2FF)) for _n in range(rng.randint(0, 20)))
     if kind == "bytes":
         return rng.randbytes(rng.randint(0, 40))
     if kind == "err":
         return CallError("E", "m", "tb", "ctx")
-    items = [random_value(rng, depth + 1) for _ in range(rng.randint(0, 5))]
+    items = [random_value(rng, depth + 1) for _n in range(rng.randint(0, 5))]
     if kind == "list":
         return items
     if kind == "tuple":
         return tuple(items)
-    return {i: v for i, v in enumerate(items)}
+    return dict(enumerate(items))
 
 
 def mutate(rng: random.Random, data: bytes) -> bytes:
     buf = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
+    for _n in range(rng.randint(1, 4)):
         op = rng.randrange(4)
         if op == 0 and buf:
             buf[rng.randrange(len(buf))] = rng.randrange(256)
@@ -88,7 +88,7 @@ def _plain(value):
 
 def test_valid_values_always_round_trip():
     rng = random.Random(7)
-    for _ in range(3000):
+    for _n in range(3000):
         value = random_value(rng)
         assert _plain(_codec.decode(_codec.encode(value))) == _plain(value)
 
@@ -96,7 +96,7 @@ def test_valid_values_always_round_trip():
 def test_frame_parser_survives_10000_generated_frames():
     rng = random.Random(99)
     outcomes = {"messages": 0, "errors": 0}
-    for _ in range(10000):
+    for _n in range(10000):
         parser = FrameParser(max_message=4096)
         good = Message.encoded(random_value(rng), dst_id=rng.randrange(2**32), src_id=rng.randrange(2**32)).pack()
         data = mutate(rng, good) if rng.random() < 0.7 else HEADER.pack(MAGIC, VERSION, 0, 1, 2, 3, 4, rng.randrange(2**32))

@@ -200,7 +200,7 @@ class ChildProcess:
                 os.close(os.open(slave_path, os.O_RDWR))  # becomes the controlling tty
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -335,7 +335,7 @@ class _Handshake:
                     "raise the connect timeout, or check the host",
                 )
             writers = [p.stdin] if self.pending else []
-            rl, wl, _ = select.select(list(readers), writers, [], min(left, 1.0))
+            rl, wl, _unused = select.select(list(readers), writers, [], min(left, 1.0))
             if wl:
                 try:
                     n = os.write(p.stdin, self.pending[:65536])
@@ -405,7 +405,7 @@ class _Handshake:
         # Drain whatever stderr still holds, for the message.
         try:
             while True:
-                r, _, _ = select.select([self.proc.stderr_fd], [], [], 0.2)
+                r, _unused, _unused = select.select([self.proc.stderr_fd], [], [], 0.2)
                 if not r:
                     break
                 chunk = os.read(self.proc.stderr_fd, 65536)

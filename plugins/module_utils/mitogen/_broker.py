@@ -475,7 +475,7 @@ class Stream:
         self.broker.remove_reader(self.rfd)
         self.broker.remove_writer(self.wfd)
         self.broker.streams.discard(self)
-        for fd in {self.rfd, self.wfd}:
+        for fd in sorted({self.rfd, self.wfd}):  # once each, even when they are one fd
             try:
                 os.close(fd)
             except OSError as exc:

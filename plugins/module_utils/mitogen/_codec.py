@@ -179,7 +179,7 @@ class _Decoder:
 def _d_dict(d: _Decoder, depth: int) -> dict:
     n = d.count()
     out = {}
-    for _ in range(n):
+    for _n in range(n):
         k = d.value(depth + 1)
         try:
             out[k] = d.value(depth + 1)
@@ -190,7 +190,7 @@ def _d_dict(d: _Decoder, depth: int) -> dict:
 
 def _d_set(d: _Decoder, depth: int) -> set:
     try:
-        return {d.value(depth + 1) for _ in range(d.count())}
+        return {d.value(depth + 1) for _n in range(d.count())}
     except TypeError:
         raise d.fail("unhashable set member") from None
 
@@ -218,8 +218,8 @@ _TAGS: Dict[bytes, Callable[[_Decoder, int], Any]] = {
     b"d": lambda d, depth: _F64.unpack(d.take(8))[0],
     b"s": lambda d, depth: d.string(),
     b"b": lambda d, depth: bytes(d.take(d.u32())),
-    b"L": lambda d, depth: [d.value(depth + 1) for _ in range(d.count())],
-    b"U": lambda d, depth: tuple(d.value(depth + 1) for _ in range(d.count())),
+    b"L": lambda d, depth: [d.value(depth + 1) for _n in range(d.count())],
+    b"U": lambda d, depth: tuple(d.value(depth + 1) for _n in range(d.count())),
     b"D": _d_dict,
     b"S": _d_set,
     b"O": _d_object,

@@ -200,7 +200,7 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module: Any) -> None:
         name = module.__spec__.name
-        is_pkg, filename, source, _ = self.cache[name]
+        is_pkg, filename, source, _unused = self.cache[name]
         if is_pkg:
             module.__path__ = []
         module.__file__ = filename
@@ -218,9 +218,8 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         with self._lock:
             event = self._inflight.get(fullname)
             owner = event is None
-            if owner:
+            if event is None:
                 event = self._inflight[fullname] = threading.Event()
-        assert event is not None  # for mypy: set just above
         if not owner:
             event.wait(timeout)
             return self.cache.get(fullname)
@@ -361,18 +360,16 @@ class Responder:
             self.router.send(msg.reply_message(pack_bundle({name: (False, "", None, ())})))
             return
         if self.importer is not None and name not in self.importer.cache:
-            self._fetch_upwards(name, msg)
+            self._fetch_upwards(self.importer, name, msg)
             return
         self.router.send(msg.reply_message(pack_bundle(self._bundle(name, msg.src_id))))
 
-    def _fetch_upwards(self, name: str, msg: Message) -> None:
+    def _fetch_upwards(self, importer: Importer, name: str, msg: Message) -> None:
         """Intermediary: ask our parent without importing; answer waiting children."""
         waiting = self._waiting.setdefault(name, [])
         waiting.append(msg)
         if len(waiting) > 1:
             return
-        importer = self.importer
-        assert importer is not None  # for mypy: caller checked
 
         def _on_reply(reply: Message) -> None:
             pending = self._waiting.pop(name, [])

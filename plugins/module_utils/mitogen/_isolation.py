@@ -365,14 +365,16 @@ _NO_TIMERS = (
 def _alarm_hook(seconds: int) -> int:
     if seconds and _virtual_signals() is not None:
         raise RuntimeError(_NO_TIMERS % "signal.alarm")
-    assert _real_alarm is not None  # for mypy: installed only where it exists
+    if _real_alarm is None:  # the hook is installed only where signal.alarm exists
+        raise RuntimeError("signal.alarm is not available here")
     return int(_real_alarm(seconds))
 
 
 def _setitimer_hook(which: int, seconds: float, interval: float = 0.0) -> Any:
     if seconds and _virtual_signals() is not None:
         raise RuntimeError(_NO_TIMERS % "signal.setitimer")
-    assert _real_setitimer is not None  # for mypy: installed only where it exists
+    if _real_setitimer is None:  # the hook is installed only where signal.setitimer exists
+        raise RuntimeError("signal.setitimer is not available here")
     return _real_setitimer(which, seconds, interval)
 
 
@@ -422,7 +424,7 @@ def _run_hooks(run: "_Run") -> Iterator[None]:
         patches.append((signal, "alarm", _alarm_hook))
     if _real_setitimer is not None:
         patches.append((signal, "setitimer", _setitimer_hook))
-    saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in patches]
+    saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _unused in patches]
     _ACTIVE = run
     for obj, attr, hook in patches:
         setattr(obj, attr, hook)
@@ -454,7 +456,7 @@ def _module_table(run: "_Run") -> Iterator[None]:
             module = sys.modules.get(name)
             if run.drops(name, module):
                 sys.modules.pop(name, None)
-                parent, _, leaf = name.rpartition(".")
+                parent, _unused, leaf = name.rpartition(".")
                 parent_module = sys.modules.get(parent)
                 if parent_module is not None and getattr(parent_module, leaf, None) is module:
                     with contextlib.suppress(AttributeError, TypeError):

@@ -220,7 +220,7 @@ class CallPool:
         with self._lock:
             self._closed = True
             threads = list(self._threads)
-        for _ in threads:
+        for _n in threads:
             self._queue.put(None)
         deadline = time.monotonic() + timeout
         for t in threads:

@@ -141,7 +141,7 @@ class FrameParser:
             length = self._need[7]
             if len(buf) - pos < length:
                 break
-            _, _, flags, dst, src, handle, reply_to, _ = self._need
+            _unused, _unused, flags, dst, src, handle, reply_to, _unused = self._need
             out.append(Message(dst, src, handle, reply_to, bytes(buf[pos : pos + length]), flags))
             pos += length
             self._need = None

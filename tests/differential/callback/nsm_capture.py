@@ -72,7 +72,7 @@ class CallbackModule(CallbackBase):
             index = self._items.get(key, 0)
             self._items[key] = index + 1
         path = task.get_path() or ""  # "/abs/dir/play.yml:12"
-        file_name, _, line = path.rpartition(":")
+        file_name, _unused, line = path.rpartition(":")
         self._seq += 1
         self._write(
             {
