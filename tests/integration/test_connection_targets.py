@@ -1,0 +1,103 @@
+"""The ansible-test connection targets, run by pytest against the testbed.
+
+`tests/integration/targets/connection_<name>/runme.sh` is ansible-test's layout: each
+runs the shared `targets/connection/test_connection.yml`. ansible-test itself would run
+them against localhost in a container it provisions (which needs docker and network
+here); these tests run the very same runme.sh with an inventory of testbed hosts
+instead (NSM_CONNECTION_INVENTORY), under the built-in linear strategy, so the
+connection plugin alone is tested.
+
+Every inventory also holds a host on the matching built-in plugin: the shared
+playbook must pass there too, with `connection_persistent=false`, which shows that its
+checks test the connection and not ns.mitogen's own idea of it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+pytestmark = pytest.mark.testbed
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGETS = ROOT / "tests" / "integration" / "targets"
+BIN = os.path.dirname(sys.executable)
+
+
+def run_target(name: str, inventory: str, tmp_path: Path) -> Dict[str, Dict[str, int]]:
+    """Run targets/<name>/runme.sh; return the PLAY RECAP by host (fails the test on rc != 0)."""
+    inv = tmp_path / "inventory"
+    inv.write_text(inventory)
+    environ = dict(os.environ)
+    environ.update(
+        PATH=BIN + os.pathsep + environ.get("PATH", ""),
+        NSM_CONNECTION_INVENTORY=str(inv),
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"),
+        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+        ANSIBLE_FORKS="4",
+    )
+    out = subprocess.run(
+        ["bash", str(TARGETS / name / "runme.sh")], capture_output=True, text=True, env=environ, timeout=600, check=False
+    )
+    output = out.stdout + out.stderr
+    assert out.returncode == 0, output[-6000:]
+    recap = {}
+    for m in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", out.stdout, re.M):
+        recap[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return recap
+
+
+def host_lines(group: str, hosts: List[str]) -> str:
+    return "[%s]\n%s\n" % (group, "\n".join(hosts))
+
+
+def test_connection_ssh_target(testbed, tmp_path):
+    common = "ansible_host=%s ansible_user=%s ansible_ssh_private_key_file=%s ansible_python_interpreter=/usr/bin/python3" % (
+        testbed["h1"].address,
+        testbed.users.sudo.name,
+        testbed.key,
+    )
+    ssh_args = "'-o UserKnownHostsFile=%s'" % testbed.known_hosts
+    inventory = (
+        host_lines(
+            "ssh",
+            [
+                "h1-nsm %s ansible_connection=ns.mitogen.ssh connection_persistent=true" % common,
+                # pipelining and a short ControlPersist keep the built-in plugin quick, and its
+                # master ends with the run
+                "h1-builtin %s ansible_connection=ansible.builtin.ssh ansible_pipelining=true"
+                " ansible_ssh_args='-o ControlMaster=auto -o ControlPersist=2s'" % common,
+            ],
+        )
+        + "[ssh:vars]\nansible_ssh_common_args=%s\n" % ssh_args
+    )
+    recap = run_target("connection_ssh", inventory, tmp_path)
+    for host in ("h1-nsm", "h1-builtin"):
+        assert recap[host]["failed"] == 0 and recap[host]["unreachable"] == 0 and recap[host]["ok"] >= 18, recap
+
+
+def test_connection_local_target(testbed, tmp_path):
+    other = testbed.users.key.name  # become someone else: the test runs as root
+    inventory = (
+        host_lines(
+            "local",
+            [
+                "local-nsm ansible_connection=ns.mitogen.local connection_persistent=true",
+                "local-builtin ansible_connection=ansible.builtin.local",
+            ],
+        )
+        + "[local:vars]\nansible_python_interpreter=/usr/bin/python3\nconnection_become_user=%s\n" % other
+    )
+    recap = run_target("connection_local", inventory, tmp_path)
+    for host in ("local-nsm", "local-builtin"):
+        assert recap[host]["failed"] == 0 and recap[host]["ok"] >= 18, recap
