@@ -87,7 +87,7 @@ def test_messages_arrive_intact_and_repetition_is_cheap(pair_factory):
     msgs = [_module_request(i) for i in range(200)]
     plain = sum(len(m.pack()) for m in msgs)
     pair.send(msgs)
-    got = [pair.received.get(timeout=5) for _ in msgs]
+    got = [pair.received.get(timeout=5) for _n in msgs]
     assert [m.handle for m in got] == [m.handle for m in msgs]
     assert [m.decode() for m in got] == [m.decode() for m in msgs]
     assert pair.b.bytes_in == pair.a.bytes_out
