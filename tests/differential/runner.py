@@ -156,11 +156,24 @@ class PlaybookMeta:
     verbosity: number of -v for both sides (4 gives the -vvvv log).
     secrets: strings that must appear nowhere in the capture file or the log.
     rc: the exit status ansible-playbook must end with.
+    vault_password: written to a file in the run dir and given to
+        ansible-playbook with --vault-password-file (for `!vault` values).
+    hosts: how many testbed hosts the inventory holds (h1, h2, ...: more than
+        HOSTS needs a bigger testbed than the session's).
+    xfail: why the ns.mitogen variants are known to fail this playbook (the
+        test is then a strict xfail for them: it fails once they pass).
     """
 
     verbosity: int = 0
     secrets: tuple[str, ...] = ()
     rc: int = 0
+    vault_password: str | None = None
+    hosts: int = len(HOSTS)
+    xfail: str | None = None
+
+    def host_names(self) -> tuple[str, ...]:
+        """The inventory hosts of the playbook's runs."""
+        return tuple(f"h{i}" for i in range(1, self.hosts + 1))
 
 
 def playbooks() -> list[Path]:
@@ -174,13 +187,20 @@ def playbook_meta(playbook: Path) -> PlaybookMeta:
     settings: Mapping[str, Any] = {}
     if plays and isinstance(plays[0], dict):
         settings = (plays[0].get("vars") or {}).get("nsm_diff") or {}
-    unknown = set(settings) - {"verbosity", "secrets", "rc"}
+    unknown = set(settings) - {"verbosity", "secrets", "rc", "vault_password", "hosts", "xfail"}
     if unknown:
         raise ValueError(f"{playbook.name}: unknown nsm_diff settings {sorted(unknown)}")
+    hosts = int(settings.get("hosts", len(HOSTS)))
+    if hosts < 1:
+        raise ValueError(f"{playbook.name}: nsm_diff.hosts must be at least 1, got {hosts}")
+    vault_password, xfail = settings.get("vault_password"), settings.get("xfail")
     return PlaybookMeta(
         verbosity=int(settings.get("verbosity", 0)),
         secrets=tuple(str(s) for s in settings.get("secrets", ())),
         rc=int(settings.get("rc", 0)),
+        vault_password=None if vault_password is None else str(vault_password),
+        hosts=hosts,
+        xfail=None if xfail is None else " ".join(str(xfail).split()),
     )
 
 
@@ -313,7 +333,7 @@ def run_playbook(
     variant: Variant | str,
     work_dir: Path,
     *,
-    hosts: Sequence[str] = HOSTS,
+    hosts: Sequence[str] | None = None,
     verbosity: int | None = None,
     reset: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
@@ -323,14 +343,18 @@ def run_playbook(
     The run gets its own directory under work_dir (inventory, config, local
     temp, ANSIBLE_HOME, capture, log, and `nsm_diff_run_dir` for the playbook's
     controller-side files).  reset: wipe the targets first (`reset_targets`).
+    hosts: the inventory (default: the playbook's nsm_diff.hosts).
     verbosity: number of -v (default: the playbook's nsm_diff.verbosity).
     A non-zero exit status is returned, not raised; a timeout or a missing
     capture raises RunError.
     """
     v = get_variant(variant)
     playbook = Path(playbook) if Path(playbook).is_absolute() else PLAYBOOK_DIR / playbook
+    meta = playbook_meta(playbook)
     if verbosity is None:
-        verbosity = playbook_meta(playbook).verbosity
+        verbosity = meta.verbosity
+    if hosts is None:
+        hosts = meta.host_names()
     if reset:
         reset_targets(tb, hosts)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -339,8 +363,17 @@ def run_playbook(
     capture, log_path = run_dir / "capture.jsonl", run_dir / "ansible.log"
     inv.write_text(json.dumps(inventory(tb, v, hosts), indent=2))
     config.write_text("# empty: every setting comes from the environment the harness sets\n")
-    extra.write_text(json.dumps({"nsm_diff_run_dir": str(run_dir), "nsm_diff_target_dir": TARGET_DIR}))
+    extra.write_text(
+        json.dumps(
+            {"nsm_diff_run_dir": str(run_dir), "nsm_diff_target_dir": TARGET_DIR, "nsm_diff_known_hosts": str(tb.known_hosts)}
+        )
+    )
     argv = [str(ANSIBLE_PLAYBOOK), "-i", str(inv), "-e", f"@{extra}", str(playbook)]
+    if meta.vault_password is not None:
+        vault_file = run_dir / "vault-password"
+        vault_file.write_text(meta.vault_password + "\n")
+        vault_file.chmod(0o600)
+        argv += ["--vault-password-file", str(vault_file)]
     if verbosity:
         argv.append("-" + "v" * verbosity)
     # ControlPath sockets need a short directory (sun_path holds 108 bytes)

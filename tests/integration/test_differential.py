@@ -62,14 +62,36 @@ def check_run(result: RunResult) -> None:
 
 
 @pytest.fixture(scope="module")
-def baseline(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Path], RunResult]]:
+def testbed_for(testbed: Testbed) -> Iterator[Callable[[Path], Testbed]]:
+    """The testbed a playbook runs on: the session's, or (nsm_diff.hosts > 2) a bigger one made once per module."""
+    bigger: dict[int, Testbed] = {}
+
+    def get(playbook: Path) -> Testbed:
+        count = runner.playbook_meta(playbook).hosts
+        if count <= len(runner.HOSTS):
+            return testbed
+        if count not in bigger:
+            bigger[count] = Testbed(hosts=count).start()
+        return bigger[count]
+
+    try:
+        yield get
+    finally:
+        for tb in bigger.values():
+            tb.close()
+
+
+@pytest.fixture(scope="module")
+def baseline(
+    testbed_for: Callable[[Path], Testbed], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[Path], RunResult]]:
     """The checked baseline run of a playbook; run once per module (a failure too)."""
     work = tmp_path_factory.mktemp("differential-baseline")
     runs: dict[Path, RunResult | str] = {}
 
     def get(playbook: Path) -> RunResult:
         if playbook not in runs:
-            result = runner.run_playbook(testbed, playbook, runner.BASELINE, work)
+            result = runner.run_playbook(testbed_for(playbook), playbook, runner.BASELINE, work)
             runs[playbook] = run_problems(result) or result
         got = runs[playbook]
         if isinstance(got, str):
@@ -77,19 +99,27 @@ def baseline(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iter
         return got
 
     yield get
-    runner.reset_targets(testbed)
+    runner.reset_targets(testbed_for(runner.PLAYBOOK_DIR / "facts.yml"))
 
 
 @pytest.mark.parametrize("variant", COMPARED)
 @pytest.mark.parametrize("playbook", PLAYBOOKS, ids=lambda p: p.stem)
 def test_same_results(
-    playbook: Path, variant: str, baseline: Callable[[Path], RunResult], testbed: Testbed, tmp_path: Path
+    playbook: Path,
+    variant: str,
+    baseline: Callable[[Path], RunResult],
+    testbed_for: Callable[[Path], Testbed],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     reason = runner.unavailable_reason(variant)
     if reason is not None:  # the plugins live in this repository: a variant that does not load is a failure
         pytest.fail(reason)
+    known = runner.playbook_meta(playbook).xfail
+    if known and any(name.startswith("ns.mitogen.") for _, name in runner.get_variant(variant).plugins):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=known))
     expected = baseline(playbook)
-    actual = runner.run_playbook(testbed, playbook, variant, tmp_path)
+    actual = runner.run_playbook(testbed_for(playbook), playbook, variant, tmp_path)
     check_run(actual)
     diffs = normalize.compare(expected, actual)
     if diffs:

@@ -1,0 +1,13 @@
+#!/usr/bin/python
+# A new-style module that imports a module_util shipped next to the playbook.
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.nsm_diff_helper import greet
+
+
+def main():
+    module = AnsibleModule(argument_spec={"name": {"type": "str", "required": True}})
+    module.exit_json(changed=False, greeting=greet(module.params["name"]))
+
+
+if __name__ == "__main__":
+    main()
