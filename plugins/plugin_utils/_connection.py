@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -49,6 +50,24 @@ def collection_roots() -> List[str]:
         return [str(p) for p in AnsibleCollectionConfig.collection_paths]
     except Exception:
         return []
+
+
+#: vanilla's words (ansible.builtin.ssh) for the sudo failures the core diagnoses
+_BECOME_WORDS = {
+    "sudo password was refused": "Incorrect sudo password",
+    "sudo needs a password and none was given": "Missing sudo password",
+}
+
+
+_PROMPT_RE = re.compile(r"(?i)(password|passphrase)[^:]*:\s*$")
+
+
+class _InterpreterNotFound(AnsibleConnectionFailure):
+    """The target has no Python where the interpreter option points (``output``: the shell's words)."""
+
+    def __init__(self, message: str, output: str) -> None:
+        super().__init__(message)
+        self.output = output
 
 
 class _BecomeProxy:
@@ -197,7 +216,7 @@ class MitogenConnectionBase(ConnectionBase):
             with _debug.timed(LOG, "%s %s", method, kwargs.get("ref") or kwargs.get("stack") or kwargs.get("context_id")):
                 return self._client.request(method, **kwargs)
         except ConnectError as exc:
-            raise AnsibleConnectionFailure(self._unreachable_message(exc)) from None
+            raise self._connect_failure(exc) from None
         except CallError as exc:
             if exc.type_name.endswith("ConnectError") or exc.type_name.endswith("SpecError"):
                 raise AnsibleConnectionFailure("ns.mitogen: %s" % exc.remote_message) from None
@@ -262,9 +281,29 @@ class MitogenConnectionBase(ConnectionBase):
                 % (task_vars.get("inventory_hostname", self._host_name()), python)
             )
 
+    def _connect_failure(self, exc: ConnectError) -> AnsibleError:
+        """Ansible's error for an interpreter that did not start, as vanilla classes it.
+
+        The login failing makes the host unreachable; sudo refusing the password fails
+        the task (vanilla: "Incorrect sudo password"); a missing Python on the target
+        is ``_InterpreterNotFound``, which a module run turns into the shell's exit
+        status 127, from which Ansible words its own "module interpreter not found".
+        """
+        diagnosis = "(ns.mitogen: %s%s)" % (exc.reason, "; hint: %s" % exc.hint if exc.hint else "")
+        if exc.context.startswith("sudo"):
+            words = _BECOME_WORDS.get(exc.reason) or "Privilege escalation failed: %s" % (
+                exc.output.replace("\r", "").strip() or exc.reason
+            )
+            return AnsibleError("%s\n%s" % (words, diagnosis))
+        if exc.stage == "spawn" and exc.reason.startswith("Python interpreter "):
+            return _InterpreterNotFound(self._unreachable_message(exc), output=exc.output)
+        return AnsibleConnectionFailure(self._unreachable_message(exc))
+
     def _unreachable_message(self, exc: ConnectError) -> str:
         """Vanilla's words first (the program's own error), then our diagnosis."""
-        output = exc.output.replace("\r", "").strip()
+        # the password prompts we answered are our dialogue with ssh, not its error
+        lines = exc.output.replace("\r", "").splitlines()
+        output = "\n".join(line for line in lines if not _PROMPT_RE.search(line)).strip()
         text = "Failed to connect to the host via %s: %s" % (self.method, output or exc.reason)
         return "%s\n(ns.mitogen: %s%s)" % (text, exc.reason, "; hint: %s" % exc.hint if exc.hint else "")
 
@@ -286,7 +325,10 @@ class MitogenConnectionBase(ConnectionBase):
         display.vvv("ns.mitogen RUN %s in process" % request["name"], host=host)
         if display.verbosity >= 3:
             request = dict(request, log=True)  # the target's own log lines come back too
-        reply = self._call(sudoable, _runner.run_module, request)
+        try:
+            reply = self._call(sudoable, _runner.run_module, request)
+        except _InterpreterNotFound as exc:
+            return 127, b"", to_bytes(exc.output)
         if reply.get("need_source"):
             request = dict(request, source=_planner.source_for(request["source_id"]))
             reply = self._call(sudoable, _runner.run_module, request)
