@@ -62,19 +62,23 @@ def check_run(result: RunResult) -> None:
 
 
 @pytest.fixture(scope="module")
-def testbed_for(testbed: Testbed) -> Iterator[Callable[[Path], Testbed]]:
-    """The testbed a playbook runs on: the session's, or (nsm_diff.hosts > 2) a bigger one made once per module."""
+def testbed_for(testbed: Testbed, request: pytest.FixtureRequest) -> Iterator[Callable[[Path], Testbed]]:
+    """The testbed a playbook runs on: the session's, or (nsm_diff.hosts > 2) a bigger one.
+
+    The bigger ones are started here, for the selected tests only, so that their
+    processes exist before any test's leak check starts.
+    """
     bigger: dict[int, Testbed] = {}
-
-    def get(playbook: Path) -> Testbed:
-        count = runner.playbook_meta(playbook).hosts
-        if count <= len(runner.HOSTS):
-            return testbed
-        if count not in bigger:
-            bigger[count] = Testbed(hosts=count).start()
-        return bigger[count]
-
+    selected = {item.callspec.params["playbook"] for item in request.session.items if hasattr(item, "callspec")}
     try:
+        for count in sorted({runner.playbook_meta(p).hosts for p in selected if isinstance(p, Path)}):
+            if count > len(runner.HOSTS):
+                bigger[count] = Testbed(hosts=count).start()
+
+        def get(playbook: Path) -> Testbed:
+            count = runner.playbook_meta(playbook).hosts
+            return testbed if count <= len(runner.HOSTS) else bigger[count]
+
         yield get
     finally:
         for tb in bigger.values():
