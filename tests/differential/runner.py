@@ -342,7 +342,9 @@ def run_playbook(
 
     The run gets its own directory under work_dir (inventory, config, local
     temp, ANSIBLE_HOME, capture, log, and `nsm_diff_run_dir` for the playbook's
-    controller-side files).  reset: wipe the targets first (`reset_targets`).
+    controller-side files); the extra vars also give `nsm_diff_target_dir` and
+    `nsm_diff_known_hosts` (the testbed's, for playbooks that set their own ssh
+    options).  reset: wipe the targets first (`reset_targets`).
     hosts: the inventory (default: the playbook's nsm_diff.hosts).
     verbosity: number of -v (default: the playbook's nsm_diff.verbosity).
     A non-zero exit status is returned, not raised; a timeout or a missing
