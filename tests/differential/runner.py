@@ -160,8 +160,6 @@ class PlaybookMeta:
         ansible-playbook with --vault-password-file (for `!vault` values).
     hosts: how many testbed hosts the inventory holds (h1, h2, ...: more than
         HOSTS needs a bigger testbed than the session's).
-    xfail: why the ns.mitogen variants are known to fail this playbook (the
-        test is then a strict xfail for them: it fails once they pass).
     """
 
     verbosity: int = 0
@@ -169,7 +167,6 @@ class PlaybookMeta:
     rc: int = 0
     vault_password: str | None = None
     hosts: int = len(HOSTS)
-    xfail: str | None = None
 
     def host_names(self) -> tuple[str, ...]:
         """The inventory hosts of the playbook's runs."""
@@ -187,20 +184,19 @@ def playbook_meta(playbook: Path) -> PlaybookMeta:
     settings: Mapping[str, Any] = {}
     if plays and isinstance(plays[0], dict):
         settings = (plays[0].get("vars") or {}).get("nsm_diff") or {}
-    unknown = set(settings) - {"verbosity", "secrets", "rc", "vault_password", "hosts", "xfail"}
+    unknown = set(settings) - {"verbosity", "secrets", "rc", "vault_password", "hosts"}
     if unknown:
         raise ValueError(f"{playbook.name}: unknown nsm_diff settings {sorted(unknown)}")
     hosts = int(settings.get("hosts", len(HOSTS)))
     if hosts < 1:
         raise ValueError(f"{playbook.name}: nsm_diff.hosts must be at least 1, got {hosts}")
-    vault_password, xfail = settings.get("vault_password"), settings.get("xfail")
+    vault_password = settings.get("vault_password")
     return PlaybookMeta(
         verbosity=int(settings.get("verbosity", 0)),
         secrets=tuple(str(s) for s in settings.get("secrets", ())),
         rc=int(settings.get("rc", 0)),
         vault_password=None if vault_password is None else str(vault_password),
         hosts=hosts,
-        xfail=None if xfail is None else " ".join(str(xfail).split()),
     )
 
 

@@ -114,14 +114,10 @@ def test_same_results(
     baseline: Callable[[Path], RunResult],
     testbed_for: Callable[[Path], Testbed],
     tmp_path: Path,
-    request: pytest.FixtureRequest,
 ) -> None:
     reason = runner.unavailable_reason(variant)
     if reason is not None:  # the plugins live in this repository: a variant that does not load is a failure
         pytest.fail(reason)
-    known = runner.playbook_meta(playbook).xfail
-    if known and any(name.startswith("ns.mitogen.") for _, name in runner.get_variant(variant).plugins):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=known))
     expected = baseline(playbook)
     actual = runner.run_playbook(testbed_for(playbook), playbook, variant, tmp_path)
     check_run(actual)
