@@ -69,7 +69,7 @@ def testbed_for(testbed: Testbed, request: pytest.FixtureRequest) -> Iterator[Ca
     processes exist before any test's leak check starts.
     """
     bigger: dict[int, Testbed] = {}
-    selected = {item.callspec.params["playbook"] for item in request.session.items if hasattr(item, "callspec")}
+    selected = {item.callspec.params.get("playbook") for item in request.session.items if hasattr(item, "callspec")}
     try:
         for count in sorted({runner.playbook_meta(p).hosts for p in selected if isinstance(p, Path)}):
             if count > len(runner.HOSTS):
@@ -246,3 +246,18 @@ def test_run_checks_catch_leaks_and_failed_self_checks(tmp_path: Path) -> None:
     assert "processes outlived the run (killed): ['sleep 60']" in problems
     assert f"no_log secret {secret!r} appears in the capture" in problems
     assert "appears in the log" not in problems
+
+
+def test_playbook_settings(tmp_path: Path) -> None:
+    playbook = tmp_path / "case.yml"
+    playbook.write_text("- hosts: all\n  vars:\n    nsm_diff: {hosts: 4, vault_password: pw, rc: 2}\n  tasks: []\n")
+    meta = runner.playbook_meta(playbook)
+    assert (meta.hosts, meta.vault_password, meta.rc, meta.secrets) == (4, "pw", 2, ())
+    assert meta.host_names() == ("h1", "h2", "h3", "h4")
+    assert runner.playbook_meta(runner.PLAYBOOK_DIR / "facts.yml").host_names() == runner.HOSTS
+    playbook.write_text("- hosts: all\n  vars:\n    nsm_diff: {hosts: 0}\n")
+    with pytest.raises(ValueError, match="at least 1"):
+        runner.playbook_meta(playbook)
+    playbook.write_text("- hosts: all\n  vars:\n    nsm_diff: {host: 3}\n")
+    with pytest.raises(ValueError, match="unknown nsm_diff settings"):
+        runner.playbook_meta(playbook)
