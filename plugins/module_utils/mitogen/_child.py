@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 from typing import Any, Dict, List, Optional, Tuple
@@ -70,10 +71,35 @@ def _redirect_stdio() -> Tuple[int, int, int, int]:
     return in_fd, out_fd, out_r, err_r
 
 
+def _lead_own_group() -> None:
+    """Be the leader of a process group holding only us and what our calls start."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass  # already a session (hence group) leader: sshd and sudo make us one
+
+
+def _hang_up_group() -> None:
+    """Our parent left while calls were running: end what they started, as a hang-up would.
+
+    (Vanilla Ansible's module on an ssh pty gets SIGHUP when the run is interrupted.)
+    Processes that left our group (daemons, async jobs, our own child contexts) are
+    not touched; neither is anything a finished call left running.
+    """
+    if os.getpgrp() != os.getpid():
+        return  # not our own group: never signal our parent's
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        os.killpg(os.getpgrp(), signal.SIGHUP)
+    except OSError:
+        pass
+
+
 def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     """Run this process as a child context until its parent lets go."""
     global ROUTER, SERVICES, START_CWD, START_ENV
     START_CWD, START_ENV = os.getcwd(), dict(os.environ)
+    _lead_own_group()
     in_fd, out_fd, out_r, err_r = _redirect_stdio()
     config, rest = _read_config(in_fd)
     _bootstrap.set_payload(payload)
@@ -113,6 +139,8 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     }
     router.send(Message.encoded(hello, dst_id=config["parent_id"], handle=config["hello_handle"]))
     broker.join()
+    if router.pool.busy:
+        _hang_up_group()
     router.close()
     _bootstrap.reap_all(5.0)
     os._exit(0)

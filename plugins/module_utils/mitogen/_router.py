@@ -215,6 +215,12 @@ class CallPool:
             with self._lock:
                 self._idle += 1
 
+    @property
+    def busy(self) -> int:
+        """How many calls are running now."""
+        with self._lock:
+            return len(self._threads) - self._idle
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop the threads; wait at most ``timeout`` in all for busy ones."""
         with self._lock:
