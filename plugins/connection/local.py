@@ -19,7 +19,7 @@ notes:
 """
 
 import getpass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
@@ -36,6 +36,9 @@ class Connection(MitogenConnectionBase):
 
     def _remote_user(self) -> Optional[str]:
         return getpass.getuser()
+
+    def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
+        return ["/bin/sh", "-c", cmd]
 
     def _login_spec(self) -> Dict[str, Any]:
         return self._with_python({"method": "local", "connect_timeout": self._timeout()})

@@ -180,6 +180,7 @@ EXAMPLES = r"""
 import shlex
 from typing import Any, Dict, List, Optional
 
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
 # Options that belong to one-ssh-process-per-step operation; ns.mitogen keeps one.
@@ -214,6 +215,13 @@ class Connection(MitogenConnectionBase):
     def _remote_user(self) -> Optional[str]:
         user = self.get_option("remote_user")
         return str(user) if user else None
+
+    def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
+        argv = _transports.make(spec).argv([])
+        argv[-1] = cmd  # the remote login shell runs it, as with ansible.builtin.ssh
+        if use_pty:
+            argv.insert(argv.index("--"), "-tt")
+        return argv
 
     def _login_spec(self) -> Dict[str, Any]:
         args: List[str] = []

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import shlex
+import subprocess
 from typing import Any, Dict, List, Optional, Tuple
 
 import ansible.constants as C
@@ -346,10 +347,41 @@ class MitogenConnectionBase(ConnectionBase):
         cwd = to_text(getattr(self, "cwd", None) or "") or None
         # As vanilla ssh: commands without input that may become run on a pty (-tt).
         use_pty = bool(not in_data and sudoable and self.has_option("use_tty") and self.get_option("use_tty"))
-        rc, stdout, stderr = self._call(
-            sudoable, _target.exec_command, to_text(cmd), to_bytes(in_data) if in_data else None, cwd, None, use_pty
-        )
+        try:
+            rc, stdout, stderr = self._call(
+                sudoable, _target.exec_command, to_text(cmd), to_bytes(in_data) if in_data else None, cwd, None, use_pty
+            )
+        except _InterpreterNotFound:
+            return self._exec_without_python(cmd, in_data, sudoable, use_pty)
         return rc, stdout, stderr
+
+    def _exec_without_python(self, cmd: str, in_data: Optional[bytes], sudoable: bool, use_pty: bool) -> Tuple[int, bytes, bytes]:
+        """``cmd`` through a one-shot login, where no Python runs (``raw`` installing one).
+
+        As the built-in plugin runs it: the login shell runs the command, become
+        wraps it with the task's own become plugin. Password prompts cannot be
+        answered on this path: then the original failure stands.
+        """
+        becomes = self._becomes(sudoable)
+        spec = self._login_spec()
+        if spec.get("password") is not None or (becomes and self._real_become.get_option("become_pass")):
+            raise AnsibleConnectionFailure(
+                "ns.mitogen: no Python runs on %s, and a command without one cannot answer a password prompt "
+                "here; use ansible.builtin.ssh (mitogen_disable: true) to bootstrap Python" % self._host_name()
+            )
+        if becomes:
+            cmd = self._real_become.build_become_command(cmd, self._shell)
+        argv = self._one_shot_argv(spec, to_text(cmd), use_pty)
+        display.vvv("ns.mitogen EXEC without Python (one-shot %s): %s" % (self.method, argv), host=self._host_name())
+        proc = subprocess.run(argv, input=to_bytes(in_data or b""), capture_output=True, check=False)
+        stdout = proc.stdout
+        if becomes:
+            stdout = _strip_become_success(stdout, to_bytes(self._real_become.success or ""))
+        return proc.returncode, stdout, proc.stderr
+
+    def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
+        """The argv that runs ``cmd`` once as the login user, without our interpreter."""
+        raise NotImplementedError
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
@@ -374,6 +406,17 @@ class MitogenConnectionBase(ConnectionBase):
             self._client.close()
             self._client = None
         self._connected = False
+
+
+def _strip_become_success(stdout: bytes, marker: bytes) -> bytes:
+    """Output without the line a become wrapper echoes first (as the ssh plugin strips it)."""
+    if not marker:
+        return stdout
+    lines = stdout.splitlines(True)
+    for i, line in enumerate(lines):
+        if marker in line:
+            return b"".join(lines[:i] + lines[i + 1 :])
+    return stdout
 
 
 def _describe(spec: Dict[str, Any]) -> str:

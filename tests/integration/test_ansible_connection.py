@@ -161,3 +161,21 @@ def test_json_stdout_callback_stays_parseable(testbed, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     doc = json.loads(out.stdout)
     assert set(doc["stats"]) == {"h1", "h2"} and all(s["failures"] == 0 for s in doc["stats"].values())
+
+
+def test_raw_without_python_and_a_password_login_says_what_to_do(testbed, tmp_path):
+    """The one-shot path cannot answer ssh's password prompt: a clear failure, not a hang."""
+    inv = inventory(
+        testbed,
+        tmp_path / "hosts",
+        hosts=("h1",),
+        ansible_user=testbed.users.pw.name,
+        ansible_password=testbed.users.pw.password,
+        ansible_python_interpreter="/nonexistent/bin/python3",
+        ansible_ssh_private_key_file="/nonexistent/key",
+    )
+    play = tmp_path / "raw.yml"
+    play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.raw: echo hi\n")
+    rc, stats, output = run_playbook(tmp_path, inv, str(play), env={"ANSIBLE_STRATEGY": "ns.mitogen.linear"})
+    assert stats["h1"]["unreachable"] == 1, output[-3000:]
+    assert "no Python runs on" in output and "bootstrap Python" in output
