@@ -530,6 +530,30 @@ def test_library_atexit_handlers_stay_with_the_process(session, tmp_path):
         assert runner.ctx.call(rh.interpreter_state)["atexit"] == callbacks + 1
 
 
+SIX_MOVES = """
+from ansible.module_utils.basic import AnsibleModule
+import ansible.module_utils.six.moves.http_cookiejar as cookiejar
+
+AnsibleModule(argument_spec=dict()).exit_json(jar=cookiejar.CookieJar.__name__)
+"""
+
+
+def test_six_moves_after_six_was_cached(session, tmp_path):
+    """six's import hook, installed while six is first imported, outlives the run (as six does).
+
+    ansible-core 2.16's unarchive imports six.moves.http_cookiejar; with six cached by
+    an earlier run and its finder dropped, the import failed.
+    """
+    with extra_context(session, lambda s: s.local(python=TARGET_PY)) as ctx:
+        runner = Runner(ctx, tmp_path)
+        assert "ansible.module_utils.six" not in ctx.call(rh.interpreter_state)["modules"]
+        runner.ping_works()  # basic imports six, which appends its six.moves finder to sys.meta_path
+        assert "ansible.module_utils.six" in ctx.call(rh.interpreter_state)["modules"]
+        reply = runner.run(write_module(tmp_path, "nsm_six_moves", SIX_MOVES), {}, name="ansible.legacy.nsm_six_moves")
+        assert reply["rc"] == 0, reply
+        assert decode(reply["stdout"])["jar"] == "CookieJar"
+
+
 def test_os_exit_ends_the_run_not_the_interpreter(runner, tmp_path):
     marker = tmp_path / "marker"
     path = write_module(tmp_path, "nsm_os_exit", OS_EXIT)

@@ -16,7 +16,9 @@ Isolated (each run starts from, and the interpreter returns to, the same state):
   object itself too; ``time.tzset()`` when ``TZ`` changes), umask, the C locale
   (``AnsibleModule`` calls ``setlocale``);
 - ``sys.argv`` (``[<module file>]``), ``sys.path`` ('' and '.' stripped, as
-  AnsiballZ does), ``sys.meta_path``, ``sys.path_hooks``, new
+  AnsiballZ does), ``sys.meta_path``, ``sys.path_hooks`` (except a hook that a
+  module first imported during the run installs and that module stays cached:
+  six's ``six.moves`` finder belongs to the process), new
   ``sys.path_importer_cache`` entries, ``sys.excepthook``/``displayhook``/
   ``unraisablehook``/``breakpointhook``, ``threading.excepthook``, recursion limit,
   switch interval, ``sys.dont_write_bytecode``, this thread's trace/profile hooks,
@@ -93,7 +95,7 @@ import threading
 import time
 import warnings
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from . import _child, _target
 
@@ -238,6 +240,7 @@ _SYS_HOOKS = ("excepthook", "displayhook", "unraisablehook", "breakpointhook")
 def _interpreter_state(filename: str) -> Iterator[None]:
     """``sys`` settings a module may change: argv, import paths, hooks, limits."""
     saved_lists = [(attr, getattr(sys, attr), list(getattr(sys, attr))) for attr in ("path", "meta_path", "path_hooks")]
+    modules_at_entry = set(sys.modules)
     saved_argv = sys.argv
     saved_cache = set(sys.path_importer_cache)
     saved_hooks = [(attr, getattr(sys, attr)) for attr in _SYS_HOOKS if hasattr(sys, attr)]
@@ -275,9 +278,29 @@ def _interpreter_state(filename: str) -> Iterator[None]:
         for key in [k for k in sys.path_importer_cache if k not in saved_cache]:
             sys.path_importer_cache.pop(key, None)
         for attr, obj, items in saved_lists:
+            if attr != "path":
+                items = items + _library_hooks(getattr(sys, attr), items, modules_at_entry)
             obj[:] = items
             setattr(sys, attr, obj)
         sys.argv = saved_argv
+
+
+def _library_hooks(now: List[Any], saved: List[Any], modules_at_entry: Set[str]) -> List[Any]:
+    """Import hooks added during a run that belong to the process, not to the run.
+
+    A module first imported during the run that stays cached may have installed a
+    hook from its top-level code (``six`` appends the finder of ``six.moves``); it
+    will not run that code again, so dropping the hook would break the next run's
+    ``import six.moves.x``. Hooks installed by anything else are the run's.
+    """
+    kept = []
+    for hook in now:
+        if any(hook is s for s in saved):
+            continue
+        owner = getattr(hook, "__module__", None)
+        if isinstance(owner, str) and owner not in modules_at_entry and owner in sys.modules:
+            kept.append(hook)
+    return kept
 
 
 @contextlib.contextmanager
