@@ -641,6 +641,46 @@ def test_pre_2_19_path(runner, tmp_path, leaf):
     runner.ping_works()
 
 
+EXCEPTHOOK = """
+import sys
+
+
+def hook(exc_type, exc, tb):
+    if "raise" in sys.argv[0]:
+        raise ValueError("the hook fails too")
+    print('{"failed": true, "msg": "hook saw %s"}' % exc_type.__name__)
+    sys.exit(3)
+
+
+sys.excepthook = hook
+raise KeyError("uncaught")
+"""
+
+
+@pytest.mark.parametrize("leaf", ["nsm_hook_exit", "nsm_hook_raise"])
+def test_pre_2_19_module_excepthook(runner, tmp_path, leaf):
+    """An uncaught exception goes to the module's sys.excepthook, as when Python runs the script.
+
+    2.16's file module reports its errors from a hook (``module.fail_json``); they came
+    back as a traceback.
+    """
+    path = write_module(tmp_path, leaf, EXCEPTHOOK)
+    request = runner.request(path, {}, name="ansible.legacy.%s" % leaf)
+    request["profile"] = None
+    reply = runner.ctx.call(_runner.run_module, request)
+    script = subprocess.run([TARGET_PY, path], capture_output=True, timeout=60)
+    assert (reply["rc"], reply["stdout"]) == (script.returncode, script.stdout)
+    if leaf == "nsm_hook_exit":
+        assert (reply["rc"], reply["stdout"], reply["stderr"]) == (3, b'{"failed": true, "msg": "hook saw KeyError"}\n', b"")
+    else:
+        for stderr in (reply["stderr"], script.stderr):
+            assert stderr.startswith(b"Error in sys.excepthook:\nTraceback"), stderr
+            assert b"ValueError: the hook fails too\n\nOriginal exception was:\nTraceback" in stderr
+            assert stderr.endswith(b"KeyError: 'uncaught'\n")
+    assert runner.ctx.call(rh.interpreter_state)["hooks"][0] is True  # sys.excepthook is put back
+    runner.ping_works()
+
+
 # -- the source cache -------------------------------------------------------------------
 def test_source_cache(runner, tmp_path):
     path = module_path("ping")

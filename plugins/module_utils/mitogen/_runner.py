@@ -489,9 +489,32 @@ class _Run:
             self.run_exit_handlers = False
             return exc.status & 0xFF
         except BaseException:
-            traceback.print_exc()  # what an uncaught exception does to a script
-            return 1
+            return self._uncaught(*sys.exc_info())
         return 0
+
+    def _uncaught(self, exc_type: Any, exc: Any, tb: Any) -> int:
+        """What the interpreter does with an exception that ends a script: ``sys.excepthook``.
+
+        A module may set its own hook (2.16's ``file`` turns its ``AnsibleModuleError``
+        into ``fail_json`` there); ``SystemExit`` from the hook gives the exit status.
+        """
+        hook = sys.excepthook
+        if hook is sys.__excepthook__:
+            traceback.print_exception(exc_type, exc, tb)
+            return 1
+        try:
+            hook(exc_type, exc, tb)
+        except SystemExit as hook_exit:
+            return _exit_status(hook_exit.code)
+        except _isolation._OsExit as hook_exit:
+            self.run_exit_handlers = False
+            return hook_exit.status & 0xFF
+        except BaseException:
+            sys.stderr.write("Error in sys.excepthook:\n")
+            traceback.print_exc()
+            sys.stderr.write("\nOriginal exception was:\n")
+            traceback.print_exception(exc_type, exc, tb)
+        return 1
 
     def _exit_forked_child(self, rc: int) -> None:
         """A child the module forked left through ``sys.exit``: end it as Python would."""
