@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -48,9 +49,9 @@ CALLBACK_DIR = HERE / "callback"
 REAPER = HERE / "reaper.py"
 CALLBACK_NAME = "nsm_capture"
 CAPTURE_ENV = "NSM_DIFF_CAPTURE"
-BIN_DIR = Path(sys.executable).parent
-ANSIBLE_PLAYBOOK = BIN_DIR / "ansible-playbook"
-ANSIBLE_DOC = BIN_DIR / "ansible-doc"
+#: Environment variable naming the virtualenv whose ansible-core runs the
+#: playbooks (default: the one running the tests), e.g. `.venvs/core-2.16`.
+ANSIBLE_VENV_ENV = "NSM_ANSIBLE_VENV"
 
 #: Inventory hosts of every run (testbed hosts reachable from the controller).
 HOSTS: tuple[str, ...] = ("h1", "h2")
@@ -65,6 +66,8 @@ PYTHON = "/usr/bin/python3"
 #: reaper.py ends them after every run, so none outlives it.
 SSH_ARGS = "-C -o ControlMaster=auto -o ControlPersist=30s"
 DEFAULT_TIMEOUT = 300.0
+#: How Ansible reports an exception in a callback method (as a warning, the run goes on).
+CALLBACK_FAILURE_RE = re.compile(r"Failure using method \(\w+\) in callback plugin\s+\(<[^>]*nsm_capture[^>]*>\):[^\n]*")
 
 
 class RunError(RuntimeError):
@@ -116,32 +119,51 @@ def get_variant(variant: Variant | str) -> Variant:
         raise KeyError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})") from None
 
 
+def ansible_bin_dir(venv: Path | str | None = None) -> Path:
+    """The bin directory whose ansible-playbook/ansible-doc the runs use.
+
+    venv: a virtualenv with ansible-core; default $NSM_ANSIBLE_VENV, else the
+    virtualenv running this process.  ValueError if it has no ansible-playbook.
+    """
+    venv = venv or os.environ.get(ANSIBLE_VENV_ENV)
+    bin_dir = Path(venv).resolve() / "bin" if venv else Path(sys.executable).parent
+    if not (bin_dir / "ansible-playbook").exists():
+        raise ValueError(f"no ansible-playbook in {bin_dir} (is {venv or sys.prefix} a virtualenv with ansible-core?)")
+    return bin_dir
+
+
 def _clean_environ() -> dict[str, str]:
     """os.environ without anything that would steer Ansible or the capture."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "NSM_DIFF_"))}
 
 
-@functools.lru_cache(maxsize=None)
-def plugin_resolves(kind: str, name: str) -> bool:
-    """True if `ansible-doc -t kind name` succeeds with the repo's collection path."""
+def ansible_doc(kind: str, name: str, bin_dir: Path | None = None, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run `ansible-doc [options] -t kind name` with the repo's collection path (output captured)."""
     with tempfile.TemporaryDirectory(prefix="nsm-diff-doc-") as home:
-        env = {**_clean_environ(), "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_HOME": home}
-        proc = subprocess.run(
-            [str(ANSIBLE_DOC), "-t", kind, name],
+        env = {**_clean_environ(), "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_HOME": home, "ANSIBLE_NOCOLOR": "1"}
+        return subprocess.run(
+            [str((bin_dir or ansible_bin_dir()) / "ansible-doc"), *options, "-t", kind, name],
             env=env,
             cwd=home,
             stdin=subprocess.DEVNULL,
             capture_output=True,
+            text=True,
             timeout=120,
             check=False,
         )
-    return proc.returncode == 0
 
 
-def unavailable_reason(variant: Variant | str) -> str | None:
+@functools.lru_cache(maxsize=None)
+def plugin_resolves(kind: str, name: str, bin_dir: Path | None = None) -> bool:
+    """True if `ansible-doc -t kind name` succeeds with the repo's collection path."""
+    return ansible_doc(kind, name, bin_dir).returncode == 0
+
+
+def unavailable_reason(variant: Variant | str, bin_dir: Path | None = None) -> str | None:
     """None if every plugin of the variant resolves, else e.g. "ns.mitogen.ssh not built yet"."""
+    bin_dir = bin_dir or ansible_bin_dir()
     for kind, name in get_variant(variant).plugins:
-        if not plugin_resolves(kind, name):
+        if not plugin_resolves(kind, name, bin_dir):
             return f"{name} not built yet"
     return None
 
@@ -272,7 +294,7 @@ def ssh_common_args(tb: Testbed) -> list[str]:
     ]
 
 
-def inventory(tb: Testbed, variant: Variant, hosts: Sequence[str] = HOSTS) -> dict[str, Any]:
+def inventory(tb: Testbed, variant: Variant, hosts: Sequence[str] = HOSTS, python: str = PYTHON) -> dict[str, Any]:
     """The YAML inventory (as a dict) of one run."""
     common = shlex.join(ssh_common_args(tb))
     host_vars = {
@@ -281,7 +303,7 @@ def inventory(tb: Testbed, variant: Variant, hosts: Sequence[str] = HOSTS) -> di
             "ansible_port": tb[name].port,
             "ansible_user": tb.users.sudo.name,
             "ansible_ssh_private_key_file": str(tb.key),
-            "ansible_python_interpreter": PYTHON,
+            "ansible_python_interpreter": python,
             "ansible_connection": variant.connection,
             "ansible_ssh_args": SSH_ARGS,
             "ansible_ssh_common_args": common,
@@ -333,6 +355,8 @@ def run_playbook(
     verbosity: int | None = None,
     reset: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
+    bin_dir: Path | None = None,
+    python: str = PYTHON,
 ) -> RunResult:
     """Run `playbook` on `hosts` under `variant`; return every captured result.
 
@@ -343,6 +367,8 @@ def run_playbook(
     options).  reset: wipe the targets first (`reset_targets`).
     hosts: the inventory (default: the playbook's nsm_diff.hosts).
     verbosity: number of -v (default: the playbook's nsm_diff.verbosity).
+    bin_dir: where ansible-playbook is (default `ansible_bin_dir()`).
+    python: the targets' ansible_python_interpreter.
     A non-zero exit status is returned, not raised; a timeout or a missing
     capture raises RunError.
     """
@@ -359,14 +385,14 @@ def run_playbook(
     run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{v.name}-", dir=work_dir))
     inv, config, extra = run_dir / "inventory.yml", run_dir / "ansible.cfg", run_dir / "extra_vars.json"
     capture, log_path = run_dir / "capture.jsonl", run_dir / "ansible.log"
-    inv.write_text(json.dumps(inventory(tb, v, hosts), indent=2))
+    inv.write_text(json.dumps(inventory(tb, v, hosts, python), indent=2))
     config.write_text("# empty: every setting comes from the environment the harness sets\n")
     extra.write_text(
         json.dumps(
             {"nsm_diff_run_dir": str(run_dir), "nsm_diff_target_dir": TARGET_DIR, "nsm_diff_known_hosts": str(tb.known_hosts)}
         )
     )
-    argv = [str(ANSIBLE_PLAYBOOK), "-i", str(inv), "-e", f"@{extra}", str(playbook)]
+    argv = [str((bin_dir or ansible_bin_dir()) / "ansible-playbook"), "-i", str(inv), "-e", f"@{extra}", str(playbook)]
     if meta.vault_password is not None:
         vault_file = run_dir / "vault-password"
         vault_file.write_text(meta.vault_password + "\n")
@@ -385,6 +411,9 @@ def run_playbook(
             f"{playbook.name} under {v.name} wrote no capture (rc={rc}); log:\n{log_path.read_text(errors='replace')[-4000:]}"
         )
     records, stats = read_capture(capture)
+    callback_failure = CALLBACK_FAILURE_RE.search(log_path.read_text(errors="replace"))
+    if callback_failure:  # the capture misses results: comparing it would prove nothing
+        raise RunError(f"{playbook.name} under {v.name}: the capture callback failed: {callback_failure[0]} (log {log_path})")
     return RunResult(v.name, playbook, rc, records, stats, run_dir, log_path, capture, argv, leftovers)
 
 

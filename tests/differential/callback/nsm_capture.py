@@ -64,8 +64,11 @@ class CallbackModule(CallbackBase):
         self._fp.flush()
 
     def _record(self, result: Any, status: str, *, item: bool = False, ignore_errors: bool | None = None) -> None:
-        task = result.task
-        host = result.host.get_name()
+        # ansible-core 2.19 made task/host/result public properties; up to 2.18 only the
+        # underscored attributes exist
+        task = getattr(result, "task", None) or result._task
+        host = (getattr(result, "host", None) or result._host).get_name()
+        data = result.result if hasattr(result, "result") else result._result
         index = None
         if item:
             key = (host, task._uuid)
@@ -88,7 +91,7 @@ class CallbackModule(CallbackBase):
                 "item": index,
                 "status": status,
                 "ignore_errors": ignore_errors,
-                "result": dict(result.result),
+                "result": dict(data),
             }
         )
 

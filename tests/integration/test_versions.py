@@ -1,0 +1,195 @@
+"""ns.mitogen under every supported ansible-core release and every target Python.
+
+The rest of the suite runs ansible-core 2.19 (the one in .venv).  This module runs
+the other releases from their own virtualenvs, `.venvs/core-X.Y` (made by
+scripts/setup; a release without one is skipped with the reason):
+
+- 2.16 and 2.21, the oldest and the newest: every differential playbook under
+  vanilla and under each ns.mitogen variant, results compared after
+  normalization, as tests/integration/test_differential.py does for 2.19;
+- 2.17, 2.18, 2.20: every differential playbook under ns.mitogen.linear passes
+  its own checks (exit status, asserts, no leftover process, no leaked secret);
+- every release, 2.19 too: `playbooks/target_python.yml` through ns.mitogen with
+  `ansible_python_interpreter` set to each target Python the release supports and
+  this machine has (the modules must run in that Python), and each older one must
+  be refused with an error that names the interpreter;
+- every release: `ansible-doc` renders the connection and strategy plugins.
+
+Select a release with -k, e.g. `-k 2.16`.  The whole differential suite can also
+run under one release: `NSM_ANSIBLE_VENV=.venvs/core-2.16 pytest
+tests/integration/test_differential.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.differential import normalize, runner
+from tests.differential.runner import RunResult
+from tests.integration.test_differential import check_run, run_problems
+from tests.testbed import Testbed
+from tests.testbed.pythons import pythons
+
+pytestmark = pytest.mark.testbed
+
+REPO = Path(__file__).resolve().parent.parent.parent
+#: The release .venv runs (its ansible-playbook sits next to sys.executable).
+MAIN = "2.19"
+#: Every other supported release, each in .venvs/core-X.Y.
+OTHERS = ("2.16", "2.17", "2.18", "2.20", "2.21")
+RELEASES = tuple(sorted((MAIN, *OTHERS), key=lambda v: tuple(map(int, v.split(".")))))
+#: Releases compared with vanilla in full; the others must pass their own checks.
+COMPARED_RELEASES = ("2.16", "2.21")
+OWN_CHECK_RELEASES = ("2.17", "2.18", "2.20")
+#: ns.mitogen variants compared with vanilla (vanilla_pipelining is vanilla's own business).
+MITOGEN_VARIANTS = [name for name, v in runner.VARIANTS.items() if "ns.mitogen" in (v.strategy + v.connection)]
+PLAYBOOKS = runner.playbooks()
+TARGET_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "target_python.yml"
+#: The oldest target Python of ns.mitogen itself (its core's bootstrap checks it).
+MITOGEN_MIN_PYTHON = (3, 8)
+#: The oldest target Python of an ansible-core release where it is newer than ns.mitogen's.
+CORE_MIN_PYTHON = {"2.20": (3, 9), "2.21": (3, 9)}
+PLUGIN_DOCS = [("connection", "ns.mitogen.ssh"), ("connection", "ns.mitogen.local"), ("strategy", "ns.mitogen.linear")]
+
+
+def _key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("."))
+
+
+def bin_dir(release: str) -> Path:
+    """The bin directory of `release`'s ansible-core; skips the test if it is not installed."""
+    if release == MAIN:
+        return Path(sys.executable).parent
+    venv = REPO / ".venvs" / f"core-{release}"
+    try:
+        return runner.ansible_bin_dir(venv)
+    except ValueError:
+        pytest.skip(
+            f"ansible-core {release} is not installed in {venv} (scripts/setup makes it when a suitable pyenv Python exists)"
+        )
+
+
+def min_python(release: str) -> tuple[int, int]:
+    return max(MITOGEN_MIN_PYTHON, CORE_MIN_PYTHON.get(release, MITOGEN_MIN_PYTHON))
+
+
+def _python_cases() -> list:
+    """(release, target Python "X.Y", supported) for every release and pyenv Python."""
+    return [
+        pytest.param(release, version, supported, id=f"{release}-py{version}" + ("" if supported else "-refused"))
+        for release in RELEASES
+        for version in pythons()
+        for supported in [_key(version) >= min_python(release)]
+    ]
+
+
+# -- the differential playbooks -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def baselines(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str, Path], RunResult]]:
+    """The checked vanilla run of a playbook under a release; run once (a failure too)."""
+    work = tmp_path_factory.mktemp("versions-baseline")
+    runs: dict[tuple[str, Path], RunResult | str] = {}
+
+    def get(release: str, playbook: Path) -> RunResult:
+        if (release, playbook) not in runs:
+            result = runner.run_playbook(testbed, playbook, runner.BASELINE, work / release, bin_dir=bin_dir(release))
+            runs[release, playbook] = run_problems(result) or result
+        got = runs[release, playbook]
+        if isinstance(got, str):
+            pytest.fail(f"the baseline run failed under ansible-core {release}: {got}", pytrace=False)
+        return got
+
+    yield get
+    runner.reset_targets(testbed)
+
+
+@pytest.mark.parametrize("variant", MITOGEN_VARIANTS)
+@pytest.mark.parametrize("playbook", PLAYBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("release", COMPARED_RELEASES)
+def test_same_results(
+    release: str,
+    playbook: Path,
+    variant: str,
+    baselines: Callable[[str, Path], RunResult],
+    testbed: Testbed,
+    tmp_path: Path,
+) -> None:
+    bins = bin_dir(release)
+    reason = runner.unavailable_reason(variant, bins)
+    if reason is not None:
+        pytest.fail(f"ansible-core {release}: {reason}")
+    expected = baselines(release, playbook)
+    actual = runner.run_playbook(testbed, playbook, variant, tmp_path, bin_dir=bins)
+    check_run(actual)
+    diffs = normalize.compare(expected, actual)
+    if diffs:
+        pytest.fail(
+            f"ansible-core {release}, {playbook.name}: {len(diffs)} difference(s) between vanilla and {variant} "
+            f"(logs: {expected.log_path}, {actual.log_path}):\n  " + "\n  ".join(diffs),
+            pytrace=False,
+        )
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("release", OWN_CHECK_RELEASES)
+def test_own_checks(release: str, playbook: Path, testbed: Testbed, tmp_path: Path) -> None:
+    result = runner.run_playbook(testbed, playbook, "mitogen_linear", tmp_path, bin_dir=bin_dir(release))
+    check_run(result)
+    assert result.records, f"{result.describe()}: no task result was captured"
+
+
+# -- target Pythons --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("release", "python", "supported"), _python_cases())
+def test_target_python(release: str, python: str, supported: bool, testbed: Testbed, tmp_path: Path) -> None:
+    interpreter = pythons()[python]
+    result = runner.run_playbook(
+        testbed, TARGET_PLAYBOOK, "mitogen_linear", tmp_path, bin_dir=bin_dir(release), python=interpreter
+    )
+    if supported:
+        check_run(result)
+        for host in runner.HOSTS:
+            facts = next(r for r in result.records if r["host"] == host and r["task"] == "gather the python facts")
+            got = facts["result"]["ansible_facts"]["ansible_python"]
+            assert (got["executable"], got["version_info"][:2]) == (interpreter, list(map(int, python.split(".")))), got
+        return
+    assert result.rc != 0, f"{result.describe()}: Python {python} was accepted"
+    for host in runner.HOSTS:
+        first = [r for r in result.records if r["host"] == host]
+        assert first, f"{result.describe()}: nothing recorded for {host}"
+        msg = str(first[0]["result"].get("msg", ""))
+        assert first[0]["status"] in ("failed", "unreachable") and interpreter in msg, (first[0], result.log_tail())
+        assert f"Python {'.'.join(map(str, min_python(release)))} or newer" in msg, msg
+
+
+# -- plugin documentation --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "name"), PLUGIN_DOCS, ids=[name for _, name in PLUGIN_DOCS])
+@pytest.mark.parametrize("release", RELEASES)
+def test_ansible_doc_renders(release: str, kind: str, name: str) -> None:
+    bins = bin_dir(release)
+    text = runner.ansible_doc(kind, name, bins)
+    assert (text.returncode, text.stderr) == (0, ""), text
+    assert name.upper() in text.stdout.upper()
+    as_json = runner.ansible_doc(kind, name, bins, "--json")
+    assert as_json.returncode == 0, as_json
+    doc = json.loads(as_json.stdout)[name]["doc"]
+    options = doc.get("options") or {}
+    assert kind != "connection" or options, f"ansible-doc {release} lists no option of {name}"
+    opening = doc["description"][0].split()[0]  # markup (M(), C()...) renders differently per release
+    assert re.search(rf"^\s+{re.escape(opening)}\s", text.stdout, re.M), f"{name}'s description is not rendered"
+    missing = [opt for opt in options if opt not in text.stdout]
+    assert not missing, f"ansible-doc {release} does not render options {missing} of {name}"
+    if release != MAIN:  # the same options, from the same doc fragments, as under .venv
+        main = json.loads(runner.ansible_doc(kind, name, bin_dir(MAIN), "--json").stdout)[name]["doc"]
+        assert sorted(options) == sorted(main.get("options") or {})
