@@ -4,7 +4,7 @@
 
 Owns: the few places where 2.16 ... 2.21 disagree and we must follow: what
 ``ActionBase._configure_module`` returns, how module arguments are encoded for a
-module, and a module's serialization profile. Supporting a new ansible-core
+module, a module's serialization profile, and which interpreter discovery picks. Supporting a new ansible-core
 release should mean reading this file and changing only it.
 """
 
@@ -81,3 +81,19 @@ def module_fqn(module_path: str, leaf_name: str) -> str:
     except ValueError:
         fqn = None
     return str(fqn) if fqn else "ansible.legacy.%s" % leaf_name  # as AnsiballZ names library/ modules
+
+
+def vanilla_discovery(action: Any, mode: str, task_vars: Any) -> Optional[str]:
+    """Up to 2.18, the interpreter vanilla's discovery picks; None from 2.19.
+
+    2.16-2.18 look the target's distribution up in a table first (Debian 12 gets
+    ``/usr/bin/python3``, not the first of the fallback list), and put their warnings
+    in ``action._discovery_warnings``, which the task result carries. From 2.19 the
+    fallback list alone decides, as ns.mitogen's own discovery does. Runs ansible's
+    ``discover_interpreter`` itself, through the action's (ns.mitogen) connection.
+    """
+    if VERSION >= (2, 19):
+        return None
+    from ansible.executor.interpreter_discovery import discover_interpreter
+
+    return str(discover_interpreter(action, "python", mode, task_vars))

@@ -267,6 +267,9 @@ class MitogenConnectionBase(ConnectionBase):
         python = str(hello.get("executable") or "")
         if not python:
             return
+        vanilla = _compat.vanilla_discovery(action, mode, task_vars)
+        if vanilla is not None:
+            python = self._as_vanilla_names(action, vanilla, python, task_vars.get("inventory_hostname", self._host_name()))
         # The same bookkeeping as ActionBase._configure_module after discover_interpreter().
         action._discovered_interpreter = python
         if not action._task.delegate_to or action._task.delegate_facts:
@@ -275,12 +278,28 @@ class MitogenConnectionBase(ConnectionBase):
         else:
             delegated = task_vars.get("ansible_delegated_vars", {}).get(action._task.delegate_to, {})
             delegated.setdefault("ansible_facts", {})[key] = python
-        if not mode.endswith("_silent"):
+        if not mode.endswith("_silent") and vanilla is None:
             display.warning(
                 "Host %r is using the discovered Python interpreter at %r, but future installation of "
                 "another Python interpreter could cause a different interpreter to be discovered."
                 % (task_vars.get("inventory_hostname", self._host_name()), python)
             )
+
+    def _as_vanilla_names(self, action: Any, vanilla: str, running: str, host: str) -> str:
+        """``vanilla`` (the path ansible-core <= 2.18 discovered) if it is the interpreter running, else ``running``.
+
+        Then vanilla's warnings (in ``action._discovery_warnings``) stand; else they
+        describe an interpreter that does not run the modules, and one warning says so.
+        """
+        rc, out, _ = self.exec_command("readlink -f -- %s %s" % (shlex.quote(vanilla), shlex.quote(running)), sudoable=False)
+        paths = out.decode("utf-8", "replace").split()
+        if rc == 0 and len(paths) == 2 and paths[0] == paths[1]:
+            return vanilla
+        action._discovery_warnings[:] = [
+            "ns.mitogen runs %s on host %s, the first interpreter of the fallback list that runs Python 3.8 or "
+            "newer; ansible-core's own discovery would have used %s" % (running, host, vanilla)
+        ]
+        return running
 
     def _connect_failure(self, exc: ConnectError) -> AnsibleError:
         """Ansible's error for an interpreter that did not start, as vanilla classes it.

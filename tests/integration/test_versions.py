@@ -182,6 +182,35 @@ def test_target_python(release: str, python: str, supported: bool, testbed: Test
         assert first["status"] in ("failed", "unreachable") and all(w in msg for w in wanted), (wanted, first)
 
 
+DISCOVERY_PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: auto
+    ansible_interpreter_python_fallback: [%s, %s]
+  tasks:
+    - name: discover
+      ansible.builtin.ping:
+"""
+
+
+def test_discovery_where_2_16_would_pick_another_python(testbed: Testbed, tmp_path: Path) -> None:
+    """2.16's discovery takes the first candidate found (3.7 here); ns.mitogen needs 3.8+, runs 3.12 and says so."""
+    found = pythons()
+    if "3.7" not in found or "3.12" not in found:
+        pytest.skip("needs pyenv's Python 3.7 and 3.12")
+    playbook = tmp_path / "discovery.yml"
+    playbook.write_text(DISCOVERY_PLAYBOOK % (found["3.7"], found["3.12"]))
+    result = runner.run_playbook(testbed, playbook, "mitogen_linear", tmp_path, bin_dir=bin_dir("2.16"))
+    check_run(result)
+    for record in result.records:
+        assert record["result"]["ansible_facts"]["discovered_interpreter_python"] == found["3.12"]
+        assert record["result"]["warnings"] == [
+            f"ns.mitogen runs {found['3.12']} on host {record['host']}, the first interpreter of the fallback list that runs "
+            f"Python 3.8 or newer; ansible-core's own discovery would have used {found['3.7']}"
+        ]
+
+
 COMPAT_PROBE = """
 import json
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
