@@ -320,12 +320,19 @@ class MitogenConnectionBase(ConnectionBase):
         return AnsibleConnectionFailure(self._unreachable_message(exc))
 
     def _unreachable_message(self, exc: ConnectError) -> str:
-        """Vanilla's words first (the program's own error), then our diagnosis."""
+        """Vanilla's words first (the program's own error), then our diagnosis.
+
+        Except when the connection worked and the interpreter did not (too old, none
+        found): vanilla has no words for that, and ours name the interpreter.
+        """
+        hint = "; hint: %s" % exc.hint if exc.hint else ""
+        if exc.stage == "interpreter":
+            return "ns.mitogen cannot run Python on the target: %s%s" % (exc.reason, hint)
         # the password prompts we answered are our dialogue with ssh, not its error
         lines = exc.output.replace("\r", "").splitlines()
         output = "\n".join(line for line in lines if not _PROMPT_RE.search(line)).strip()
         text = "Failed to connect to the host via %s: %s" % (self.method, output or exc.reason)
-        return "%s\n(ns.mitogen: %s%s)" % (text, exc.reason, "; hint: %s" % exc.hint if exc.hint else "")
+        return "%s\n(ns.mitogen: %s%s)" % (text, exc.reason, hint)
 
     def _host_name(self) -> str:
         return str(self.get_option("host") if self.has_option("host") else "localhost")

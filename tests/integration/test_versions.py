@@ -172,7 +172,10 @@ def test_target_python(release: str, python: str, supported: bool, testbed: Test
         [interpreter, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
     ).stdout.strip()
     if _key(python) < MITOGEN_MIN_PYTHON:
-        wanted = [f"found Python {full_version} at {interpreter}", "ns.mitogen supports Python 3.8 or newer"]
+        wanted = [
+            f"ns.mitogen cannot run Python on the target: found Python {full_version} at {interpreter}; "
+            "ns.mitogen supports Python 3.8 or newer; hint: point the python interpreter setting at Python 3.8 or newer"
+        ]
     else:
         wanted = [f"Ansible requires Python {'.'.join(map(str, min_python(release)))} or newer", full_version]
     for host in runner.HOSTS:
@@ -180,6 +183,7 @@ def test_target_python(release: str, python: str, supported: bool, testbed: Test
         assert first is not None, f"{result.describe()}: nothing recorded for {host}"
         msg = str(first["result"].get("msg", ""))
         assert first["status"] in ("failed", "unreachable") and all(w in msg for w in wanted), (wanted, first)
+        assert "NSM-ERR" not in msg  # the bootstrap's marker is not for people
 
 
 DISCOVERY_PLAYBOOK = """
