@@ -34,6 +34,7 @@ import pytest
 
 from tests.differential import normalize, runner
 from tests.differential.runner import RunResult
+from tests.integration import test_differential
 from tests.integration.test_differential import check_run, run_problems
 from tests.testbed import Testbed
 from tests.testbed.pythons import pythons
@@ -57,6 +58,8 @@ TARGET_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "target_python
 MITOGEN_MIN_PYTHON = (3, 8)
 #: The oldest target Python of an ansible-core release where it is newer than ns.mitogen's.
 CORE_MIN_PYTHON = {"2.20": (3, 9), "2.21": (3, 9)}
+#: The fixture giving the testbed a playbook needs (a bigger one for nsm_diff.hosts > 2).
+testbed_for = test_differential.testbed_for
 PLUGIN_DOCS = [("connection", "ns.mitogen.ssh"), ("connection", "ns.mitogen.local"), ("strategy", "ns.mitogen.linear")]
 
 
@@ -95,14 +98,18 @@ def _python_cases() -> list:
 
 
 @pytest.fixture(scope="module")
-def baselines(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str, Path], RunResult]]:
+def baselines(
+    testbed_for: Callable[[Path], Testbed], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str, Path], RunResult]]:
     """The checked vanilla run of a playbook under a release; run once (a failure too)."""
     work = tmp_path_factory.mktemp("versions-baseline")
     runs: dict[tuple[str, Path], RunResult | str] = {}
 
     def get(release: str, playbook: Path) -> RunResult:
         if (release, playbook) not in runs:
-            result = runner.run_playbook(testbed, playbook, runner.BASELINE, work / release, bin_dir=bin_dir(release))
+            result = runner.run_playbook(
+                testbed_for(playbook), playbook, runner.BASELINE, work / release, bin_dir=bin_dir(release)
+            )
             runs[release, playbook] = run_problems(result) or result
         got = runs[release, playbook]
         if isinstance(got, str):
@@ -110,7 +117,7 @@ def baselines(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Ite
         return got
 
     yield get
-    runner.reset_targets(testbed)
+    runner.reset_targets(testbed_for(runner.PLAYBOOK_DIR / "facts.yml"))
 
 
 @pytest.mark.parametrize("variant", MITOGEN_VARIANTS)
@@ -121,7 +128,7 @@ def test_same_results(
     playbook: Path,
     variant: str,
     baselines: Callable[[str, Path], RunResult],
-    testbed: Testbed,
+    testbed_for: Callable[[Path], Testbed],
     tmp_path: Path,
 ) -> None:
     bins = bin_dir(release)
@@ -129,7 +136,7 @@ def test_same_results(
     if reason is not None:
         pytest.fail(f"ansible-core {release}: {reason}")
     expected = baselines(release, playbook)
-    actual = runner.run_playbook(testbed, playbook, variant, tmp_path, bin_dir=bins)
+    actual = runner.run_playbook(testbed_for(playbook), playbook, variant, tmp_path, bin_dir=bins)
     check_run(actual)
     diffs = normalize.compare(expected, actual)
     if diffs:
@@ -142,8 +149,8 @@ def test_same_results(
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS, ids=lambda p: p.stem)
 @pytest.mark.parametrize("release", OWN_CHECK_RELEASES)
-def test_own_checks(release: str, playbook: Path, testbed: Testbed, tmp_path: Path) -> None:
-    result = runner.run_playbook(testbed, playbook, "mitogen_linear", tmp_path, bin_dir=bin_dir(release))
+def test_own_checks(release: str, playbook: Path, testbed_for: Callable[[Path], Testbed], tmp_path: Path) -> None:
+    result = runner.run_playbook(testbed_for(playbook), playbook, "mitogen_linear", tmp_path, bin_dir=bin_dir(release))
     check_run(result)
     assert result.records, f"{result.describe()}: no task result was captured"
 
