@@ -80,7 +80,8 @@ def module_fqn(module_path: str, leaf_name: str) -> str:
         fqn = module_common._get_ansible_module_fqn(module_path)
     except ValueError:
         fqn = None
-    return str(fqn) if fqn else "ansible.legacy.%s" % leaf_name  # as AnsiballZ names library/ modules
+    # as AnsiballZ names library/ modules: ansible.modules.X up to 2.18, ansible.legacy.X from 2.19
+    return str(fqn) if fqn else "%s.%s" % ("ansible.legacy" if VERSION >= (2, 19) else "ansible.modules", leaf_name)
 
 
 def vanilla_discovery(action: Any, mode: str, task_vars: Any) -> Optional[str]:
