@@ -291,7 +291,7 @@ class MitogenConnectionBase(ConnectionBase):
         Then vanilla's warnings (in ``action._discovery_warnings``) stand; else they
         describe an interpreter that does not run the modules, and one warning says so.
         """
-        rc, out, _ = self.exec_command("readlink -f -- %s %s" % (shlex.quote(vanilla), shlex.quote(running)), sudoable=False)
+        rc, out, _err = self.exec_command("readlink -f -- %s %s" % (shlex.quote(vanilla), shlex.quote(running)), sudoable=False)
         paths = out.decode("utf-8", "replace").split()
         if rc == 0 and len(paths) == 2 and paths[0] == paths[1]:
             return vanilla

@@ -260,7 +260,7 @@ def test_compat_follows_the_release(release: str) -> None:
 # -- plugin documentation --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kind", "name"), PLUGIN_DOCS, ids=[name for _, name in PLUGIN_DOCS])
+@pytest.mark.parametrize(("kind", "name"), PLUGIN_DOCS, ids=[name for _kind, name in PLUGIN_DOCS])
 @pytest.mark.parametrize("release", RELEASES)
 def test_ansible_doc_renders(release: str, kind: str, name: str) -> None:
     bins = bin_dir(release)

@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # A new-style module that raises an uncaught exception after reading its arguments.
 from ansible.module_utils.basic import AnsibleModule
 

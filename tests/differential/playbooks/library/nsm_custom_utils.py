@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # A new-style module that imports a module_util shipped next to the playbook.
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.nsm_diff_helper import greet

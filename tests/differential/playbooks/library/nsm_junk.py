@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # A new-style module that prints junk instead of a JSON result and exits 0.
 import sys
 

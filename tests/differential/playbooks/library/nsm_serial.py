@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # A new-style module for serialization.yml: echoes its arguments back, emits a
 # warning and a deprecation on request, and returns text that looks like a template.
 from __future__ import annotations
@@ -32,7 +31,7 @@ def main():
     )
     if module.params["warn"]:
         module.warn("nsm_serial: a warning from the module")
-        module.deprecate("nsm_serial: a deprecated option", version="9.9.9", collection_name="ns.mitogen")
+        module.deprecate("nsm_serial: a deprecated option", version="9.0.0", collection_name="ns.mitogen")
     secret = module.params["secret"] or ""
     module.exit_json(
         changed=False,
