@@ -129,7 +129,7 @@ def test_interrupted_run_leaves_nothing_behind(testbed: Testbed, tmp_path: Path,
     env = runner._environment(v, tmp_path, control_dir, tmp_path / "capture.jsonl", config)
     log = (tmp_path / "ansible.log").open("wb")
     proc = subprocess.Popen(
-        [str(runner.ANSIBLE_PLAYBOOK), "-i", str(inventory), str(playbook)],
+        [str(runner.ansible_bin_dir() / "ansible-playbook"), "-i", str(inventory), str(playbook)],
         cwd=tmp_path,
         env=env,
         stdin=subprocess.DEVNULL,
