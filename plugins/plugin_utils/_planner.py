@@ -19,7 +19,6 @@ when the target asks for it (``need_source``), so a module crosses once per run.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import os
 import re
@@ -29,7 +28,7 @@ import ansible.constants as C
 from ansible.executor import module_common
 from ansible.plugins.loader import module_utils_loader
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec, _importer
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
 
 MARKER = b"#!ns.mitogen run-module\n"
@@ -87,17 +86,10 @@ def _custom_module_utils_dirs() -> List[str]:
 def _imported_module_utils(source: bytes) -> Set[str]:
     """First names below ``ansible.module_utils`` that ``source`` imports anywhere."""
     names: Set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            dotted = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            dotted = [node.module] + ["%s.%s" % (node.module, alias.name) for alias in node.names]
-        else:
-            continue
-        for name in dotted:
-            parts = name.split(".")
-            if parts[:2] == ["ansible", "module_utils"] and len(parts) > 2:
-                names.add(parts[2])
+    for name in _importer.imported_names("ansible.legacy.module", False, source):
+        parts = name.split(".")
+        if parts[:2] == ["ansible", "module_utils"] and len(parts) > 2:
+            names.add(parts[2])
     return names
 
 
