@@ -185,6 +185,24 @@ signal.alarm(1)
 module.exit_json(msg="not reached")
 """
 
+SPAWNS = """
+from ansible.module_utils.basic import AnsibleModule
+import os, subprocess
+
+module = AnsibleModule(argument_spec=dict())
+
+
+def umask_of(**kwargs):
+    return module.run_command(["sh", "-c", "umask"], **kwargs)[1].strip()
+
+
+own = subprocess.run(["sh", "-c", "umask"], preexec_fn=lambda: os.umask(0o011), stdout=subprocess.PIPE, check=True)
+now = os.umask(0o022)
+os.umask(now)
+module.exit_json(default=umask_of(), given=umask_of(umask=0o027), zero=umask_of(umask=0),
+                 own_preexec=own.stdout.decode().strip(), after="%04o" % now)
+"""
+
 
 # -- controller side ------------------------------------------------------------------
 def module_path(name: str) -> str:
@@ -457,6 +475,18 @@ def test_odd_modules_same_as_ansiballz(runner, tmp_path, text):
         assert comparable(mine) == comparable(vanilla)
         assert mine["failed"] is True and "did not handle its own exit" in mine["exception"].event.msg
     runner.ping_works()
+
+
+def test_run_command_children_as_under_ansiballz(runner, tmp_path):
+    """run_command's umask-only preexec_fn is done by Popen itself here (no fork()): same children."""
+    path = write_module(tmp_path, "nsm_spawns", SPAWNS)
+    ours = runner.run(path, {}, name="ansible.legacy.nsm_spawns")
+    theirs = runner.vanilla(path, {})
+    assert (ours["rc"], ours["stderr"]) == (theirs["rc"], theirs["stderr"]) == (0, b"")
+    mine = decode(ours["stdout"])
+    assert comparable(mine) == comparable(decode(theirs["stdout"]))
+    assert mine["given"] == "0027" and mine["own_preexec"] == "0011"
+    assert mine["default"] == mine["zero"] == mine["after"]
 
 
 def test_raising_module(runner):

@@ -32,6 +32,10 @@ Isolated (each run starts from, and the interpreter returns to, the same state):
   goes to the real ``atexit`` if that module stays cached: it belongs to the process;
 - ``os._exit`` called by the module's thread ends the run (rc = status, atexit
   handlers skipped, as for a real ``os._exit``) instead of the interpreter;
+- ``subprocess.Popen`` (not isolation, speed): the umask-only ``preexec_fn`` that
+  ``AnsibleModule.run_command`` passes (ansible-core 2.17+; recognised by its code)
+  is done by Popen's own ``umask`` argument instead, so CPython starts the child
+  with vfork() rather than fork() of this whole interpreter; the child is the same;
 - signal handlers: runs happen on a call-pool thread where CPython refuses
   ``signal.signal``; a handler the module installs is recorded for the run
   (``signal.getsignal`` returns it) and dropped after, and never fires. So that a
@@ -90,6 +94,7 @@ import operator
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -117,6 +122,7 @@ _real_setitimer = getattr(signal, "setitimer", None)
 _real_atexit_register = atexit.register
 _real_atexit_unregister = atexit.unregister
 _real_os_exit = os._exit
+_real_popen_init = subprocess.Popen.__init__
 
 
 # -- one concern each --------------------------------------------------------
@@ -432,6 +438,67 @@ def _os_exit_hook(status: int) -> None:
     _real_os_exit(status)
 
 
+# -- run_command's children without fork() ----------------------------------------------
+def _reference_preexec(umask: Any) -> Callable[[], None]:
+    """The ``preexec_fn`` ansible's ``AnsibleModule.run_command`` passes, word for word."""
+
+    def preexec():  # type: ignore[no-untyped-def] # an annotation would not change its code; kept bare as ansible's
+        if umask:
+            os.umask(umask)
+
+    return preexec
+
+
+_PREEXEC_CODE = _reference_preexec(0).__code__
+_PREEXEC_SEEN: Set[Any] = set()  # code objects found to be ansible's preexec
+_POPEN_HAS_UMASK = sys.version_info >= (3, 9)
+
+
+def _is_ansible_preexec(func: Any) -> bool:
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return False
+    if code not in _PREEXEC_SEEN:
+        ref = _PREEXEC_CODE
+        if (code.co_code, code.co_names, code.co_consts, code.co_freevars, code.co_argcount) != (
+            ref.co_code,
+            ref.co_names,
+            ref.co_consts,
+            ref.co_freevars,
+            ref.co_argcount,
+        ):
+            return False
+        _PREEXEC_SEEN.add(code)
+    return getattr(func, "__globals__", {}).get("os") is os and len(func.__closure__ or ()) == 1
+
+
+def _spawn_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """``kwargs`` with run_command's umask-only ``preexec_fn`` done by Popen itself.
+
+    A ``preexec_fn`` makes CPython fork() the whole interpreter and run Python in the
+    child (a persistent interpreter is big: ~2 ms per command); without one it uses
+    vfork() (3.10+). The child does exactly the same: sets the umask if one was
+    given, then execs. Anything else (another function, a umask Popen cannot set
+    here) is left as it was.
+    """
+    func = kwargs.get("preexec_fn")
+    if func is None or "umask" in kwargs or not _is_ansible_preexec(func):
+        return kwargs
+    umask = func.__closure__[0].cell_contents
+    spawn = dict(kwargs)
+    del spawn["preexec_fn"]
+    if not umask:
+        return spawn
+    if _POPEN_HAS_UMASK and isinstance(umask, int) and umask > 0:
+        spawn["umask"] = umask
+        return spawn
+    return kwargs
+
+
+def _popen_init_hook(self: Any, *args: Any, **kwargs: Any) -> None:
+    _real_popen_init(self, *args, **_spawn_kwargs(kwargs))
+
+
 @contextlib.contextmanager
 def _run_hooks(run: "_Run") -> Iterator[None]:
     """Mark ``run`` active and put the hooks above in place for its duration."""
@@ -442,6 +509,7 @@ def _run_hooks(run: "_Run") -> Iterator[None]:
         (atexit, "register", _atexit_register_hook),
         (atexit, "unregister", _atexit_unregister_hook),
         (os, "_exit", _os_exit_hook),
+        (subprocess.Popen, "__init__", _popen_init_hook),
     ]
     if _real_alarm is not None:
         patches.append((signal, "alarm", _alarm_hook))
