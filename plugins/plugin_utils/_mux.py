@@ -23,6 +23,7 @@ core alone, so a worker can start it with a bare interpreter).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -36,6 +37,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._broker import Stream
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, Error, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._router import Context, is_dead
@@ -45,7 +47,6 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug
 
 LOG = logging.getLogger("ns.mitogen.mux")
 
-START_TIMEOUT = 15.0
 MODULE_TREES = ["ansible.module_utils", "ansible_collections.*.*.plugins.module_utils"]
 
 
@@ -74,7 +75,7 @@ def stack_key(stack: List[Dict[str, Any]]) -> str:
 class MuxServer:
     """Serves workers on ``path`` until ``watch_pid`` exits."""
 
-    def __init__(self, path: str, watch_pid: int) -> None:
+    def __init__(self, path: str, watch_pid: int, listen_fd: int) -> None:
         self.path = path
         self.watch_pid = watch_pid
         # Targets may import Ansible's module_utils and every collection's module_utils
@@ -88,14 +89,7 @@ class MuxServer:
         self._starting: Dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self.router.on_route_lost.append(self._forget)
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        self._sock.bind(path)
-        os.chmod(path, 0o600)
-        self._sock.listen(128)
+        self._sock = socket.socket(fileno=listen_fd)  # bound and listening: see start()
         self._sock.setblocking(False)
         self.router.broker.defer(self.router.broker.add_reader, self._sock.fileno(), self._on_accept)
         self._methods: Dict[str, Callable[..., Any]] = {
@@ -286,13 +280,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def main(path: str, watch_pid: int, paths: Optional[List[str]] = None) -> None:
-    """Entry point of the mux process; ``paths`` are collection roots to import from."""
+def main(path: str, watch_pid: int, listen_fd: int, paths: Optional[List[str]] = None) -> None:
+    """Entry point of the mux process; ``paths`` are collection roots to import from.
+
+    ``listen_fd`` is the socket at ``path``, already listening (see ``start()``).
+    """
     for extra in paths or ():
         if extra not in sys.path:
             sys.path.append(extra)
+    # The first connection needs the boot payload (~60 ms to build): build it now,
+    # while the first worker is still on its way.
+    threading.Thread(target=_bootstrap.payload, name="ns.mitogen.payload", daemon=True).start()
     _debug.start("mux")
-    server = MuxServer(path, watch_pid)
+    server = MuxServer(path, watch_pid, listen_fd)
     server.serve()
 
 
@@ -350,28 +350,58 @@ def connect_client(playbook_pid: int, paths: Optional[List[str]] = None) -> MuxC
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED):
             raise
+    start(playbook_pid, paths)
+    try:
+        return MuxClient(path)
+    except OSError as exc:
+        raise ConnectError("ns.mitogen multiplexer", "cannot connect to %s: %s" % (path, exc)) from None
+
+
+def start(playbook_pid: int, paths: Optional[List[str]] = None) -> str:
+    """Make sure a mux serves ``playbook_pid``; its socket path. Does not wait for it.
+
+    The socket is bound and listening before the mux process exists, and handed to
+    it: clients connect at once, and their requests wait in the socket until the mux
+    has started (~0.1 s of imports), instead of the caller polling for it. If the
+    mux dies, the socket goes with it and waiting clients read end of file.
+    """
+    path = socket_path(playbook_pid)
     with open(path + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if _listening(path):
+            return path
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            return MuxClient(path)
-        except OSError:
-            pass
-        _spawn(path, playbook_pid, paths or [])
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                return MuxClient(path)
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise ConnectError("ns.mitogen multiplexer", "it did not start within %.0fs" % START_TIMEOUT) from None
-                time.sleep(0.01)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            sock.bind(path)
+            os.chmod(path, 0o600)
+            sock.listen(128)
+            _spawn(path, playbook_pid, sock.fileno(), paths or [])
+        finally:
+            sock.close()
+    return path
 
 
-def _spawn(path: str, playbook_pid: int, paths: List[str]) -> None:
+def _listening(path: str) -> bool:
+    """True if something accepts connections on ``path`` (a mux, or one starting)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED):
+            raise
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _spawn(path: str, playbook_pid: int, listen_fd: int, paths: List[str]) -> None:
     code = (
         "import sys; sys.path.insert(0, %r)\n"
         "from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import main\n"
-        "main(%r, %d, %r)\n" % (_collections_root(), path, playbook_pid, paths)
+        "main(%r, %d, %d, %r)\n" % (_collections_root(), path, playbook_pid, listen_fd, paths)
     )
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
@@ -382,6 +412,7 @@ def _spawn(path: str, playbook_pid: int, paths: List[str]) -> None:
             stderr=devnull,
             start_new_session=True,
             close_fds=True,
+            pass_fds=(listen_fd,),
             cwd="/",
         )
     finally:

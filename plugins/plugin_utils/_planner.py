@@ -32,6 +32,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec, 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
 
 MARKER = b"#!ns.mitogen run-module\n"
+_PY_SUFFIX = re.compile(r"\.py$")  # compiled here, in the main process: each worker would compile it again
 _SOURCES: Dict[str, bytes] = {}  # source_id -> source, for need_source replies
 
 
@@ -59,6 +60,20 @@ def decode_marker(in_data: Optional[bytes]) -> Optional[Dict[str, Any]]:
 
 def source_for(source_id: str) -> Optional[bytes]:
     return _SOURCES.get(source_id)
+
+
+def warm_up() -> None:
+    """Fill Ansible's own module path cache in the main process, before workers fork.
+
+    A legacy name (``ansible.legacy.command``, the name action plugins use) is found
+    by listing each module directory and caching every file in it; each forked
+    worker would do that again for its one lookup (~80 stat calls). A lookup of a
+    name nobody has lists them all, once; workers inherit the cache. Directories
+    added later (a role's ``library/``) clear it, as Ansible does.
+    """
+    from ansible.plugins.loader import module_loader
+
+    module_loader.find_plugin_with_context("ansible.legacy.__ns_mitogen_warm_up__", "", collection_list=None)
 
 
 def _find_module(action: Any, module_name: str) -> Optional[str]:
@@ -120,7 +135,7 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional
         source = fp.read()
     if not _is_new_style_python(path, source) or _uses_custom_module_utils(source):
         return None
-    leaf = re.sub(r"\.py$", "", os.path.basename(path))
+    leaf = _PY_SUFFIX.sub("", os.path.basename(path))
     profile = _compat.module_profile(source)
     env: Dict[str, Any] = {}
     action._compute_environment_string(env)

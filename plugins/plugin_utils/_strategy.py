@@ -22,7 +22,7 @@ from typing import Any, Dict, Optional
 
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux, _planner
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import collection_roots
 
 display = Display()
@@ -59,13 +59,15 @@ def _preload() -> None:
 
     A worker inherits what its parent loaded. Left to itself, each one (one per task
     and host) would import the plugin and parse its DOCUMENTATION into option
-    definitions again: about 15 ms of CPU per task, a third of the whole task.
+    definitions again: about 15 ms of CPU per task, a third of the whole task. The
+    same for Ansible's module path cache (``_planner.warm_up``).
     """
     from ansible.plugins.loader import connection_loader
 
     for name in ("ns.mitogen.ssh", "ns.mitogen.local"):
         connection_loader.get(name, class_only=True)
     _compat.preload()
+    _planner.warm_up()
 
 
 class MitogenStrategyMixin:
@@ -75,9 +77,9 @@ class MitogenStrategyMixin:
 
     def run(self, iterator: Any, play_context: Any, *args: Any, **kwargs: Any) -> Any:
         if not MitogenStrategyMixin._nsm_started:
-            # Start the multiplexer now, from the main process, so workers find it.
-            client = _mux.connect_client(os.getpid(), collection_roots())
-            client.close()
+            # Start the multiplexer now, from the main process, so workers find it
+            # (not waiting for it: its socket takes their requests meanwhile).
+            _mux.start(os.getpid(), collection_roots())
             try:
                 _preload()
             except Exception as exc:  # only an optimisation: workers load them anyway

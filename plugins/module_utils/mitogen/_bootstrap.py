@@ -100,7 +100,11 @@ _payload_lock = threading.Lock()
 
 def strip_source(source: str) -> str:
     """``source`` without docstrings, comments or blank lines (needs Python 3.9+)."""
-    tree = ast.parse(source)
+    return _unparse_stripped(ast.parse(source))
+
+
+def _unparse_stripped(tree: ast.Module) -> str:
+    """``tree`` as source without docstrings (changes ``tree``); comments are gone already."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
@@ -146,7 +150,7 @@ def core_modules() -> Dict[str, Tuple[bool, str]]:
         with open(os.path.join(here, short + ".py"), encoding="utf-8") as fp:
             tree = ast.parse(fp.read())
         todo.extend(_core_imports(tree))
-        modules["%s.%s" % (PACKAGE, short)] = (False, strip_source(ast.unparse(tree)))
+        modules["%s.%s" % (PACKAGE, short)] = (False, _unparse_stripped(tree))
     return modules
 
 
