@@ -483,14 +483,18 @@ class _Run:
                 runpy.run_module(self.name, init_globals=init_globals, run_name="__main__", alter_sys=True)
                 print(NO_EXIT_LEGACY)  # pylint: disable=ansible-bad-function
                 sys.exit(1)  # pylint: disable=ansible-bad-function
-        except SystemExit as exc:
-            return _exit_status(exc.code)
-        except _isolation._OsExit as exc:
-            self.run_exit_handlers = False
-            return exc.status & 0xFF
+        except (SystemExit, _isolation._OsExit) as exc:
+            return self._exit_of(exc)
         except BaseException:
             return self._uncaught(*sys.exc_info())
         return 0
+
+    def _exit_of(self, exc: BaseException) -> int:
+        """The status ``sys.exit`` or ``os._exit`` gives (the latter skips atexit handlers)."""
+        if isinstance(exc, _isolation._OsExit):
+            self.run_exit_handlers = False
+            return exc.status & 0xFF
+        return _exit_status(getattr(exc, "code", None))
 
     def _uncaught(self, exc_type: Any, exc: Any, tb: Any) -> int:
         """What the interpreter does with an exception that ends a script: ``sys.excepthook``.
@@ -504,11 +508,8 @@ class _Run:
             return 1
         try:
             hook(exc_type, exc, tb)
-        except SystemExit as hook_exit:
-            return _exit_status(hook_exit.code)
-        except _isolation._OsExit as hook_exit:
-            self.run_exit_handlers = False
-            return hook_exit.status & 0xFF
+        except (SystemExit, _isolation._OsExit) as hook_exit:
+            return self._exit_of(hook_exit)
         except BaseException:
             sys.stderr.write("Error in sys.excepthook:\n")
             traceback.print_exc()
