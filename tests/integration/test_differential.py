@@ -85,25 +85,37 @@ def testbed_for(testbed: Testbed, request: pytest.FixtureRequest) -> Iterator[Ca
             tb.close()
 
 
+class BaselineRuns:
+    """Checked baseline runs: each (playbook, ansible-core) once per test module, a failure too."""
+
+    def __init__(self, testbed_for: Callable[[Path], Testbed], work: Path) -> None:
+        self.testbed_for = testbed_for
+        self.work = work
+        self.runs: dict[tuple[Path, Path | None], RunResult | str] = {}
+
+    def get(self, playbook: Path, bin_dir: Path | None = None, label: str = "") -> RunResult:
+        """The baseline run of `playbook` (with the ansible-core in `bin_dir`, default ours)."""
+        key = (playbook, bin_dir)
+        if key not in self.runs:
+            result = runner.run_playbook(self.testbed_for(playbook), playbook, runner.BASELINE, self.work, bin_dir=bin_dir)
+            self.runs[key] = run_problems(result) or result
+        got = self.runs[key]
+        if isinstance(got, str):
+            pytest.fail(f"the baseline run failed{label}: {got}", pytrace=False)
+        return got
+
+    def close(self) -> None:
+        runner.reset_targets(self.testbed_for(runner.PLAYBOOK_DIR / "facts.yml"))
+
+
 @pytest.fixture(scope="module")
 def baseline(
     testbed_for: Callable[[Path], Testbed], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[[Path], RunResult]]:
     """The checked baseline run of a playbook; run once per module (a failure too)."""
-    work = tmp_path_factory.mktemp("differential-baseline")
-    runs: dict[Path, RunResult | str] = {}
-
-    def get(playbook: Path) -> RunResult:
-        if playbook not in runs:
-            result = runner.run_playbook(testbed_for(playbook), playbook, runner.BASELINE, work)
-            runs[playbook] = run_problems(result) or result
-        got = runs[playbook]
-        if isinstance(got, str):
-            pytest.fail(f"the baseline run failed: {got}", pytrace=False)
-        return got
-
-    yield get
-    runner.reset_targets(testbed_for(runner.PLAYBOOK_DIR / "facts.yml"))
+    runs = BaselineRuns(testbed_for, tmp_path_factory.mktemp("differential-baseline"))
+    yield runs.get
+    runs.close()
 
 
 @pytest.mark.parametrize("variant", COMPARED)

@@ -35,7 +35,7 @@ import pytest
 from tests.differential import normalize, runner
 from tests.differential.runner import RunResult
 from tests.integration import test_differential
-from tests.integration.test_differential import check_run, run_problems
+from tests.integration.test_differential import BaselineRuns, check_run
 from tests.testbed import Testbed
 from tests.testbed.pythons import pythons
 
@@ -114,22 +114,9 @@ def baselines(
     testbed_for: Callable[[Path], Testbed], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[[str, Path], RunResult]]:
     """The checked vanilla run of a playbook under a release; run once (a failure too)."""
-    work = tmp_path_factory.mktemp("versions-baseline")
-    runs: dict[tuple[str, Path], RunResult | str] = {}
-
-    def get(release: str, playbook: Path) -> RunResult:
-        if (release, playbook) not in runs:
-            result = runner.run_playbook(
-                testbed_for(playbook), playbook, runner.BASELINE, work / release, bin_dir=bin_dir(release)
-            )
-            runs[release, playbook] = run_problems(result) or result
-        got = runs[release, playbook]
-        if isinstance(got, str):
-            pytest.fail(f"the baseline run failed under ansible-core {release}: {got}", pytrace=False)
-        return got
-
-    yield get
-    runner.reset_targets(testbed_for(runner.PLAYBOOK_DIR / "facts.yml"))
+    runs = BaselineRuns(testbed_for, tmp_path_factory.mktemp("versions-baseline"))
+    yield lambda release, playbook: runs.get(playbook, bin_dir(release), f" under ansible-core {release}")
+    runs.close()
 
 
 @pytest.mark.parametrize("variant", MITOGEN_VARIANTS)
