@@ -2,7 +2,7 @@
 
 Each test runs a module that changes process state (see ``_isolation``'s docstring
 for what is and is not put back) on a real local interpreter, then checks the
-state the next run sees. Helpers and fixtures: ``runner_support``.
+state the next run sees. Helpers: ``runner_support``; fixtures: ``conftest.py``.
 """
 
 from __future__ import annotations
