@@ -459,8 +459,6 @@ def connect(
         "hello_handle": hello.handle,
         "compress": transport.compress,
     }
-    data = payload()
-    boot = struct.pack(">I", len(data)) + data + Message.encoded(config, dst_id=cid, src_id=router.context_id).pack()
     if not default_python and transport.method != "ssh":
         default_python = sys.executable  # local and sudo: the same machine as this process
     argv = transport.argv(transport.boot_argv(FIRST_STAGE, default_python))
@@ -470,8 +468,11 @@ def connect(
     except OSError as exc:
         hello.close()
         raise ConnectError(name, "cannot run %s: %s" % (argv[0], exc), "spawn") from None
-    handshake = _Handshake(transport, proc, boot, deadline)
+    # The payload is built (once per process, ~0.1 s) while ssh is logging in.
     try:
+        data = payload()
+        boot = struct.pack(">I", len(data)) + data + Message.encoded(config, dst_id=cid, src_id=router.context_id).pack()
+        handshake = _Handshake(transport, proc, boot, deadline)
         rest = handshake.run()
     except BaseException:
         hello.close()
