@@ -315,16 +315,20 @@ class MuxClient:
         """Send one request and return its decoded reply (raises the remote error)."""
         handle = self._next
         self._next += 1
-        self.sock.sendall(Message.encoded((method, kwargs), handle=0, reply_to=handle).pack())
-        while True:
-            for i, msg in enumerate(self._ready):
-                if msg.handle == handle:
-                    del self._ready[i]
-                    return msg.decode()
-            data = self.sock.recv(262144)
-            if not data:
-                raise StreamError("the ns.mitogen multiplexer closed the connection (%s)" % self.path)
-            self._ready.extend(self._parser.feed(data))
+        data = Message.encoded((method, kwargs), handle=0, reply_to=handle).pack()
+        try:
+            self.sock.sendall(data)
+            while True:
+                for i, msg in enumerate(self._ready):
+                    if msg.handle == handle:
+                        del self._ready[i]
+                        return msg.decode()
+                data = self.sock.recv(262144)
+                if not data:
+                    raise StreamError("the ns.mitogen multiplexer closed the connection (%s)" % self.path)
+                self._ready.extend(self._parser.feed(data))
+        except OSError as exc:  # it died with our request unread: reset, not end of file
+            raise StreamError("the ns.mitogen multiplexer closed the connection (%s): %s" % (self.path, exc)) from None
 
     def close(self) -> None:
         self.sock.close()

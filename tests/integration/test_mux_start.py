@@ -1,0 +1,100 @@
+"""Starting the multiplexer: real mux processes, each serving a stand-in playbook process.
+
+``_mux.start()`` binds the socket and hands it to a new mux without waiting for it;
+these tests check that clients are served from the first moment, that a running mux
+is reused rather than replaced, that a stale socket file is taken over, and that a
+client of a mux that dies reads a clear error instead of hanging.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import StreamError
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
+
+
+def children() -> set[int]:
+    pids: set[int] = set()
+    for tid in os.listdir("/proc/self/task"):
+        with open("/proc/self/task/%s/children" % tid) as fp:
+            pids.update(int(p) for p in fp.read().split())
+    return pids
+
+
+@pytest.fixture
+def playbook():
+    """A stand-in for ansible-playbook: the mux serves it, and exits when it is gone."""
+    before = children()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        muxes = children() - before - {proc.pid}
+        deadline = time.monotonic() + 10
+        while muxes and time.monotonic() < deadline:  # each mux exits once its playbook is gone
+            muxes = {pid for pid in muxes if os.waitpid(pid, os.WNOHANG) == (0, 0)}
+            time.sleep(0.05)
+        assert not muxes, "the mux did not exit with its playbook process"
+        assert not os.path.exists(_mux.socket_path(proc.pid)), "the mux left its socket behind"
+
+
+def mux_pid(path: str) -> int:
+    client = _mux.MuxClient(path)
+    try:
+        return int(client.request("ping")["pid"])
+    finally:
+        client.close()
+
+
+def test_clients_are_served_while_the_mux_is_still_starting(playbook):
+    path = _mux.start(playbook.pid, [])
+    client = _mux.MuxClient(path)  # at once: the socket listens before the mux has imported anything
+    try:
+        reply = client.request("ping")
+        assert reply["contexts"] == 0 and reply["pid"] != os.getpid()
+    finally:
+        client.close()
+
+
+def test_a_running_mux_is_reused_not_replaced(playbook):
+    path = _mux.start(playbook.pid, [])
+    first = mux_pid(path)
+    assert _mux.start(playbook.pid, []) == path
+    client = _mux.connect_client(playbook.pid, [])
+    try:
+        assert client.request("ping")["pid"] == first
+    finally:
+        client.close()
+
+
+def test_a_stale_socket_file_is_taken_over(playbook):
+    path = _mux.socket_path(playbook.pid)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(path)  # bound, never listening: what a killed mux leaves behind
+    stale.close()
+    client = _mux.connect_client(playbook.pid, [])
+    try:
+        assert client.request("ping")["contexts"] == 0
+    finally:
+        client.close()
+
+
+def test_a_client_of_a_mux_that_dies_gets_an_error(playbook):
+    path = _mux.start(playbook.pid, [])
+    pid = mux_pid(path)
+    client = _mux.MuxClient(path)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(StreamError, match="multiplexer closed the connection"):
+        client.request("ping")
+    client.close()
+    os.unlink(path)  # what the killed mux could not remove
