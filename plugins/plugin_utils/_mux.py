@@ -367,7 +367,7 @@ def start(playbook_pid: int, paths: Optional[List[str]] = None) -> str:
     The socket is bound and listening before the mux process exists, and handed to
     it: clients connect at once, and their requests wait in the socket until the mux
     has started (~0.1 s of imports), instead of the caller polling for it. If the
-    mux dies, the socket goes with it and waiting clients read end of file.
+    mux dies, the socket goes with it and waiting clients get a ``StreamError``.
     """
     path = socket_path(playbook_pid)
     with open(path + ".lock", "w") as lock:
