@@ -48,6 +48,12 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug
 LOG = logging.getLogger("ns.mitogen.mux")
 
 MODULE_TREES = ["ansible.module_utils", "ansible_collections.*.*.plugins.module_utils"]
+# What nearly every target asks for on its first module run (absent ones are skipped).
+FIRST_RUN_MODULES = [
+    "ansible.module_utils.basic",
+    "ansible.module_utils._internal._ansiballz._loader",  # 2.19+
+    _bootstrap.PACKAGE + "._runner",
+]
 
 
 def socket_dir() -> str:
@@ -238,6 +244,20 @@ class MuxServer:
         return len(doomed)
 
     # -- life -------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """What the first connection and module run need, made while the first ssh logs in.
+
+        The boot payload (~60 ms to build) and the first module run's module_utils
+        (~0.1 s to locate and scan). Both are also made on demand: this only moves
+        the work off the first task's path.
+        """
+        try:
+            _bootstrap.payload()
+            count = self.session.responder.warm(FIRST_RUN_MODULES)
+            LOG.debug("prepared the boot payload and %d module_utils", count)
+        except Exception as exc:  # an optimisation: the same work happens on demand
+            LOG.warning("could not prepare ahead of the first connection: %s", exc)
+
     def serve(self) -> None:
         while _alive(self.watch_pid) and self.router.broker.alive:
             time.sleep(0.5)
@@ -288,11 +308,9 @@ def main(path: str, watch_pid: int, listen_fd: int, paths: Optional[List[str]] =
     for extra in paths or ():
         if extra not in sys.path:
             sys.path.append(extra)
-    # The first connection needs the boot payload (~60 ms to build): build it now,
-    # while the first worker is still on its way.
-    threading.Thread(target=_bootstrap.payload, name="ns.mitogen.payload", daemon=True).start()
     _debug.start("mux")
     server = MuxServer(path, watch_pid, listen_fd)
+    threading.Thread(target=server.prepare, name="ns.mitogen.prepare", daemon=True).start()
     server.serve()
 
 

@@ -112,6 +112,12 @@ def import_and_use(module: str, attr: str, *args: Any) -> Any:
     return getattr(importlib.import_module(module), attr)(*args)
 
 
+def import_module(name: str) -> str:
+    import importlib
+
+    return importlib.import_module(name).__name__
+
+
 def stats() -> dict:
     return _child.stats()
 

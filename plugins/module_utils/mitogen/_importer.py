@@ -323,6 +323,26 @@ class Responder:
                     out.add(sub)
         return out
 
+    def warm(self, names: Sequence[str]) -> int:
+        """Read ``names`` and what they import, before anyone asks (controller; any thread).
+
+        Locating and scanning ``basic``'s closure takes the controller ~0.1 s, on the
+        path of a target's first module run unless done beforehand (the mux does it
+        while the first ssh login is under way). Returns how many modules are cached.
+        """
+        if self.importer is not None:
+            return 0
+        todo, seen = list(names), set()
+        while todo:
+            name = todo.pop()
+            if name in seen or not is_allowed(name, self.prefixes):
+                continue
+            seen.add(name)
+            entry = self._load_local(name)
+            if entry is not None and entry[2] is not None:
+                todo.extend(entry[3])
+        return len(self._local)
+
     # -- answering ------------------------------------------------------------------
     def _lookup(self, name: str) -> Optional[Entry]:
         if self.importer is None:

@@ -1,0 +1,40 @@
+"""Warming the controller's module cache before the first request (what the mux does
+while the first ssh login is under way): same bundles, fetched without locating
+anything on the first run's path. Real local target interpreters."""
+
+from __future__ import annotations
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _importer, api
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
+from tests.integration import remote_helpers as rh
+
+ALLOW = ["ansible.module_utils", "tests.integration.remote_helpers"]
+
+
+def served_to_a_child(session: api.Session) -> dict:
+    """What a fresh child receives when it imports ansible.module_utils.basic."""
+    ctx = session.local()
+    assert ctx.call(rh.import_module, "ansible.module_utils.basic") == "ansible.module_utils.basic"
+    return dict(session.responder.sent[ctx.context_id])
+
+
+def test_warm_reads_basics_closure_ahead_and_serves_the_same(monkeypatch):
+    with api.Session(allow_imports=ALLOW) as cold:
+        expected = served_to_a_child(cold)
+    with api.Session(allow_imports=ALLOW) as warm:
+        count = warm.responder.warm(_mux.FIRST_RUN_MODULES)
+        warmed = set(warm.responder._local)
+        assert count == len(warmed) >= 40 and "ansible.module_utils.common.text.converters" in warmed
+        located = []
+        real_locate = _importer._locate
+        monkeypatch.setattr(_importer, "_locate", lambda name: located.append(name) or real_locate(name))
+        assert served_to_a_child(warm) == expected
+    assert located, "the child's own helper module is located on demand"
+    assert not [n for n in located if n in warmed], "warmed modules were located again on the first request"
+
+
+def test_warm_skips_what_is_not_allowed_or_absent():
+    with api.Session(allow_imports=["ansible.module_utils"]) as session:
+        assert session.responder.warm(["os", "ansible.module_utils.nsm_no_such_module"]) == 1
+        assert session.responder._local["ansible.module_utils.nsm_no_such_module"][2] is None
+        assert "os" not in session.responder._local
