@@ -48,12 +48,16 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug
 LOG = logging.getLogger("ns.mitogen.mux")
 
 MODULE_TREES = ["ansible.module_utils", "ansible_collections.*.*.plugins.module_utils"]
-# What nearly every target asks for on its first module run (absent ones are skipped).
-FIRST_RUN_MODULES = [
+# What nearly every target asks for on its first module run (absent ones are skipped),
+# sent along with the runner: basic, and what 2.19+ imports by a computed name.
+RUNNER = _bootstrap.PACKAGE + "._runner"
+RUNNER_COMPANIONS = [
     "ansible.module_utils.basic",
-    "ansible.module_utils._internal._ansiballz._loader",  # 2.19+
-    _bootstrap.PACKAGE + "._runner",
+    "ansible.module_utils._internal._ansiballz._loader",
+    "ansible.module_utils._internal._json._profiles._module_legacy_c2m",
+    "ansible.module_utils._internal._json._profiles._module_legacy_m2c",
 ]
+FIRST_RUN_MODULES = [RUNNER] + RUNNER_COMPANIONS
 
 
 def socket_dir() -> str:
@@ -95,6 +99,7 @@ class MuxServer:
         self._starting: Dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self.router.on_route_lost.append(self._forget)
+        self.session.responder.companions[RUNNER] = RUNNER_COMPANIONS
         self._sock = socket.socket(fileno=listen_fd)  # bound and listening: see start()
         self._sock.setblocking(False)
         self.router.broker.defer(self.router.broker.add_reader, self._sock.fileno(), self._on_accept)

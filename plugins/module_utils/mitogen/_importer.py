@@ -260,6 +260,9 @@ class Responder:
         self.importer = importer
         self._prefixes = list(prefixes)
         self._local: Dict[str, Entry] = {}  # controller: sources read from disk
+        # module -> names whose trees go with it the first time a child gets it (hints
+        # from whoever knows what that module will import at run time, dynamically)
+        self.companions: Dict[str, List[str]] = {}
         self.sent: Dict[int, Dict[str, int]] = {}  # child id -> module -> times sent
         self.refused = 0
         self._waiting: Dict[str, List[Message]] = {}
@@ -350,9 +353,15 @@ class Responder:
         return self.importer.cache.get(name)
 
     def _bundle(self, name: str, child: int) -> Dict[str, Entry]:
+        """``name``, its companions and every related module ``child`` lacks.
+
+        Related names that are not modules here (an imported attribute, or
+        ``six.moves`` that six's own finder makes) go too, as absent: the child would
+        otherwise ask for each, one round trip apiece, to hear the same answer.
+        """
         have = self.sent.setdefault(child, {})
         bundle: Dict[str, Entry] = {}
-        todo = [name]
+        todo = [name] + (self.companions.get(name, []) if name not in have else [])
         while todo:
             mod = todo.pop()
             if mod in bundle or (mod in have and mod != name):
@@ -360,8 +369,6 @@ class Responder:
             entry = self._lookup(mod)
             if entry is None:
                 continue
-            if entry[2] is None and mod != name:
-                continue  # a related name that is not a module (e.g. an attribute)
             bundle[mod] = entry
             todo.extend(entry[3])
         for mod in bundle:

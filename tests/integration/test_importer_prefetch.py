@@ -1,12 +1,14 @@
-"""Warming the controller's module cache before the first request (what the mux does
-while the first ssh login is under way): same bundles, fetched without locating
-anything on the first run's path. Real local target interpreters."""
+"""Module sources ahead of need: the controller's cache warmed before the first request
+(what the mux does while the first ssh login is under way), and the modules a first
+module run imports sent along with the runner, so that run asks for nothing more.
+Real local target interpreters."""
 
 from __future__ import annotations
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _importer, api
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _importer, _runner, api
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
 from tests.integration import remote_helpers as rh
+from tests.integration.runner_support import decode, full_args, make_request, module_path
 
 ALLOW = ["ansible.module_utils", "tests.integration.remote_helpers"]
 
@@ -38,3 +40,25 @@ def test_warm_skips_what_is_not_allowed_or_absent():
         assert session.responder.warm(["os", "ansible.module_utils.nsm_no_such_module"]) == 1
         assert session.responder._local["ansible.module_utils.nsm_no_such_module"][2] is None
         assert "os" not in session.responder._local
+
+
+def test_a_first_module_run_asks_only_for_the_runner():
+    """Basic's tree, the 2.19 loader and its JSON profiles come with the runner."""
+    with api.Session(allow_imports=ALLOW) as session:
+        session.responder.companions[_mux.RUNNER] = _mux.RUNNER_COMPANIONS
+        ctx = session.local()
+        before = ctx.call(rh.stats)["import_requests"]  # the helper module itself, and what it imports
+        request = make_request(module_path("command"), full_args({"_raw_params": "echo hi"}, "command", "/tmp"))
+        reply = ctx.call(_runner.run_module, request)
+        assert reply["rc"] == 0 and decode(reply["stdout"])["stdout"] == "hi", reply
+        assert ctx.call(rh.stats)["import_requests"] - before == 1
+
+
+def test_without_companions_the_same_run_takes_a_request_per_tree():
+    """The counterpart: what the hint saves (one round trip each)."""
+    with api.Session(allow_imports=ALLOW) as session:
+        ctx = session.local()
+        before = ctx.call(rh.stats)["import_requests"]
+        request = make_request(module_path("command"), full_args({"_raw_params": "echo hi"}, "command", "/tmp"))
+        assert ctx.call(_runner.run_module, request)["rc"] == 0
+        assert ctx.call(rh.stats)["import_requests"] - before >= 4
