@@ -10,7 +10,10 @@ Rules it keeps:
   controller their source is read from the controller's own files. A request for
   anything else is refused and counted; no other module of the controller leaks.
 - A module is answered together with the allowed modules it imports (transitively),
-  minus those that child already has, so one round trip serves a whole tree.
+  minus those that child already has, so one round trip serves a whole tree. Names
+  it imports that are not modules here travel as absent (the child would ask for
+  each otherwise), and ``companions`` (set by whoever knows, e.g. the mux: what the
+  module runner imports by computed names) go with a module the first time.
 - Every hop keeps what passed through it: an intermediary answers its children
   from its cache, and asks upwards only for what it lacks. So each module crosses
   each hop at most once per run (``Responder.sent`` counts it, for the tests).
