@@ -62,3 +62,10 @@ def test_without_companions_the_same_run_takes_a_request_per_tree():
         request = make_request(module_path("command"), full_args({"_raw_params": "echo hi"}, "command", "/tmp"))
         assert ctx.call(_runner.run_module, request)["rc"] == 0
         assert ctx.call(rh.stats)["import_requests"] - before >= 4
+
+
+def test_companions_outside_the_allow_list_are_not_served():
+    with api.Session(allow_imports=ALLOW) as session:
+        session.responder.companions[_mux.RUNNER] = ["json", "ansible.module_utils.basic"]
+        bundle = session.responder._bundle(_mux.RUNNER, 12345)
+        assert "ansible.module_utils.basic" in bundle and "json" not in bundle

@@ -334,7 +334,7 @@ class Responder:
 
         Locating and scanning ``basic``'s closure takes the controller ~0.1 s, on the
         path of a target's first module run unless done beforehand (the mux does it
-        while the first ssh login is under way). Returns how many modules are cached.
+        while the first ssh login is under way). Returns how many names are cached.
         """
         if self.importer is not None:
             return 0
@@ -364,7 +364,9 @@ class Responder:
         """
         have = self.sent.setdefault(child, {})
         bundle: Dict[str, Entry] = {}
-        todo = [name] + (self.companions.get(name, []) if name not in have else [])
+        todo = [name]
+        if name not in have:  # companions are hints: only allowed trees, as ever
+            todo += [c for c in self.companions.get(name, []) if is_allowed(c, self.prefixes)]
         while todo:
             mod = todo.pop()
             if mod in bundle or (mod in have and mod != name):
