@@ -98,13 +98,9 @@ _payload: Optional[bytes] = None
 _payload_lock = threading.Lock()
 
 
-def strip_source(source: str) -> str:
-    """``source`` without docstrings, comments or blank lines (needs Python 3.9+)."""
-    return _unparse_stripped(ast.parse(source))
-
-
 def _unparse_stripped(tree: ast.Module) -> str:
-    """``tree`` as source without docstrings (changes ``tree``); comments are gone already."""
+    """``tree`` as source without docstrings, comments or blank lines (changes ``tree``;
+    ``ast.unparse`` needs Python 3.9+, the controller's)."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
