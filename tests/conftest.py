@@ -36,18 +36,9 @@ for path in (COLLECTIONS, ROOT):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from tests.processes import child_pids  # noqa: E402 - after sys.path is set
+
 pytest_plugins = ["tests.testbed.fixtures"]
-
-
-def _children() -> set[int]:
-    pids: set[int] = set()
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open("/proc/self/task/%s/children" % tid) as fp:
-                pids.update(int(p) for p in fp.read().split())
-        except OSError:
-            pass
-    return pids
 
 
 def _fds() -> set[int]:
@@ -68,13 +59,13 @@ def _describe_fd(fd: int) -> str:
 @pytest.fixture(autouse=True)
 def no_leaks(request: pytest.FixtureRequest):
     """Fail the test if it leaks threads, file descriptors or child processes."""
-    threads, fds, children = _threads(), _fds(), _children()
+    threads, fds, children = _threads(), _fds(), child_pids()
     yield
     deadline = time.monotonic() + 10.0
     while True:
         extra_threads = [t for t in _threads() - threads if t.is_alive()]
         extra_fds = _fds() - fds
-        extra_children = _children() - children
+        extra_children = child_pids() - children
         if not (extra_threads or extra_fds or extra_children) or time.monotonic() > deadline:
             break
         time.sleep(0.05)

@@ -19,27 +19,20 @@ import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import StreamError
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
-
-
-def children() -> set[int]:
-    pids: set[int] = set()
-    for tid in os.listdir("/proc/self/task"):
-        with open("/proc/self/task/%s/children" % tid) as fp:
-            pids.update(int(p) for p in fp.read().split())
-    return pids
+from tests.processes import child_pids
 
 
 @pytest.fixture
 def playbook():
     """A stand-in for ansible-playbook: the mux serves it, and exits when it is gone."""
-    before = children()
+    before = child_pids()
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         yield proc
     finally:
         proc.kill()
         proc.wait()
-        muxes = children() - before - {proc.pid}
+        muxes = child_pids() - before - {proc.pid}
         deadline = time.monotonic() + 10
         while muxes and time.monotonic() < deadline:  # each mux exits once its playbook is gone
             muxes = {pid for pid in muxes if os.waitpid(pid, os.WNOHANG) == (0, 0)}
