@@ -87,13 +87,49 @@ def _locate(name: str) -> Optional[importlib.machinery.ModuleSpec]:
     path: Optional[List[str]] = None
     spec = None
     for i in range(len(parts)):
-        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), path)
+        spec = _find_on(".".join(parts[: i + 1]), sys.path if path is None else path)
         if spec is None:
             return None
         if i < len(parts) - 1:
             if spec.submodule_search_locations is None:
                 return None
             path = list(spec.submodule_search_locations)
+    return spec
+
+
+# Plain file finders, as in a process with no import hooks: the mux is forked from
+# ansible-playbook, whose collection loader hooks every sys.path entry.
+_FILE_LOADERS = [
+    (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
+    (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES),
+    (importlib.machinery.SourcelessFileLoader, importlib.machinery.BYTECODE_SUFFIXES),
+]
+_finders: Dict[str, importlib.machinery.FileFinder] = {}
+
+
+def _find_on(fullname: str, entries: Sequence[Any]) -> Optional[importlib.machinery.ModuleSpec]:
+    """What ``PathFinder.find_spec(fullname, entries)`` finds in directories, hooks aside.
+
+    A module or regular package in the first entry that has it; else a namespace
+    package made of every entry's portion.
+    """
+    portions: List[str] = []
+    for entry in entries:
+        if not isinstance(entry, str):
+            continue
+        finder = _finders.get(entry)
+        if finder is None:
+            finder = _finders.setdefault(entry, importlib.machinery.FileFinder(entry, *_FILE_LOADERS))
+        spec = finder.find_spec(fullname)
+        if spec is None:
+            continue
+        if spec.loader is not None:
+            return spec
+        portions.extend(spec.submodule_search_locations or ())
+    if not portions:
+        return None
+    spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
+    spec.submodule_search_locations = portions
     return spec
 
 

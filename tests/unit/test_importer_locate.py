@@ -1,0 +1,57 @@
+"""Where the importer's responder finds sources: on sys.path, whatever import hooks are installed.
+
+The multiplexer is forked from ansible-playbook, whose collection loader puts a path
+hook before the standard ones; the responder must still find each allowed module
+where a plain interpreter would.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import sys
+
+import pytest
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _importer
+
+
+class _Blind:
+    """A path entry finder that finds nothing (as a foreign loader's hook may)."""
+
+    def find_spec(self, fullname, target=None):
+        return None
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """``nsp``: a namespace package in two entries; ``nsp.pkg`` a package; a module in each."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    (first / "nsp").mkdir(parents=True)
+    (first / "nsp" / "alone.py").write_text("A = 1\n")
+    (second / "nsp" / "pkg").mkdir(parents=True)
+    (second / "nsp" / "pkg" / "__init__.py").write_text("")
+    (second / "nsp" / "pkg" / "mod.py").write_text("B = 2\n")
+    monkeypatch.setattr(sys, "path", [str(first), str(second)] + sys.path)
+    return first, second
+
+
+def test_locate_finds_modules_packages_and_namespace_portions(tree):
+    first, second = tree
+    namespace = _importer._locate("nsp")
+    assert namespace is not None and namespace.loader is None
+    assert list(namespace.submodule_search_locations) == [str(first / "nsp"), str(second / "nsp")]
+    assert _importer._locate("nsp.alone").origin == str(first / "nsp" / "alone.py")
+    package = _importer._locate("nsp.pkg")
+    assert package.origin == str(second / "nsp" / "pkg" / "__init__.py") and package.submodule_search_locations
+    assert _importer._locate("nsp.pkg.mod").origin == str(second / "nsp" / "pkg" / "mod.py")
+    assert _importer._locate("nsp.missing") is None
+    assert _importer._locate("nsp.alone.attribute") is None  # not a package
+
+
+def test_locate_ignores_the_processs_path_hooks(tree, monkeypatch):
+    monkeypatch.setattr(sys, "path_hooks", [lambda entry: _Blind()] + sys.path_hooks)
+    monkeypatch.setattr(sys, "path_importer_cache", {})
+    assert importlib.machinery.PathFinder.find_spec("nsp") is None  # what the hook does to the standard finder
+    first, second = tree
+    assert _importer._locate("nsp.pkg.mod").origin == str(second / "nsp" / "pkg" / "mod.py")
+    assert _importer._locate("nsp.alone").origin == str(first / "nsp" / "alone.py")
