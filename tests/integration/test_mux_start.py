@@ -91,3 +91,28 @@ def test_a_client_of_a_mux_that_dies_gets_an_error(playbook):
         client.request("ping")
     client.close()
     os.unlink(path)  # what the killed mux could not remove
+
+
+def test_the_mux_keeps_none_of_its_starters_descriptors(playbook):
+    """Forked from its starter, the mux holds no pipe of the starter's open.
+
+    A reader waiting for end of file on the starter's stdout (or any pipe it holds)
+    must not wait for the mux too; and the mux is in a session of its own, away from
+    the terminal's Ctrl-C.
+    """
+    read_end, write_end = os.pipe()
+    try:
+        path = _mux.start(playbook.pid, [])
+        pid = mux_pid(path)
+        pipe = os.readlink("/proc/self/fd/%d" % write_end)
+        held = {fd: os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)}
+        assert pipe not in held.values(), held
+        assert [held[str(fd)] for fd in (0, 1, 2)] == [os.devnull] * 3
+        assert os.getsid(pid) == pid
+        os.close(write_end)
+        write_end = -1
+        assert os.read(read_end, 1) == b""  # end of file: no other writer left
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
