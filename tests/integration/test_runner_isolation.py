@@ -11,6 +11,7 @@ import os
 import signal
 import time
 
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _runner
 from tests.integration import remote_helpers as rh
 from tests.integration.runner_support import (
     MESSY,
@@ -153,6 +154,19 @@ def test_a_messy_module_leaves_nothing_behind(runner, tmp_path):
     assert "" not in second_probe["path"] and str(workdir) not in second_probe["path"]
     assert second_probe["argv"] == [second_probe["file"]]
     assert marker.read_text().count("atexit ran") == 1  # dropped after running once
+
+
+def test_a_clean_run_restores_nothing(runner):
+    """Only what a module changed is put back: the runner's own per-run state is no change.
+
+    (Restoring was logged on every run, and put a stale run back as the active one.)
+    """
+    runner.ping_works()
+    request = dict(runner.request(module_path("ping"), {}), log=True)
+    reply = runner.ctx.call(_runner.run_module, request)
+    assert reply["rc"] == 0 and reply["log"], reply  # -vvv lines were captured
+    assert [line for line in reply["log"] if "restored" in line] == []
+    assert runner.ctx.call(rh.active_run) is None
 
 
 MULTIPROCESSING = """

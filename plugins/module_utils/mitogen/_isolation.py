@@ -557,6 +557,13 @@ def _module_table(run: "_Run") -> Iterator[None]:
                 sys.modules[name] = module
 
 
+_OURS = __name__.rpartition(".")[0]  # this package: the runner's own state, not a module's
+
+
+def _is_ours(name: str) -> bool:
+    return name == _OURS or name.startswith(_OURS + ".")
+
+
 def _is_dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__")
 
@@ -581,7 +588,7 @@ def _snapshot_module_utils() -> _Snapshot:
             continue
         matches = _IS_MODULE_UTILS.get(name)
         if matches is None:
-            matches = _IS_MODULE_UTILS[name] = bool(_MODULE_UTILS_RE.match(name))
+            matches = _IS_MODULE_UTILS[name] = bool(_MODULE_UTILS_RE.match(name)) and not _is_ours(name)
         if not matches or not isinstance(module, ModuleType):
             continue
         namespace = dict(module.__dict__)
@@ -655,7 +662,9 @@ def _module_utils_state() -> Iterator[None]:
     try:
         yield
     finally:
+        # The per-run globals first: the runner itself sets them in every run, and
+        # snapshots hold them reset, so only what the module changed is left to undo.
+        _reset_run_globals()
         restored = _restore_module_utils(snapshot)
         if restored:
             LOG.debug("module_utils names a module changed, restored: %s", ", ".join(sorted(restored)))
-        _reset_run_globals()
