@@ -35,7 +35,7 @@ import re
 import sys
 import threading
 import zlib
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import _codec
 from ._errors import PeerProtocolError, StreamError, TimeoutError
@@ -374,16 +374,26 @@ class Responder:
         """
         if self.importer is not None:
             return 0
-        todo, seen = list(names), set()
-        while todo:
-            name = todo.pop()
-            if name in seen or not is_allowed(name, self.prefixes):
-                continue
-            seen.add(name)
-            entry = self._load_local(name)
-            if entry is not None and entry[2] is not None:
-                todo.extend(entry[3])
+        self._closure(names, self._load_local, lambda mod: not is_allowed(mod, self.prefixes))
         return len(self._local)
+
+    @staticmethod
+    def _closure(names: Sequence[str], lookup: Callable[[str], Optional[Entry]], skip: Callable[[str], bool]) -> Dict[str, Entry]:
+        """``names`` and every module they import (transitively), as ``lookup`` finds them.
+
+        ``skip(name)`` leaves a name out, and what only it would have brought in.
+        """
+        found: Dict[str, Entry] = {}
+        todo = list(names)
+        while todo:
+            mod = todo.pop()
+            if mod in found or skip(mod):
+                continue
+            entry = lookup(mod)
+            if entry is not None:
+                found[mod] = entry
+                todo.extend(entry[3])
+        return found
 
     # -- answering ------------------------------------------------------------------
     def _lookup(self, name: str) -> Optional[Entry]:
@@ -399,19 +409,10 @@ class Responder:
         otherwise ask for each, one round trip apiece, to hear the same answer.
         """
         have = self.sent.setdefault(child, {})
-        bundle: Dict[str, Entry] = {}
         todo = [name]
         if name not in have:  # companions are hints: only allowed trees, as ever
             todo += [c for c in self.companions.get(name, []) if is_allowed(c, self.prefixes)]
-        while todo:
-            mod = todo.pop()
-            if mod in bundle or (mod in have and mod != name):
-                continue
-            entry = self._lookup(mod)
-            if entry is None:
-                continue
-            bundle[mod] = entry
-            todo.extend(entry[3])
+        bundle = self._closure(todo, self._lookup, lambda mod: mod in have and mod != name)
         for mod in bundle:
             have[mod] = have.get(mod, 0) + 1
         return bundle
