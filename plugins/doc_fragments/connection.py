@@ -14,7 +14,8 @@ options:
       - When unset or V(auto), V(auto_silent) (or the deprecated V(auto_legacy) forms), it
         is discovered when the interpreter starts, in the same shell that starts it (no
         round trip per candidate) - the first of O(interpreter_python_fallback) that
-        exists and runs as Python 3.8 or newer. As with the built-in connections, the
+        exists and runs as Python 3.8 or newer (3.9 from ansible-core 2.20 on, as its
+        modules need). As with the built-in connections, the
         choice is returned as the C(discovered_interpreter_python) fact and, unless the
         mode ends in C(_silent), a warning names it.
     type: string

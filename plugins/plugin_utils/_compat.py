@@ -4,7 +4,8 @@
 
 Owns: the few places where 2.16 ... 2.21 disagree and we must follow: what
 ``ActionBase._configure_module`` returns, how module arguments are encoded for a
-module, a module's serialization profile, and which interpreter discovery picks. Supporting a new ansible-core
+module, a module's serialization profile, which interpreter discovery picks, and the
+oldest target Python a release's modules run on. Supporting a new ansible-core
 release should mean reading this file and changing only it.
 """
 
@@ -17,10 +18,29 @@ from typing import Any, Optional, Tuple
 from ansible.executor import module_common
 from ansible.release import __version__ as ANSIBLE_VERSION
 
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import CORE_MIN_PYTHON
+
 VERSION: Tuple[int, int] = tuple(int(p) for p in ANSIBLE_VERSION.split(".")[:2])  # type: ignore[assignment]
 
 # 2.19 introduced data tagging, serialization profiles and _BuiltModule.
 _BUILT_MODULE = getattr(module_common, "_BuiltModule", None)
+
+
+def _target_python_min() -> str:
+    """The oldest target Python ("3.N") both the core and this release's modules run on.
+
+    ``basic._PY_MIN`` names the release's from 2.17 on ((3, 9) from 2.20); 2.16's is a
+    boolean (2.7 and 3.6+, both older than the core's own minimum).
+    """
+    from ansible.module_utils import basic
+
+    release = getattr(basic, "_PY_MIN", None)
+    wanted = max(CORE_MIN_PYTHON, tuple(release[:2])) if isinstance(release, tuple) else CORE_MIN_PYTHON
+    return "%d.%d" % wanted
+
+
+#: passed on as the connection spec's ``python_min`` (discovery skips older candidates)
+TARGET_PYTHON_MIN = _target_python_min()
 
 
 def module_profile(source: bytes) -> Optional[str]:

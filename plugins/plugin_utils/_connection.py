@@ -138,6 +138,7 @@ class MitogenConnectionBase(ConnectionBase):
 
     def _with_python(self, spec: Dict[str, Any]) -> Dict[str, Any]:
         """``spec`` naming the login interpreter, or the candidates to discover it from."""
+        spec["python_min"] = _compat.TARGET_PYTHON_MIN
         python = self._python()
         if python:
             spec["python"] = python
@@ -164,6 +165,7 @@ class MitogenConnectionBase(ConnectionBase):
         password = plugin.get_option("become_pass")
         if password:
             spec["password"] = _native(password)
+        spec["python_min"] = _compat.TARGET_PYTHON_MIN
         python = self._python()
         if python:
             spec["python"] = python
@@ -296,8 +298,8 @@ class MitogenConnectionBase(ConnectionBase):
         if rc == 0 and len(paths) == 2 and paths[0] == paths[1]:
             return vanilla
         action._discovery_warnings[:] = [
-            "ns.mitogen runs %s on host %s, the first interpreter of the fallback list that runs Python 3.8 or "
-            "newer; ansible-core's own discovery would have used %s" % (running, host, vanilla)
+            "ns.mitogen runs %s on host %s, the first interpreter of the fallback list that runs Python %s or "
+            "newer; ansible-core's own discovery would have used %s" % (running, host, _compat.TARGET_PYTHON_MIN, vanilla)
         ]
         return running
 

@@ -28,6 +28,7 @@ def identity() -> dict:
         "uid": os.getuid(),
         "id": router().context_id,
         "python": list(sys.version_info[:3]),
+        "executable": sys.executable,
     }
 
 

@@ -330,6 +330,41 @@ def test_first_stage_parses_on_old_pythons_and_says_what_it_found(session):
         assert "found Python %s" % version in text and "3.8 or newer" in text, text
 
 
+def test_python_min_names_what_the_caller_wants(session):
+    """A caller wanting 3.9+ (ansible-core 2.20's targets) hears it named for an old Python."""
+    from tests.testbed.pythons import pythons
+
+    found = pythons()
+    if "2.7" not in found:
+        pytest.skip("needs pyenv's Python 2.7")
+    with pytest.raises(ConnectError) as info:
+        session.connect({"method": "local", "python": found["2.7"], "python_min": "3.9"})
+    text = str(info.value)
+    assert "found Python 2.7" in text and "needs Python 3.9 or newer" in text and "3.8" not in text, text
+
+
+def test_discovery_skips_candidates_older_than_python_min(session):
+    """Discovery takes the first candidate that runs as the wanted Python, one shell for all."""
+    from tests.testbed.pythons import pythons
+
+    found = pythons()
+    if "3.8" not in found or "3.12" not in found:
+        pytest.skip("needs pyenv's Python 3.8 and 3.12")
+    candidates = ["/nonexistent/python3", found["3.8"], found["3.12"]]
+    ctx = session.connect({"method": "local", "python_candidates": candidates, "python_min": "3.9"})
+    try:
+        assert ctx.call(rh.identity)["executable"] == found["3.12"]
+    finally:
+        ctx.shutdown()
+    ctx = session.connect({"method": "local", "python_candidates": candidates})
+    try:
+        assert ctx.call(rh.identity)["executable"] == found["3.8"]  # the core's own minimum
+    finally:
+        ctx.shutdown()
+    with pytest.raises(ConnectError, match="found no Python 3.13 or newer that runs"):
+        session.connect({"method": "local", "python_candidates": candidates, "python_min": "3.13"})
+
+
 def test_bad_spec_is_a_clear_error(session):
     with pytest.raises(SpecError, match="unknown option"):
         session.connect({"method": "local", "pyhton": "x"})

@@ -178,9 +178,11 @@ def test_target_python(release: str, python: str, supported: bool, testbed: Test
         [interpreter, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
     ).stdout.strip()
     if _key(python) < MITOGEN_MIN_PYTHON:
+        # named as the release's minimum where it is newer (3.9 from 2.20): 3.8 would fail too
+        oldest = ".".join(map(str, min_python(release)))
         wanted = [
             f"ns.mitogen cannot run Python on the target: found Python {full_version} at {interpreter}; "
-            "ns.mitogen supports Python 3.8 or newer; hint: point the python interpreter setting at Python 3.8 or newer"
+            f"ns.mitogen needs Python {oldest} or newer; hint: point the python interpreter setting at Python {oldest} or newer"
         ]
     else:
         wanted = [f"Ansible requires Python {'.'.join(map(str, min_python(release)))} or newer", full_version]
@@ -219,6 +221,20 @@ def test_discovery_where_2_16_would_pick_another_python(testbed: Testbed, tmp_pa
             f"ns.mitogen runs {found['3.12']} on host {record['host']}, the first interpreter of the fallback list that runs "
             f"Python 3.8 or newer; ansible-core's own discovery would have used {found['3.7']}"
         ]
+
+
+def test_discovery_passes_over_a_python_the_release_cannot_use(testbed: Testbed, tmp_path: Path) -> None:
+    """2.20+ modules need Python 3.9: discovery passes over a 3.8 that runs, to the next candidate."""
+    found = pythons()
+    if "3.8" not in found or "3.12" not in found:
+        pytest.skip("needs pyenv's Python 3.8 and 3.12")
+    playbook = tmp_path / "discovery.yml"
+    playbook.write_text(DISCOVERY_PLAYBOOK % (found["3.8"], found["3.12"]))
+    result = runner.run_playbook(testbed, playbook, "mitogen_linear", tmp_path, bin_dir=bin_dir("2.21"))
+    check_run(result)
+    assert len(result.records) == len(runner.HOSTS)
+    for record in result.records:
+        assert record["result"]["ansible_facts"]["discovered_interpreter_python"] == found["3.12"]
 
 
 COMPAT_PROBE = """

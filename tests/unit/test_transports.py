@@ -51,6 +51,11 @@ def test_discovery_when_no_python_is_named():
         ({"method": "ssh", "hostname": "h", "ssh_args": ["-v", 3]}, "list of strings"),
         ({"method": "ssh", "hostname": "h", "compression": "yes"}, "compression"),
         ({"method": "sudo", "colour": "red"}, "unknown option"),
+        ({"method": "local", "python_min": "3.7"}, "'python_min' must be a Python version from 3.8 on"),
+        ({"method": "local", "python_min": "2.7"}, "python_min"),
+        ({"method": "local", "python_min": "3"}, "python_min"),
+        ({"method": "local", "python_min": "3.9.1"}, "python_min"),
+        ({"method": "local", "python_min": 3.9}, "python_min"),
         ("ssh", "must be a dict"),
     ],
 )

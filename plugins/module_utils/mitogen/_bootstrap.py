@@ -7,8 +7,9 @@ core, compressed once), spawning the child process, answering its prompts, and
 the handshake that ends with the child's ``hello``.
 
 How a child starts:
-1. ``<transport argv> python -c FIRST_STAGE``. The first stage checks the Python
-   version (it parses on 2.7 and 3.x, and says plainly which Python it found), writes
+1. ``<transport argv> python -c <first_stage()>``. The first stage checks the Python
+   version (it parses on 2.7 and 3.x, and says plainly which Python it found and
+   which the caller wants, ``python_min``), writes
    ``NSM-READY`` on stdout, then reads a 4-byte length and that many bytes of
    compressed payload from stdin, and runs it.
 2. The payload installs the core modules from memory and reads one framed message:
@@ -48,12 +49,14 @@ PACKAGE = __name__.rpartition(".")[0]
 READY = b"NSM-READY\n"
 ERR = b"NSM-ERR "
 
-# Must parse on Python 2.7 and 3.x: only the version check may run on old ones.
-FIRST_STAGE = (
+# Must parse on Python 2.7 and 3.x: only the version check may run on old ones. It
+# refuses what the core cannot run, naming the Python the caller wants (see
+# first_stage()).
+_FIRST_STAGE = (
     "import os,sys,zlib\n"
     "V=sys.version_info\n"
-    "if V<(3,8):\n"
-    " os.write(1,('NSM-ERR found Python %d.%d.%d at %s; ns.mitogen supports Python 3.8 or newer\\n'"
+    "if V<CORE:\n"
+    " os.write(1,('NSM-ERR found Python %d.%d.%d at %s; ns.mitogen needs Python WANTED or newer\\n'"
     "%(V[0],V[1],V[2],sys.executable)).encode('ascii','replace'));sys.exit(1)\n"
     "os.write(1,b'NSM-READY\\n')\n"
     "def R(n):\n"
@@ -66,6 +69,12 @@ FIRST_STAGE = (
     "P=R(int.from_bytes(R(4),'big'))\n"
     "exec(compile(zlib.decompress(P),'<ns.mitogen.boot>','exec'),{'__name__':'__nsm_boot__','PAYLOAD':P})\n"
 )
+
+
+def first_stage(wanted: str) -> str:
+    """The first stage for a caller that wants Python ``wanted`` ("3.N") or newer."""
+    return _FIRST_STAGE.replace("CORE", repr(_transports.CORE_MIN_PYTHON).replace(" ", "")).replace("WANTED", wanted)
+
 
 BOOT = """
 import sys
@@ -364,7 +373,8 @@ class _Handshake:
             self.out += data
             if ERR in self.out:
                 line = self.out[self.out.index(ERR) + len(ERR) :].split(b"\n")[0].decode("utf-8", "replace")
-                raise self.fail(line, "point the python interpreter setting at Python 3.8 or newer", "interpreter")
+                hint = "point the python interpreter setting at Python %s or newer" % self.t.python_min_text()
+                raise self.fail(line, hint, "interpreter")
             if READY in self.out:
                 idx = self.out.index(READY)
                 rest = self.out[idx + len(READY) :]
@@ -457,7 +467,7 @@ def connect(
     }
     if not default_python and transport.method != "ssh":
         default_python = sys.executable  # local and sudo: the same machine as this process
-    argv = transport.argv(transport.boot_argv(FIRST_STAGE, default_python))
+    argv = transport.argv(transport.boot_argv(first_stage(transport.python_min_text()), default_python))
     LOG.debug("%s: starting %r", router.name, argv)
     try:
         proc = ChildProcess(argv, transport.use_pty, name, owner=router)

@@ -38,12 +38,16 @@ DISCOVERY_CANDIDATES = (
     "/usr/bin/python3",
     "python3",
 )
-# The first candidate that exists *and* runs as Python 3.8+ (one shell, no round trip
-# per candidate); a broken or too-old one is skipped, never chosen.
+# The oldest Python the core runs on. A caller may want a newer one (``python_min``):
+# discovery then skips older candidates, and refusals name what the caller wants.
+CORE_MIN_PYTHON = (3, 8)
+
+# The first candidate that exists *and* runs as the wanted Python (one shell, no round
+# trip per candidate); a broken or too-old one is skipped, never chosen.
 _DISCOVER = (
     'for p in "$@"; do command -v "$p" >/dev/null 2>&1 && '
-    '"$p" -c "import sys; sys.exit(sys.version_info < (3, 8))" >/dev/null 2>&1 && exec "$p" -c "$0"; done; '
-    'echo "NSM-ERR found no Python 3.8 or newer that runs (tried: $*)"; exit 127'
+    '"$p" -c "import sys; sys.exit(sys.version_info < (3, MINOR))" >/dev/null 2>&1 && exec "$p" -c "$0"; done; '
+    'echo "NSM-ERR found no Python 3.MINOR or newer that runs (tried: $*)"; exit 127'
 )
 
 
@@ -61,6 +65,11 @@ class Transport:
         # Without "python": discovery over these (else DISCOVERY_CANDIDATES, or the
         # caller's default interpreter for hops on the same machine).
         "python_candidates": ((list, type(None)), None),
+        # "3.N": the oldest Python the caller's work runs on (default: the core's own).
+        # Discovery skips older candidates and refusals name it; a named interpreter
+        # the core can run still starts (the caller's own check then speaks, as
+        # ansible-core's does for a 3.8 target under 2.20).
+        "python_min": ((str, type(None)), None),
         "connect_timeout": ((int, float), 60.0),
         "name": ((str, type(None)), None),
     }
@@ -84,8 +93,23 @@ class Transport:
             if isinstance(value, list) and not all(isinstance(v, str) for v in value):
                 raise SpecError("%s: option %r must be a list of strings" % (self.method, key))
             self.spec[key] = value
+        self.python_min = self._python_min(self.spec["python_min"])
         self.prompts_answered = 0
         self._answered_at: Dict[str, int] = {}
+
+    def _python_min(self, text: Optional[str]) -> Tuple[int, int]:
+        if text is None:
+            return CORE_MIN_PYTHON
+        match = re.fullmatch(r"3\.(\d+)", text)
+        if match is None or (3, int(match.group(1))) < CORE_MIN_PYTHON:
+            raise SpecError(
+                "%s: option 'python_min' must be a Python version from %d.%d on, such as '3.9', not %r"
+                % ((self.method,) + CORE_MIN_PYTHON + (text,))
+            )
+        return (3, int(match.group(1)))
+
+    def python_min_text(self) -> str:
+        return "%d.%d" % self.python_min
 
     def __repr__(self) -> str:
         return "%s(%s)" % (type(self).__name__, self.describe())
@@ -103,7 +127,8 @@ class Transport:
         candidates = self.spec.get("python_candidates")
         if self.spec.get("python") or (default_python and not candidates):
             return self.python_argv(default_python) + ["-c", first_stage]
-        return ["/bin/sh", "-c", _DISCOVER, first_stage, *(candidates or DISCOVERY_CANDIDATES)]
+        discover = _DISCOVER.replace("MINOR", str(self.python_min[1]))
+        return ["/bin/sh", "-c", discover, first_stage, *(candidates or DISCOVERY_CANDIDATES)]
 
     def describe(self) -> str:
         return self.spec.get("name") or self.method
