@@ -252,10 +252,3 @@ def module_origin(name: str) -> str:
 def module_attr(name: str, attr: str) -> Any:
     """``sys.modules[name].<attr>`` in this interpreter."""
     return getattr(sys.modules[name], attr)
-
-
-def active_run() -> Any:
-    """The module run the runner's hooks consider in progress (None between runs)."""
-    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _isolation
-
-    return None if _isolation._ACTIVE is None else repr(_isolation._ACTIVE)

@@ -48,6 +48,7 @@ def test_a_first_module_run_asks_only_for_the_runner():
         session.responder.companions[_mux.RUNNER] = _mux.RUNNER_COMPANIONS
         ctx = session.local()
         before = ctx.call(rh.stats)["import_requests"]  # the helper module itself, and what it imports
+        assert _mux.RUNNER not in session.responder.sent[ctx.context_id], "the helper module brought the runner along"
         request = make_request(module_path("command"), full_args({"_raw_params": "echo hi"}, "command", "/tmp"))
         reply = ctx.call(_runner.run_module, request)
         assert reply["rc"] == 0 and decode(reply["stdout"])["stdout"] == "hi", reply
