@@ -65,6 +65,40 @@ options:
       - name: ansible_password
       - name: ansible_ssh_pass
       - name: ansible_ssh_password
+  password_mechanism:
+    description:
+      - How P(ansible.builtin.ssh#connection) answers ssh's password prompt; accepted so
+        that the same settings work here.
+      - V(ssh_askpass) and V(sshpass) behave alike - ns.mitogen types the password at the
+        prompt itself, on a private pty, once per target account (no C(sshpass) program
+        is needed). V(disable) sends no password (key or agent logins only), as with
+        the built-in plugin.
+    type: string
+    default: ssh_askpass
+    choices:
+      - ssh_askpass
+      - sshpass
+      - disable
+    env:
+      - name: ANSIBLE_SSH_PASSWORD_MECHANISM
+    ini:
+      - section: ssh_connection
+        key: password_mechanism
+    vars:
+      - name: ansible_ssh_password_mechanism
+  sshpass_prompt:
+    description:
+      - Text of a prompt to answer with O(password) besides ssh's own password prompts
+        (for example C(Enter PIN for) of a PKCS#11 token); matched without regard to case.
+    type: string
+    default: ''
+    ini:
+      - section: ssh_connection
+        key: sshpass_prompt
+    env:
+      - name: ANSIBLE_SSHPASS_PROMPT
+    vars:
+      - name: ansible_sshpass_prompt
   private_key_file:
     description: Path to the private key to authenticate with.
     type: string
@@ -243,4 +277,8 @@ class Connection(MitogenConnectionBase):
             value = self.get_option(option)
             if value:
                 spec[key] = str(value)
+        if self.get_option("password_mechanism") == "disable":
+            spec.pop("password", None)
+        elif spec.get("password") and self.get_option("sshpass_prompt"):
+            spec["password_prompt"] = str(self.get_option("sshpass_prompt"))
         return self._with_python(spec)

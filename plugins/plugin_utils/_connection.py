@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import shlex
-import subprocess
 from typing import Any, Dict, List, Optional, Tuple
 
 import ansible.constants as C
@@ -33,7 +32,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _runner, _target
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, StreamError
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _debug, _mux, _planner
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _debug, _mux, _oneshot, _planner
 
 display = Display()
 LOG = logging.getLogger("ns.mitogen.worker")
@@ -387,25 +386,30 @@ class MitogenConnectionBase(ConnectionBase):
         """``cmd`` through a one-shot login, where no Python runs (``raw`` installing one).
 
         As the built-in plugin runs it: the login shell runs the command, become
-        wraps it with the task's own become plugin. Password prompts cannot be
-        answered on this path: then the original failure stands.
+        wraps it with the task's own become plugin. The login's password prompt is
+        answered as when an interpreter starts; a become password cannot be typed
+        on this path: then the original failure stands, with what to do.
         """
         becomes = self._becomes(sudoable)
         spec = self._login_spec()
-        if spec.get("password") is not None or (becomes and self._real_become.get_option("become_pass")):
+        if becomes and self._real_become.get_option("become_pass"):
             raise AnsibleConnectionFailure(
-                "ns.mitogen: no Python runs on %s, and a command without one cannot answer a password prompt "
-                "here; use ansible.builtin.ssh (mitogen_disable: true) to bootstrap Python" % self._host_name()
+                "ns.mitogen: no Python runs on %s, and a command without one cannot answer a become password "
+                "prompt here; use ansible.builtin.ssh (mitogen_disable: true) to bootstrap Python" % self._host_name()
             )
         if becomes:
             cmd = self._real_become.build_become_command(cmd, self._shell)
         argv = self._one_shot_argv(spec, to_text(cmd), use_pty)
         display.vvv("ns.mitogen EXEC without Python (one-shot %s): %s" % (self.method, argv), host=self._host_name())
-        proc = subprocess.run(argv, input=to_bytes(in_data or b""), capture_output=True, check=False)
-        stdout = proc.stdout
+        try:
+            rc, stdout, stderr = _oneshot.run_once(spec, argv, to_bytes(in_data or b""))
+        except ConnectError as exc:
+            raise AnsibleConnectionFailure(self._unreachable_message(exc)) from None
+        if rc == 255 and self.method == "ssh":  # as ansible.builtin.ssh: ssh's own failure
+            raise AnsibleConnectionFailure("Failed to connect to the host via ssh: %s" % to_text(stderr).strip())
         if becomes:
             stdout = _strip_become_success(stdout, to_bytes(self._real_become.success or ""))
-        return proc.returncode, stdout, proc.stderr
+        return rc, stdout, stderr
 
     def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
         """The argv that runs ``cmd`` once as the login user, without our interpreter."""

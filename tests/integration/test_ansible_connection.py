@@ -163,8 +163,11 @@ def test_json_stdout_callback_stays_parseable(testbed, tmp_path):
     assert set(doc["stats"]) == {"h1", "h2"} and all(s["failures"] == 0 for s in doc["stats"].values())
 
 
-def test_raw_without_python_and_a_password_login_says_what_to_do(testbed, tmp_path):
-    """The one-shot path cannot answer ssh's password prompt: a clear failure, not a hang."""
+def test_raw_without_python_over_a_password_login(testbed, tmp_path):
+    """The one-shot path answers ssh's password prompt too (bootstrapping Python on such a host).
+
+    A become password cannot be typed there: a clear failure that says what to do.
+    """
     inv = inventory(
         testbed,
         tmp_path / "hosts",
@@ -175,7 +178,43 @@ def test_raw_without_python_and_a_password_login_says_what_to_do(testbed, tmp_pa
         ansible_ssh_private_key_file="/nonexistent/key",
     )
     play = tmp_path / "raw.yml"
-    play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.raw: echo hi\n")
+    play.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.raw: echo hi; id -un\n      register: r\n"
+        "    - ansible.builtin.assert:\n        that: r.stdout_lines[-1] == %r\n"
+        "    - ansible.builtin.raw: id -u\n      become: true\n      vars:\n        ansible_become_pass: x\n"
+        % testbed.users.pw.name
+    )
     rc, stats, output = run_playbook(tmp_path, inv, str(play), env={"ANSIBLE_STRATEGY": "ns.mitogen.linear"})
-    assert stats["h1"]["unreachable"] == 1, output[-3000:]
-    assert "no Python runs on" in output and "bootstrap Python" in output
+    assert stats["h1"]["ok"] == 2 and stats["h1"]["unreachable"] == 1, output[-3000:]
+    assert "cannot answer a become password prompt" in output and "bootstrap Python" in output
+
+
+@pytest.mark.parametrize("mechanism", ["ssh_askpass", "sshpass", "disable"])
+def test_password_logins_under_each_password_mechanism(testbed, tmp_path, mechanism):
+    """ansible.builtin.ssh's ``password_mechanism`` values mean the same here.
+
+    Both mechanisms log in (ns.mitogen types the password itself: no sshpass program
+    is involved); ``disable`` sends no password, and the login fails as vanilla's does.
+    """
+    user = testbed.users.pw
+    inv = inventory(
+        testbed,
+        tmp_path / "hosts",
+        hosts=("h1",),
+        ansible_user=user.name,
+        ansible_password=user.password,
+        ansible_ssh_private_key_file="/nonexistent/key",
+        ansible_ssh_password_mechanism=mechanism,
+    )
+    play = tmp_path / "whoami.yml"
+    play.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.command: whoami\n      register: who\n"
+        "    - ansible.builtin.assert:\n        that: who.stdout == %r\n" % user.name
+    )
+    rc, stats, output = run_playbook(tmp_path, inv, str(play))
+    if mechanism == "disable":
+        assert stats["h1"]["unreachable"] == 1 and "Permission denied" in output, output[-3000:]
+    else:
+        assert rc == 0 and stats["h1"]["ok"] == 2 and stats["h1"]["failed"] == 0, output[-3000:]

@@ -24,6 +24,15 @@ def test_ssh_with_password_uses_a_pty_and_one_attempt():
         t.on_text("tty", "u@h's password: \r\nu@h's password: ")
 
 
+def test_ssh_answers_a_named_prompt_too():
+    """``password_prompt`` (ansible's sshpass_prompt), e.g. a PKCS#11 token's PIN prompt."""
+    spec = {"method": "ssh", "hostname": "h", "password": "1234", "password_prompt": "Enter PIN for"}
+    assert _transports.make(spec).on_text("tty", "Enter PIN for 'token 1': ") == b"1234\n"
+    plain = _transports.make(dict(spec, password_prompt=None))
+    assert plain.on_text("tty", "Enter PIN for 'token 1': ") is None
+    assert plain.on_text("tty", "u@h's password: ") == b"1234\n"
+
+
 def test_sudo_password_goes_to_stdin_and_a_retry_fails_fast():
     t = _transports.make({"method": "sudo", "username": "root", "password": "pw"})
     assert t.password_on_stdin and "-S" in t.argv(["py"]) and "-n" not in t.argv(["py"])

@@ -267,11 +267,12 @@ class ChildProcess:
         """Stop watching its output (broker thread), then reap in a short-lived thread."""
         for fn in self.on_detach:
             fn()
-        t = threading.Thread(target=self._reap_and_forget, name="ns.mitogen.reap-%d" % self.pid, daemon=True)
+        t = threading.Thread(target=self.reap_and_forget, name="ns.mitogen.reap-%d" % self.pid, daemon=True)
         t.start()
 
-    def _reap_and_forget(self) -> None:
-        self.reap()
+    def reap_and_forget(self, timeout: float = 5.0) -> None:
+        """``reap(timeout)``, then drop it from the children ``reap_all()`` knows."""
+        self.reap(timeout)
         with _PROCESSES_LOCK:
             if self in _PROCESSES:
                 _PROCESSES.remove(self)

@@ -183,6 +183,8 @@ class Ssh(Transport):
         "port": ((int, type(None)), None),
         "username": ((str, type(None)), None),
         "password": ((str, type(None)), None),
+        # answered with the password too (e.g. "Enter PIN for"), besides ssh's prompts
+        "password_prompt": ((str, type(None)), None),
         "identity_file": ((str, type(None)), None),
         "ssh_path": ((str,), "ssh"),
         "ssh_args": ((list,), []),
@@ -253,7 +255,12 @@ class Ssh(Transport):
                 text,
                 "add the host key to known_hosts, or set check_host_keys",
             )
-        if tail.endswith(("password:", "passphrase for key")) or "password for" in tail[-80:]:
+        custom = (self.spec.get("password_prompt") or "").lower()
+        if (
+            tail.endswith(("password:", "passphrase for key"))
+            or "password for" in tail[-80:]
+            or (custom and custom in tail[-200:])
+        ):
             if self.prompts_answered:
                 raise ConnectError(
                     self.describe(), "ssh password was refused", "authenticate", text, "check the password for this user"
