@@ -44,7 +44,7 @@ class _OneShot:
         self.t = transport
         self.proc = proc
         self.pending = stdin
-        self.seen = {"stdout": b"", "stderr": b"", "tty": b""}
+        self.seen: Dict[str, List[bytes]] = {"stdout": [], "stderr": [], "tty": []}  # chunks: no quadratic joins
         self.open = {"stdin": proc.stdin, "stdout": proc.stdout}  # ChildProcess.reap() closes the rest
 
     def close(self, which: Sequence[str] = ("stdin", "stdout")) -> None:
@@ -72,7 +72,7 @@ class _OneShot:
                     self.pending = b""  # the command stopped reading
             for fd in rl:
                 self._read(fd, readers)
-        return p.proc.wait(), self.seen["stdout"], self.seen["stderr"]
+        return p.proc.wait(), b"".join(self.seen["stdout"]), b"".join(self.seen["stderr"])
 
     def _read(self, fd: int, readers: Dict[int, str]) -> None:
         channel = readers[fd]
@@ -83,12 +83,13 @@ class _OneShot:
         if not data:
             del readers[fd]
             return
-        self.seen[channel] += data
+        self.seen[channel].append(data)
         if channel == "tty":
+            tty = b"".join(self.seen["tty"])  # prompts only: short
             try:
-                answer = self.t.on_text("tty", self.seen["tty"].decode("utf-8", "replace"))
+                answer = self.t.on_text("tty", tty.decode("utf-8", "replace"))
             except ConnectError as exc:
-                exc.output = (self.seen["stderr"] + self.seen["tty"]).decode("utf-8", "replace")
+                exc.output = (b"".join(self.seen["stderr"]) + tty).decode("utf-8", "replace")
                 raise
             if answer is not None:
                 os.write(fd, answer)
