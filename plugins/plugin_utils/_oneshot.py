@@ -64,22 +64,14 @@ class _OneShot:
                 self.close(["stdin"])  # the command sees the end of its input
             rl, wl, _unused = select.select(list(readers), [p.stdin] if "stdin" in self.open else [], [], 1.0)
             if wl:
-                try:
-                    self.pending = self.pending[os.write(p.stdin, self.pending[:65536]) :]
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    self.pending = b""  # the command stopped reading
+                self.pending = _bootstrap.write_some(p.stdin, self.pending)  # b"" if the command stopped reading
             for fd in rl:
                 self._read(fd, readers)
         return p.proc.wait(), b"".join(self.seen["stdout"]), b"".join(self.seen["stderr"])
 
     def _read(self, fd: int, readers: Dict[int, str]) -> None:
         channel = readers[fd]
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            data = b""
+        data = _bootstrap.read_some(fd)
         if not data:
             del readers[fd]
             return

@@ -347,13 +347,7 @@ class _Handshake:
             writers = [p.stdin] if self.pending else []
             rl, wl, _unused = select.select(list(readers), writers, [], min(left, 1.0))
             if wl:
-                try:
-                    n = os.write(p.stdin, self.pending[:65536])
-                    self.pending = self.pending[n:]
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    self.pending = b""  # the child is gone; its exit explains why
+                self.pending = write_some(p.stdin, self.pending)  # b"" if the child is gone: its exit explains why
             for fd in rl:
                 done = self._read(fd, readers)
                 if done is not None:
@@ -361,10 +355,7 @@ class _Handshake:
 
     def _read(self, fd: int, readers: Dict[int, str]) -> Optional[bytes]:
         channel = readers[fd]
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            data = b""
+        data = read_some(fd)
         if not data:
             del readers[fd]
             if channel == "stdout":
@@ -427,6 +418,24 @@ class _Handshake:
             pass
         reason, hint = self.t.explain(self.output(), rc)
         return self.fail(reason, hint, "spawn")
+
+
+def read_some(fd: int) -> bytes:
+    """What a child's pipe or pty holds now; b"" at its end (or an error: the same to us)."""
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b""
+
+
+def write_some(fd: int, pending: bytes) -> bytes:
+    """Write what a non-blocking ``fd`` takes of ``pending``; the rest (b"" if the reader is gone)."""
+    try:
+        return pending[os.write(fd, pending[:65536]) :]
+    except BlockingIOError:
+        return pending
+    except OSError:
+        return b""
 
 
 def _write_fully(fd: int, data: bytes) -> None:
