@@ -206,16 +206,24 @@ DISCOVERY_PLAYBOOK = """
 """
 
 
+def discover(testbed: Testbed, tmp_path: Path, release: str, candidates: list[str]) -> list[dict]:
+    """Each host's record of a ping under ``release`` with auto discovery over pyenv's ``candidates``."""
+    found = pythons()
+    missing = [v for v in candidates if v not in found]
+    if missing:
+        pytest.skip("needs pyenv's Python %s" % " and ".join(missing))
+    playbook = tmp_path / "discovery.yml"
+    playbook.write_text(DISCOVERY_PLAYBOOK % tuple(found[v] for v in candidates))
+    result = runner.run_playbook(testbed, playbook, "mitogen_linear", tmp_path, bin_dir=bin_dir(release))
+    check_run(result)
+    assert len(result.records) == len(runner.HOSTS)
+    return result.records
+
+
 def test_discovery_where_2_16_would_pick_another_python(testbed: Testbed, tmp_path: Path) -> None:
     """2.16's discovery takes the first candidate found (3.7 here); ns.mitogen needs 3.8+, runs 3.12 and says so."""
     found = pythons()
-    if "3.7" not in found or "3.12" not in found:
-        pytest.skip("needs pyenv's Python 3.7 and 3.12")
-    playbook = tmp_path / "discovery.yml"
-    playbook.write_text(DISCOVERY_PLAYBOOK % (found["3.7"], found["3.12"]))
-    result = runner.run_playbook(testbed, playbook, "mitogen_linear", tmp_path, bin_dir=bin_dir("2.16"))
-    check_run(result)
-    for record in result.records:
+    for record in discover(testbed, tmp_path, "2.16", ["3.7", "3.12"]):
         assert record["result"]["ansible_facts"]["discovered_interpreter_python"] == found["3.12"]
         assert record["result"]["warnings"] == [
             f"ns.mitogen runs {found['3.12']} on host {record['host']}, the first interpreter of the fallback list that runs "
@@ -226,14 +234,7 @@ def test_discovery_where_2_16_would_pick_another_python(testbed: Testbed, tmp_pa
 def test_discovery_passes_over_a_python_the_release_cannot_use(testbed: Testbed, tmp_path: Path) -> None:
     """2.20+ modules need Python 3.9: discovery passes over a 3.8 that runs, to the next candidate."""
     found = pythons()
-    if "3.8" not in found or "3.12" not in found:
-        pytest.skip("needs pyenv's Python 3.8 and 3.12")
-    playbook = tmp_path / "discovery.yml"
-    playbook.write_text(DISCOVERY_PLAYBOOK % (found["3.8"], found["3.12"]))
-    result = runner.run_playbook(testbed, playbook, "mitogen_linear", tmp_path, bin_dir=bin_dir("2.21"))
-    check_run(result)
-    assert len(result.records) == len(runner.HOSTS)
-    for record in result.records:
+    for record in discover(testbed, tmp_path, "2.21", ["3.8", "3.12"]):
         assert record["result"]["ansible_facts"]["discovered_interpreter_python"] == found["3.12"]
 
 
