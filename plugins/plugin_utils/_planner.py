@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import ansible.constants as C
 from ansible.executor import module_common
@@ -34,6 +34,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
 MARKER = b"#!ns.mitogen run-module\n"
 _PY_SUFFIX = re.compile(r"\.py$")  # compiled here, in the main process: each worker would compile it again
 _SOURCES: Dict[str, bytes] = {}  # source_id -> source, for need_source replies
+_CUSTOM_DIRS: Dict[Tuple[str, ...], List[str]] = {}  # module_utils search path -> its custom directories
 
 
 class Plan:
@@ -68,12 +69,15 @@ def warm_up() -> None:
     A legacy name (``ansible.legacy.command``, the name action plugins use) is found
     by listing each module directory and caching every file in it; each forked
     worker would do that again for its one lookup (~80 stat calls). A lookup of a
-    name nobody has lists them all, once; workers inherit the cache. Directories
-    added later (a role's ``library/``) clear it, as Ansible does.
+    name nobody has lists them all, once; workers inherit the cache. The same for
+    the module_utils search path, which ``plan()`` reads for every module (the
+    loader globs for it). Directories added later (a role's ``library/`` or
+    ``module_utils/``) clear these caches, as Ansible does.
     """
     from ansible.plugins.loader import module_loader
 
     module_loader.find_plugin_with_context("ansible.legacy.__ns_mitogen_warm_up__", "", collection_list=None)
+    _custom_module_utils_dirs()
 
 
 def _find_module(action: Any, module_name: str) -> Optional[str]:
@@ -93,9 +97,17 @@ def _is_new_style_python(path: str, source: bytes) -> bool:
 
 
 def _custom_module_utils_dirs() -> List[str]:
-    """Directories of non-builtin ``ansible.module_utils`` (playbook, role, configured)."""
-    builtin = os.path.realpath(module_common._MODULE_UTILS_PATH)
-    return [p for p in module_utils_loader._get_paths(subdirs=False) if os.path.isdir(p) and os.path.realpath(p) != builtin]
+    """Directories of non-builtin ``ansible.module_utils`` (playbook, role, configured).
+
+    Worked out once per search path (a role adding its ``module_utils/`` makes a new
+    one), in the main process by ``warm_up()``: workers inherit it.
+    """
+    paths = tuple(module_utils_loader._get_paths(subdirs=False))
+    found = _CUSTOM_DIRS.get(paths)
+    if found is None:
+        builtin = os.path.realpath(module_common._MODULE_UTILS_PATH)
+        found = _CUSTOM_DIRS[paths] = [p for p in paths if os.path.isdir(p) and os.path.realpath(p) != builtin]
+    return found
 
 
 def _imported_module_utils(source: bytes) -> Set[str]:
