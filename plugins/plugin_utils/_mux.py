@@ -101,6 +101,7 @@ class MuxServer:
         self._contexts: Dict[str, Context] = {}
         self._starting: Dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self._prepared = False
         self.router.on_route_lost.append(self._forget)
         self.session.responder.companions[RUNNER] = RUNNER_COMPANIONS
         self._sock = socket.socket(fileno=listen_fd)  # bound and listening: see start()
@@ -195,7 +196,7 @@ class MuxServer:
 
     # -- methods ----------------------------------------------------------------------
     def ping(self) -> Dict[str, Any]:
-        return {"pid": os.getpid(), "contexts": len(self._contexts)}
+        return {"pid": os.getpid(), "contexts": len(self._contexts), "prepared": self._prepared}
 
     def connect(self, stack: List[Dict[str, Any]]) -> Dict[str, Any]:
         """Return ``{"context_id", "hello"}`` for the last hop of ``stack``."""
@@ -219,7 +220,7 @@ class MuxServer:
                     break
             event.wait(120)
         try:
-            ctx = self.session.connect(stack[-1], via)
+            ctx = self.session.connect(stack[-1], via, on_spawn=self._prepare_soon)
             with self._lock:
                 self._contexts[key] = ctx
             return ctx
@@ -252,19 +253,31 @@ class MuxServer:
         return len(doomed)
 
     # -- life -------------------------------------------------------------------------
-    def prepare(self) -> None:
-        """What the first connection and module run need, made while the first ssh logs in.
+    def _prepare_soon(self) -> None:
+        """Called as the first child program starts: ``prepare()`` while it logs in.
 
-        The boot payload (~60 ms to build) and the first module run's module_utils
-        (~0.1 s to locate and scan). Both are also made on demand: this only moves
-        the work off the first task's path.
+        Not earlier: a CPU-bound thread holds the GIL for 5 ms at a time, and the
+        thread spawning ssh (a dozen system calls, each giving the GIL up) waited
+        ~30 ms for it when this ran from the mux's start.
+        """
+        with self._lock:
+            if self._prepared:
+                return
+            self._prepared = True
+        threading.Thread(target=self.prepare, name="ns.mitogen.prepare", daemon=True).start()
+
+    def prepare(self) -> None:
+        """What the first module run needs, made while the first ssh logs in.
+
+        The first module run's module_utils (~0.1 s to locate and scan; the boot
+        payload, ~60 ms, is built by the connecting thread itself meanwhile). Also
+        made on demand: this only moves the work off the first task's path.
         """
         try:
-            _bootstrap.payload()
             count = self.session.responder.warm(FIRST_RUN_MODULES)
-            LOG.debug("prepared the boot payload and %d module_utils", count)
+            LOG.debug("prepared %d module_utils", count)
         except Exception as exc:  # an optimisation: the same work happens on demand
-            LOG.warning("could not prepare ahead of the first connection: %s", exc)
+            LOG.warning("could not prepare ahead of the first module run: %s", exc)
 
     def serve(self) -> None:
         while _alive(self.watch_pid) and self.router.broker.alive:
@@ -317,9 +330,7 @@ def main(path: str, watch_pid: int, listen_fd: int, paths: Optional[List[str]] =
         if extra not in sys.path:
             sys.path.append(extra)
     _debug.start("mux")
-    server = MuxServer(path, watch_pid, listen_fd)
-    threading.Thread(target=server.prepare, name="ns.mitogen.prepare", daemon=True).start()
-    server.serve()
+    MuxServer(path, watch_pid, listen_fd).serve()
 
 
 # -- the worker side -------------------------------------------------------------------------

@@ -37,6 +37,20 @@ def session():
         s.close()
 
 
+def test_on_spawn_runs_once_the_child_runs_and_before_its_handshake(session):
+    seen = []
+
+    def on_spawn():
+        seen.append((len(session.contexts), sorted(p.pid for p in _bootstrap._PROCESSES)))
+
+    before = {p.pid for p in _bootstrap._PROCESSES}
+    ctx = session.connect({"method": "local", "python": sys.executable}, on_spawn=on_spawn)
+    ((contexts, pids),) = seen  # called once
+    assert contexts == 0, "called after the handshake"
+    (child,) = set(pids) - before
+    assert ctx.call(os.getpid) == child
+
+
 def test_call_returns_value_and_runs_in_another_process(session):
     ctx = session.local()
     info = ctx.call(rh.identity)

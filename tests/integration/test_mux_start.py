@@ -70,6 +70,20 @@ def test_a_running_mux_is_reused_not_replaced(playbook):
         client.close()
 
 
+def test_the_first_module_runs_preparation_waits_for_the_first_child(playbook):
+    """The prepare thread (CPU-bound) starts as the first child spawns, not at start-up,
+    where it held the GIL while the first connection's thread was spawning ssh."""
+    path = _mux.start(playbook.pid, [])
+    client = _mux.MuxClient(path)
+    try:
+        time.sleep(0.5)
+        assert client.request("ping")["prepared"] is False
+        client.request("connect", stack=[{"method": "local", "python": sys.executable}])
+        assert client.request("ping")["prepared"] is True
+    finally:
+        client.close()
+
+
 def test_a_stale_socket_file_is_taken_over(playbook):
     path = _mux.socket_path(playbook.pid)
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

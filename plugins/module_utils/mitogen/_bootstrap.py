@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import zlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _transports
 from ._errors import ConnectError, StreamError, TimeoutError
@@ -452,9 +452,13 @@ def connect(
     context_id: Optional[int] = None,
     log_level: int = logging.WARNING,
     default_python: str = "",
+    on_spawn: Optional[Callable[[], None]] = None,
 ) -> Tuple[Context, Dict[str, Any]]:
     """Start the child described by ``spec`` below ``router``'s context.
 
+    ``on_spawn`` is called in this thread as soon as the child program runs, before
+    the handshake: work that can overlap its login (ssh's takes ~0.2 s) but should
+    not delay its start, as a CPU-bound thread would (it holds the GIL).
     Returns the child's ``Context`` and its hello (pid, Python version, ...).
     Raises ``SpecError`` for a malformed spec and ``ConnectError`` for any failure
     to start it, never later than the spec's ``connect_timeout``.
@@ -484,6 +488,8 @@ def connect(
     except OSError as exc:
         hello.close()
         raise ConnectError(name, "cannot run %s: %s" % (argv[0], exc), "spawn") from None
+    if on_spawn is not None:
+        on_spawn()
     # The payload is built (once per process, ~0.1 s) while ssh is logging in.
     try:
         data = payload()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from . import _bootstrap, _files
 from ._broker import Broker
@@ -94,15 +94,21 @@ class Session:
         """Let contexts import the module tree ``prefix`` from this controller."""
         self.responder.allow(prefix)
 
-    def connect(self, spec: Dict[str, Any], via: Optional[Context] = None) -> Context:
+    def connect(
+        self, spec: Dict[str, Any], via: Optional[Context] = None, on_spawn: Optional[Callable[[], None]] = None
+    ) -> Context:
         """Start the context ``spec`` describes, from ``via`` (default: here).
 
+        ``on_spawn``: called once the child program runs here (``via`` None), while
+        it logs in (see ``_bootstrap.connect``).
         Raises ``SpecError`` for a malformed spec, ``ConnectError`` on failure.
         """
         spec = dict(spec)
         spec.setdefault("connect_timeout", self.connect_timeout)
         if via is None:
-            ctx, hello = _bootstrap.connect(self.router, spec, self.responder.prefixes, log_level=self.log_level)
+            ctx, hello = _bootstrap.connect(
+                self.router, spec, self.responder.prefixes, log_level=self.log_level, on_spawn=on_spawn
+            )
         else:
             name = make(spec).describe()  # validate here: a clear SpecError beats a remote one
             cid = self.router.allocate_id()
