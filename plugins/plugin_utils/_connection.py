@@ -30,7 +30,6 @@ from ansible.plugins.action import ActionBase
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _runner, _target
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, StreamError
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _debug, _mux, _oneshot, _planner
 
@@ -58,6 +57,10 @@ _BECOME_WORDS = {
     "sudo needs a password and none was given": "Missing sudo password",
 }
 
+
+# Target functions, by name: the worker never imports the target-side modules.
+RUN_MODULE = (_mux.RUNNER, "run_module")
+EXEC_COMMAND = (_mux.CORE + "._target", "exec_command")
 
 _PROMPT_RE = re.compile(r"(?i)(password|passphrase)[^:]*:\s*$")
 
@@ -234,15 +237,14 @@ class MitogenConnectionBase(ConnectionBase):
             self._contexts[key] = self._request("connect", stack=stack)["context_id"]
         return self._contexts[key]
 
-    def _call(self, sudoable: bool, fn: Any, *args: Any) -> Any:
-        """Run ``fn(*args)`` in the task's interpreter.
+    def _call(self, sudoable: bool, ref: Tuple[str, str], *args: Any) -> Any:
+        """Run the function ``ref`` (module, name) names with ``args`` in the task's interpreter.
 
         Never retried: if the interpreter dies during a call, the step may have had
         effects; the task fails as unreachable and the next task gets a new one.
         """
         stack = self._stack(sudoable)
         key = _mux.stack_key(stack)
-        ref = (fn.__module__, fn.__qualname__)
         if key in self._contexts:
             return self._request("call", context_id=self._contexts[key], ref=ref, args=args, kwargs={})
         # One round trip: the mux starts (or finds) the interpreter and relays the call.
@@ -354,12 +356,12 @@ class MitogenConnectionBase(ConnectionBase):
         if display.verbosity >= 3:
             request = dict(request, log=True)  # the target's own log lines come back too
         try:
-            reply = self._call(sudoable, _runner.run_module, request)
+            reply = self._call(sudoable, RUN_MODULE, request)
         except _InterpreterNotFound as exc:
             return 127, b"", to_bytes(exc.output)
         if reply.get("need_source"):
             request = dict(request, source=_planner.source_for(request["source_id"]))
-            reply = self._call(sudoable, _runner.run_module, request)
+            reply = self._call(sudoable, RUN_MODULE, request)
         for line in reply.get("log") or ():
             display.vvv("ns.mitogen target: %s" % line, host=host)
         return reply["rc"], reply["stdout"], reply["stderr"]
@@ -376,7 +378,7 @@ class MitogenConnectionBase(ConnectionBase):
         use_pty = bool(not in_data and sudoable and self.has_option("use_tty") and self.get_option("use_tty"))
         try:
             rc, stdout, stderr = self._call(
-                sudoable, _target.exec_command, to_text(cmd), to_bytes(in_data) if in_data else None, cwd, None, use_pty
+                sudoable, EXEC_COMMAND, to_text(cmd), to_bytes(in_data) if in_data else None, cwd, None, use_pty
             )
         except _InterpreterNotFound:
             return self._exec_without_python(cmd, in_data, sudoable, use_pty)

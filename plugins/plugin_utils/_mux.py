@@ -53,7 +53,8 @@ LOG = logging.getLogger("ns.mitogen.mux")
 MODULE_TREES = ["ansible.module_utils", "ansible_collections.*.*.plugins.module_utils"]
 # What nearly every target asks for on its first module run (absent ones are skipped),
 # sent along with the runner: basic, and what 2.19+ imports by a computed name.
-RUNNER = _bootstrap.PACKAGE + "._runner"
+CORE = _bootstrap.PACKAGE
+RUNNER = CORE + "._runner"
 RUNNER_COMPANIONS = [
     "ansible.module_utils.basic",
     "ansible.module_utils._internal._ansiballz._loader",
