@@ -51,10 +51,10 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug
 LOG = logging.getLogger("ns.mitogen.mux")
 
 MODULE_TREES = ["ansible.module_utils", "ansible_collections.*.*.plugins.module_utils"]
-# What nearly every target asks for on its first module run (absent ones are skipped),
-# sent along with the runner: basic, and what 2.19+ imports by a computed name.
 CORE = _bootstrap.PACKAGE
 RUNNER = CORE + "._runner"
+# What nearly every target asks for on its first module run (absent ones are skipped),
+# sent along with the runner: basic, and what 2.19+ imports by a computed name.
 RUNNER_COMPANIONS = [
     "ansible.module_utils.basic",
     "ansible.module_utils._internal._ansiballz._loader",

@@ -15,7 +15,8 @@ multiplexer daemon - is re-parented to it.  After the command exits it:
 4. writes REPORT: {"rc": <exit status>, "leftovers": [<command lines>]}.
 
 SIGTERM (the runner's timeout) kills the command's process group and every
-descendant, then writes the report with rc null.  Standard library only.
+descendant, then writes the report with rc null.  Standard library only (and
+`tests/processes.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the checkout's tests package
+from tests.processes import child_pids  # noqa: E402
+
 PR_SET_CHILD_SUBREAPER = 36
 GRACE = 5.0
 MASTER_EXIT_TIMEOUT = 10.0
@@ -37,15 +41,8 @@ MASTER_EXIT_TIMEOUT = 10.0
 
 def _children() -> dict[int, str]:
     """{pid: command line} of this process's live children."""
-    pids: set[int] = set()
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/children") as fp:
-                pids.update(int(p) for p in fp.read().split())
-        except OSError:
-            pass
     found = {}
-    for pid in pids:
+    for pid in child_pids():
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
