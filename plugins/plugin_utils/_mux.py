@@ -28,6 +28,7 @@ import contextlib
 import errno
 import fcntl
 import gc
+import hashlib
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._broker import Stream
@@ -53,6 +54,7 @@ LOG = logging.getLogger("ns.mitogen.mux")
 MODULE_TREES = ["ansible.module_utils", "ansible_collections.*.*.plugins.module_utils"]
 CORE = _bootstrap.PACKAGE
 RUNNER = CORE + "._runner"
+RUN_MODULE = (RUNNER, "run_module")
 # What nearly every target asks for on its first module run (absent ones are skipped),
 # sent along with the runner: basic, and what 2.19+ imports by a computed name.
 RUNNER_COMPANIONS = [
@@ -103,6 +105,8 @@ class MuxServer:
         self._starting: Dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._prepared = False
+        self._sources: Dict[str, bytes] = {}  # source_id -> a module's source, read for _with_source
+        self._delivered: Dict[int, Set[str]] = {}  # context_id -> source_ids it was sent
         self.router.on_route_lost.append(self._forget)
         self.session.responder.companions[RUNNER] = RUNNER_COMPANIONS
         self._sock = socket.socket(fileno=listen_fd)  # bound and listening: see start()
@@ -185,6 +189,9 @@ class MuxServer:
         self._reply(stream, msg, value, flags)
 
     def _relay_call(self, stream: Stream, req: Message, context_id: int, ref: tuple, args: tuple, kwargs: dict) -> None:
+        if tuple(ref) == RUN_MODULE and args and isinstance(args[0], dict):
+            self._with_source(context_id, args[0])
+
         def _back(reply: Message) -> None:
             if is_dead(reply):
                 err = StreamError(reply.data.decode("utf-8", "replace"))
@@ -194,6 +201,38 @@ class MuxServer:
 
         handle = self.router.add_handler(_back, persist=False, respondent=context_id, policy=self.router.reply_policy(context_id))
         self.router.send(Message.encoded((ref, args, kwargs), dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
+
+    def _with_source(self, context_id: int, request: Dict[str, Any]) -> None:
+        """Attach a module's source to a run request the first time ``context_id`` gets it.
+
+        The worker sends the module's path (``source_path``, popped here: it means
+        nothing on the target) and its sha1, not its bytes; without this the target's
+        first run of each module answers ``need_source`` and the worker sends again: a
+        round trip per module and target (20 ms at 20 ms RTT). A file that changed
+        since the worker read it is not attached (its sha1 differs): the target then
+        asks, as it does after evicting a source, and the worker sends its own copy.
+        """
+        path, source_id = request.pop("source_path", None), request.get("source_id")
+        if not isinstance(source_id, str):
+            return
+        delivered = self._delivered.setdefault(context_id, set())
+        if request.get("source") is not None:
+            delivered.add(source_id)
+            return
+        if source_id in delivered or not isinstance(path, str):
+            return
+        source = self._sources.get(source_id)
+        if source is None:
+            try:
+                with open(path, "rb") as fp:
+                    data = fp.read()
+            except OSError:
+                return
+            if hashlib.sha1(data).hexdigest() != source_id:
+                return
+            source = self._sources[source_id] = data
+        request["source"] = source
+        delivered.add(source_id)
 
     # -- methods ----------------------------------------------------------------------
     def ping(self) -> Dict[str, Any]:
@@ -235,6 +274,8 @@ class MuxServer:
             for key, ctx in list(self._contexts.items()):
                 if ctx.context_id in lost:
                     del self._contexts[key]
+            for context_id in lost:
+                self._delivered.pop(context_id, None)
 
     def push_file(self, context_id: int, local_path: str, remote_path: str, mode: Optional[int] = None) -> Dict[str, Any]:
         return self.session.push_file(self.router.context(context_id), local_path, remote_path, mode)

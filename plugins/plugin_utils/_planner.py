@@ -13,8 +13,11 @@ directory, which the multiplexer does not serve) returns None: Ansible's own pat
 runs, over ns.mitogen's channel.
 
 The request crosses as data: ``{"name", "source_id", "args", "profile", "env"}``
-where ``args`` is the JSON text Ansible's own encoder made; the source follows only
-when the target asks for it (``need_source``), so a module crosses once per run.
+where ``args`` is the JSON text Ansible's own encoder made, plus ``source_path``
+for the multiplexer, which attaches the module's source to the first run of it
+each interpreter gets (and drops the path); should the target still lack it
+(``need_source``), the worker sends its own copy. So a module crosses once per run
+and interpreter, with no round trip of its own.
 """
 
 from __future__ import annotations
@@ -159,5 +162,6 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional
         "args": _compat.module_args_json(module_args, profile),
         "profile": profile,
         "env": {str(k): str(v) for k, v in env.items()},
+        "source_path": path,  # for the mux, which attaches the source where it was never sent
     }
     return Plan(request, path)

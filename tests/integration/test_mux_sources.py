@@ -1,0 +1,72 @@
+"""The mux attaches a module's source to the first run of it each interpreter gets.
+
+A worker sends the module's path and sha1, not its bytes; without the mux's help
+the target's first run of each module answered ``need_source`` and cost another
+round trip. Real mux, real local target interpreters, real modules.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
+from tests.integration.runner_support import full_args, make_request, module_path
+from tests.processes import child_pids
+
+STACK = [{"method": "local", "python": sys.executable}]
+
+
+@pytest.fixture
+def client(tmp_path):
+    """A mux serving a stand-in playbook process, and a client of it."""
+    before = child_pids()
+    playbook = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    client = _mux.connect_client(playbook.pid, [])
+    try:
+        yield client
+    finally:
+        client.close()
+        playbook.kill()
+        playbook.wait()
+        for pid in child_pids() - before:  # the mux: it exits once its playbook is gone
+            os.waitpid(pid, 0)
+
+
+def _request(path, tmp_path):
+    request = make_request(path, full_args({"data": "x"}, "ping", str(tmp_path)), name="ansible.modules.ping", send_source=False)
+    return dict(request, source_path=path)
+
+
+def _run(client, request):
+    return client.request("call", stack=STACK, ref=_mux.RUN_MODULE, args=(request,), kwargs={})
+
+
+def test_the_first_run_of_a_module_needs_no_second_round_trip(client, tmp_path):
+    request = _request(module_path("ping"), tmp_path)
+    first = _run(client, request)
+    assert "need_source" not in first and first["rc"] == 0, first
+    assert b'"ping": "x"' in first["stdout"]
+    assert _run(client, request)["rc"] == 0  # cached there since
+
+
+def test_a_new_interpreter_gets_the_source_again(client, tmp_path):
+    request = _request(module_path("ping"), tmp_path)
+    assert _run(client, request)["rc"] == 0
+    client.request("reset", stack=STACK)
+    again = _run(client, request)
+    assert "need_source" not in again and again["rc"] == 0, again
+
+
+def test_a_module_file_changed_since_planning_is_not_sent_the_target_asks(client, tmp_path):
+    copy = str(tmp_path / "ping.py")
+    shutil.copy(module_path("ping"), copy)
+    request = _request(copy, tmp_path)  # its sha1: the file as the worker read it
+    with open(copy, "a") as fp:
+        fp.write("\n# changed after planning\n")
+    assert _run(client, request) == {"need_source": True}
+    assert _run(client, dict(request, source=open(module_path("ping"), "rb").read()))["rc"] == 0
