@@ -11,7 +11,9 @@ instead, over a private UNIX socket, with the same framing and codec as the core
 - ``call(stack | context_id, ref, args, kwargs)``: run a function there; relayed
   from the broker thread when the context exists (the reply bytes go straight back),
   after starting it on the pool when it does not -- so a worker's first call is one
-  round trip, not a ``connect`` and then a ``call``;
+  round trip, not a ``connect`` and then a ``call``; a module run's request gets
+  the module's source attached the first time its context runs that module
+  (``_with_source``), so the target need not ask for it (``need_source``);
 - ``push_file`` / ``fetch_file``: stream files between the controller and a context;
 - ``reset(stack)``: drop the contexts of a host (``meta: reset_connection``).
 

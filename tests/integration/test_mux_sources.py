@@ -7,34 +7,26 @@ round trip. Real mux, real local target interpreters, real modules.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
 from tests.integration.runner_support import full_args, make_request, module_path
-from tests.processes import child_pids
 
 STACK = [{"method": "local", "python": sys.executable}]
 
 
 @pytest.fixture
-def client(tmp_path):
-    """A mux serving a stand-in playbook process, and a client of it."""
-    before = child_pids()
-    playbook = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+def client(playbook):
+    """A client of a mux serving a stand-in playbook process (which checks the mux exits)."""
     client = _mux.connect_client(playbook.pid, [])
     try:
         yield client
     finally:
         client.close()
-        playbook.kill()
-        playbook.wait()
-        for pid in child_pids() - before:  # the mux: it exits once its playbook is gone
-            os.waitpid(pid, 0)
 
 
 def _request(path, tmp_path):
@@ -69,4 +61,4 @@ def test_a_module_file_changed_since_planning_is_not_sent_the_target_asks(client
     with open(copy, "a") as fp:
         fp.write("\n# changed after planning\n")
     assert _run(client, request) == {"need_source": True}
-    assert _run(client, dict(request, source=open(module_path("ping"), "rb").read()))["rc"] == 0
+    assert _run(client, dict(request, source=Path(module_path("ping")).read_bytes()))["rc"] == 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -19,26 +18,6 @@ import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import StreamError
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
-from tests.processes import child_pids
-
-
-@pytest.fixture
-def playbook():
-    """A stand-in for ansible-playbook: the mux serves it, and exits when it is gone."""
-    before = child_pids()
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    try:
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
-        muxes = child_pids() - before - {proc.pid}
-        deadline = time.monotonic() + 10
-        while muxes and time.monotonic() < deadline:  # each mux exits once its playbook is gone
-            muxes = {pid for pid in muxes if os.waitpid(pid, os.WNOHANG) == (0, 0)}
-            time.sleep(0.05)
-        assert not muxes, "the mux did not exit with its playbook process"
-        assert not os.path.exists(_mux.socket_path(proc.pid)), "the mux left its socket behind"
 
 
 def mux_pid(path: str) -> int:
