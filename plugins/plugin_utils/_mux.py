@@ -213,6 +213,8 @@ class MuxServer:
         round trip per module and target (20 ms at 20 ms RTT). A file that changed
         since the worker read it is not attached (its sha1 differs): the target then
         asks, as it does after evicting a source, and the worker sends its own copy.
+        Runs on the broker thread; the one read per module and run is of a local file
+        the worker has just read (so in the page cache), a blocking call kept that short.
         """
         path, source_id = request.pop("source_path", None), request.get("source_id")
         if not isinstance(source_id, str):
