@@ -211,11 +211,10 @@ EXAMPLES = r"""
 # web1 ansible_host=10.0.0.5 ansible_user=deploy ansible_connection=ns.mitogen.ssh
 """
 
-import shlex
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
-from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
+from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase, split_words
 
 # Options that belong to one-ssh-process-per-step operation; ns.mitogen keeps one.
 _DROPPED_OPTIONS = ("controlmaster", "controlpersist", "controlpath")
@@ -260,7 +259,7 @@ class Connection(MitogenConnectionBase):
     def _login_spec(self) -> Dict[str, Any]:
         args: List[str] = []
         for name in ("ssh_args", "ssh_common_args", "ssh_extra_args"):
-            args += shlex.split(str(self.get_option(name) or ""))
+            args += split_words(str(self.get_option(name) or ""))
         spec: Dict[str, Any] = {
             "method": "ssh",
             "hostname": str(self.get_option("host")),

@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._broker import Stream
@@ -68,9 +68,20 @@ RUNNER_COMPANIONS = [
 FIRST_RUN_MODULES = [RUNNER] + RUNNER_COMPANIONS
 
 
-def socket_dir() -> str:
-    """A private (0700) directory for mux sockets of this user."""
+_SOCKET_DIRS: Dict[Tuple[str, int], str] = {}  # checked already (by this process or its parent)
+
+
+def socket_dir(fresh: bool = False) -> str:
+    """A private (0700) directory for mux sockets of this user.
+
+    Checked (and made) once per process unless ``fresh``: only its owner, this
+    user, or root can change it since. Starting a mux asks afresh, in case it was
+    removed meanwhile.
+    """
     base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    key = (base, os.getuid())
+    if key in _SOCKET_DIRS and not fresh:
+        return _SOCKET_DIRS[key]
     path = os.path.join(base, "ns-mitogen-%d" % os.getuid())
     try:
         os.mkdir(path, 0o700)
@@ -79,11 +90,12 @@ def socket_dir() -> str:
     st = os.lstat(path)
     if st.st_uid != os.getuid() or st.st_mode & 0o077 or not os.path.isdir(path):
         raise Error("%s must be a directory owned by uid %d with mode 0700" % (path, os.getuid()))
+    _SOCKET_DIRS[key] = path
     return path
 
 
-def socket_path(playbook_pid: int) -> str:
-    return os.path.join(socket_dir(), "mux-%d.sock" % playbook_pid)
+def socket_path(playbook_pid: int, fresh: bool = False) -> str:
+    return os.path.join(socket_dir(fresh), "mux-%d.sock" % playbook_pid)
 
 
 def stack_key(stack: List[Dict[str, Any]]) -> str:
@@ -425,11 +437,12 @@ def _collections_root() -> str:
     return here
 
 
-def connect_client(playbook_pid: int, paths: Optional[List[str]] = None) -> MuxClient:
+def connect_client(playbook_pid: int, paths: Union[None, List[str], Callable[[], List[str]]] = None) -> MuxClient:
     """A client of the mux serving ``playbook_pid``, starting the mux if needed.
 
-    ``paths`` (collection roots) go on the new mux's ``sys.path``, so it can serve
-    the module_utils of every installed collection.
+    ``paths`` (collection roots, or a function giving them, called only if a mux
+    must start) go on the new mux's ``sys.path``, so it can serve the module_utils
+    of every installed collection.
     """
     path = socket_path(playbook_pid)
     try:
@@ -437,7 +450,7 @@ def connect_client(playbook_pid: int, paths: Optional[List[str]] = None) -> MuxC
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED):
             raise
-    start(playbook_pid, paths)
+    start(playbook_pid, paths() if callable(paths) else paths)
     try:
         return MuxClient(path)
     except OSError as exc:
@@ -452,7 +465,7 @@ def start(playbook_pid: int, paths: Optional[List[str]] = None) -> str:
     has started (~0.1 s of imports), instead of the caller polling for it. If the
     mux dies, the socket goes with it and waiting clients get a ``StreamError``.
     """
-    path = socket_path(playbook_pid)
+    path = socket_path(playbook_pid, fresh=True)
     with open(path + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _listening(path):

@@ -23,6 +23,7 @@ and interpreter, with no round trip of its own.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -31,12 +32,18 @@ import ansible.constants as C
 from ansible.executor import module_common
 from ansible.plugins.loader import module_utils_loader
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec, _importer
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _importer
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
 
 MARKER = b"#!ns.mitogen run-module\n"
 _PY_SUFFIX = re.compile(r"\.py$")  # compiled here, in the main process: each worker would compile it again
 _SOURCES: Dict[str, bytes] = {}  # source_id -> source, for need_source replies
+_FILES: Dict[str, "_ModuleFile"] = {}  # module path -> what plan() needs of it
+_WARMED: Set[Tuple[str, Tuple[str, ...]]] = set()  # (module name, collections) read by warm_module
+_PENDING: Dict[bytes, Dict[str, Any]] = {}  # marker token -> its request (this process)
+_TOKENS = itertools.count(1)
+#: Modules that the file actions (copy, template, fetch, ...) run besides the task's own.
+WARM_MODULES = ("ansible.legacy.stat", "ansible.legacy.file", "ansible.legacy.copy", "ansible.legacy.slurp")
 _CUSTOM_DIRS: Dict[Tuple[str, ...], List[str]] = {}  # module_utils search path -> its custom directories
 
 
@@ -51,19 +58,60 @@ class Plan:
         return "Plan(%s)" % self.request.get("name")
 
     def marker(self) -> bytes:
-        return MARKER + _codec.encode(self.request)
+        """What stands in for the module's payload until ``exec_command`` (same process).
+
+        The request stays here, under a token: it is not encoded into the payload and
+        decoded again a moment later in the same worker.
+        """
+        token = b"%d.%d" % (os.getpid(), next(_TOKENS))
+        _PENDING[token] = self.request
+        return MARKER + token
 
 
 def decode_marker(in_data: Optional[bytes]) -> Optional[Dict[str, Any]]:
-    """The request carried by ``in_data``, or None when it is not ours."""
+    """The request ``in_data`` stands for, or None when it is not ours.
+
+    Raises ``KeyError`` for a marker this process did not make, or already ran
+    (nothing hands one on; it would be a bug, and running it as a command's input
+    would be worse).
+    """
     if not in_data or not in_data.startswith(MARKER):
         return None
-    request = _codec.decode(in_data[len(MARKER) :])
-    return request if isinstance(request, dict) else None
+    return _PENDING.pop(bytes(in_data[len(MARKER) :]))
 
 
 def source_for(source_id: str) -> Optional[bytes]:
     return _SOURCES.get(source_id)
+
+
+class _ModuleFile:
+    """What ``plan()`` needs of a module file, read once per file version."""
+
+    def __init__(self, path: str, version: Tuple[int, int, int], source: bytes) -> None:
+        self.version = version
+        self.source_id = hashlib.sha1(source).hexdigest()
+        self.new_style = _is_new_style_python(path, source)
+        self.module_utils = _imported_module_utils(source) if self.new_style else set()
+        self.profile = _compat.module_profile(source) if self.new_style else None
+        self.name = _compat.module_fqn(path, _PY_SUFFIX.sub("", os.path.basename(path)))
+        if self.new_style:
+            _SOURCES[self.source_id] = source
+
+
+def _module_file(path: str) -> _ModuleFile:
+    """``path``'s facts, from the cache while the file is unchanged (size, mtime, inode).
+
+    The cache is filled in the main process too (``warm_module``), before workers
+    fork: a worker then reads, hashes and scans nothing for a module it runs.
+    """
+    st = os.stat(path)
+    version = (st.st_mtime_ns, st.st_size, st.st_ino)
+    found = _FILES.get(path)
+    if found is None or found.version != version:
+        with open(path, "rb") as fp:
+            source = fp.read()
+        found = _FILES[path] = _ModuleFile(path, version, source)
+    return found
 
 
 def warm_up() -> None:
@@ -74,21 +122,52 @@ def warm_up() -> None:
     worker would do that again for its one lookup (~80 stat calls). A lookup of a
     name nobody has lists them all, once; workers inherit the cache. The same for
     the module_utils search path, which ``plan()`` reads for every module (the
-    loader globs for it). Directories added later (a role's ``library/`` or
-    ``module_utils/``) clear these caches, as Ansible does.
+    loader globs for it), for the modules that file actions run (``WARM_MODULES``),
+    and for the code that encodes a module's arguments (its first run in a process
+    imports and builds what it needs). Directories added later (a role's
+    ``library/`` or ``module_utils/``) clear these caches, as Ansible does.
     """
     from ansible.plugins.loader import module_loader
 
     module_loader.find_plugin_with_context("ansible.legacy.__ns_mitogen_warm_up__", "", collection_list=None)
     _custom_module_utils_dirs()
+    for name in WARM_MODULES:
+        warm_module(name, None)
+    for profile in {module.profile for module in _FILES.values() if module.new_style}:
+        _compat.module_args_json({}, profile)
+
+
+def warm_module(name: str, collections: Optional[List[str]]) -> None:
+    """Read module ``name``'s file into the cache now (main process, before a worker forks).
+
+    Once per name: this is a hint, as the worker finds its module itself and uses
+    the cache only for that file as it is now. Quietly: a deprecated name is
+    reported by the worker that runs it, as ever.
+    """
+    key = (name, tuple(collections or ()))
+    if key in _WARMED:
+        return
+    _WARMED.add(key)
+    path = _resolve(name, collections, quiet=True)
+    if path is not None:
+        try:
+            _module_file(path)
+        except OSError:
+            pass  # plan() meets it again, and Ansible reports it
+
+
+def _resolve(module_name: str, collections: Optional[List[str]], loader: Any = None, quiet: bool = False) -> Optional[str]:
+    if loader is None:
+        from ansible.plugins.loader import module_loader
+
+        loader = module_loader
+    result = loader.find_plugin_with_context(module_name, "", ignore_deprecated=quiet, collection_list=collections)
+    path = getattr(result, "plugin_resolved_path", None) if getattr(result, "resolved", False) else None
+    return str(path) if path else None
 
 
 def _find_module(action: Any, module_name: str) -> Optional[str]:
-    result = action._shared_loader_obj.module_loader.find_plugin_with_context(
-        module_name, "", collection_list=action._task.collections
-    )
-    path = getattr(result, "plugin_resolved_path", None) if getattr(result, "resolved", False) else None
-    return str(path) if path else None
+    return _resolve(module_name, action._task.collections, action._shared_loader_obj.module_loader)
 
 
 def _is_new_style_python(path: str, source: bytes) -> bool:
@@ -123,19 +202,15 @@ def _imported_module_utils(source: bytes) -> Set[str]:
     return names
 
 
-def _uses_custom_module_utils(source: bytes) -> bool:
-    """True if the module imports a module_utils that a custom directory provides.
+def _provided_by_custom_dirs(names: Set[str]) -> bool:
+    """True if a custom directory provides one of the module_utils ``names`` (a module's imports).
 
     Such a directory may also shadow a builtin name; Ansible's own path then builds
     the module with the right one.
     """
-    dirs = _custom_module_utils_dirs()
-    if not dirs:
-        return False
+    dirs = _custom_module_utils_dirs() if names else []
     return any(
-        os.path.exists(os.path.join(d, name + ".py")) or os.path.isdir(os.path.join(d, name))
-        for name in _imported_module_utils(source)
-        for d in dirs
+        os.path.exists(os.path.join(d, name + ".py")) or os.path.isdir(os.path.join(d, name)) for name in names for d in dirs
     )
 
 
@@ -146,21 +221,16 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional
     path = _find_module(action, module_name)
     if path is None:
         return None  # let Ansible raise its own "module not found"
-    with open(path, "rb") as fp:
-        source = fp.read()
-    if not _is_new_style_python(path, source) or _uses_custom_module_utils(source):
+    module = _module_file(path)
+    if not module.new_style or _provided_by_custom_dirs(module.module_utils):
         return None
-    leaf = _PY_SUFFIX.sub("", os.path.basename(path))
-    profile = _compat.module_profile(source)
     env: Dict[str, Any] = {}
     action._compute_environment_string(env)
-    source_id = hashlib.sha1(source).hexdigest()
-    _SOURCES[source_id] = source
     request = {
-        "name": _compat.module_fqn(path, leaf),
-        "source_id": source_id,
-        "args": _compat.module_args_json(module_args, profile),
-        "profile": profile,
+        "name": module.name,
+        "source_id": module.source_id,
+        "args": _compat.module_args_json(module_args, module.profile),
+        "profile": module.profile,
         "env": {str(k): str(v) for k, v in env.items()},
         "source_path": path,  # for the mux, which attaches the source where it was never sent
     }

@@ -97,4 +97,8 @@ class MitogenStrategyMixin:
                         _redirect_vars(dvars, getattr(task, "connection", None))
         except Exception as exc:  # never break a run over an optimisation
             display.warning("ns.mitogen: could not redirect %s's connection: %s" % (host, exc))
+        try:
+            _planner.warm_module(task.action, task.collections)  # the worker inherits what it read
+        except Exception:  # an optimisation: the worker reads the module itself
+            pass
         return super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]

@@ -63,16 +63,66 @@ def test_custom_module_utils_send_a_module_down_ansibles_own_path(tmp_path):
 
     from ansible_collections.ns.mitogen.plugins.plugin_utils import _planner
 
-    uses_custom = b"from ansible.module_utils.nsm_custom_util import helper\n"
-    uses_builtin = b"from ansible.module_utils.basic import AnsibleModule\n"
-    assert not _planner._uses_custom_module_utils(uses_custom)  # no such directory yet
+    def uses_custom(source: bytes) -> bool:
+        return _planner._provided_by_custom_dirs(_planner._imported_module_utils(source))
+
+    custom = b"from ansible.module_utils.nsm_custom_util import helper\n"
+    builtin = b"from ansible.module_utils.basic import AnsibleModule\n"
+    assert not uses_custom(custom)  # no such directory yet
     (tmp_path / "nsm_custom_util.py").write_text("def helper(): pass\n")
     module_utils_loader.add_directory(str(tmp_path))
     try:
-        assert _planner._uses_custom_module_utils(uses_custom)
-        assert not _planner._uses_custom_module_utils(uses_builtin)
+        assert uses_custom(custom)
+        assert not uses_custom(builtin)
         (tmp_path / "basic.py").write_text("# shadows the builtin\n")
-        assert _planner._uses_custom_module_utils(uses_builtin)
+        assert uses_custom(builtin)
     finally:
         module_utils_loader._extra_dirs.remove(str(tmp_path.resolve()))
         module_utils_loader._clear_caches()
+
+
+def test_module_file_facts_are_cached_until_the_file_changes(tmp_path):
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import _planner
+
+    path = tmp_path / "nsm_cached.py"
+    path.write_bytes(b"from ansible.module_utils.basic import AnsibleModule\n")
+    first = _planner._module_file(str(path))
+    assert first.new_style and first.module_utils == {"basic"}
+    assert _planner.source_for(first.source_id) == path.read_bytes()
+    assert _planner._module_file(str(path)) is first  # unchanged: nothing read again
+    path.write_bytes(b"#!/bin/sh\necho WANT_JSON\n")
+    second = _planner._module_file(str(path))
+    assert second is not first and not second.new_style and second.source_id != first.source_id
+    assert _planner.source_for(second.source_id) is None  # only sources the runner can use are kept
+
+
+def test_a_marker_stands_for_its_request_once_in_its_own_process():
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import _planner
+
+    request = {"name": "ansible.modules.ping", "args": "{}"}
+    marker = _planner.Plan(request, "/x/ping.py").marker()
+    assert marker.startswith(_planner.MARKER) and len(marker) < 64
+    assert _planner.decode_marker(b"plain stdin") is None
+    assert _planner.decode_marker(marker) is request
+    with pytest.raises(KeyError):  # spent, or another process's: never run as a command's input
+        _planner.decode_marker(marker)
+
+
+def test_split_words_is_shlex_split():
+    import random
+    import shlex
+
+    from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import split_words
+
+    fixed = ["", "  ", "-o A=b  -o C=d", "a\tb\nc\rd", "x\x0by", "x\xa0y", "'a b' c", 'a "b c"', "a\\ b", "#c d"]
+    rng = random.Random(4711)
+    alphabet = "ab =-#'\"\\\t\n\x0b\xa0"
+    generated = ["".join(rng.choice(alphabet) for _n in range(rng.randrange(12))) for _i in range(3000)]
+    for text in fixed + generated:
+        try:
+            expected = shlex.split(text)
+        except ValueError:  # unbalanced quotes: shlex's own error, from split_words too
+            with pytest.raises(ValueError):
+                split_words(text)
+            continue
+        assert split_words(text) == expected, repr(text)
