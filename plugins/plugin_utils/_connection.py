@@ -384,7 +384,7 @@ class MitogenConnectionBase(ConnectionBase):
         try:
             request = _planner.decode_marker(in_data)
         except KeyError:
-            raise AnsibleError("ns.mitogen: a module request of another process reached this one") from None
+            raise AnsibleError("ns.mitogen: a module request that this process did not make, or already ran") from None
         if request is not None:
             return self._run_module(request, sudoable)
         display.vvv("ns.mitogen EXEC %s" % cmd, host=self._host_name())

@@ -5,8 +5,8 @@
 Owns: ``plan()``, which finds the module a task runs, detects its style, and for a
 new-style Python module builds a run request for the target's in-process runner
 (``module_utils/mitogen/_runner.py``) instead of an AnsiballZ zip; and the marker
-that carries such a request through ``ActionBase._execute_module`` to the
-connection's ``exec_command``. Every other case (async, binary, JSON_ARGS,
+that stands for such a request on its way through ``ActionBase._execute_module`` to
+the connection's ``exec_command`` (the request itself waits in the worker). Every other case (async, binary, JSON_ARGS,
 WANT_JSON, old-style modules, kept remote files, and modules that import a
 ``module_utils`` from a playbook's, role's or configured ``module_utils/``
 directory, which the multiplexer does not serve) returns None: Ansible's own path

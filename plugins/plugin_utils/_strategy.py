@@ -3,7 +3,8 @@
 """What the ns.mitogen strategies add to the built-in ones (private).
 
 Owns: starting the run's multiplexer before Ansible forks its workers, loading our
-connection plugins there too (see ``_preload``), and sending hosts on
+connection plugins there too (see ``_preload``), reading each task's module file
+before its worker forks (``_planner.warm_module``), and sending hosts on
 ``ansible.builtin.ssh`` / ``local`` to ``ns.mitogen.ssh`` / ``local``.
 Nothing of the built-in run loops is copied or replaced: the mixin only wraps
 ``run()`` and ``_queue_task()``, the smallest public-ish surface there is.
