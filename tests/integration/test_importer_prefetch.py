@@ -5,7 +5,7 @@ Real local target interpreters."""
 
 from __future__ import annotations
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _importer, _runner, api
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap, _child, _importer, _runner, api
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
 from tests.integration import remote_helpers as rh
 from tests.integration.runner_support import decode, full_args, make_request, module_path
@@ -70,3 +70,24 @@ def test_companions_outside_the_allow_list_are_not_served():
         session.responder.companions[_mux.RUNNER] = ["json", "ansible.module_utils.basic"]
         bundle = session.responder._bundle(_mux.RUNNER, 12345)
         assert "ansible.module_utils.basic" in bundle and "json" not in bundle
+
+
+def test_a_child_never_receives_again_what_its_boot_payload_held():
+    """The runner imports the core a child boots with: only the rest goes (~20 KB less
+    per target); an intermediary starts its own children with its payload, and
+    fetches the code that starts them (bootstrap, transports) only then."""
+    _data, booted = _bootstrap.payload()
+    assert _bootstrap.PACKAGE + "._router" in booted and _bootstrap.PACKAGE + "._bootstrap" not in booted
+    with api.Session(allow_imports=ALLOW) as session:
+        a = session.local()
+        assert a.call(_runner.stats)["runs"] == 0
+        sent = set(session.responder.sent[a.context_id])
+        assert _mux.RUNNER in sent and not sent & booted, sorted(sent & booted)
+        b = session.local(via=a)
+        c = session.local(via=b)
+        assert c.call(rh.echo, "deep") == "deep"
+        sent = set(session.responder.sent[a.context_id])
+        assert _bootstrap.PACKAGE + "._bootstrap" in sent and not sent & booted, sorted(sent & booted)
+        # a relays to b what b lacks, never b's own boot modules either
+        b_got = set(a.call(_child.stats)["modules_sent"].get(b.context_id, {}))
+        assert _bootstrap.PACKAGE + "._bootstrap" in b_got and not b_got & booted, sorted(b_got & booted)

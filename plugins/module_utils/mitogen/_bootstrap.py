@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import zlib
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from . import _transports
 from ._errors import ConnectError, StreamError, TimeoutError
@@ -103,7 +103,7 @@ def _nsm_boot(modules, payload):
 _nsm_boot(MODULES, PAYLOAD)
 """
 
-_payload: Optional[bytes] = None
+_payload: Optional[Tuple[bytes, FrozenSet[str]]] = None
 _payload_lock = threading.Lock()
 
 
@@ -137,8 +137,10 @@ def core_modules() -> Dict[str, Tuple[bool, str]]:
     """The modules a child needs to start (stripped), plus empty ancestor packages.
 
     Only what ``_child`` imports, transitively, travels in the payload; the rest of
-    the core (runner, files, ...) is fetched through the importer on first use, so
-    a context that never runs a module never receives the module runner.
+    the core (runner, files, this module and the transports, ...) is fetched through
+    the importer on first use, so a context that never runs a module never receives
+    the module runner, and one that never starts a child never receives the code
+    that starts children.
     """
     here = os.path.dirname(os.path.abspath(__file__))
     modules: Dict[str, Tuple[bool, str]] = {}
@@ -159,25 +161,28 @@ def core_modules() -> Dict[str, Tuple[bool, str]]:
     return modules
 
 
-def build_payload() -> bytes:
+def build_payload(modules: Optional[Dict[str, Tuple[bool, str]]] = None) -> bytes:
     """The compressed boot program: the core modules and the code that loads them."""
-    source = "MODULES = %r\nPACKAGE = %r\n%s" % (core_modules(), PACKAGE, BOOT)
+    source = "MODULES = %r\nPACKAGE = %r\n%s" % (core_modules() if modules is None else modules, PACKAGE, BOOT)
     return zlib.compress(source.encode("utf-8"), 9)
 
 
-def payload() -> bytes:
-    """The payload, built once per process (or inherited from our own parent)."""
+def payload() -> Tuple[bytes, FrozenSet[str]]:
+    """The payload and the modules in it, made once per process.
+
+    A child context (an intermediary) has no source tree to build one from: it
+    passes on the payload it was itself started with.
+    """
     global _payload
     with _payload_lock:
         if _payload is None:
-            _payload = build_payload()
+            child = sys.modules.get(PACKAGE + "._child")
+            if child is not None and child.PAYLOAD is not None:
+                _payload = (child.PAYLOAD, frozenset(child.BOOT_MODULES))
+            else:
+                modules = core_modules()
+                _payload = (build_payload(modules), frozenset(modules))
         return _payload
-
-
-def set_payload(data: bytes) -> None:
-    """Use the payload this process was itself started with (intermediaries)."""
-    global _payload
-    _payload = data
 
 
 # -- child processes ---------------------------------------------------------------------
@@ -492,7 +497,7 @@ def connect(
         on_spawn()
     # The payload is built (once per process, ~0.1 s) while ssh is logging in.
     try:
-        data = payload()
+        data, boot_modules = payload()
         boot = struct.pack(">I", len(data)) + data + Message.encoded(config, dst_id=cid, src_id=router.context_id).pack()
         handshake = _Handshake(transport, proc, boot, deadline)
         rest = handshake.run()
@@ -504,6 +509,8 @@ def connect(
     stream = router.make_stream(proc.stdout, proc.stdin, name, owner=proc, initial=rest, compress=transport.compress)
     _watch_stderr(router, proc, name)
     router.register_stream(stream, cid, name)
+    if router.responder is not None:
+        router.responder.started_with(cid, boot_modules)  # never sent again to this child
     try:
         info = hello.get(max(0.1, deadline - time.monotonic())).decode()
     except (StreamError, TimeoutError) as exc:

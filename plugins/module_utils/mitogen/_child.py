@@ -20,7 +20,6 @@ import socket
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import _bootstrap
 from ._broker import Broker
 from ._importer import Entry, Importer, Responder, install
 from ._logs import ForwardHandler, LogReceiver, OutputForwarder
@@ -30,6 +29,10 @@ from ._wire import FrameParser, Message
 
 ROUTER: Optional[Router] = None
 SERVICES: Optional[ServiceRegistry] = None
+# The boot payload this interpreter was started with: an intermediary starts its own
+# children with it (``_bootstrap.payload()``), as it has no source tree to build one.
+PAYLOAD: Optional[bytes] = None
+BOOT_MODULES: List[str] = []  # the modules in it
 # The working directory and environment this interpreter started with: commands
 # run for Ansible start from these, whatever earlier calls changed.
 START_CWD = ""
@@ -97,12 +100,12 @@ def _hang_up_group() -> None:
 
 def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     """Run this process as a child context until its parent lets go."""
-    global ROUTER, SERVICES, START_CWD, START_ENV
+    global ROUTER, SERVICES, START_CWD, START_ENV, PAYLOAD, BOOT_MODULES
     START_CWD, START_ENV = os.getcwd(), dict(os.environ)
     _lead_own_group()
     in_fd, out_fd, out_r, err_r = _redirect_stdio()
     config, rest = _read_config(in_fd)
-    _bootstrap.set_payload(payload)
+    PAYLOAD, BOOT_MODULES = payload, list(modules)
 
     broker = Broker()
     router = Router(broker, config["context_id"], config["name"], config["max_message"])
@@ -142,7 +145,11 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     if router.pool.busy:
         _hang_up_group()
     router.close()
-    _bootstrap.reap_all(5.0)
+    # Children exist only if this context started some, which imported the
+    # bootstrap (on demand: a target that never relays never receives it).
+    bootstrap = sys.modules.get(__name__.rpartition(".")[0] + "._bootstrap")
+    if bootstrap is not None:
+        bootstrap.reap_all(5.0)
     os._exit(0)
 
 

@@ -14,6 +14,8 @@ Rules it keeps:
   it imports that are not modules here travel as absent (the child would ask for
   each otherwise), and ``companions`` (set by whoever knows, e.g. the mux: what the
   module runner imports by computed names) go with a module the first time.
+- A child never receives again what its boot payload held (``started_with``): the
+  core modules it runs on are in every bundle's closure (the runner imports them).
 - Every hop keeps what passed through it: an intermediary answers its children
   from its cache, and asks upwards only for what it lacks. So each module crosses
   each hop at most once per run (``Responder.sent`` counts it, for the tests).
@@ -35,7 +37,7 @@ import re
 import sys
 import threading
 import zlib
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from . import _codec
 from ._errors import PeerProtocolError, StreamError, TimeoutError
@@ -303,6 +305,7 @@ class Responder:
         # from whoever knows what that module will import at run time, dynamically)
         self.companions: Dict[str, List[str]] = {}
         self.sent: Dict[int, Dict[str, int]] = {}  # child id -> module -> times sent
+        self.booted: Dict[int, FrozenSet[str]] = {}  # child id -> modules its boot payload held
         self.refused = 0
         self._waiting: Dict[str, List[Message]] = {}
         router.add_handler(self._on_get_module, GET_MODULE, policy=router.from_child_stream)
@@ -321,6 +324,10 @@ class Responder:
         for cid in list(self.sent) + [s.remote_id for s in self.router.broker.streams if s is not self.router.parent]:
             if cid > 0:
                 self.router.send(Message.encoded(list(self._prefixes), dst_id=cid, handle=IMPORT_POLICY))
+
+    def started_with(self, child: int, modules: FrozenSet[str]) -> None:
+        """``child`` was booted with ``modules``: they never go to it in a bundle."""
+        self.booted[child] = modules
 
     # -- controller: read sources ---------------------------------------------------
     def _load_local(self, name: str) -> Optional[Entry]:
@@ -409,10 +416,11 @@ class Responder:
         otherwise ask for each, one round trip apiece, to hear the same answer.
         """
         have = self.sent.setdefault(child, {})
+        booted = self.booted.get(child, frozenset())
         todo = [name]
         if name not in have:  # companions are hints: only allowed trees, as ever
             todo += [c for c in self.companions.get(name, []) if is_allowed(c, self.prefixes)]
-        bundle = self._closure(todo, self._lookup, lambda mod: mod in have and mod != name)
+        bundle = self._closure(todo, self._lookup, lambda mod: (mod in have or mod in booted) and mod != name)
         for mod in bundle:
             have[mod] = have.get(mod, 0) + 1
         return bundle
