@@ -457,6 +457,18 @@ RATIOS = (
 )
 
 
+def paired_ratio(a: Sequence[RunResult], b: Sequence[RunResult]) -> Optional[float]:
+    """Median over repetitions of a's wall time over b's in the same repetition.
+
+    The two runs of one repetition ran one after the other (``bench_rtt``), so a
+    drift in the machine's speed over the cell (a VM's neighbours) mostly cancels
+    in each ratio; the ratio of medians compares runs from different moments.
+    """
+    if len(a) != len(b) or len(a) < 2 or any(r.wall_s <= 0 for r in b):
+        return None
+    return statistics.median(x.wall_s / y.wall_s for x, y in zip(a, b))
+
+
 def ratios(summaries: Mapping[str, Summary]) -> Dict[str, Dict[str, Optional[float]]]:
     out: Dict[str, Dict[str, Optional[float]]] = {}
     pairs = [(n, d) for n in summaries for d in summaries if n != d]
@@ -464,6 +476,7 @@ def ratios(summaries: Mapping[str, Summary]) -> Dict[str, Dict[str, Optional[flo
         a, b = summaries[num], summaries[den]
         out["%s/%s" % (num, den)] = {
             "wall": ratio(a.wall_s, b.wall_s),
+            "wall_paired": paired_ratio(a.runs, b.runs),
             "cpu": ratio(a.cpu_s, b.cpu_s),
             "bytes": ratio(a.wire.total_bytes, b.wire.total_bytes),
             "packets": ratio(a.wire.total_packets, b.wire.total_packets),
@@ -491,6 +504,8 @@ def measurement(workload: Workload, rtt: float, summaries: Mapping[str, Summary]
         if r is None:
             continue
         cells = [ratio_cell(r[k]) if k in shown else "" for k in ("wall", "cpu", "bytes", "packets")]
+        if r["wall_paired"] is not None:
+            cells[0] += " (paired %s)" % fmt_ratio(r["wall_paired"])
         rows.append(AnsibleRow(workload.label, rtt, "ratio " + title, *cells))
     data = {"workload": workload.name, "hosts": workload.hosts, "variants": {k: s.to_json() for k, s in summaries.items()}}
     data["ratios"] = all_ratios
@@ -577,6 +592,9 @@ def notes(cfg: Config) -> str:
         "Controller CPU: `ansible-playbook` with its workers and ssh clients, plus what it leaves"
         " behind (ControlPersist masters; the ns.mitogen multiplexer and its ssh). Bytes and"
         " packets: the hosts' veth, both directions, headers included (up = to the hosts).",
+        "Ratio rows: of the medians above; *paired*: the median over repetitions of the ratio"
+        " of the two variants' runs in one repetition (run one after the other, in an order"
+        " rotated per repetition), which a drift in the machine's speed over the cell skews less.",
         "Variants: " + "; ".join("`%s`: %s" % (v.name, v.doc) for v in cfg.variants) + ".",
     ]
     skipped = sorted(cfg.skipped)
