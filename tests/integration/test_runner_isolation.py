@@ -249,3 +249,41 @@ def test_alarm_fails_the_module_instead_of_killing_the_interpreter(runner, tmp_p
     time.sleep(1.2)  # an alarm that had been set would have fired by now
     assert runner.ctx.call(os.getpid) == pid
     runner.ping_works()
+
+
+REBINDS = """
+from ansible.module_utils import basic
+from ansible.module_utils.basic import AnsibleModule
+
+
+class Incomparable:
+    def __eq__(self, other):
+        raise RuntimeError("cannot compare")
+
+    __hash__ = object.__hash__
+
+
+module = AnsibleModule(argument_spec=dict(step=dict(type="str")))
+if module.params["step"] == "rebind":
+    basic.heuristic_log_sanitize = lambda data, no_log_values=None: data  # a monkey-patch
+    basic.FILE_COMMON_ARGUMENTS = Incomparable()  # a value an equality check cannot judge
+    basic.PASS_VARS = dict(basic.PASS_VARS)  # an equal copy
+module.exit_json(
+    patched=basic.heuristic_log_sanitize.__name__ == "<lambda>",
+    comparable=not isinstance(basic.FILE_COMMON_ARGUMENTS, Incomparable),
+    pass_vars_id=id(basic.PASS_VARS),
+)
+"""
+
+
+def test_rebound_module_utils_names_are_judged_by_equality(runner, tmp_path):
+    """Names are checked with dict equality (in C, short-cut on identity): a patched
+    function and a value whose __eq__ raises are put back; an equal copy may stay."""
+    path = write_module(tmp_path, "nsm_rebinds", REBINDS)
+    before = decode(runner.run(path, {"step": "look"}, name="ansible.legacy.nsm_rebinds")["stdout"])
+    during = decode(runner.run(path, {"step": "rebind"}, name="ansible.legacy.nsm_rebinds")["stdout"])
+    after = decode(runner.run(path, {"step": "look"}, name="ansible.legacy.nsm_rebinds")["stdout"])
+    assert not before["patched"] and before["comparable"]
+    assert during["patched"] and not during["comparable"] and during["pass_vars_id"] != before["pass_vars_id"]
+    assert not after["patched"] and after["comparable"], after
+    runner.ping_works()

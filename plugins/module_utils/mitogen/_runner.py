@@ -169,11 +169,12 @@ def _sha1(data: bytes) -> str:
 class _Source:
     """One module's source and its compiled code (per file name)."""
 
-    __slots__ = ("data", "_code")
+    __slots__ = ("data", "_code", "_lines")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self._code: Dict[str, CodeType] = {}
+        self._lines: Optional[List[str]] = None
 
     def code(self, filename: str) -> CodeType:
         code = self._code.get(filename)
@@ -183,6 +184,12 @@ class _Source:
 
     def text(self) -> str:
         return self.data.decode("utf-8", "replace")
+
+    def lines(self) -> List[str]:
+        """The source's lines, for ``linecache`` (tracebacks, ``inspect``); made once."""
+        if self._lines is None:
+            self._lines = self.text().splitlines(True)
+        return self._lines
 
 
 def _source_for(request: Dict[str, Any]) -> Optional[_Source]:
@@ -423,8 +430,8 @@ class _Run:
     def execute(self) -> Dict[str, Any]:
         started = time.monotonic()
         self.threads_before = set(threading.enumerate())
-        text = self.source.text()
-        linecache.cache[self.filename] = (len(text), None, text.splitlines(True), self.filename)
+        lines = self.source.lines()
+        linecache.cache[self.filename] = (sum(map(len, lines)), None, list(lines), self.filename)
         capture = _Capture()
         with capture:
             rc = self._run_isolated()
