@@ -133,56 +133,137 @@ def encode(value: Any) -> bytes:
     return b"".join(out)
 
 
+_unpack_u32 = _U32.unpack_from
+_unpack_i64 = _I64.unpack_from
+_unpack_f64 = _F64.unpack_from
+# Tags as the integers indexing a buffer gives.
+_N, _T, _F, _S, _I, _D, _L, _U, _B, _BIG, _FLOAT, _SET, _OBJ = b"NTFsiDLUbIdSO"
+
+
 class _Decoder:
+    """One message body; ``value()`` reads the next value (one tag, its payload).
+
+    Written for speed (every request and reply crosses it, several times on its
+    way): tags are read as integers, lengths with ``unpack_from``, and the common
+    types are handled inline; every count is still checked against the bytes left.
+    """
+
     __slots__ = ("buf", "pos", "end")
 
     def __init__(self, buf: bytes) -> None:
         self.buf = memoryview(buf)
         self.pos = 0
-        self.end = len(buf)
+        self.end = len(self.buf)
 
     def fail(self, why: str) -> PeerProtocolError:
         return PeerProtocolError("malformed message body at offset %d: %s" % (self.pos, why))
 
-    def take(self, n: int) -> memoryview:
+    def _length(self) -> int:
+        """A u32 length at ``pos`` (consumed) whose bytes must all be there."""
+        pos = self.pos
+        if pos + 4 > self.end:
+            raise self.fail("length %d runs past the end" % 4)
+        (n,) = _unpack_u32(self.buf, pos)
+        self.pos = pos + 4
         if n > self.end - self.pos:
             raise self.fail("length %d runs past the end" % n)
-        start = self.pos
-        self.pos += n
-        return self.buf[start : self.pos]
-
-    def u32(self) -> int:
-        return int(_U32.unpack(self.take(4))[0])
+        return int(n)
 
     def count(self) -> int:
-        n = self.u32()
+        pos = self.pos
+        if pos + 4 > self.end:
+            raise self.fail("length %d runs past the end" % 4)
+        (n,) = _unpack_u32(self.buf, pos)
+        self.pos = pos + 4
         if n > self.end - self.pos:  # every item needs at least one byte
             raise self.fail("count %d exceeds the bytes left" % n)
-        return n
+        return int(n)
 
     def string(self) -> str:
+        n = self._length()
+        pos = self.pos
         try:
-            return str(self.take(self.u32()), "utf-8", "surrogatepass")
+            text = str(self.buf[pos : pos + n], "utf-8", "surrogatepass")
         except UnicodeDecodeError as exc:
             raise self.fail("invalid UTF-8 (%s)" % exc) from None
+        self.pos = pos + n
+        return text
+
+    def fixed(self, n: int) -> int:
+        """The position of ``n`` bytes at ``pos`` (consumed)."""
+        pos = self.pos
+        if n > self.end - pos:
+            raise self.fail("length %d runs past the end" % n)
+        self.pos = pos + n
+        return pos
 
     def value(self, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise self.fail("nested deeper than %d levels" % MAX_DEPTH)
-        tag = bytes(self.take(1))
-        handler = _TAGS.get(tag)
-        if handler is None:
-            raise self.fail("unknown tag %r" % tag)
-        return handler(self, depth)
+        pos = self.pos
+        if pos >= self.end:
+            raise self.fail("length 1 runs past the end")
+        buf = self.buf
+        tag = buf[pos]
+        pos += 1
+        self.pos = pos
+        if tag == _S:  # inline: most values are strings
+            if pos + 4 > self.end:
+                raise self.fail("length %d runs past the end" % 4)
+            (n,) = _unpack_u32(buf, pos)
+            pos += 4
+            self.pos = pos
+            if n > self.end - pos:
+                raise self.fail("length %d runs past the end" % n)
+            try:
+                text = str(buf[pos : pos + n], "utf-8", "surrogatepass")
+            except UnicodeDecodeError as exc:
+                raise self.fail("invalid UTF-8 (%s)" % exc) from None
+            self.pos = pos + n
+            return text
+        if tag == _D:
+            return _d_dict(self, depth)
+        if tag == _N:
+            return None
+        if tag == _T:
+            return True
+        if tag == _F:
+            return False
+        if tag == _I:
+            return _unpack_i64(buf, self.fixed(8))[0]
+        if tag == _L:
+            return [self.value(depth + 1) for _n in range(self.count())]
+        if tag == _U:
+            return tuple([self.value(depth + 1) for _n in range(self.count())])
+        if tag == _B:
+            n = self._length()
+            pos = self.pos
+            self.pos = pos + n
+            return bytes(self.buf[pos : pos + n])
+        if tag == _FLOAT:
+            return _unpack_f64(buf, self.fixed(8))[0]
+        if tag == _BIG:
+            n = self._length()
+            pos = self.pos
+            self.pos = pos + n
+            return int.from_bytes(self.buf[pos : pos + n], "big", signed=True)
+        if tag == _SET:
+            return _d_set(self, depth)
+        if tag == _OBJ:
+            return _d_object(self, depth)
+        self.pos = pos - 1
+        raise self.fail("unknown tag %r" % bytes([tag]))
 
 
 def _d_dict(d: _Decoder, depth: int) -> dict:
     n = d.count()
     out = {}
+    value = d.value
+    depth += 1
     for _n in range(n):
-        k = d.value(depth + 1)
+        k = value(depth)
         try:
-            out[k] = d.value(depth + 1)
+            out[k] = value(depth)
         except TypeError:
             raise d.fail("unhashable dict key of type %s" % type(k).__name__) from None
     return out
@@ -207,23 +288,6 @@ def _d_object(d: _Decoder, depth: int) -> Any:
         raise
     except Exception as exc:  # a from_wire that did not expect this state
         raise d.fail("bad state for %s: %s" % (name, exc)) from None
-
-
-_TAGS: Dict[bytes, Callable[[_Decoder, int], Any]] = {
-    b"N": lambda d, depth: None,
-    b"T": lambda d, depth: True,
-    b"F": lambda d, depth: False,
-    b"i": lambda d, depth: _I64.unpack(d.take(8))[0],
-    b"I": lambda d, depth: int.from_bytes(d.take(d.u32()), "big", signed=True),
-    b"d": lambda d, depth: _F64.unpack(d.take(8))[0],
-    b"s": lambda d, depth: d.string(),
-    b"b": lambda d, depth: bytes(d.take(d.u32())),
-    b"L": lambda d, depth: [d.value(depth + 1) for _n in range(d.count())],
-    b"U": lambda d, depth: tuple(d.value(depth + 1) for _n in range(d.count())),
-    b"D": _d_dict,
-    b"S": _d_set,
-    b"O": _d_object,
-}
 
 
 def decode(data: bytes) -> Any:

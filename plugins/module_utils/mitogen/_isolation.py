@@ -627,10 +627,14 @@ def _restore_names(
 ) -> List[str]:
     restored = []
     for key in [k for k in now if k not in saved and not _is_dunder(k)]:
-        if not isinstance(now[key], ModuleType):  # a submodule imported meanwhile stays
-            with contextlib.suppress(AttributeError, TypeError, KeyError):
-                del_(key)
-                restored.append("%s.%s" % (owner, key))
+        if isinstance(now[key], ModuleType):
+            # A submodule imported meanwhile stays, and is part of the saved state from
+            # now on (else every later run would find its package changed: the slow path).
+            saved[key] = now[key]
+            continue
+        with contextlib.suppress(AttributeError, TypeError, KeyError):
+            del_(key)
+            restored.append("%s.%s" % (owner, key))
     for key, value in saved.items():
         if not _is_dunder(key) and now.get(key, _MISSING) is not value:
             with contextlib.suppress(AttributeError, TypeError):
