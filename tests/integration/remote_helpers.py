@@ -252,3 +252,23 @@ def module_origin(name: str) -> str:
 def module_attr(name: str, attr: str) -> Any:
     """``sys.modules[name].<attr>`` in this interpreter."""
     return getattr(sys.modules[name], attr)
+
+
+_SETTLED: dict = {}
+
+
+def reply_then(seconds: float) -> Any:
+    """Reply at once, then keep working ``seconds`` (as the runner's restore does)."""
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._router import AfterReply
+
+    _SETTLED["done"] = False
+
+    def then() -> None:
+        time.sleep(seconds)
+        _SETTLED["done"] = True
+
+    return AfterReply("replied", then)
+
+
+def after_reply_done() -> bool:
+    return bool(_SETTLED.get("done"))

@@ -116,6 +116,17 @@ def test_chain_of_three_local_hops(session):
     assert c.call(rh.echo, "deep") == "deep"
 
 
+def test_work_after_a_reply_runs_before_any_later_call(session):
+    """AfterReply: the caller has its value at once; a call sent right after it waits
+    for the work (the runner puts process state back that way after each module)."""
+    a = session.local()
+    started = time.monotonic()
+    assert a.call(rh.reply_then, 1.0) == "replied"
+    assert time.monotonic() - started < 0.9, "the reply waited for the work after it"
+    assert a.call(rh.after_reply_done) is True
+    assert a.call(rh.echo, "still serving") == "still serving"
+
+
 def _make_package(root) -> str:
     pkg = root / "nsm_lacking_pkg"
     (pkg / "sub").mkdir(parents=True)

@@ -27,7 +27,8 @@ the <= 2.18 AnsiballZ template did. Its source is served by a finder that exists
 the run only; ``ansible.module_utils`` comes through the importer and stays cached
 (that is the point of a persistent interpreter). Runs are serialised by a lock:
 what they change is process-wide (so a module that never ends makes later runs in
-this interpreter wait, each on a call-pool thread).
+this interpreter wait, each on a call-pool thread). The state a run changed is put
+back right after its reply is sent, before any other call here starts.
 
 Output: fds 1 and 2 are redirected to an anonymous file for the run, so output of
 child processes and C code is captured as under AnsiballZ; ``sys.stdin/stdout/
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.abc
@@ -65,6 +67,7 @@ from types import CodeType, ModuleType
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from . import _isolation
+from ._router import AfterReply
 
 LOG = logging.getLogger("ns.mitogen.runner")
 
@@ -81,24 +84,52 @@ _SOURCES: "collections.OrderedDict[str, _Source]" = collections.OrderedDict()
 STATS = {"runs": 0, "source_misses": 0}
 
 
-def run_module(request: Dict[str, Any]) -> Dict[str, Any]:
+def run_module(request: Dict[str, Any]) -> Any:
     """Run the module ``request`` describes; ``{"rc", "stdout", "stderr"}``.
 
     ``{"need_source": True}`` if ``source`` is None and ``source_id`` is not cached.
     Raises ``ValueError`` for a malformed request (nothing ran then).
+
+    A call target: the reply goes as an ``AfterReply``, whose ``then`` puts the
+    process state back once the reply is on its way (~0.5 ms off every task's path;
+    the run lock is held until then, and calls that arrive meanwhile wait for it:
+    see ``_router.AfterReply``). With ``log`` (-vvv) the state is put back first, so
+    that what the restoring logs is in the run's records.
     """
     _check_request(request)
     source = _source_for(request)
     if source is None:
         return {"need_source": True}
-    with _RUN_LOCK:
+    _RUN_LOCK.acquire()
+    deferred = False
+    try:
         STATS["runs"] += 1
-        if not request.get("log"):
-            return _Run(request, source).execute()
-        with _CapturedLog() as captured:
-            reply = _Run(request, source).execute()
-        reply["log"] = captured.lines
-        return reply
+        run = _Run(request, source)
+        if request.get("log"):
+            with _CapturedLog() as captured:
+                try:
+                    reply = run.execute()
+                finally:
+                    run.restore()
+            reply["log"] = captured.lines
+            return reply
+        try:
+            reply = run.execute()
+        except BaseException:
+            run.restore()
+            raise
+        deferred = True
+        return AfterReply(reply, functools.partial(_restore_and_release, run))
+    finally:
+        if not deferred:
+            _RUN_LOCK.release()
+
+
+def _restore_and_release(run: "_Run") -> None:
+    try:
+        run.restore()
+    finally:
+        _RUN_LOCK.release()
 
 
 class _CapturedLog(logging.Handler):
@@ -414,6 +445,7 @@ class _Run:
         self.signals: Dict[int, Any] = {}
         self.threads_before: Set[threading.Thread] = set()
         self.run_exit_handlers = True
+        self._stack = contextlib.ExitStack()
 
     def __repr__(self) -> str:
         return "_Run(%s)" % self.name
@@ -428,42 +460,47 @@ class _Run:
         return bool(new_paths) and _isolation._origin_under(module, new_paths)
 
     def execute(self) -> Dict[str, Any]:
+        """Run the module; its reply. The process state is the module's until ``restore()``."""
         started = time.monotonic()
         self.threads_before = set(threading.enumerate())
         lines = self.source.lines()
         linecache.cache[self.filename] = (sum(map(len, lines)), None, list(lines), self.filename)
         capture = _Capture()
         with capture:
-            rc = self._run_isolated()
+            rc = self._run_isolated(self._stack)
         LOG.debug("%r: rc %d in %.1f ms", self, rc, (time.monotonic() - started) * 1000)
         return {"rc": rc, "stdout": capture.stdout, "stderr": capture.stderr}
 
-    def _run_isolated(self) -> int:
-        with contextlib.ExitStack() as stack:
-            try:
-                for manager in (
-                    _isolation._working_directory(self.cwd),
-                    _isolation._environment(self.env),
-                    _isolation._umask(),
-                    _isolation._c_locale(),
-                    _isolation._interpreter_state(self.filename),
-                    _isolation._warning_filters(),
-                    _isolation._root_logger(),
-                    _isolation._signal_handlers(),
-                    _isolation._module_table(self),
-                    _isolation._run_hooks(self),
-                ):
-                    stack.enter_context(manager)
-            except _isolation._SetupError as exc:
-                sys.stderr.write("%s\n" % exc)
-                return 1
-            rc = self._invoke(stack)
-            if os.getpid() != self.pid:
-                self._exit_forked_child(rc)
-            self._join_threads()
-            if self.run_exit_handlers:
-                self._call_exit_handlers()
-            return rc
+    def restore(self) -> None:
+        """Put back the process state the run changed (see ``_isolation``); once."""
+        self._stack.close()
+
+    def _run_isolated(self, stack: contextlib.ExitStack) -> int:
+        """The module's exit status; ``stack`` holds what ``restore()`` undoes."""
+        try:
+            for manager in (
+                _isolation._working_directory(self.cwd),
+                _isolation._environment(self.env),
+                _isolation._umask(),
+                _isolation._c_locale(),
+                _isolation._interpreter_state(self.filename),
+                _isolation._warning_filters(),
+                _isolation._root_logger(),
+                _isolation._signal_handlers(),
+                _isolation._module_table(self),
+                _isolation._run_hooks(self),
+            ):
+                stack.enter_context(manager)
+        except _isolation._SetupError as exc:
+            sys.stderr.write("%s\n" % exc)
+            return 1
+        rc = self._invoke(stack)
+        if os.getpid() != self.pid:
+            self._exit_forked_child(rc)
+        self._join_threads()
+        if self.run_exit_handlers:
+            self._call_exit_handlers()
+        return rc
 
     def _invoke(self, stack: contextlib.ExitStack) -> int:
         """Run the module; its exit status (every exception handled as Python would)."""
