@@ -17,6 +17,7 @@ proxy whose ``build_become_command`` leaves commands as they are. The decision o
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -227,11 +228,12 @@ class MitogenConnectionBase(ConnectionBase):
         self._connect()
         if self._client is None:  # _connect() either sets it or raises
             raise AnsibleConnectionFailure("ns.mitogen: not connected to the multiplexer")
+        send = self._client.call if method == "call" else functools.partial(self._client.request, method)
         try:
             if not _debug.enabled():
-                return self._client.request(method, **kwargs)
+                return send(**kwargs)
             with _debug.timed(LOG, "%s %s", method, kwargs.get("ref") or kwargs.get("stack") or kwargs.get("context_id")):
-                return self._client.request(method, **kwargs)
+                return send(**kwargs)
         except ConnectError as exc:
             raise self._connect_failure(exc) from None
         except CallError as exc:
@@ -249,19 +251,19 @@ class MitogenConnectionBase(ConnectionBase):
             self._contexts[key] = self._request("connect", stack=stack)["context_id"]
         return self._contexts[key]
 
-    def _call(self, sudoable: bool, ref: Tuple[str, str], *args: Any) -> Any:
+    def _call(self, sudoable: bool, ref: Tuple[str, str], *args: Any, **source: Optional[str]) -> Any:
         """Run the function ``ref`` (module, name) names with ``args`` in the task's interpreter.
 
         Never retried: if the interpreter dies during a call, the step may have had
         effects; the task fails as unreachable and the next task gets a new one.
+        ``source``: ``source_id`` and ``source_path`` of a module run (``MuxClient.call``).
         """
         stack = self._stack(sudoable)
-        key = _mux.stack_key(stack)
-        if key in self._contexts:
-            return self._request("call", context_id=self._contexts[key], ref=ref, args=args, kwargs={})
-        # One round trip: the mux starts (or finds) the interpreter and relays the call.
-        self._say_interpreter(stack)
-        return self._request("call", stack=stack, ref=ref, args=args, kwargs={})
+        context_id = self._contexts.get(_mux.stack_key(stack)) if self._contexts else None
+        if context_id is None:
+            # One round trip: the mux starts (or finds) the interpreter and relays the call.
+            self._say_interpreter(stack)
+        return self._request("call", stack=stack, ref=ref, args=args, context_id=context_id, **source)
 
     def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
         display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self._host_name())
@@ -367,13 +369,15 @@ class MitogenConnectionBase(ConnectionBase):
         display.vvv("ns.mitogen RUN %s in process" % request["name"], host=host)
         if display.verbosity >= 3:
             request = dict(request, log=True)  # the target's own log lines come back too
+        request = dict(request)
+        path = request.pop("source_path", None)  # the mux's, to attach the source where never sent
         try:
-            reply = self._call(sudoable, RUN_MODULE, request)
+            reply = self._call(sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=path)
         except _InterpreterNotFound as exc:
             return 127, b"", to_bytes(exc.output)
         if reply.get("need_source"):
             request = dict(request, source=_planner.source_for(request["source_id"]))
-            reply = self._call(sudoable, RUN_MODULE, request)
+            reply = self._call(sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=None)
         for line in reply.get("log") or ():
             display.vvv("ns.mitogen target: %s" % line, host=host)
         return reply["rc"], reply["stdout"], reply["stderr"]

@@ -8,12 +8,15 @@ instead, over a private UNIX socket, with the same framing and codec as the core
 
 - ``connect(stack)``: the context for a stack of hop specs (e.g. ``[ssh, sudo]``),
   started on first use, reused afterwards (the key is the stack itself);
-- ``call(stack | context_id, ref, args, kwargs)``: run a function there; relayed
-  from the broker thread when the context exists (the reply bytes go straight back),
-  after starting it on the pool when it does not -- so a worker's first call is one
-  round trip, not a ``connect`` and then a ``call``; a module run's request gets
-  the module's source attached the first time its context runs that module
-  (``_with_source``), so the target need not ask for it (``need_source``);
+- ``call(key + stack | context_id, ref, args, source_id, source_path)`` (see
+  ``MuxClient.call``): run a function there; relayed from the broker thread when
+  the context exists (the reply bytes go straight back), after starting it on the
+  pool when it does not -- so a worker's first call is one round trip, not a
+  ``connect`` and then a ``call``. The stack and the arguments come encoded by the
+  worker and are relayed without being decoded (the stack only to start a
+  context). A module run gets the module's source attached (as ``source=``) the
+  first time its context runs that module (``_source_to_attach``), so the target
+  need not ask for it (``need_source``);
 - ``push_file`` / ``fetch_file``: stream files between the controller and a context;
 - ``reset(stack)``: drop the contexts of a host (``meta: reset_connection``).
 
@@ -43,7 +46,7 @@ import time
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap, _codec
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._broker import Stream
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, Error, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._router import Context, is_dead
@@ -119,7 +122,7 @@ class MuxServer:
         self._starting: Dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._prepared = False
-        self._sources: Dict[str, bytes] = {}  # source_id -> a module's source, read for _with_source
+        self._sources: Dict[str, bytes] = {}  # source_id -> a module's source, read for _source_to_attach
         self._delivered: Dict[int, Set[str]] = {}  # context_id -> source_ids it was sent
         self.router.on_route_lost.append(self._forget)
         self.session.responder.companions[RUNNER] = RUNNER_COMPANIONS
@@ -162,7 +165,10 @@ class MuxServer:
         stream.start()
 
     def _reply(self, stream: Stream, req: Message, value: Any, flags: int = 0) -> None:
-        reply = Message.encoded(value, handle=req.reply_to, flags=flags)
+        try:
+            reply = Message.encoded(value, handle=req.reply_to, flags=flags)
+        except Exception as exc:  # a worker must get an answer, never wait forever
+            reply = Message.encoded(CallError.from_exception(exc, "mux"), handle=req.reply_to, flags=FLAG_ERROR)
         self.router.broker.defer(stream.send, reply)
 
     def _on_request(self, stream: Stream, msg: Message) -> None:
@@ -173,26 +179,29 @@ class MuxServer:
             self._reply(stream, msg, CallError.from_exception(exc, "mux"), FLAG_ERROR)
             return
         if method == "call":
-            stack = kwargs.pop("stack", None)
-            if stack is not None:
+            context_id = kwargs.get("context_id")
+            if context_id is None:
                 with self._lock:
-                    ctx = self._contexts.get(stack_key(stack))
+                    ctx = self._contexts.get(kwargs.get("key"))  # type: ignore[arg-type]
                 if ctx is None:
-                    self.router.pool.submit_fn(lambda m: self._connect_and_relay(stream, m, stack, kwargs), msg)
+                    self.router.pool.submit_fn(lambda m: self._connect_and_relay(stream, m, kwargs), msg)
                     return
-                kwargs["context_id"] = ctx.context_id
-            self._relay_call(stream, msg, **kwargs)
+                context_id = ctx.context_id
+            self._relay_call(stream, msg, context_id, kwargs)
             return
         self.router.pool.submit_fn(lambda m: self._run(stream, m, method, kwargs), msg)
 
-    def _connect_and_relay(self, stream: Stream, msg: Message, stack: List[Dict[str, Any]], kwargs: Dict[str, Any]) -> None:
-        """Pool thread: start the stack's context, then relay the call to it."""
+    def _connect_and_relay(self, stream: Stream, msg: Message, call: Dict[str, Any]) -> None:
+        """Pool thread: start the context for the call's stack, then relay the call to it."""
         try:
+            stack = _codec.decode(call["stack"])
+            if not isinstance(stack, list):
+                raise Error("malformed call: the stack is not a list")
             context_id = self.connect(stack)["context_id"]
         except Exception as exc:
             self._reply(stream, msg, _wire_error(exc), FLAG_ERROR)
             return
-        self.router.broker.defer(lambda: self._relay_call(stream, msg, context_id=context_id, **kwargs))
+        self.router.broker.defer(lambda: self._relay_call(stream, msg, context_id, call))
 
     def _run(self, stream: Stream, msg: Message, method: str, kwargs: Dict[str, Any]) -> None:
         try:
@@ -202,9 +211,22 @@ class MuxServer:
             value, flags = _wire_error(exc), FLAG_ERROR
         self._reply(stream, msg, value, flags)
 
-    def _relay_call(self, stream: Stream, req: Message, context_id: int, ref: tuple, args: tuple, kwargs: dict) -> None:
-        if tuple(ref) == RUN_MODULE and args and isinstance(args[0], dict):
-            self._with_source(context_id, args[0])
+    def _relay_call(self, stream: Stream, req: Message, context_id: int, call: Dict[str, Any]) -> None:
+        """Broker thread: send the call on, its arguments as the worker encoded them."""
+        try:
+            self._relay(stream, req, context_id, call)
+        except Exception as exc:  # a worker must get an answer, never wait forever
+            self._reply(stream, req, _wire_error(exc), FLAG_ERROR)
+
+    def _relay(self, stream: Stream, req: Message, context_id: int, call: Dict[str, Any]) -> None:
+        ref, args = call.get("ref"), call.get("args")
+        if not (isinstance(ref, tuple) and len(ref) == 2 and isinstance(args, bytes)):
+            raise Error("malformed call request: arguments not encoded by the worker")
+        extra: Dict[str, Any] = {}
+        if ref == RUN_MODULE:
+            source = self._source_to_attach(context_id, call.get("source_id"), call.get("source_path"))
+            if source is not None:
+                extra["source"] = source
 
         def _back(reply: Message) -> None:
             if is_dead(reply):
@@ -214,41 +236,41 @@ class MuxServer:
                 stream.send(Message(handle=req.reply_to, flags=reply.flags, data=reply.data))
 
         handle = self.router.add_handler(_back, persist=False, respondent=context_id, policy=self.router.reply_policy(context_id))
-        self.router.send(Message.encoded((ref, args, kwargs), dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
+        body = (ref, _codec.Encoded(args), extra)
+        self.router.send(Message.encoded(body, dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
 
-    def _with_source(self, context_id: int, request: Dict[str, Any]) -> None:
-        """Attach a module's source to a run request the first time ``context_id`` gets it.
+    def _source_to_attach(self, context_id: int, source_id: Any, path: Any) -> Optional[bytes]:
+        """A module's source for the first run of it ``context_id`` gets, else None.
 
-        The worker sends the module's path (``source_path``, popped here: it means
-        nothing on the target) and its sha1, not its bytes; without this the target's
-        first run of each module answers ``need_source`` and the worker sends again: a
-        round trip per module and target (20 ms at 20 ms RTT). A file that changed
+        The worker sends the module's sha1 and path, not its bytes (``source_path``
+        None: the request carries the source itself); without this the target's
+        first run of each module answers ``need_source`` and the worker sends again:
+        a round trip per module and target (20 ms at 20 ms RTT). A file that changed
         since the worker read it is not attached (its sha1 differs): the target then
         asks, as it does after evicting a source, and the worker sends its own copy.
         Runs on the broker thread; the one read per module and run is of a local file
         the worker has just read (so in the page cache), a blocking call kept that short.
         """
-        path, source_id = request.pop("source_path", None), request.get("source_id")
         if not isinstance(source_id, str):
-            return
+            return None
         delivered = self._delivered.setdefault(context_id, set())
-        if request.get("source") is not None:
+        if path is None:
             delivered.add(source_id)
-            return
+            return None
         if source_id in delivered or not isinstance(path, str):
-            return
+            return None
         source = self._sources.get(source_id)
         if source is None:
             try:
                 with open(path, "rb") as fp:
                     data = fp.read()
             except OSError:
-                return
+                return None
             if hashlib.sha1(data).hexdigest() != source_id:
-                return
+                return None
             source = self._sources[source_id] = data
-        request["source"] = source
         delivered.add(source_id)
+        return source
 
     # -- methods ----------------------------------------------------------------------
     def ping(self) -> Dict[str, Any]:
@@ -405,6 +427,30 @@ class MuxClient:
 
     def __repr__(self) -> str:
         return "MuxClient(%s)" % self.path
+
+    def call(
+        self,
+        stack: List[Dict[str, Any]],
+        ref: Tuple[str, str],
+        args: Tuple[Any, ...],
+        context_id: Optional[int] = None,
+        source_id: Optional[str] = None,
+        source_path: Optional[str] = None,
+    ) -> Any:
+        """Run ``ref`` (module, function) with ``args`` in the context for ``stack``.
+
+        ``context_id`` if known (a ``connect`` answered it); else the mux finds or
+        starts the context by the stack. For a module run, ``source_id`` and
+        ``source_path`` let the mux attach the module's source where it was never
+        sent (``source_path`` None: the request carries it). The stack and the
+        arguments are encoded here: the mux relays them without decoding.
+        """
+        where: Dict[str, Any] = {"context_id": context_id}
+        if context_id is None:
+            where = {"key": stack_key(stack), "stack": _codec.encode(stack)}
+        return self.request(
+            "call", ref=ref, args=_codec.encode(tuple(args)), source_id=source_id, source_path=source_path, **where
+        )
 
     def request(self, method: str, **kwargs: Any) -> Any:
         """Send one request and return its decoded reply (raises the remote error)."""

@@ -35,7 +35,11 @@ def _request(path, tmp_path):
 
 
 def _run(client, request):
-    return client.request("call", stack=STACK, ref=_mux.RUN_MODULE, args=(request,), kwargs={})
+    """As the connection sends a run: the path beside the request, for the mux."""
+    request = dict(request)
+    path = request.pop("source_path", None)
+    source_path = None if request.get("source") is not None else path
+    return client.call(STACK, _mux.RUN_MODULE, (request,), source_id=request["source_id"], source_path=source_path)
 
 
 def test_the_first_run_of_a_module_needs_no_second_round_trip(client, tmp_path):
@@ -62,3 +66,12 @@ def test_a_module_file_changed_since_planning_is_not_sent_the_target_asks(client
         fp.write("\n# changed after planning\n")
     assert _run(client, request) == {"need_source": True}
     assert _run(client, dict(request, source=Path(module_path("ping")).read_bytes()))["rc"] == 0
+
+
+def test_a_call_whose_arguments_are_not_encoded_is_refused_not_relayed(client, tmp_path):
+    """The mux relays a call's arguments as the worker encoded them, unread: anything
+    else (a decoded tuple from a client of another shape) is an error for that call."""
+    with pytest.raises(Exception, match="malformed call"):
+        client.request("call", key=_mux.stack_key(STACK), stack=_mux._codec.encode(STACK), ref=_mux.RUN_MODULE, args=("x",))
+    request = _request(module_path("ping"), tmp_path)
+    assert _run(client, request)["rc"] == 0  # the mux serves on

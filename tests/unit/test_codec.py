@@ -97,3 +97,13 @@ def test_depth_is_bounded_both_ways():
         _codec.encode(deep)
     with pytest.raises(PeerProtocolError, match="nested deeper"):
         _codec.decode(b"L\x00\x00\x00\x01" * 200 + b"N")
+
+
+def test_an_encoded_value_is_emitted_as_is_and_decodes_in_place():
+    """What the mux does with a call's arguments: relay the worker's bytes unread."""
+    args = ({"request": "x" * 100, "n": [1, 2.5, None]},)
+    relayed = _codec.encode((("mod", "fn"), _codec.Encoded(_codec.encode(args)), {"source": b"src"}))
+    assert relayed == _codec.encode((("mod", "fn"), args, {"source": b"src"}))
+    assert _codec.decode(relayed) == (("mod", "fn"), args, {"source": b"src"})
+    with pytest.raises(PeerProtocolError):  # the bytes are checked where they are decoded
+        _codec.decode(_codec.encode((_codec.Encoded(b"s\x00\x00\x00\x09short"),)))

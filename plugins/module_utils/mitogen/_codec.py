@@ -47,6 +47,20 @@ def register(name: str, cls: type, from_wire: Callable[[Any], Any]) -> None:
     _BY_CLASS[cls] = name
 
 
+class Encoded:
+    """A value ``encode()`` already made, emitted as is where it stands in a larger one.
+
+    Lets a relay pass on what it need not read (the mux forwards a call's arguments
+    without decoding them). The receiver decodes the value itself: nothing of this
+    class crosses the wire, and the bytes are checked there as any others.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytes(data)
+
+
 def _enc_int(v: int, out: List[bytes]) -> None:
     if -(1 << 63) <= v < (1 << 63):
         out.append(b"i" + _I64.pack(v))
@@ -93,6 +107,8 @@ def _encode(v: Any, out: List[bytes], depth: int) -> None:
             _encode(item, out, depth + 1)
     elif tp is float:
         out.append(b"d" + _F64.pack(v))
+    elif tp is Encoded:
+        out.append(v.data)
     elif tp in _BY_CLASS:
         raw = _BY_CLASS[tp].encode("utf-8")
         out.append(b"O" + _U32.pack(len(raw)) + raw)

@@ -584,9 +584,26 @@ _SNAPSHOTS: Dict[str, Tuple[ModuleType, Dict[str, Any], List[Tuple[type, Dict[st
 _IS_MODULE_UTILS: Dict[str, bool] = {}
 
 
+_LAST_SNAPSHOT: List[Any] = [None, None]  # sys.modules as it was, and the snapshot made of it
+
+
 def _snapshot_module_utils() -> _Snapshot:
+    """The loaded module_utils modules' snapshots (the last list again if ``sys.modules``
+    is the same table: compared in C, modules by identity)."""
+    table, last = _LAST_SNAPSHOT
+    try:
+        if last is not None and sys.modules == table:
+            return list(last)
+    except Exception:  # something not a module in sys.modules, with an __eq__ that raises
+        pass
+    snapshot = _snapshot_of(sys.modules.copy())
+    _LAST_SNAPSHOT[:] = [sys.modules.copy(), snapshot]
+    return list(snapshot)
+
+
+def _snapshot_of(table: Dict[str, Any]) -> _Snapshot:
     snapshot: _Snapshot = []
-    for name, module in list(sys.modules.items()):
+    for name, module in table.items():
         entry = _SNAPSHOTS.get(name)
         if entry is not None and entry[0] is module:
             snapshot.append(entry)

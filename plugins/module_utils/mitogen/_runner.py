@@ -84,11 +84,13 @@ _SOURCES: "collections.OrderedDict[str, _Source]" = collections.OrderedDict()
 STATS = {"runs": 0, "source_misses": 0}
 
 
-def run_module(request: Dict[str, Any]) -> Any:
+def run_module(request: Dict[str, Any], source: Optional[bytes] = None) -> Any:
     """Run the module ``request`` describes; ``{"rc", "stdout", "stderr"}``.
 
     ``{"need_source": True}`` if ``source`` is None and ``source_id`` is not cached.
-    Raises ``ValueError`` for a malformed request (nothing ran then).
+    Raises ``ValueError`` for a malformed request (nothing ran then). ``source``: the
+    module's source, as ``request["source"]`` (the mux attaches it this way, so it
+    can relay the request without decoding it).
 
     A call target: the reply goes as an ``AfterReply``, whose ``then`` puts the
     process state back once the reply is on its way (~0.5 ms off every task's path;
@@ -96,15 +98,17 @@ def run_module(request: Dict[str, Any]) -> Any:
     see ``_router.AfterReply``). With ``log`` (-vvv) the state is put back first, so
     that what the restoring logs is in the run's records.
     """
+    if source is not None and isinstance(request, dict):
+        request = dict(request, source=source)
     _check_request(request)
-    source = _source_for(request)
-    if source is None:
+    found = _source_for(request)
+    if found is None:
         return {"need_source": True}
     _RUN_LOCK.acquire()
     deferred = False
     try:
         STATS["runs"] += 1
-        run = _Run(request, source)
+        run = _Run(request, found)
         if request.get("log"):
             with _CapturedLog() as captured:
                 try:
