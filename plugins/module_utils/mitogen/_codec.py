@@ -174,26 +174,25 @@ class _Decoder:
     def fail(self, why: str) -> PeerProtocolError:
         return PeerProtocolError("malformed message body at offset %d: %s" % (self.pos, why))
 
+    def _u32(self) -> int:
+        pos = self.pos
+        if pos + 4 > self.end:
+            raise self.fail("length %d runs past the end" % 4)
+        self.pos = pos + 4
+        return int(_unpack_u32(self.buf, pos)[0])
+
     def _length(self) -> int:
         """A u32 length at ``pos`` (consumed) whose bytes must all be there."""
-        pos = self.pos
-        if pos + 4 > self.end:
-            raise self.fail("length %d runs past the end" % 4)
-        (n,) = _unpack_u32(self.buf, pos)
-        self.pos = pos + 4
+        n = self._u32()
         if n > self.end - self.pos:
             raise self.fail("length %d runs past the end" % n)
-        return int(n)
+        return n
 
     def count(self) -> int:
-        pos = self.pos
-        if pos + 4 > self.end:
-            raise self.fail("length %d runs past the end" % 4)
-        (n,) = _unpack_u32(self.buf, pos)
-        self.pos = pos + 4
+        n = self._u32()
         if n > self.end - self.pos:  # every item needs at least one byte
             raise self.fail("count %d exceeds the bytes left" % n)
-        return int(n)
+        return n
 
     def string(self) -> str:
         n = self._length()
