@@ -32,6 +32,7 @@ from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, StreamError
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import redacted
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _debug, _mux, _oneshot, _planner
 
 display = Display()
@@ -179,7 +180,7 @@ class MitogenConnectionBase(ConnectionBase):
         }
         password = plugin.get_option("become_pass")
         if password:
-            spec["password"] = _native(password)
+            spec["password"] = str(password)
         spec["python_min"] = _compat.TARGET_PYTHON_MIN
         python = self._python()
         if python:
@@ -232,7 +233,8 @@ class MitogenConnectionBase(ConnectionBase):
         try:
             if not _debug.enabled():
                 return send(**kwargs)
-            with _debug.timed(LOG, "%s %s", method, kwargs.get("ref") or kwargs.get("stack") or kwargs.get("context_id")):
+            what = kwargs.get("ref") or redacted(kwargs.get("stack")) or kwargs.get("context_id")
+            with _debug.timed(LOG, "%s %s", method, what):
                 return send(**kwargs)
         except ConnectError as exc:
             raise self._connect_failure(exc) from None
@@ -351,6 +353,12 @@ class MitogenConnectionBase(ConnectionBase):
         text = "Failed to connect to the host via %s: %s" % (self.method, output or exc.reason)
         return "%s\n(ns.mitogen: %s%s)" % (text, exc.reason, hint)
 
+    def _shown(self, cmd: str) -> str:
+        """``cmd`` as -vvv shows it: hidden for a ``no_log`` task (it may hold its secrets)."""
+        if getattr(self._play_context, "no_log", False):
+            return "(command hidden: the task has no_log)"
+        return cmd
+
     def _host_name(self) -> str:
         return str(self.get_option("host") if self.has_option("host") else "localhost")
 
@@ -391,7 +399,7 @@ class MitogenConnectionBase(ConnectionBase):
             raise AnsibleError("ns.mitogen: a module request that this process did not make, or already ran") from None
         if request is not None:
             return self._run_module(request, sudoable)
-        display.vvv("ns.mitogen EXEC %s" % cmd, host=self._host_name())
+        display.vvv("ns.mitogen EXEC %s" % self._shown(cmd), host=self._host_name())
         cwd = to_text(getattr(self, "cwd", None) or "") or None
         # As vanilla ssh: commands without input that may become run on a pty (-tt).
         use_pty = bool(not in_data and sudoable and self.has_option("use_tty") and self.get_option("use_tty"))
@@ -421,7 +429,8 @@ class MitogenConnectionBase(ConnectionBase):
         if becomes:
             cmd = self._real_become.build_become_command(cmd, self._shell)
         argv = self._one_shot_argv(spec, to_text(cmd), use_pty)
-        display.vvv("ns.mitogen EXEC without Python (one-shot %s): %s" % (self.method, argv), host=self._host_name())
+        shown = argv[:-1] + [self._shown(argv[-1])]
+        display.vvv("ns.mitogen EXEC without Python (one-shot %s): %s" % (self.method, shown), host=self._host_name())
         try:
             rc, stdout, stderr = _oneshot.run_once(spec, argv, to_bytes(in_data or b""))
         except ConnectError as exc:

@@ -8,6 +8,11 @@ target interpreter's records, named after the target) and ``<dir>/worker-<pid>.l
 for each Ansible worker that used an ns.mitogen connection (one line per request
 to the multiplexer, with its duration). Nothing is written on targets.
 
+Rules it keeps: log files are private to their owner (0600, also when the file or
+its directory existed before with looser modes: the directory is the user's own
+business, its files are made private); nothing that is logged carries a secret
+(connection specs go through ``_transports.redacted``; task data is never logged).
+
 Never imports Ansible: the multiplexer uses it too.
 """
 
@@ -37,7 +42,10 @@ def start(kind: str) -> None:
         return
     _started_in = os.getpid()
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    handler = logging.FileHandler(os.path.join(directory, "%s-%d.log" % (kind, os.getpid())))
+    path = os.path.join(directory, "%s-%d.log" % (kind, os.getpid()))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left by an earlier process of the same pid keeps its mode
+    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
     handler.setFormatter(logging.Formatter(FORMAT))
     logger = logging.getLogger("ns.mitogen")
     logger.handlers[:] = [handler]  # a forked worker inherits its parent's: replace it

@@ -78,3 +78,22 @@ def test_only_network_hops_compress_by_default():
     assert _transports.make({"method": "ssh", "hostname": "h", "compression": False}).compress is False
     assert _transports.make({"method": "sudo"}).compress is False
     assert _transports.make({"method": "local"}).compress is False
+
+
+def test_redacted_hides_every_secret_option_and_keeps_the_rest():
+    stack = [
+        {"method": "ssh", "hostname": "h", "password": "pw1", "private_key": "KEY", "private_key_passphrase": "pp"},
+        {"method": "sudo", "username": "root", "password": "pw2", "password_prompt": "Password:", "python": ["py"]},
+    ]
+    shown = repr(_transports.redacted(stack))
+    for secret in ("pw1", "KEY", "'pp'", "pw2"):
+        assert secret not in shown
+    assert shown.count(_transports.REDACTED) == 4
+    assert "'hostname': 'h'" in shown and "'password_prompt': 'Password:'" in shown and "['py']" in shown
+    assert stack[0]["password"] == "pw1"  # the caller's spec is left as it was
+
+
+def test_a_secret_of_the_wrong_type_is_not_repeated_in_the_error():
+    with pytest.raises(_transports.SpecError, match="option .password. must be str/NoneType, not a secret of type int") as info:
+        _transports.make({"method": "sudo", "username": "root", "password": 987654})
+    assert "987654" not in str(info.value)

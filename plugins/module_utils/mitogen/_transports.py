@@ -55,6 +55,30 @@ class SpecError(ValueError):
     """A connection spec has an unknown option or a value of the wrong type."""
 
 
+# Options whose values are secrets (passwords, passphrases, PINs, inline keys): never
+# in a log line or an error message, whatever the transport.
+_SECRET_OPTION = re.compile(r"(?:^|_)(?:password|passphrase|pass|secret|token|pin|private_key)$")
+REDACTED = "********"
+
+
+def is_secret(option: str) -> bool:
+    """Whether a spec option named ``option`` holds a secret."""
+    return bool(_SECRET_OPTION.search(option))
+
+
+def redacted(value: Any) -> Any:
+    """``value`` (a spec, a stack of specs, or anything holding them) safe to log.
+
+    Every dict value under a secret option's name is replaced by ``REDACTED``;
+    the structure and every other value are kept, so a log still shows what was asked.
+    """
+    if isinstance(value, dict):
+        return {k: (REDACTED if isinstance(k, str) and is_secret(k) and v else redacted(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redacted(v) for v in value]
+    return value
+
+
 class Transport:
     """Base: ``argv()``, ``on_text()`` and ``explain()`` for one spec."""
 
@@ -87,8 +111,9 @@ class Transport:
         for key, (types, default) in allowed.items():
             value = spec.get(key, default)
             if value is not None and not isinstance(value, types):
+                shown = "a secret of type %s" % type(value).__name__ if is_secret(key) else repr(value)
                 raise SpecError(
-                    "%s: option %r must be %s, not %r" % (self.method, key, "/".join(t.__name__ for t in types), value)
+                    "%s: option %r must be %s, not %s" % (self.method, key, "/".join(t.__name__ for t in types), shown)
                 )
             if isinstance(value, list) and not all(isinstance(v, str) for v in value):
                 raise SpecError("%s: option %r must be a list of strings" % (self.method, key))
