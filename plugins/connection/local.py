@@ -14,6 +14,7 @@ author: ns.mitogen contributors (@ns-mitogen)
 version_added: "0.1.0"
 extends_documentation_fragment:
   - ns.mitogen.connection
+  - ns.mitogen.original
 notes:
   - The remote user is ignored; tasks run as the user running ansible-playbook.
 """

@@ -19,6 +19,7 @@ author: ns.mitogen contributors (@ns-mitogen)
 version_added: "0.1.0"
 extends_documentation_fragment:
   - ns.mitogen.connection
+  - ns.mitogen.original
 options:
   host:
     description: Hostname or address to connect to.

@@ -33,7 +33,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import redacted
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _debug, _mux, _oneshot, _planner
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _debug, _mux, _oneshot, _original, _planner
 
 display = Display()
 LOG = logging.getLogger("ns.mitogen.worker")
@@ -126,6 +126,7 @@ class MitogenConnectionBase(ConnectionBase):
         self._client: Optional[_mux.MuxClient] = None
         self._contexts: Dict[str, int] = {}
         self._real_become: Any = None
+        self._original_checked = False
 
     # -- options -> specs -------------------------------------------------------------
     def set_become_plugin(self, plugin: Any) -> None:
@@ -204,7 +205,23 @@ class MitogenConnectionBase(ConnectionBase):
     def _remote_user(self) -> Optional[str]:
         return None
 
+    def _check_original_names(self) -> None:
+        """Warn about the original Mitogen's names that have no effect here; refuse ``mitogen_via``.
+
+        Once per task (this object); the warnings read the same for every host, so
+        Ansible's display shows each once per run.
+        """
+        self._original_checked = True
+        values = {name: self.get_option(name) for name in _original.VARIABLES if self.has_option(name)}
+        try:
+            _original.check(values, values, display.warning)
+        except _original.RefusedName as exc:
+            raise AnsibleConnectionFailure(str(exc)) from None
+        _original.check_environment(display.warning)
+
     def _stack(self, sudoable: bool) -> List[Dict[str, Any]]:
+        if not self._original_checked:
+            self._check_original_names()
         stack = [self._login_spec()]
         if self._becomes(sudoable):
             stack.append(self._become_spec())

@@ -23,7 +23,7 @@ from typing import Any, Dict, Optional
 
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux, _planner
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux, _original, _planner
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import collection_roots
 
 display = Display()
@@ -47,12 +47,16 @@ def _truthy(value: Any) -> bool:
 
 
 def _redirect_vars(task_vars: Dict[str, Any], default: Optional[str]) -> None:
-    if _truthy(task_vars.get("mitogen_disable", False)):
-        return
-    current = task_vars.get("ansible_connection", default)
-    ours = redirect(current)
-    if ours is not None:
-        task_vars["ansible_connection"] = ours
+    if not _truthy(task_vars.get("mitogen_disable", False)):
+        ours = redirect(task_vars.get("ansible_connection", default))
+        if ours is not None:
+            task_vars["ansible_connection"] = ours
+    try:
+        _original.check_vars(task_vars, display.warning)
+    except _original.RefusedName as exc:
+        # Our connection refuses such a host itself; any other ignores the name.
+        if not str(task_vars.get("ansible_connection", default)).startswith("ns.mitogen."):
+            display.warning(str(exc))
 
 
 def _preload() -> None:
@@ -81,6 +85,7 @@ class MitogenStrategyMixin:
             # Start the multiplexer now, from the main process, so workers find it
             # (not waiting for it: its socket takes their requests meanwhile).
             _mux.start(os.getpid(), collection_roots())
+            _original.check_environment(display.warning)
             try:
                 _preload()
             except Exception as exc:  # only an optimisation: workers load them anyway

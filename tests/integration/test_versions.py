@@ -63,7 +63,12 @@ MITOGEN_MIN_PYTHON = (3, 8)
 CORE_MIN_PYTHON = {"2.20": (3, 9), "2.21": (3, 9)}
 #: The fixture giving the testbed a playbook needs (a bigger one for nsm_diff.hosts > 2).
 testbed_for = test_differential.testbed_for
-PLUGIN_DOCS = [("connection", "ns.mitogen.ssh"), ("connection", "ns.mitogen.local"), ("strategy", "ns.mitogen.linear")]
+PLUGIN_DOCS = [
+    ("connection", "ns.mitogen.ssh"),
+    ("connection", "ns.mitogen.local"),
+    ("strategy", "ns.mitogen.linear"),
+    ("module", "ns.mitogen.mitogen_get_stack"),
+]
 
 
 def _key(version: str) -> tuple[int, ...]:

@@ -1,0 +1,126 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The original Mitogen's variables, accepted by every ns.mitogen connection (see plugin_utils/_original.py)."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  mitogen_via:
+    description:
+      - Connection delegation of the original Mitogen (reach this host through another inventory
+        host). Not supported yet - a host that sets it is refused (reported unreachable, with
+        what to use instead), since connecting directly could reach another machine.
+    type: raw
+    vars:
+      - name: mitogen_via
+  mitogen_task_isolation:
+    description:
+      - The original Mitogen's per-task isolation (V(fork)). Has no effect yet (a warning says
+        so, once per run); modules already run isolated inside the persistent interpreter.
+    type: raw
+    vars:
+      - name: mitogen_task_isolation
+  mitogen_mask_remote_name:
+    description:
+      - Accepted from the original Mitogen; has no effect (a warning says so, once per run).
+    type: raw
+    vars:
+      - name: mitogen_mask_remote_name
+  mitogen_kind:
+    description:
+      - The original Mitogen's setns container kind. Has no effect (a warning says so, once per
+        run).
+    type: raw
+    vars:
+      - name: mitogen_kind
+  mitogen_docker_path:
+    description:
+      - The original Mitogen's path of C(docker). Has no effect (a warning says so, once per
+        run).
+    type: raw
+    vars:
+      - name: mitogen_docker_path
+  mitogen_podman_path:
+    description:
+      - The original Mitogen's path of C(podman). Has no effect (a warning says so, once per
+        run).
+    type: raw
+    vars:
+      - name: mitogen_podman_path
+  mitogen_buildah_path:
+    description:
+      - The original Mitogen's path of C(buildah). Has no effect (a warning says so, once per
+        run).
+    type: raw
+    vars:
+      - name: mitogen_buildah_path
+  mitogen_kubectl_path:
+    description:
+      - The original Mitogen's path of C(kubectl). Has no effect (a warning says so, once per
+        run).
+    type: raw
+    vars:
+      - name: mitogen_kubectl_path
+  mitogen_lxc_path:
+    description:
+      - The original Mitogen's path of C(lxc). Has no effect (a warning says so, once per run).
+    type: raw
+    vars:
+      - name: mitogen_lxc_path
+  mitogen_lxc_attach_path:
+    description:
+      - The original Mitogen's path of C(lxc-attach). Has no effect (a warning says so, once per
+        run).
+    type: raw
+    vars:
+      - name: mitogen_lxc_attach_path
+  mitogen_lxc_info_path:
+    description:
+      - The original Mitogen's path of C(lxc-info). Has no effect (a warning says so, once per
+        run).
+    type: raw
+    vars:
+      - name: mitogen_lxc_info_path
+  mitogen_machinectl_path:
+    description:
+      - The original Mitogen's path of C(machinectl). Has no effect (a warning says so, once per
+        run).
+    type: raw
+    vars:
+      - name: mitogen_machinectl_path
+  mitogen_jexec_path:
+    description:
+      - The original Mitogen's path of C(jexec). Has no effect (a warning says so, once per
+        run).
+    type: raw
+    vars:
+      - name: mitogen_jexec_path
+  mitogen_ssh_debug_level:
+    description:
+      - The original Mitogen's ssh's debug level. Has no effect yet (a warning says so, once per run).
+    type: raw
+    vars:
+      - name: mitogen_ssh_debug_level
+  mitogen_ssh_keepalive_interval:
+    description:
+      - The original Mitogen's ssh keepalive interval. Has no effect yet (a warning says so, once per run).
+    type: raw
+    vars:
+      - name: mitogen_ssh_keepalive_interval
+  mitogen_ssh_keepalive_count:
+    description:
+      - The original Mitogen's ssh keepalive count. Has no effect yet (a warning says so, once per run).
+    type: raw
+    vars:
+      - name: mitogen_ssh_keepalive_count
+notes:
+  - Variables of the original Mitogen that have no effect here yet are reported with one
+    warning per run; C(mitogen_via) makes the host fail (unreachable) rather than be
+    reached directly. Its environment variables (E(MITOGEN_POOL_SIZE),
+    E(MITOGEN_MAX_INTERPRETERS), E(MITOGEN_CPU_COUNT), E(MITOGEN_PROFILING),
+    E(MITOGEN_ROUTER_DEBUG), E(MITOGEN_DUMP_THREAD_STACKS), E(MITOGEN_LOG_LEVEL),
+    E(MITOGEN_SAVE_PIDS)) are reported the same way, each with what to use instead.
+"""

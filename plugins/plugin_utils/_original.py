@@ -1,0 +1,170 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The original Mitogen's variables and environment variables, and what each does here (private).
+
+Owns: the one list of every name the original product documents, so that none is read
+by nothing. Each name is either
+
+- ``HONOURED``: it works here (the entry says through which option);
+- ``WARN``: it has no effect here yet; a warning, once per run, says what it did there
+  and what to use here;
+- ``REFUSE``: ignoring it could reach the wrong machine or do the wrong thing; the host's
+  connection fails with the entry's words.
+
+The capability that implements a name flips its entry to ``HONOURED``; the test that
+walks this list (tests/integration/test_original_names.py) then expects the behaviour.
+Warnings are worded without host names, so Ansible's display shows each once per run
+(a worker's warning is shown by the main process, which drops repeats).
+
+Never imports Ansible: the strategy and the connection plugins both use it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional
+
+HONOURED, WARN, REFUSE = "honoured", "warn", "refuse"
+
+
+class Name(NamedTuple):
+    """One name of the original product: its status here and the words for the user."""
+
+    status: str
+    text: str
+
+
+_USE_PROXYJUMP = "reach such hosts with ansible_ssh_common_args='-o ProxyJump=user@bastion'"
+_NO_CONTAINERS = (
+    "ns.mitogen has no container connections yet; such hosts keep Ansible's own connection plugin "
+    "(set that plugin's own executable option instead)"
+)
+
+#: Inventory, play and task variables.
+VARIABLES: Dict[str, Name] = {
+    "mitogen_via": Name(
+        REFUSE,
+        "mitogen_via (connection delegation through another inventory host) is not supported by ns.mitogen "
+        "yet, and connecting directly could reach another machine; " + _USE_PROXYJUMP,
+    ),
+    "mitogen_task_isolation": Name(
+        WARN,
+        "mitogen_task_isolation has no effect in ns.mitogen yet: every module already runs isolated inside "
+        "the persistent interpreter (its process state is put back after each run), but not in a forked "
+        "child; to run one task in a fresh process, set mitogen_disable: true on it",
+    ),
+    "mitogen_mask_remote_name": Name(
+        WARN,
+        "mitogen_mask_remote_name has no effect in ns.mitogen: target interpreters never carry the "
+        "controller's host name or process id in their command line",
+    ),
+    "mitogen_kind": Name(WARN, "mitogen_kind (the setns container kind) has no effect: " + _NO_CONTAINERS),
+    "mitogen_ssh_compression": Name(HONOURED, "ns.mitogen.ssh option compression"),
+    "mitogen_ssh_debug_level": Name(
+        WARN,
+        "mitogen_ssh_debug_level has no effect in ns.mitogen yet; ssh's own -v lines can be asked for with "
+        "ansible_ssh_extra_args='-v' and appear in the failure of a login",
+    ),
+    "mitogen_ssh_keepalive_interval": Name(
+        WARN,
+        "mitogen_ssh_keepalive_interval has no effect in ns.mitogen yet; "
+        "set ansible_ssh_common_args='-o ServerAliveInterval=N' instead",
+    ),
+    "mitogen_ssh_keepalive_count": Name(
+        WARN,
+        "mitogen_ssh_keepalive_count has no effect in ns.mitogen yet; "
+        "set ansible_ssh_common_args='-o ServerAliveCountMax=N' instead",
+    ),
+}
+for _tool in ("docker", "podman", "buildah", "kubectl", "lxc", "lxc_attach", "lxc_info", "machinectl", "jexec"):
+    VARIABLES["mitogen_%s_path" % _tool] = Name(
+        WARN, "mitogen_%s_path (the path of %s) has no effect: %s" % (_tool, _tool.replace("_", "-"), _NO_CONTAINERS)
+    )
+
+#: Environment variables of the controller.
+ENVIRONMENT: Dict[str, Name] = {
+    "MITOGEN_POOL_SIZE": Name(
+        WARN,
+        "MITOGEN_POOL_SIZE has no effect in ns.mitogen: its multiplexer starts every connection a task "
+        "asks for at once (Ansible's forks setting bounds how many tasks ask together)",
+    ),
+    "MITOGEN_MAX_INTERPRETERS": Name(
+        WARN,
+        "MITOGEN_MAX_INTERPRETERS has no effect in ns.mitogen yet: interpreters are not recycled; "
+        "meta: reset_connection ends a host's interpreters",
+    ),
+    "MITOGEN_CPU_COUNT": Name(WARN, "MITOGEN_CPU_COUNT has no effect in ns.mitogen: one multiplexer process serves a run"),
+    "MITOGEN_PROFILING": Name(
+        WARN,
+        "MITOGEN_PROFILING has no effect in ns.mitogen; NS_MITOGEN_MUX_RUSAGE=<file> records the multiplexer's "
+        "CPU time, NS_MITOGEN_LOG_DIR=<dir> the duration of every request",
+    ),
+    "MITOGEN_ROUTER_DEBUG": Name(
+        WARN,
+        "MITOGEN_ROUTER_DEBUG has no effect in ns.mitogen; set NS_MITOGEN_LOG_DIR=<dir> for per-process debug "
+        "logs on the controller, which include every target's log records (nothing is written on targets)",
+    ),
+    "MITOGEN_DUMP_THREAD_STACKS": Name(
+        WARN,
+        "MITOGEN_DUMP_THREAD_STACKS has no effect in ns.mitogen; NS_MITOGEN_LOG_DIR=<dir> logs every request with its duration",
+    ),
+    "MITOGEN_LOG_LEVEL": Name(
+        WARN,
+        "MITOGEN_LOG_LEVEL has no effect in ns.mitogen; -vvv shows each step and the target's own log lines, "
+        "NS_MITOGEN_LOG_DIR=<dir> keeps debug logs",
+    ),
+    "MITOGEN_SAVE_PIDS": Name(
+        WARN,
+        "MITOGEN_SAVE_PIDS has no effect in ns.mitogen; NS_MITOGEN_LOG_DIR=<dir> names each log file after its process id",
+    ),
+}
+
+_PATH_VARIABLE = re.compile(r"^mitogen_\w+_path$")
+
+
+class RefusedName(Exception):
+    """A name whose ``REFUSE`` entry applies (its text is the message)."""
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def check(
+    values: Mapping[str, Any], names: Iterable[str], warn: Callable[[str], None], entries: Optional[Dict[str, Name]] = None
+) -> None:
+    """Warn about each of ``names`` set in ``values`` that has no effect here; raise for a refused one.
+
+    ``values``: a host's variables (or the environment, with ``entries=ENVIRONMENT``).
+    ``warn`` is called with a message worded the same for every host. Raises
+    ``RefusedName`` (after warning about the others) for a ``REFUSE`` entry.
+    """
+    table = VARIABLES if entries is None else entries
+    refused: List[str] = []
+    for name in names:
+        if not _is_set(values.get(name)):
+            continue
+        entry = table.get(name)
+        if entry is None and _PATH_VARIABLE.match(name):
+            entry = Name(WARN, "%s has no effect: %s" % (name, _NO_CONTAINERS))
+        if entry is None or entry.status == HONOURED:
+            continue
+        if entry.status == REFUSE:
+            refused.append(entry.text)
+        else:
+            warn("ns.mitogen: " + entry.text)
+    if refused:
+        raise RefusedName("ns.mitogen: " + "; ".join(refused))
+
+
+def check_vars(task_vars: Mapping[str, Any], warn: Callable[[str], None]) -> None:
+    """``check`` over every original variable (and ``mitogen_*_path`` name) in ``task_vars``."""
+    names = [k for k in task_vars if isinstance(k, str) and k.startswith("mitogen_")]
+    check(task_vars, names, warn)
+
+
+def check_environment(warn: Callable[[str], None], environ: Optional[Mapping[str, str]] = None) -> None:
+    """``check`` over the original environment variables set for this controller process."""
+    env = os.environ if environ is None else environ
+    check(env, ENVIRONMENT, warn, ENVIRONMENT)
