@@ -25,6 +25,7 @@ attributes:
     support: none
     description: Nothing changes.
   platform:
+    support: full
     platforms: posix
     description: Any host an ns.mitogen connection reaches.
 """

@@ -117,6 +117,7 @@ class MitogenConnectionBase(ConnectionBase):
 
     has_pipelining = True
     method = ""
+    login_shell = False  # commands without become run in the login shell, not /bin/sh (as sshd runs them)
 
     def __init__(self, play_context: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(play_context, *args, **kwargs)
@@ -420,13 +421,21 @@ class MitogenConnectionBase(ConnectionBase):
         cwd = to_text(getattr(self, "cwd", None) or "") or None
         # As vanilla ssh: commands without input that may become run on a pty (-tt).
         use_pty = bool(not in_data and sudoable and self.has_option("use_tty") and self.get_option("use_tty"))
+        # As sshd: the login shell runs a command no become wrapper runs (vanilla's wraps in /bin/sh).
+        login_shell = self.login_shell and not self._becomes(sudoable)
         try:
             rc, stdout, stderr = self._call(
-                sudoable, EXEC_COMMAND, to_text(cmd), to_bytes(in_data) if in_data else None, cwd, None, use_pty
+                sudoable, EXEC_COMMAND, to_text(cmd), to_bytes(in_data) if in_data else None, cwd, None, use_pty, login_shell
             )
         except _InterpreterNotFound:
             return self._exec_without_python(cmd, in_data, sudoable, use_pty)
+        if use_pty:
+            stderr = self._pty_closed_notice()
         return rc, stdout, stderr
+
+    def _pty_closed_notice(self) -> bytes:
+        """What the client of the built-in connection prints on stderr as a pty session ends."""
+        return b""
 
     def _exec_without_python(self, cmd: str, in_data: Optional[bytes], sudoable: bool, use_pty: bool) -> Tuple[int, bytes, bytes]:
         """``cmd`` through a one-shot login, where no Python runs (``raw`` installing one).

@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Functions the Ansible connection plugins call in a target context (private).
 
-Owns: running a shell command the way ``ssh host '<cmd>'`` would (``/bin/sh -c``,
-in the interpreter's starting directory and environment, stdin fed from the
-caller, stdout and stderr apart), and small file-system queries.
+Owns: running a shell command the way ``ssh host '<cmd>'`` would (the login
+shell's ``-c``, or ``/bin/sh -c`` where a become wrapper would have run it, in the
+interpreter's starting directory and environment, stdin fed from the caller,
+stdout and stderr apart), and small file-system queries.
 
 Rules it keeps: every command starts from the interpreter's *start-up* state
 (directory and environment), never from whatever an earlier call changed, so one
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import os
 import pty
+import pwd
 import subprocess
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from . import _child
 
@@ -27,8 +29,12 @@ def exec_command(
     cwd: Optional[str] = None,
     env: Optional[Dict[str, str]] = None,
     use_pty: bool = False,
+    login_shell: bool = False,
 ) -> Tuple[int, bytes, bytes]:
     """Run ``cmd`` with ``/bin/sh -c``; return ``(returncode, stdout, stderr)``.
+
+    With ``login_shell`` the user's shell from the password database runs it
+    instead, as sshd runs ``$SHELL -c <cmd>`` (a bash user's ``echo -en`` is bash's).
 
     ``cwd`` defaults to the directory the interpreter started in (the login
     directory for ssh), ``env`` extends the environment it started with. With
@@ -38,10 +44,13 @@ def exec_command(
     environ = dict(_child.START_ENV or os.environ)
     if env:
         environ.update(env)
+    shell = _login_shell() if login_shell else "/bin/sh"
+    argv = [os.path.basename(shell) if login_shell else shell, "-c", cmd]  # sshd's $0: the shell's name
     if use_pty:
-        return _exec_on_pty(cmd, cwd or _start_dir(), environ)
+        return _exec_on_pty(shell, argv, cwd or _start_dir(), environ)
     proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
-        ["/bin/sh", "-c", cmd],
+        argv,
+        executable=shell,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -51,6 +60,14 @@ def exec_command(
     )
     stdout, stderr = proc.communicate(in_data or b"")
     return proc.returncode, stdout, stderr
+
+
+def _login_shell() -> str:
+    """This user's login shell (``/bin/sh`` where the password database names none, as sshd)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_shell or "/bin/sh"
+    except KeyError:
+        return "/bin/sh"
 
 
 def _start_dir() -> Optional[str]:
@@ -68,7 +85,7 @@ def _start_dir() -> Optional[str]:
     return _child.START_CWD or None
 
 
-def _exec_on_pty(cmd: str, cwd: Optional[str], environ: Dict[str, str]) -> Tuple[int, bytes, bytes]:
+def _exec_on_pty(shell: str, argv: List[str], cwd: Optional[str], environ: Dict[str, str]) -> Tuple[int, bytes, bytes]:
     master, slave = pty.openpty()
     slave_path = os.ttyname(slave)
 
@@ -77,7 +94,8 @@ def _exec_on_pty(cmd: str, cwd: Optional[str], environ: Dict[str, str]) -> Tuple
 
     try:
         proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            ["/bin/sh", "-c", cmd],
+            argv,
+            executable=shell,
             stdin=slave,
             stdout=slave,
             stderr=slave,
