@@ -267,6 +267,12 @@ class Connection(MitogenConnectionBase):
     method = "ssh"
     login_shell = True
 
+    @property
+    def transport(self) -> str:
+        # Actions that check for ssh (ansible.posix.synchronize, _make_tmp_path's exit 255
+        # diagnosis) treat this connection as the ssh it replaces; it takes the same options.
+        return "ssh"
+
     def _user_ssh_args(self) -> List[str]:
         args: List[str] = []
         for name in ("ssh_args", "ssh_common_args", "ssh_extra_args"):
