@@ -7,7 +7,9 @@ connection plugins there too (see ``_preload``), reading each task's module file
 before its worker forks (``_planner.warm_module``), and sending hosts on
 ``ansible.builtin.ssh`` / ``local`` to ``ns.mitogen.ssh`` / ``local``.
 Nothing of the built-in run loops is copied or replaced: the mixin only wraps
-``run()`` and ``_queue_task()``, the smallest public-ish surface there is.
+``run()``, ``_queue_task()`` and, for ``meta: reset_connection`` (which the strategy
+runs itself, loading the connection named by the host's variables), ``_execute_meta()``:
+the smallest public-ish surface there is.
 
 Redirection rules: a host (or a delegated host) whose connection is ``ssh``,
 ``ansible.builtin.ssh``, ``paramiko``-free ``smart``, ``local`` or
@@ -18,8 +20,9 @@ network_cli, docker, ...) is left alone and keeps working in the same play.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 from ansible.utils.display import Display
 
@@ -75,6 +78,24 @@ def _preload() -> None:
     _planner.warm_up()
 
 
+@contextlib.contextmanager
+def _connections_redirected(disabled: bool) -> Iterator[None]:
+    """Meanwhile, ``connection_loader.get`` of a built-in name we replace loads ours."""
+    from ansible.plugins import loader
+
+    connection_loader = loader.connection_loader
+    original = connection_loader.get
+
+    def get(name: Any, *args: Any, **kwargs: Any) -> Any:
+        return original(name if disabled else (redirect(name) or name), *args, **kwargs)
+
+    connection_loader.get = get  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del connection_loader.get  # the class's own method again
+
+
 class MitogenStrategyMixin:
     """Mixed in before a built-in StrategyModule."""
 
@@ -108,3 +129,15 @@ class MitogenStrategyMixin:
         except Exception:  # an optimisation: the worker reads the module itself
             pass
         return super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
+
+    def _execute_meta(self, task: Any, play_context: Any, iterator: Any, target_host: Any) -> Any:
+        """``meta: reset_connection`` on a host we redirected resets our interpreters, not ssh's."""
+        if task.args.get("_raw_params") != "reset_connection":
+            return super()._execute_meta(task, play_context, iterator, target_host)  # type: ignore[misc]
+        try:
+            host_vars = self._variable_manager.get_vars(play=iterator._play, host=target_host, task=task)  # type: ignore[attr-defined]
+            disabled = _truthy(host_vars.get("mitogen_disable", False))
+        except Exception:  # the built-in reset then runs as it would without us
+            disabled = True
+        with _connections_redirected(disabled):
+            return super()._execute_meta(task, play_context, iterator, target_host)  # type: ignore[misc]
