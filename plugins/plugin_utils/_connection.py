@@ -66,6 +66,8 @@ EXEC_COMMAND = (_mux.CORE + "._target", "exec_command")
 
 _PROMPT_RE = re.compile(r"(?i)(password|passphrase)[^:]*:\s*$")
 _SHELL_WHITESPACE = re.compile(r"[ \t\r\n]+")  # shlex's own whitespace, no more
+# An interpreter setting only a shell can run: operators, expansions, a leading VAR=value.
+_SHELL_SYNTAX = re.compile(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
 
 
 def split_words(text: str) -> List[str]:
@@ -145,9 +147,27 @@ class MitogenConnectionBase(ConnectionBase):
         return str(value or "auto")
 
     def _python(self) -> Any:
-        """The interpreter's argv when one is named, None when it is discovered."""
+        """The interpreter's argv when one is named, None when it is discovered.
+
+        A setting with shell syntax (``. /opt/venv/bin/activate && python``,
+        ``FOO=1 python3``, ``$HOME/bin/python``) is run by the shell, as vanilla's
+        pipelining runs it (``ansible_shell_executable``, ``/bin/sh`` by default); its
+        arguments (``-c <first stage>``) follow as ``"$@"``. Quoted words (a quoted
+        path with spaces) and a single word run directly; unquoted words with spaces
+        are one path where that file exists, else words.
+        """
         setting = self._interpreter_setting()
-        return None if setting.startswith("auto") else split_words(setting)
+        if setting.startswith("auto"):
+            return None
+        if _SHELL_SYNTAX.search(setting):
+            shell = str(getattr(self._play_context, "executable", None) or C.DEFAULT_EXECUTABLE or "/bin/sh")
+            return [shell, "-c", '%s "$@"' % setting, os.path.basename(shell)]
+        words = split_words(setting)
+        if len(words) > 1 and "'" not in setting and '"' not in setting and "\\" not in setting:
+            # ansible-core 2.17+ takes the whole setting as one path (spaces and all), 2.16
+            # as words (``/usr/bin/env FOO=1 python3``): the target's shell tells which.
+            return ["/bin/sh", "-c", '[ -x "$0" ] && exec "$0" "$@"; exec %s "$@"' % setting, setting]
+        return words
 
     def _discovery_mode(self) -> Optional[str]:
         """``auto``, ``auto_silent``, ... when the interpreter is discovered, else None."""
@@ -386,8 +406,8 @@ class MitogenConnectionBase(ConnectionBase):
         return super().get_option(option, hostvars)
 
     def shebang(self) -> str:
-        python = self._python()
-        return "#!" + (" ".join(python) if python else "/usr/bin/python3")
+        setting = self._interpreter_setting()
+        return "#!" + ("/usr/bin/python3" if setting.startswith("auto") else setting)
 
     def _run_module(self, request: Dict[str, Any], sudoable: bool) -> Tuple[int, bytes, bytes]:
         """Run a planned module in the interpreter; send its source only if asked."""
