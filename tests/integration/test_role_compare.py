@@ -98,3 +98,22 @@ def test_compare_role_reports_a_failing_run(testbed, tmp_path):
     out = run(tmp_path, write_inventory(testbed, tmp_path / "hosts"), playbook)
     assert out.returncode != 0
     assert "vanilla run failed (rc=2)" in out.stdout, out.stdout[-3000:]
+
+
+def test_compare_role_molecule_scenario(testbed, tmp_path):
+    """roles/compare/molecule/default: syntax, converge and verify against the testbed hosts."""
+    environ = dict(os.environ)
+    environ.update(
+        PATH=BIN + os.pathsep + environ.get("PATH", ""),
+        HOME=str(tmp_path / "home"),  # molecule keeps its state under ~/.cache/molecule
+        NSM_MOLECULE_INVENTORY=str(write_inventory(testbed, tmp_path / "hosts")),
+        NSM_MOLECULE_COLLECTIONS=str(ROOT / ".build" / "installed"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+    )
+    argv = [os.path.join(BIN, "molecule"), "test", "--scenario-name", "default"]
+    out = subprocess.run(
+        argv, cwd=ROOT / "roles" / "compare", capture_output=True, text=True, env=environ, timeout=600, check=False
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    assert "All assertions passed" in out.stdout + out.stderr
