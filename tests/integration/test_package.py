@@ -27,6 +27,7 @@ SHIPPED = [
     r"MANIFEST\.json",
     r"FILES\.json",
     r"README\.md",
+    r"CHANGELOG\.(rst|md)",  # made by antsibull-changelog release
     r"LICENSE",
     r"meta/runtime\.yml",
     r"plugins/[a-z_]+/[a-z_]+\.py",  # plugins and their private utils
@@ -39,7 +40,14 @@ SHIPPED = [
 ]
 _SHIPPED_RE = re.compile("|".join("(?:%s)" % p for p in SHIPPED))
 #: Files the tarball must hold (a build_ignore pattern that is too wide would drop them).
-REQUIRED = ["README.md", "LICENSE", "meta/runtime.yml", "plugins/connection/ssh.py", "tests/config.yml"]
+REQUIRED = [
+    "README.md",
+    "LICENSE",
+    "meta/runtime.yml",
+    "plugins/connection/ssh.py",
+    "tests/config.yml",
+    "changelogs/changelog.yaml",
+]
 
 
 def shipped(path: str) -> bool:
@@ -142,4 +150,3 @@ def test_allow_list_rejects_development_files() -> None:
     ]:
         assert not shipped(path), path
     assert shipped("plugins/connection/ssh.py") and shipped("roles/compare/tasks/main.yml")
-
