@@ -4,18 +4,20 @@
 
 Owns: the few places where 2.16 ... 2.21 disagree and we must follow: what
 ``ActionBase._configure_module`` returns, how module arguments are encoded for a
-module, a module's serialization profile, which interpreter discovery picks, and the
-oldest target Python a release's modules run on. Supporting a new ansible-core
-release should mean reading this file and changing only it.
+module, a module's serialization profile, which interpreter discovery picks, the
+oldest target Python a release's modules run on, and the package stubs AnsiballZ
+puts in a module's zip. Supporting a new ansible-core release should mean reading
+this file and changing only it.
 """
 
 from __future__ import annotations
 
 import ast
 import json
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from ansible.executor import module_common
+from ansible.release import __author__ as ANSIBLE_AUTHOR
 from ansible.release import __version__ as ANSIBLE_VERSION
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import CORE_MIN_PYTHON
@@ -41,6 +43,20 @@ def _target_python_min() -> str:
 
 #: passed on as the connection spec's ``python_min`` (discovery skips older candidates)
 TARGET_PYTHON_MIN = _target_python_min()
+
+
+def ansiballz_package_stubs() -> Dict[str, bytes]:
+    """``ansible`` and ``ansible.module_utils`` as AnsiballZ serves them to a module.
+
+    ``recursive_finder`` (2.16 to 2.21 alike) writes these in place of the packages'
+    own ``__init__``: ``ansible`` carries the controller's ``__version__`` and
+    ``__author__``, and both extend their ``__path__`` over the target's
+    ``sys.path``. The runner serves the same text, so ``ansible.__version__``
+    works in a module as under AnsiballZ.
+    """
+    extend = b"from pkgutil import extend_path\n__path__=extend_path(__path__,__name__)\n"
+    release = b'__version__="%s"\n__author__="%s"\n' % (ANSIBLE_VERSION.encode(), ANSIBLE_AUTHOR.encode())
+    return {"ansible": extend + release, "ansible.module_utils": extend}
 
 
 def module_profile(source: bytes) -> Optional[str]:

@@ -257,7 +257,7 @@ class MitogenConnectionBase(ConnectionBase):
         if self._client is None:
             try:
                 _debug.start("worker")
-                self._client = _mux.connect_client(self._playbook_pid, collection_roots)
+                self._client = _mux.connect_client(self._playbook_pid, collection_roots, _compat.ansiballz_package_stubs())
             except (OSError, ConnectError) as exc:
                 raise AnsibleConnectionFailure("ns.mitogen: cannot reach the multiplexer: %s" % exc) from None
         self._connected = True

@@ -108,7 +108,7 @@ def stack_key(stack: List[Dict[str, Any]]) -> str:
 class MuxServer:
     """Serves workers on ``path`` until ``watch_pid`` exits."""
 
-    def __init__(self, path: str, watch_pid: int, listen_fd: int) -> None:
+    def __init__(self, path: str, watch_pid: int, listen_fd: int, packages: Optional[Dict[str, bytes]] = None) -> None:
         self.path = path
         self.watch_pid = watch_pid
         # Targets may import Ansible's module_utils and every collection's module_utils
@@ -126,6 +126,8 @@ class MuxServer:
         self._delivered: Dict[int, Set[str]] = {}  # context_id -> source_ids it was sent
         self.router.on_route_lost.append(self._forget)
         self.session.responder.companions[RUNNER] = RUNNER_COMPANIONS
+        for name, source in (packages or {}).items():  # ansible/__init__ as AnsiballZ has it
+            self.session.responder.provide(name, source)
         self._sock = socket.socket(fileno=listen_fd)  # bound and listening: see start()
         self._sock.setblocking(False)
         self.router.broker.defer(self.router.broker.add_reader, self._sock.fileno(), self._on_accept)
@@ -401,16 +403,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def main(path: str, watch_pid: int, listen_fd: int, paths: Optional[List[str]] = None) -> None:
+def main(
+    path: str, watch_pid: int, listen_fd: int, paths: Optional[List[str]] = None, packages: Optional[Dict[str, bytes]] = None
+) -> None:
     """Entry point of the mux process; ``paths`` are collection roots to import from.
 
-    ``listen_fd`` is the socket at ``path``, already listening (see ``start()``).
+    ``listen_fd`` is the socket at ``path``, already listening (see ``start()``);
+    ``packages``: package name -> the source targets get for it (``Responder.provide``).
     """
     for extra in paths or ():
         if extra not in sys.path:
             sys.path.append(extra)
     _debug.start("mux")
-    MuxServer(path, watch_pid, listen_fd).serve()
+    MuxServer(path, watch_pid, listen_fd, packages).serve()
 
 
 # -- the worker side -------------------------------------------------------------------------
@@ -483,12 +488,16 @@ def _collections_root() -> str:
     return here
 
 
-def connect_client(playbook_pid: int, paths: Union[None, List[str], Callable[[], List[str]]] = None) -> MuxClient:
+def connect_client(
+    playbook_pid: int,
+    paths: Union[None, List[str], Callable[[], List[str]]] = None,
+    packages: Optional[Dict[str, bytes]] = None,
+) -> MuxClient:
     """A client of the mux serving ``playbook_pid``, starting the mux if needed.
 
     ``paths`` (collection roots, or a function giving them, called only if a mux
     must start) go on the new mux's ``sys.path``, so it can serve the module_utils
-    of every installed collection.
+    of every installed collection; ``packages`` as for ``main()``.
     """
     path = socket_path(playbook_pid)
     try:
@@ -496,14 +505,14 @@ def connect_client(playbook_pid: int, paths: Union[None, List[str], Callable[[],
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED):
             raise
-    start(playbook_pid, paths() if callable(paths) else paths)
+    start(playbook_pid, paths() if callable(paths) else paths, packages)
     try:
         return MuxClient(path)
     except OSError as exc:
         raise ConnectError("ns.mitogen multiplexer", "cannot connect to %s: %s" % (path, exc)) from None
 
 
-def start(playbook_pid: int, paths: Optional[List[str]] = None) -> str:
+def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Optional[Dict[str, bytes]] = None) -> str:
     """Make sure a mux serves ``playbook_pid``; its socket path. Does not wait for it.
 
     The socket is bound and listening before the mux process exists, and handed to
@@ -523,7 +532,7 @@ def start(playbook_pid: int, paths: Optional[List[str]] = None) -> str:
             sock.bind(path)
             os.chmod(path, 0o600)
             sock.listen(128)
-            _spawn(path, playbook_pid, sock.fileno(), paths or [])
+            _spawn(path, playbook_pid, sock.fileno(), paths or [], packages)
         finally:
             sock.close()
     return path
@@ -543,7 +552,7 @@ def _listening(path: str) -> bool:
     return True
 
 
-def _spawn(path: str, playbook_pid: int, listen_fd: int, paths: List[str]) -> None:
+def _spawn(path: str, playbook_pid: int, listen_fd: int, paths: List[str], packages: Optional[Dict[str, bytes]]) -> None:
     """Fork the mux from this process, which goes on at once.
 
     A fork starts with the core already imported: a new interpreter spent 0.1 s on
@@ -563,7 +572,7 @@ def _spawn(path: str, playbook_pid: int, listen_fd: int, paths: List[str]) -> No
         _detach(listen_fd)
         if _collections_root() not in sys.path:  # this copy of the core is the one served
             sys.path.insert(0, _collections_root())
-        main(path, playbook_pid, listen_fd, paths)
+        main(path, playbook_pid, listen_fd, paths, packages)
         status = 0
     except BaseException:  # nothing to report to: stdio is /dev/null
         LOG.exception("the multiplexer failed")

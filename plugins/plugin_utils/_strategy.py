@@ -105,7 +105,7 @@ class MitogenStrategyMixin:
         if not MitogenStrategyMixin._nsm_started:
             # Start the multiplexer now, from the main process, so workers find it
             # (not waiting for it: its socket takes their requests meanwhile).
-            _mux.start(os.getpid(), collection_roots())
+            _mux.start(os.getpid(), collection_roots(), _compat.ansiballz_package_stubs())
             _original.check_environment(display.warning)
             try:
                 _preload()

@@ -55,3 +55,19 @@ def test_locate_ignores_the_processs_path_hooks(tree, monkeypatch):
     first, second = tree
     assert _importer._locate("nsp.pkg.mod").origin == str(second / "nsp" / "pkg" / "mod.py")
     assert _importer._locate("nsp.alone").origin == str(first / "nsp" / "alone.py")
+
+
+@pytest.fixture
+def responder():
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Session
+
+    with Session(allow_imports=["nsp.pkg"]) as session:
+        yield session.responder
+
+
+def test_ancestor_package_served_empty_unless_provided(tree, responder):
+    """``nsp`` is an ancestor of the allowed ``nsp.pkg``: its own text never travels."""
+    assert responder._load_local("nsp")[:3] == (True, "<ns.mitogen:nsp>", b"")
+    responder.provide("nsp", b"__version__ = '1'\n")
+    assert responder._load_local("nsp")[:3] == (True, "<ns.mitogen:nsp>", b"__version__ = '1'\n")
+    assert responder._load_local("nsp.pkg.mod")[2] == b"B = 2\n"

@@ -16,6 +16,9 @@ Rules it keeps:
   module runner imports by computed names) go with a module the first time.
 - A child never receives again what its boot payload held (``started_with``): the
   core modules it runs on are in every bundle's closure (the runner imports them).
+- An ancestor package of an allowed tree is served empty (never its source), unless
+  whoever starts the responder gave its text (``provide``): ``ansible`` gets the
+  stub AnsiballZ writes into each module's zip (``__version__``, ``__author__``).
 - Every hop keeps what passed through it: an intermediary answers its children
   from its cache, and asks upwards only for what it lacks. So each module crosses
   each hop at most once per run (``Responder.sent`` counts it, for the tests).
@@ -301,6 +304,7 @@ class Responder:
         self.importer = importer
         self._prefixes = list(prefixes)
         self._local: Dict[str, Entry] = {}  # controller: sources read from disk
+        self._provided: Dict[str, bytes] = {}  # controller: package name -> the source it is served as
         # module -> names whose trees go with it the first time a child gets it (hints
         # from whoever knows what that module will import at run time, dynamically)
         self.companions: Dict[str, List[str]] = {}
@@ -325,6 +329,17 @@ class Responder:
             if cid > 0:
                 self.router.send(Message.encoded(list(self._prefixes), dst_id=cid, handle=IMPORT_POLICY))
 
+    def provide(self, name: str, source: bytes) -> None:
+        """Serve package ``name`` as ``source`` (controller only; before any child asks).
+
+        For packages whose own ``__init__`` must not travel: an ancestor of an allowed
+        tree (``ansible``, served empty otherwise), or one whose target-side text
+        differs from the controller's file. ``source`` may import only the standard
+        library (its imports are not served with it).
+        """
+        self._provided[name] = source
+        self._local.pop(name, None)
+
     def started_with(self, child: int, modules: FrozenSet[str]) -> None:
         """``child`` was booted with ``modules``: they never go to it in a bundle."""
         self.booted[child] = modules
@@ -334,7 +349,9 @@ class Responder:
         if name in self._local:
             return self._local[name]
         entry: Optional[Entry] = None
-        if not _in_tree(name, self.prefixes):
+        if name in self._provided:
+            entry = (True, "<ns.mitogen:%s>" % name, self._provided[name], ())
+        elif not _in_tree(name, self.prefixes):
             # An ancestor package of an allowed tree: served empty, never its source.
             entry = (True, "<ns.mitogen:%s>" % name, b"", ())
         else:
