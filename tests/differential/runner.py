@@ -357,6 +357,7 @@ def run_playbook(
     timeout: float = DEFAULT_TIMEOUT,
     bin_dir: Path | None = None,
     python: str = PYTHON,
+    collections_paths: Sequence[Path] = (),
 ) -> RunResult:
     """Run `playbook` on `hosts` under `variant`; return every captured result.
 
@@ -369,6 +370,7 @@ def run_playbook(
     verbosity: number of -v (default: the playbook's nsm_diff.verbosity).
     bin_dir: where ansible-playbook is (default `ansible_bin_dir()`).
     python: the targets' ansible_python_interpreter.
+    collections_paths: searched for collections before the repo's own link farm.
     A non-zero exit status is returned, not raised; a timeout or a missing
     capture raises RunError.
     """
@@ -403,6 +405,7 @@ def run_playbook(
     # ControlPath sockets need a short directory (sun_path holds 108 bytes)
     control_dir = Path(tempfile.mkdtemp(prefix="nsm-diff-cp-"))
     env = _environment(v, run_dir, control_dir, capture, config)
+    env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join([*map(str, collections_paths), str(COLLECTIONS)])
     rc, leftovers = _run_reaped(argv, run_dir, env, log_path, control_dir, timeout)
     if rc is None:
         raise RunError(f"{playbook.name} under {v.name} did not finish in {timeout:g} s (log {log_path})")

@@ -71,3 +71,13 @@ def test_ancestor_package_served_empty_unless_provided(tree, responder):
     responder.provide("nsp", b"__version__ = '1'\n")
     assert responder._load_local("nsp")[:3] == (True, "<ns.mitogen:nsp>", b"__version__ = '1'\n")
     assert responder._load_local("nsp.pkg.mod")[2] == b"B = 2\n"
+
+
+def test_namespace_package_in_an_allowed_tree_is_served_empty(tree):
+    """A directory without __init__.py (a collection's module_utils/, or one below it)."""
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Session
+
+    with Session(allow_imports=["nsp"]) as session:
+        assert session.responder._load_local("nsp")[:3] == (True, "<ns.mitogen:nsp>", b"")
+        assert session.responder._load_local("nsp.alone")[2] == b"A = 1\n"
+        assert session.responder._load_local("nsp.missing")[2] is None

@@ -368,10 +368,13 @@ class Responder:
         is_pkg = spec.submodule_search_locations is not None
         origin = spec.origin
         if origin in (None, "namespace", "built-in", "frozen") or not str(origin).endswith(".py"):
-            # Only a true namespace package is served (empty). Anything else without
-            # a .py file (e.g. six.moves, made by six's own finder) is reported absent,
-            # so the target's import machinery builds it the same way locally.
-            if is_pkg and origin in (None, "namespace") and "Namespace" in type(spec.loader).__name__:
+            # Only a true namespace package is served (empty, as AnsiballZ adds an
+            # empty __init__.py for it: a collection's module_utils/ or a directory in
+            # it often has none). ``_locate`` makes one with no loader; the standard
+            # finders' have a NamespaceLoader. Anything else without a .py file (e.g.
+            # six.moves, made by six's own finder) is reported absent, so the target's
+            # import machinery builds it the same way locally.
+            if is_pkg and origin in (None, "namespace") and (spec.loader is None or "Namespace" in type(spec.loader).__name__):
                 return (True, "<ns.mitogen:%s>" % name, b"", ())
             return (False, "", None, ())
         with open(str(origin), "rb") as fp:
