@@ -409,13 +409,20 @@ class MitogenConnectionBase(ConnectionBase):
         setting = self._interpreter_setting()
         return "#!" + ("/usr/bin/python3" if setting.startswith("auto") else setting)
 
-    def _run_module(self, request: Dict[str, Any], sudoable: bool) -> Tuple[int, bytes, bytes]:
-        """Run a planned module in the interpreter; send its source only if asked."""
+    def _run_module(self, request: Dict[str, Any], sudoable: bool, cwd: Optional[str]) -> Tuple[int, bytes, bytes]:
+        """Run a planned module in the interpreter; send its source only if asked.
+
+        ``cwd``: where the module starts (the local connection's: the playbook's
+        directory, which ActionBase gives it as for commands), else the interpreter's
+        start directory.
+        """
         host = self._host_name()
         display.vvv("ns.mitogen RUN %s in process" % request["name"], host=host)
         if display.verbosity >= 3:
             request = dict(request, log=True)  # the target's own log lines come back too
         request = dict(request)
+        if cwd:
+            request["cwd"] = cwd
         path = request.pop("source_path", None)  # the mux's, to attach the source where never sent
         try:
             reply = self._call(sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=path)
@@ -435,10 +442,11 @@ class MitogenConnectionBase(ConnectionBase):
             request = _planner.decode_marker(in_data)
         except KeyError:
             raise AnsibleError("ns.mitogen: a module request that this process did not make, or already ran") from None
-        if request is not None:
-            return self._run_module(request, sudoable)
-        display.vvv("ns.mitogen EXEC %s" % self._shown(cmd), host=self._host_name())
+        # ActionBase sets cwd (the playbook's directory) on connections whose transport is "local".
         cwd = to_text(getattr(self, "cwd", None) or "") or None
+        if request is not None:
+            return self._run_module(request, sudoable, cwd)
+        display.vvv("ns.mitogen EXEC %s" % self._shown(cmd), host=self._host_name())
         # As vanilla ssh: commands without input that may become run on a pty (-tt).
         use_pty = bool(not in_data and sudoable and self.has_option("use_tty") and self.get_option("use_tty"))
         # As sshd: the login shell runs a command no become wrapper runs (vanilla's wraps in /bin/sh).

@@ -155,7 +155,13 @@ def _getcwd() -> Optional[str]:
 
 @contextlib.contextmanager
 def _working_directory(cwd: Optional[str]) -> Iterator[None]:
-    """Run in ``cwd`` (default: the start directory); come back to where we were."""
+    """Run in ``cwd`` (default: the start directory); come back to where we were.
+
+    A ``cwd`` this process may not enter (the playbook's directory, for a become
+    user of the local connection) is left for the home directory or ``/``: under
+    vanilla the module starts there all the same and ``AnsibleModule`` moves on to
+    a directory it can read. Any other failure to enter ``cwd`` fails the run.
+    """
     before, handle = _getcwd(), _open_dir_handle()
     try:
         target = cwd or _target._start_dir()
@@ -163,7 +169,7 @@ def _working_directory(cwd: Optional[str]) -> Iterator[None]:
             try:
                 os.chdir(target)
             except OSError as exc:
-                if cwd:
+                if cwd and not isinstance(exc, PermissionError):
                     raise _SetupError("ns.mitogen: cannot change to directory %r: %s" % (cwd, exc.strerror))
                 # As AnsiballZ does when the directory is unusable (e.g. after become).
                 for fallback in (os.path.expanduser("~"), "/"):

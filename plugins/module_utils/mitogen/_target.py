@@ -37,13 +37,18 @@ def exec_command(
     instead, as sshd runs ``$SHELL -c <cmd>`` (a bash user's ``echo -en`` is bash's).
 
     ``cwd`` defaults to the directory the interpreter started in (the login
-    directory for ssh), ``env`` extends the environment it started with. With
-    ``use_pty`` the command runs on a new pseudo-terminal, as ``ssh -tt`` runs it:
-    stdout and stderr arrive merged in stdout, with the terminal's CRLF line ends.
+    directory for ssh), and so does a ``cwd`` this process may not enter (the local
+    connection's playbook directory, for a become user: vanilla's command inherits
+    it, which a process started here cannot); ``env`` extends the environment it
+    started with. With ``use_pty`` the command runs on a new pseudo-terminal, as
+    ``ssh -tt`` runs it: stdout and stderr arrive merged in stdout, with the
+    terminal's CRLF line ends.
     """
     environ = dict(_child.START_ENV or os.environ)
     if env:
         environ.update(env)
+    if cwd and not os.access(cwd, os.X_OK):
+        cwd = None
     shell = _login_shell() if login_shell else "/bin/sh"
     argv = [os.path.basename(shell) if login_shell else shell, "-c", cmd]  # sshd's $0: the shell's name
     if use_pty:
