@@ -34,7 +34,7 @@ SHIPPED = [
     r"plugins/module_utils/mitogen/[a-z_]+\.py",  # the core (sent to targets)
     r"roles/[a-z_]+/(defaults|files|handlers|meta|tasks|templates|vars)/[\w.-]+",
     r"docs/[\w.-]+\.(yml|md|rst)",  # example playbooks and documents for users
-    r"strategy_plugins/mitogen_[a-z_]+\.py",  # for ansible.cfg files written for the original Mitogen
+    r"strategy_plugins/mitogen(_[a-z_]+)?\.py",  # for ansible.cfg files written for the original Mitogen
     r"tests/config\.yml",  # ansible-test sanity (galaxy-importer) reads the supported Pythons here
     r"changelogs/changelog\.yaml",
 ]
