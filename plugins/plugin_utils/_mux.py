@@ -285,7 +285,9 @@ class MuxServer:
         via = self._get_or_start(stack[:1], None)
         for depth in range(2, len(stack) + 1):
             via = self._get_or_start(stack[:depth], via)
-        return {"context_id": via.context_id, "hello": self.session.hellos.get(via.context_id, {})}
+        hello = self.session.hellos.get(via.context_id, {})
+        login = hello.pop("login_output", None)  # ssh's debug lines: for the first worker that asks
+        return {"context_id": via.context_id, "hello": hello if login is None else dict(hello, login_output=login)}
 
     def _get_or_start(self, stack: List[Dict[str, Any]], via: Optional[Context]) -> Context:
         key = stack_key(stack)

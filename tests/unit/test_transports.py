@@ -59,6 +59,14 @@ def test_discovery_when_no_python_is_named():
         ({"method": "ssh", "hostname": "h", "check_host_keys": "maybe"}, "check_host_keys"),
         ({"method": "ssh", "hostname": "h", "ssh_args": ["-v", 3]}, "list of strings"),
         ({"method": "ssh", "hostname": "h", "compression": "yes"}, "compression"),
+        ({"method": "ssh", "hostname": "h", "connect_timeout": -1}, "'connect_timeout' must be a positive number"),
+        ({"method": "ssh", "hostname": "h", "connect_timeout": 0}, "connect_timeout"),
+        ({"method": "ssh", "hostname": "h", "keepalive_interval": 0}, "'keepalive_interval' must be a number from 1 on"),
+        ({"method": "ssh", "hostname": "h", "keepalive_count": 0}, "keepalive_count"),
+        ({"method": "ssh", "hostname": "h", "verbosity": -1}, "verbosity"),
+        ({"method": "ssh", "hostname": "h", "connect_retries": -2}, "connect_retries"),
+        ({"method": "ssh", "hostname": "h", "port": 0}, "port"),
+        ({"method": "ssh", "hostname": "h", "extra_args": "-v"}, "extra_args"),
         ({"method": "sudo", "colour": "red"}, "unknown option"),
         ({"method": "local", "python_min": "3.7"}, "'python_min' must be a Python version from 3.8 on"),
         ({"method": "local", "python_min": "2.7"}, "python_min"),
@@ -78,6 +86,80 @@ def test_only_network_hops_compress_by_default():
     assert _transports.make({"method": "ssh", "hostname": "h", "compression": False}).compress is False
     assert _transports.make({"method": "sudo"}).compress is False
     assert _transports.make({"method": "local"}).compress is False
+
+
+def _index(argv, option):
+    """Index of ``-o option...`` (by its name) in argv; every one of them must be found."""
+    hits = [i for i, a in enumerate(argv) if a.split("=", 1)[0] == option and argv[i - 1] == "-o"]
+    assert hits, "%s not in %r" % (option, argv)
+    return hits
+
+
+def test_ssh_argv_is_in_ansible_builtin_ssh_order_and_ours_come_last():
+    """OpenSSH keeps an option's first value: the user's args must come before ours.
+
+    Regression: ours came first and silently won over a user's StrictHostKeyChecking=no,
+    ServerAliveInterval, UserKnownHostsFile...
+    """
+    spec = {
+        "method": "ssh",
+        "hostname": "h",
+        "port": 2222,
+        "username": "u",
+        "identity_file": "/k",
+        "identities_only": False,
+        "ssh_args": ["-o", "ServerAliveInterval=60"],
+        "extra_args": ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/kh"],
+        "verbosity": 2,
+        "connect_timeout": 7,
+    }
+    argv = _transports.make(spec).argv(["python3"])
+    first = argv.index("ServerAliveInterval=60")
+    assert argv[1] == "-vv" and first == 3
+    # vanilla's own options, in vanilla's order, between ssh_args and extra_args
+    order = [_index(argv, name)[0] for name in ("Port", "IdentityFile", "PasswordAuthentication", "User", "ConnectTimeout")]
+    assert first < order[0] and order == sorted(order)
+    assert argv[order[0]] == "Port=2222" and argv[order[1]] == 'IdentityFile="/k"' and argv[order[3]] == 'User="u"'
+    assert "IdentitiesOnly=yes" not in argv  # as vanilla for a key file
+    user_strict = argv.index("StrictHostKeyChecking=no")
+    assert order[-1] < user_strict < argv.index("StrictHostKeyChecking=yes")
+    assert argv.index("UserKnownHostsFile=/kh") < min(_index(argv, "BatchMode") + _index(argv, "ServerAliveCountMax"))
+    assert _index(argv, "ServerAliveInterval") == [first, argv.index("ServerAliveInterval=10")]
+    assert argv[-3:] == ["--", "h", "python3"]
+
+
+def test_ssh_pkcs11_and_password_options_as_vanilla():
+    spec = {"method": "ssh", "hostname": "h", "password": "1234", "pkcs11_provider": "/lib/p11.so", "ssh_args": ["-4"]}
+    argv = _transports.make(spec).argv(["py"])
+    assert argv[1:9] == [
+        "-o",
+        "KbdInteractiveAuthentication=no",
+        "-o",
+        "PreferredAuthentications=publickey",
+        "-o",
+        "PasswordAuthentication=no",
+        "-o",
+        "PKCS11Provider=/lib/p11.so",
+    ]
+    assert argv.index("-4") == 9 and "NumberOfPasswordPrompts=1" in argv and "BatchMode=no" in argv
+
+
+def test_ssh_retries_only_what_ssh_itself_failed_with_vanillas_pauses():
+    t = _transports.make({"method": "ssh", "hostname": "h", "connect_retries": 7, "connect_timeout": 10})
+    assert t.retry_pauses() == [0, 1, 3, 7, 15, 30, 30]
+    assert t.start_budget() == 8 * 10 + 86
+    failed = ConnectError("h", "refused", "spawn")
+    failed.returncode = 255
+    assert t.should_retry(failed)
+    failed.returncode = 1
+    assert not t.should_retry(failed)
+    refused = ConnectError("h", "ssh password was refused", "authenticate")
+    assert not t.should_retry(refused)
+    typed = _transports.make({"method": "ssh", "hostname": "h", "password": "pw", "connect_retries": 2})
+    typed.on_text("tty", "u@h's password: ")
+    failed.returncode = 255
+    assert not typed.should_retry(failed)  # never after a password was typed
+    assert _transports.make({"method": "ssh", "hostname": "h"}).retry_pauses() == []
 
 
 def test_redacted_hides_every_secret_option_and_keeps_the_rest():

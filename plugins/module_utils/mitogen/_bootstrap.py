@@ -422,7 +422,9 @@ class _Handshake:
         except OSError:
             pass
         reason, hint = self.t.explain(self.output(), rc)
-        return self.fail(reason, hint, "spawn")
+        exc = self.fail(reason, hint, "spawn")
+        exc.returncode = rc
+        return exc
 
 
 def read_some(fd: int) -> bytes:
@@ -464,14 +466,16 @@ def connect(
     ``on_spawn`` is called in this thread as soon as the child program runs, before
     the handshake: work that can overlap its login (ssh's takes ~0.2 s) but should
     not delay its start, as a CPU-bound thread would (it holds the GIL).
-    Returns the child's ``Context`` and its hello (pid, Python version, ...).
+    Returns the child's ``Context`` and its hello (pid, Python version, ...; with
+    ``login_output``, what the program printed while starting, where the transport
+    keeps it: ssh's own debug lines).
     Raises ``SpecError`` for a malformed spec and ``ConnectError`` for any failure
-    to start it, never later than the spec's ``connect_timeout``.
+    to start it, never later than the spec's ``connect_timeout`` per attempt (a
+    transport may try again after a failure, see ``Transport.retry_pauses``).
     """
     transport = _transports.make(spec)
     name = transport.describe()
     timeout = float(transport.spec["connect_timeout"])
-    deadline = time.monotonic() + timeout
     cid = context_id if context_id is not None else router.allocate_id()
     hello = Receiver(router, respondent=cid)
     config = {
@@ -487,25 +491,25 @@ def connect(
     if not default_python and transport.method != "ssh":
         default_python = sys.executable  # local and sudo: the same machine as this process
     argv = transport.argv(transport.boot_argv(first_stage(transport.python_min_text()), default_python))
-    LOG.debug("%s: starting %r", router.name, argv)
-    try:
-        proc = ChildProcess(argv, transport.use_pty, name, owner=router)
-    except OSError as exc:
-        hello.close()
-        raise ConnectError(name, "cannot run %s: %s" % (argv[0], exc), "spawn") from None
-    if on_spawn is not None:
-        on_spawn()
-    # The payload is built (once per process, ~0.1 s) while ssh is logging in.
-    try:
-        data, boot_modules = payload()
-        boot = struct.pack(">I", len(data)) + data + Message.encoded(config, dst_id=cid, src_id=router.context_id).pack()
-        handshake = _Handshake(transport, proc, boot, deadline)
-        rest = handshake.run()
-    except BaseException:
-        hello.close()
-        _close_quietly(proc.stdin, proc.stdout)
-        proc.reap_later()
-        raise
+    pauses = transport.retry_pauses()
+    attempt = 0
+    while True:
+        deadline = time.monotonic() + timeout
+        try:
+            proc, handshake, rest, boot_modules = _start(router, transport, argv, config, deadline, on_spawn)
+            break
+        except ConnectError as exc:
+            if attempt >= len(pauses) or not transport.should_retry(exc):
+                hello.close()
+                raise
+            LOG.info("%s: attempt %d failed (%s); trying again in %d s", name, attempt + 1, exc.reason, pauses[attempt])
+            time.sleep(pauses[attempt])
+            attempt += 1
+            on_spawn = None
+            transport = _transports.make(spec)  # no prompt answered yet
+        except BaseException:
+            hello.close()
+            raise
     stream = router.make_stream(proc.stdout, proc.stdin, name, owner=proc, initial=rest, compress=transport.compress)
     _watch_stderr(router, proc, name)
     router.register_stream(stream, cid, name)
@@ -519,7 +523,40 @@ def connect(
         ) from None
     finally:
         hello.close()
+    if transport.keep_login_output and isinstance(info, dict):
+        info = dict(info, login_output=handshake.output())
     return Context(router, cid, name), info
+
+
+def _start(
+    router: Router,
+    transport: _transports.Transport,
+    argv: List[str],
+    config: Dict[str, Any],
+    deadline: float,
+    on_spawn: Optional[Callable[[], None]],
+) -> Tuple[ChildProcess, "_Handshake", bytes, FrozenSet[str]]:
+    """One attempt: spawn ``argv`` and drive it to ``NSM-READY``; the process is reaped on failure."""
+    name = transport.describe()
+    cid = config["context_id"]
+    LOG.debug("%s: starting %r", router.name, argv)
+    try:
+        proc = ChildProcess(argv, transport.use_pty, name, owner=router)
+    except OSError as exc:
+        raise ConnectError(name, "cannot run %s: %s" % (argv[0], exc), "spawn") from None
+    if on_spawn is not None:
+        on_spawn()
+    # The payload is built (once per process, ~0.1 s) while ssh is logging in.
+    try:
+        data, boot_modules = payload()
+        boot = struct.pack(">I", len(data)) + data + Message.encoded(config, dst_id=cid, src_id=router.context_id).pack()
+        handshake = _Handshake(transport, proc, boot, deadline)
+        rest = handshake.run()
+    except BaseException:
+        _close_quietly(proc.stdin, proc.stdout)
+        proc.reap_later()
+        raise
+    return proc, handshake, rest, boot_modules
 
 
 def _watch_stderr(router: Router, proc: ChildProcess, name: str) -> None:

@@ -54,8 +54,12 @@ class ConnectError(StreamError):
 
     ``context`` names the context being started, ``stage`` says how far it got
     (``spawn``, ``authenticate``, ``interpreter``, ``handshake``), ``output`` holds
-    what the child printed, for the reader of the error.
+    what the child printed, for the reader of the error. ``returncode``: the exit
+    status of a child program that ended while starting (where it was seen; not
+    sent over the wire).
     """
+
+    returncode: Optional[int] = None
 
     def __init__(self, context: str, reason: str, stage: str = "", output: str = "", hint: str = "") -> None:
         self.context = context

@@ -10,7 +10,9 @@ No I/O happens here; ``_bootstrap`` drives the process.
 Rules it keeps:
 - Nothing ever waits on a question it cannot answer: ssh runs with ``BatchMode``
   unless a password was given, with ``StrictHostKeyChecking`` set explicitly, and
-  one password attempt; sudo runs with ``-n`` unless a password was given.
+  one password attempt; sudo runs with ``-n`` unless a password was given. The
+  caller's own ssh options come first on the command line and so win over these
+  (OpenSSH keeps the first value of an option): see ``Ssh``.
 - A wrong password fails at the first sign of it ("Sorry, try again", a second
   prompt), not at a timeout.
 - Specs are validated: unknown keys and wrong types are refused with a clear error.
@@ -100,6 +102,20 @@ class Transport:
     use_pty = False  # prompts arrive on a controlling terminal
     password_on_stdin = False  # the password is typed on stdin, before the payload
     compress = False  # zlib on the framed stream (worth it only across a network)
+    keep_login_output = False  # what the program printed while starting goes back with the hello
+
+    def retry_pauses(self) -> List[int]:
+        """Seconds to wait before each further attempt to start (none by default)."""
+        return []
+
+    def should_retry(self, exc: ConnectError) -> bool:
+        """Whether a start that failed with ``exc`` is tried again (see ``retry_pauses``)."""
+        return False
+
+    def start_budget(self) -> float:
+        """The longest a start may take: every attempt's connect timeout and the pauses between."""
+        pauses = self.retry_pauses()
+        return float(self.spec["connect_timeout"]) * (len(pauses) + 1) + sum(pauses)
 
     def __init__(self, spec: Dict[str, Any]) -> None:
         allowed = dict(Transport.options)
@@ -118,6 +134,11 @@ class Transport:
             if isinstance(value, list) and not all(isinstance(v, str) for v in value):
                 raise SpecError("%s: option %r must be a list of strings" % (self.method, key))
             self.spec[key] = value
+        if isinstance(self.spec["connect_timeout"], bool) or self.spec["connect_timeout"] <= 0:
+            raise SpecError(
+                "%s: option 'connect_timeout' must be a positive number of seconds, not %r"
+                % (self.method, self.spec["connect_timeout"])
+            )
         self.python_min = self._python_min(self.spec["python_min"])
         self.prompts_answered = 0
         self._answered_at: Dict[str, int] = {}
@@ -202,6 +223,17 @@ class Local(Transport):
 
 
 class Ssh(Transport):
+    """``ssh``, with its command line in the order ``ansible.builtin.ssh`` builds it.
+
+    OpenSSH keeps the first value it sees of an option, so the order decides who
+    wins: ``ssh_args`` come first (before anything of ours), then what the
+    built-in plugin sets itself (``StrictHostKeyChecking=no``, ``Port``, the
+    identity, its authentication limits, ``User``, ``ConnectTimeout``), then
+    ``extra_args`` (Ansible's ``ssh_common_args`` and ``ssh_extra_args``), and only
+    then the options ns.mitogen adds (``StrictHostKeyChecking=yes``, ``BatchMode``,
+    keepalives): a user's own value of any of those wins.
+    """
+
     method = "ssh"
     options: Dict[str, Tuple[Tuple[type, ...], Any]] = {
         "hostname": ((str,), None),
@@ -211,8 +243,14 @@ class Ssh(Transport):
         # answered with the password too (e.g. "Enter PIN for"), besides ssh's prompts
         "password_prompt": ((str, type(None)), None),
         "identity_file": ((str, type(None)), None),
+        # IdentitiesOnly=yes with identity_file (ansible.builtin.ssh sets it only for
+        # a key it loaded into an agent: the plugin passes False for a key file)
+        "identities_only": ((bool,), True),
         "ssh_path": ((str,), "ssh"),
+        # first on the command line (Ansible's ssh_args)
         "ssh_args": ((list,), []),
+        # after the login options (Ansible's ssh_common_args + ssh_extra_args)
+        "extra_args": ((list,), []),
         "check_host_keys": ((str,), "enforce"),
         "known_hosts_file": ((str, type(None)), None),
         # A silent network cut is noticed only by keepalives: after about
@@ -222,7 +260,15 @@ class Ssh(Transport):
         "keepalive_count": ((int,), 3),
         # Our own stream compression (ssh's -C is never used beside it).
         "compression": ((bool,), True),
+        # ssh -v, -vv, ...: its debug lines come back with the hello (``login_output``)
+        "verbosity": ((int,), 0),
+        # a PKCS#11 library; the password is then the token's PIN
+        "pkcs11_provider": ((str, type(None)), None),
+        # more logins after one that ssh itself failed (exit status 255), with
+        # ansible.builtin.ssh's pauses (0, 1, 3, 7, ... up to 30 s)
+        "connect_retries": ((int,), 0),
     }
+    _NUMBERS = (("keepalive_interval", 1), ("keepalive_count", 1), ("verbosity", 0), ("connect_retries", 0), ("port", 1))
 
     def __init__(self, spec: Dict[str, Any]) -> None:
         super().__init__(spec)
@@ -232,8 +278,25 @@ class Ssh(Transport):
             raise SpecError(
                 "ssh: check_host_keys must be 'enforce', 'accept-new' or 'ignore', not %r" % self.spec["check_host_keys"]
             )
+        for key, least in self._NUMBERS:
+            value = self.spec[key]
+            if value is not None and (isinstance(value, bool) or value < least):
+                raise SpecError("ssh: option %r must be a number from %d on, not %r" % (key, least, value))
         self.use_pty = self.spec.get("password") is not None
         self.compress = bool(self.spec["compression"])
+        self.keep_login_output = self.spec["verbosity"] > 0
+
+    def retry_pauses(self) -> List[int]:
+        """Seconds to wait before each further login (ansible.builtin.ssh's backoff)."""
+        return [min(2**attempt - 1, 30) for attempt in range(self.spec["connect_retries"])]
+
+    def should_retry(self, exc: ConnectError) -> bool:
+        """Whether a failed login is tried again: ssh itself failed (status 255), as vanilla retries.
+
+        Never after a password was typed: a refused one tried again could lock the
+        account (vanilla's sshpass path stops there too).
+        """
+        return exc.stage == "spawn" and exc.returncode == 255 and not self.prompts_answered
 
     def describe(self) -> str:
         if self.spec.get("name"):
@@ -245,26 +308,41 @@ class Ssh(Transport):
     def argv(self, boot: List[str]) -> List[str]:
         s = self.spec
         argv = [s["ssh_path"]]
+        password = s.get("password") is not None
+        if s.get("pkcs11_provider"):
+            argv += ["-o", "KbdInteractiveAuthentication=no", "-o", "PreferredAuthentications=publickey"]
+            argv += ["-o", "PasswordAuthentication=no", "-o", "PKCS11Provider=%s" % s["pkcs11_provider"]]
+        if s["verbosity"] > 0:
+            argv.append("-" + "v" * s["verbosity"])
+        argv += list(s["ssh_args"])
+        if s["check_host_keys"] == "ignore":
+            argv += ["-o", "StrictHostKeyChecking=no"]
+        if s.get("port"):
+            argv += ["-o", "Port=%d" % s["port"]]
+        if s.get("identity_file"):
+            if s["identities_only"]:
+                argv += ["-o", "IdentitiesOnly=yes"]
+            argv += ["-o", 'IdentityFile="%s"' % s["identity_file"]]
+        if not password:
+            argv += ["-o", "KbdInteractiveAuthentication=no"]
+            argv += ["-o", "PreferredAuthentications=gssapi-with-mic,gssapi-keyex,hostbased,publickey"]
+            argv += ["-o", "PasswordAuthentication=no"]
+        if s.get("username"):
+            argv += ["-o", 'User="%s"' % s["username"]]
+        argv += ["-o", "ConnectTimeout=%d" % max(1, int(s["connect_timeout"]))]
+        argv += list(s["extra_args"])
+        if password:
+            argv += ["-o", "NumberOfPasswordPrompts=1"]
+        # ours: after every option of the user's, so that theirs win
         strict = {"enforce": "yes", "accept-new": "accept-new", "ignore": "no"}[s["check_host_keys"]]
-        argv += ["-o", "StrictHostKeyChecking=%s" % strict]
+        if strict != "no":
+            argv += ["-o", "StrictHostKeyChecking=%s" % strict]
         if s.get("known_hosts_file"):
             argv += ["-o", "UserKnownHostsFile=%s" % s["known_hosts_file"]]
         elif strict == "no":
             argv += ["-o", "UserKnownHostsFile=/dev/null"]
-        if s.get("password") is None:
-            argv += ["-o", "BatchMode=yes"]
-        else:
-            argv += ["-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1"]
-        timeout = max(1, int(s["connect_timeout"]))
-        argv += ["-o", "ConnectTimeout=%d" % timeout]
+        argv += ["-o", "BatchMode=%s" % ("no" if password else "yes")]
         argv += ["-o", "ServerAliveInterval=%s" % s["keepalive_interval"], "-o", "ServerAliveCountMax=%d" % s["keepalive_count"]]
-        if s.get("identity_file"):
-            argv += ["-o", "IdentitiesOnly=yes", "-i", s["identity_file"]]
-        if s.get("port"):
-            argv += ["-p", str(s["port"])]
-        if s.get("username"):
-            argv += ["-l", s["username"]]
-        argv += list(s["ssh_args"])
         argv += ["--", s["hostname"], " ".join(shlex.quote(a) for a in boot)]
         return argv
 
@@ -278,7 +356,7 @@ class Ssh(Transport):
                 "ssh asked whether to trust an unknown host key",
                 "authenticate",
                 text,
-                "add the host key to known_hosts, or set check_host_keys",
+                "add the host key to known_hosts, or turn host key checking off",
             )
         custom = (self.spec.get("password_prompt") or "").lower()
         if (
@@ -304,7 +382,7 @@ class Ssh(Transport):
             (
                 "Host key verification failed",
                 "the host key is unknown or does not match known_hosts",
-                "add the host key to known_hosts, or set check_host_keys",
+                "add the host key to known_hosts, or turn host key checking off",
             ),
             ("Permission denied", "authentication failed", "check the username, key or password"),
             ("Could not resolve hostname", "the host name does not resolve", "check the hostname"),

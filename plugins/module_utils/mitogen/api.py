@@ -110,10 +110,11 @@ class Session:
                 self.router, spec, self.responder.prefixes, log_level=self.log_level, on_spawn=on_spawn
             )
         else:
-            name = make(spec).describe()  # validate here: a clear SpecError beats a remote one
+            transport = make(spec)  # validate here: a clear SpecError beats a remote one
+            name = transport.describe()
             cid = self.router.allocate_id()
             try:
-                hello = via.call(_bootstrap.connect_remote, spec, cid, self.log_level, timeout=spec["connect_timeout"] + 10)
+                hello = via.call(_bootstrap.connect_remote, spec, cid, self.log_level, timeout=transport.start_budget() + 10)
             except ConnectError as exc:
                 exc.context = "%s via %s" % (name, via.name)
                 raise
