@@ -12,9 +12,25 @@ description:
     keeps it for the whole run; every command, file transfer and module is then one
     framed RPC to it, instead of one SSH session, shell and Python per step.
   - Accepts the variables and settings of P(ansible.builtin.ssh#connection) where they apply.
-  - Options that only make sense for one ssh process per step are dropped from
-    O(ssh_args), O(ssh_common_args) and O(ssh_extra_args) - C(ControlMaster),
-    C(ControlPersist), C(ControlPath) and C(-C).
+  - The ssh command line is built in the order P(ansible.builtin.ssh#connection) builds
+    it - O(ssh_args) first, then what the options below set (C(Port), C(User), the
+    identity, C(ConnectTimeout), ...), then O(ssh_common_args) and O(ssh_extra_args) -
+    and only then what ns.mitogen adds itself (C(StrictHostKeyChecking=yes) while
+    O(host_key_checking) is on, C(BatchMode), C(ServerAliveInterval) and
+    C(ServerAliveCountMax)). OpenSSH keeps the first value it sees of an option, so
+    a user's C(-o StrictHostKeyChecking=no), C(UserKnownHostsFile), C(ProxyCommand),
+    C(ServerAliveInterval) and so on win, exactly as with the built-in plugin.
+  - Dropped from O(ssh_args), O(ssh_common_args) and O(ssh_extra_args), as one
+    connection per host is kept anyway and the channel compresses itself -
+    C(-C), C(-S) and C(-o) C(ControlMaster), C(ControlPersist), C(ControlPath),
+    C(Compression). Dropped with a warning, as they would break the persistent
+    channel (a terminal, no or another remote command, no input, ssh in the
+    background) - C(-t), C(-N), C(-n), C(-f), C(-s), C(-W), C(-G), C(-V), C(-O), C(-M)
+    and C(-o) C(RequestTTY), C(RemoteCommand), C(SessionType), C(StdinNull),
+    C(ForkAfterAuthentication).
+  - Bad option values (a timeout below 1, a boolean that is not one, a negative
+    count) fail the task with an error naming the option, before any connection
+    is tried.
 author: ns.mitogen contributors (@ns-mitogen)
 version_added: "0.1.0"
 extends_documentation_fragment:
@@ -101,7 +117,9 @@ options:
     vars:
       - name: ansible_sshpass_prompt
   private_key_file:
-    description: Path to the private key to authenticate with.
+    description:
+      - Path to the private key to authenticate with (C(-o IdentityFile), as with the
+        built-in plugin; ssh may still offer the agent's keys first).
     type: string
     ini:
       - section: defaults
@@ -114,8 +132,113 @@ options:
     cli:
       - name: private_key_file
         option: '--private-key'
+  private_key:
+    description:
+      - Private key contents in PEM format (ansible-core 2.19 or newer). As with
+        P(ansible.builtin.ssh#connection), it is loaded into the ssh-agent of
+        ansible-core's C(SSH_AGENT) setting (which must not be V(none)) and ssh offers
+        that key alone. Takes precedence over O(private_key_file).
+    type: string
+    env:
+      - name: ANSIBLE_PRIVATE_KEY
+    vars:
+      - name: ansible_private_key
+      - name: ansible_ssh_private_key
+  private_key_passphrase:
+    description:
+      - Passphrase of O(private_key) (used to decrypt it before it goes into the agent).
+      - This does not have any effect when used with O(private_key_file).
+    type: string
+    env:
+      - name: ANSIBLE_PRIVATE_KEY_PASSPHRASE
+    vars:
+      - name: ansible_private_key_passphrase
+      - name: ansible_ssh_private_key_passphrase
+  pkcs11_provider:
+    description:
+      - PKCS#11 smart card provider such as opensc, for example
+        C(/usr/local/lib/opensc-pkcs11.so) (C(-o PKCS11Provider), with public key
+        authentication alone, as the built-in plugin sets it).
+      - O(password) is then the token's PIN, typed at ssh's C(Enter PIN for) prompt
+        (or O(sshpass_prompt)); a PIN is required.
+    type: string
+    default: ""
+    env:
+      - name: ANSIBLE_PKCS11_PROVIDER
+    ini:
+      - section: ssh_connection
+        key: pkcs11_provider
+    vars:
+      - name: ansible_ssh_pkcs11_provider
+  reconnection_retries:
+    description:
+      - Number of attempts to log in again after one that ssh itself failed (exit
+        status 255), pausing 0, 1, 3, 7, ... (at most 30) seconds before each, as
+        P(ansible.builtin.ssh#connection) does. Only the login is retried - a task
+        whose interpreter is lost mid-task is never run again. A refused password is
+        never retried.
+    type: integer
+    default: 0
+    env:
+      - name: ANSIBLE_SSH_RETRIES
+    ini:
+      - section: connection
+        key: retries
+      - section: ssh_connection
+        key: retries
+    vars:
+      - name: ansible_ssh_retries
+  verbosity:
+    description:
+      - Requested verbosity level for the ssh client (C(-v) that many times). Its debug
+        lines from the login are shown with C(-vvv), once per interpreter (ssh logs in
+        once per host and account); the later ones go to the multiplexer's log
+        (E(NS_MITOGEN_LOG_DIR)).
+    type: integer
+    default: 0
+    env:
+      - name: ANSIBLE_SSH_VERBOSITY
+    ini:
+      - section: ssh_connection
+        key: verbosity
+    vars:
+      - name: ansible_ssh_verbosity
+  ssh_debug_level:
+    description:
+      - The original Mitogen's name for O(verbosity) (0 to 3); the larger of the two applies.
+    type: integer
+    default: 0
+    env:
+      - name: NS_MITOGEN_SSH_DEBUG_LEVEL
+    vars:
+      - name: mitogen_ssh_debug_level
+  keepalive_interval:
+    description:
+      - Seconds between ssh's keepalive probes (C(ServerAliveInterval)); a host that
+        stops answering is given up after about O(keepalive_interval) times
+        O(keepalive_count) seconds. A C(ServerAliveInterval) in the ssh arguments wins.
+    type: integer
+    default: 30
+    env:
+      - name: NS_MITOGEN_SSH_KEEPALIVE_INTERVAL
+    vars:
+      - name: mitogen_ssh_keepalive_interval
+  keepalive_count:
+    description:
+      - Keepalive probes that may go unanswered (C(ServerAliveCountMax)). A
+        C(ServerAliveCountMax) in the ssh arguments wins.
+    type: integer
+    default: 10
+    env:
+      - name: NS_MITOGEN_SSH_KEEPALIVE_COUNT
+    vars:
+      - name: mitogen_ssh_keepalive_count
   host_key_checking:
-    description: Whether ssh refuses hosts whose key is unknown or changed (never prompts).
+    description:
+      - Whether ssh refuses hosts whose key is unknown or changed (never prompts).
+      - When off, C(-o StrictHostKeyChecking=no) is passed where the built-in plugin
+        passes it, and C(-o UserKnownHostsFile=/dev/null) after the user's ssh
+        arguments (nothing is written to C(~/.ssh/known_hosts)).
     type: boolean
     default: true
     ini:
@@ -168,7 +291,7 @@ options:
     vars:
       - name: ansible_ssh_executable
   ssh_args:
-    description: Arguments for ssh (connection-sharing options are dropped, see above).
+    description: Arguments for ssh, first on its command line (what is dropped - see above).
     type: string
     default: ''
     ini:
@@ -179,7 +302,7 @@ options:
     vars:
       - name: ansible_ssh_args
   ssh_common_args:
-    description: Extra arguments for ssh.
+    description: Extra arguments for ssh, after the login options (what is dropped - see above).
     type: string
     default: ''
     ini:
@@ -192,7 +315,7 @@ options:
     cli:
       - name: ssh_common_args
   ssh_extra_args:
-    description: Extra arguments for ssh only.
+    description: Extra arguments for ssh only, after O(ssh_common_args).
     type: string
     default: ''
     ini:
@@ -212,33 +335,19 @@ EXAMPLES = r"""
 # web1 ansible_host=10.0.0.5 ansible_user=deploy ansible_connection=ns.mitogen.ssh
 """
 
+import os
+import shlex
 from typing import Any, Dict, List, Optional
 
+from ansible.errors import AnsibleError
+from ansible.utils.display import Display
+
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _options
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase, split_words
 
-# Options that belong to one-ssh-process-per-step operation; ns.mitogen keeps one.
-_DROPPED_OPTIONS = ("controlmaster", "controlpersist", "controlpath")
-
-
-def filter_ssh_args(args: List[str]) -> List[str]:
-    """``args`` without -C and connection-sharing options (which would fight ours)."""
-    out: List[str] = []
-    skip = False
-    for i, arg in enumerate(args):
-        if skip:
-            skip = False
-            continue
-        if arg == "-C":
-            continue
-        if arg == "-o" and i + 1 < len(args):
-            if args[i + 1].split("=", 1)[0].split(None, 1)[0].lower() in _DROPPED_OPTIONS:
-                skip = True
-                continue
-        elif arg.startswith("-o") and arg[2:].split("=", 1)[0].strip().lower() in _DROPPED_OPTIONS:
-            continue
-        out.append(arg)
-    return out
+display = Display()
+PKCS11_DEFAULT_PROMPT = "Enter PIN for "  # ansible.builtin.ssh's
 
 
 def first_ssh_options(args: List[str]) -> Dict[str, str]:
@@ -307,28 +416,69 @@ class Connection(MitogenConnectionBase):
             argv.insert(argv.index("--"), "-tt")
         return argv
 
-    def _login_spec(self) -> Dict[str, Any]:
+    def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
+        """Also, with ssh's own verbosity on and -vvv, ssh's debug lines from the login (once per run)."""
+        super()._say_interpreter(stack)
+        if display.verbosity < 3 or not stack[0].get("verbosity"):
+            return
+        login = self._request("connect", stack=stack[:1])["hello"].get("login_output")
+        if login:
+            argv = _transports.make(stack[0]).argv([])[:-1]
+            display.vvv("SSH: EXEC %s <the interpreter's start>" % shlex.join(argv), host=self._host_name())
+            display.vvv(login.rstrip(), host=self._host_name())
+
+    def _ssh_args(self, *names: str) -> List[str]:
+        """The options ``names`` split, without what would break the channel (warned about once)."""
         args: List[str] = []
-        for name in ("ssh_args", "ssh_common_args", "ssh_extra_args"):
+        for name in names:
             args += split_words(str(self.get_option(name) or ""))
+        kept, dropped = _options.filter_ssh_args(args)
+        for arg in dropped:
+            display.warning(
+                "ns.mitogen.ssh: dropped %r from %s: it would break the persistent connection (see "
+                "`ansible-doc -t connection ns.mitogen.ssh`)" % (arg, " / ".join(names))
+            )
+        return kept
+
+    def _login_spec(self) -> Dict[str, Any]:
         spec: Dict[str, Any] = {
             "method": "ssh",
             "hostname": str(self.get_option("host")),
             "ssh_path": str(self.get_option("ssh_executable") or "ssh"),
-            "ssh_args": filter_ssh_args(args),
+            "ssh_args": self._ssh_args("ssh_args"),
+            "extra_args": self._ssh_args("ssh_common_args", "ssh_extra_args"),
             "check_host_keys": "enforce" if self.get_option("host_key_checking") else "ignore",
             "connect_timeout": self._timeout(),
             "compression": bool(self.get_option("compression")),
+            "keepalive_interval": int(self.get_option("keepalive_interval")),
+            "keepalive_count": int(self.get_option("keepalive_count")),
+            "verbosity": max(int(self.get_option("verbosity") or 0), int(self.get_option("ssh_debug_level") or 0)),
+            "connect_retries": int(self.get_option("reconnection_retries") or 0),
         }
         port = self.get_option("port")
         if port:
             spec["port"] = int(port)
-        for option, key in (("remote_user", "username"), ("password", "password"), ("private_key_file", "identity_file")):
+        for option, key in (("remote_user", "username"), ("password", "password")):
             value = self.get_option(option)
             if value:
                 spec[key] = str(value)
+        private_key = self.get_option("private_key")
+        if private_key:
+            passphrase = self.get_option("private_key_passphrase")
+            spec["identity_file"] = _compat.agent_identity(
+                str(private_key), str(passphrase) if passphrase else None, spec["hostname"]
+            )
+        elif self.get_option("private_key_file"):
+            spec["identity_file"] = os.path.expanduser(str(self.get_option("private_key_file")))
+            spec["identities_only"] = False
+        pkcs11 = self.get_option("pkcs11_provider")
+        if pkcs11:
+            if not spec.get("password"):
+                raise AnsibleError("to use pkcs11_provider you must specify a password/pin")
+            spec["pkcs11_provider"] = str(pkcs11)
+        prompt = self.get_option("sshpass_prompt") or (PKCS11_DEFAULT_PROMPT if pkcs11 else "")
         if self.get_option("password_mechanism") == "disable":
             spec.pop("password", None)
-        elif spec.get("password") and self.get_option("sshpass_prompt"):
-            spec["password_prompt"] = str(self.get_option("sshpass_prompt"))
+        elif spec.get("password") and prompt:
+            spec["password_prompt"] = str(prompt)
         return self._with_python(spec)

@@ -134,3 +134,66 @@ def vanilla_discovery(action: Any, mode: str, task_vars: Any) -> Optional[str]:
     from ansible.executor.interpreter_discovery import discover_interpreter
 
     return str(discover_interpreter(action, "python", mode, task_vars))
+
+
+_AGENT_KEYS: dict = {}  # (key text, passphrase) -> public key file, per process
+
+
+def agent_identity(key_data: str, passphrase: Optional[str], host: str) -> str:
+    """The public key file of ``key_data`` (a private key's text), once it is in Ansible's ssh-agent.
+
+    As ``ansible.builtin.ssh`` hands ``private_key`` to ssh (2.19+): the key,
+    decrypted with ``passphrase``, goes into the agent ansible-core's ``SSH_AGENT``
+    setting manages (its socket is ``SSH_AUTH_SOCK`` in the environment ssh
+    inherits), and ssh is pointed at its public half (``IdentityFile``, with
+    ``IdentitiesOnly``), so that it offers that key alone. Raises ``AnsibleError``
+    (SSH_AGENT off, or a release without it) or ``AnsibleAuthenticationFailure``
+    (the key or passphrase is refused), as vanilla does.
+    """
+    import os
+    import pathlib
+    import tempfile
+    import time
+
+    import ansible.constants as C
+    from ansible.errors import AnsibleAuthenticationFailure, AnsibleError
+    from ansible.module_utils.common.text.converters import to_bytes
+
+    cached = _AGENT_KEYS.get((key_data, passphrase))
+    if cached is not None:
+        return str(cached)
+    if VERSION < (2, 19):
+        raise AnsibleError(
+            "ns.mitogen.ssh: private_key needs ansible-core 2.19 or newer (which loads it into the ssh-agent of its "
+            "SSH_AGENT setting); with ansible-core %d.%d, use private_key_file (ansible_ssh_private_key_file)" % VERSION
+        )
+    auth_sock = C.config.get_config_value("SSH_AGENT")
+    if auth_sock == "none":
+        raise AnsibleError("Cannot utilize private_key with SSH_AGENT disabled")
+    try:
+        from ansible._internal._ssh import _ssh_agent
+        from cryptography.hazmat.primitives import serialization
+
+        private_key, public_key, fingerprint = _ssh_agent.key_data_into_crypto_objects(
+            to_bytes(key_data), to_bytes(passphrase) if passphrase else None
+        )
+        with _ssh_agent.SshAgentClient(auth_sock) as client:
+            if public_key not in client:
+                client.add(
+                    private_key,
+                    "[added by ansible: PID=%d, UID=%d, EUID=%d, TIME=%s]"
+                    % (os.getpid(), os.getuid(), os.geteuid(), time.time()),
+                    C.config.get_config_value("SSH_AGENT_KEY_LIFETIME"),
+                )
+        path = pathlib.Path(C.DEFAULT_LOCAL_TMP).joinpath(fingerprint.replace("/", "-") + ".pub")
+        if not path.exists():
+            with tempfile.NamedTemporaryFile(dir=C.DEFAULT_LOCAL_TMP, delete=False) as f:
+                f.write(
+                    public_key.public_bytes(encoding=serialization.Encoding.OpenSSH, format=serialization.PublicFormat.OpenSSH)
+                )
+            os.rename(f.name, path)  # atomic; an existing file of the same key is as good
+            os.chmod(path, 0o400)
+    except Exception as exc:
+        raise AnsibleAuthenticationFailure("Failed to add configured private key into ssh-agent.") from exc
+    _AGENT_KEYS[(key_data, passphrase)] = str(path)
+    return str(path)

@@ -33,7 +33,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import redacted
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _debug, _mux, _oneshot, _original, _planner
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _debug, _mux, _oneshot, _options, _original, _planner
 
 display = Display()
 LOG = logging.getLogger("ns.mitogen.worker")
@@ -132,6 +132,11 @@ class MitogenConnectionBase(ConnectionBase):
         self._original_checked = False
 
     # -- options -> specs -------------------------------------------------------------
+    def set_options(self, task_keys: Any = None, var_options: Any = None, direct: Any = None) -> None:
+        """Ansible's own parsing, then ours (``_options.validate``): a bad value fails here, before any connection."""
+        super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+        _options.validate(self, task_keys, var_options, direct)
+
     def set_become_plugin(self, plugin: Any) -> None:
         self._real_become = plugin
         if plugin is not None and plugin.name not in SUPPORTED_BECOME and not plugin.name.endswith(".sudo"):
@@ -366,6 +371,7 @@ class MitogenConnectionBase(ConnectionBase):
         is ``_InterpreterNotFound``, which a module run turns into the shell's exit
         status 127, from which Ansible words its own "module interpreter not found".
         """
+        exc.hint = _options.ansible_hint(exc.hint)
         diagnosis = "(ns.mitogen: %s%s)" % (exc.reason, "; hint: %s" % exc.hint if exc.hint else "")
         if exc.context.startswith("sudo"):
             words = _BECOME_WORDS.get(exc.reason) or "Privilege escalation failed: %s" % (
@@ -382,6 +388,7 @@ class MitogenConnectionBase(ConnectionBase):
         Except when the connection worked and the interpreter did not (too old, none
         found): vanilla has no words for that, and ours name the interpreter.
         """
+        exc.hint = _options.ansible_hint(exc.hint)
         hint = "; hint: %s" % exc.hint if exc.hint else ""
         if exc.stage == "interpreter":
             return "ns.mitogen cannot run Python on the target: %s%s" % (exc.reason, hint)

@@ -6,13 +6,55 @@ import pytest
 
 pytest.importorskip("ansible")
 
-from ansible_collections.ns.mitogen.plugins.connection.ssh import filter_ssh_args  # noqa: E402
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux, _strategy  # noqa: E402
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux, _options, _strategy  # noqa: E402
+from ansible_collections.ns.mitogen.plugins.plugin_utils._options import filter_ssh_args  # noqa: E402
 
 
 def test_connection_sharing_options_are_dropped():
     args = ["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s", "-oControlPath=/x", "-o", "User=a", "-v"]
-    assert filter_ssh_args(args) == ["-o", "User=a", "-v"]
+    assert filter_ssh_args(args) == (["-o", "User=a", "-v"], [])
+    assert filter_ssh_args(["-o", "Compression yes", "-S", "/cp", "-Cq"]) == (["-q"], [])
+
+
+def test_options_that_would_break_the_channel_are_dropped_with_a_warning():
+    args = ["-tt", "-o", "RequestTTY=force", "-vCn", "-oRemoteCommand=top", "-W", "h:22", "-N", "-p", "22"]
+    kept, warned = filter_ssh_args(args)
+    assert kept == ["-v", "-p", "22"]
+    assert warned == ["-t", "-t", "-o RequestTTY=force", "-n", "-o RemoteCommand=top", "-W h:22", "-N"]
+
+
+def test_values_are_never_read_as_flags():
+    """``-o``/``-i``/``-J`` values (attached or not) stay as they are, whatever letters they hold."""
+    args = ["-i", "/keys/-tNnf", "-J", "jump", "-oProxyCommand=nc -N %h %p", "-F", "/dev/null", "-4", "host-ignored"]
+    assert filter_ssh_args(args) == (
+        ["-i", "/keys/-tNnf", "-J", "jump", "-o", "ProxyCommand=nc -N %h %p", "-F", "/dev/null", "-4", "host-ignored"],
+        [],
+    )
+
+
+def test_hints_name_settings_an_ansible_user_has():
+    """Regression: the host-key hint said "set check_host_keys", a spec key no user can set."""
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
+
+    ssh = _transports.make({"method": "ssh", "hostname": "h"})
+    sudo = _transports.make({"method": "sudo"})
+    outputs = [
+        "Host key verification failed.",
+        "@@@ REMOTE HOST IDENTIFICATION HAS CHANGED! @@@",
+        "Permission denied (publickey).",
+        "ssh: Could not resolve hostname x",
+        "connect to host x port 22: Connection refused",
+        "python3: not found",
+    ]
+    hints = [ssh.explain(out, 255)[1] for out in outputs]
+    hints += [sudo.explain(out, 1)[1] for out in ("sudo: a password is required", "Sorry, try again", "unknown user x")]
+    hints += ["raise the connect timeout, or check the host", "point the python interpreter setting at Python 3.9 or newer"]
+    for hint in hints:
+        text = _options.ansible_hint(hint)
+        assert "check_host_keys" not in text and "connect timeout" not in text and "python interpreter setting" not in text
+    assert "host_key_checking" in _options.ansible_hint(ssh.explain("Host key verification failed.", 255)[1])
+    assert "ANSIBLE_HOST_KEY_CHECKING" in _options.ansible_hint(ssh.explain("Host key verification failed.", 255)[1])
+    assert "ansible_ssh_timeout" in _options.ansible_hint("raise the connect timeout, or check the host")
 
 
 @pytest.mark.parametrize(
