@@ -37,7 +37,8 @@ options:
   timeout:
     description:
       - Seconds to wait while starting an interpreter (the SSH connection, sudo, and the
-        interpreter's handshake each count against it).
+        interpreter's handshake each count against it); 1 or more (a smaller value fails
+        the task with an error naming this option, before any connection is tried).
     type: integer
     default: 10
     env:
