@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import select
+import time
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap, _transports
@@ -24,9 +25,21 @@ def run_once(spec: Dict[str, Any], argv: List[str], stdin: bytes = b"") -> Tuple
     For a target where no Python runs yet (``raw`` installing one). Prompts on the
     controlling tty are answered as when an interpreter starts (ssh's password);
     the command's own output is only collected. Returns its exit status, stdout and
-    stderr; raises ``ConnectError`` when a prompt cannot be answered.
+    stderr; raises ``ConnectError`` when a prompt cannot be answered. An exit status
+    of 255 (ssh's own failure) is retried as the spec's ``connect_retries`` say,
+    unless a password was typed.
     """
-    transport = _transports.make(spec)
+    pauses = _transports.make(spec).retry_pauses()
+    for pause in pauses:
+        transport = _transports.make(spec)
+        result = _run(transport, argv, stdin)
+        if result[0] != 255 or transport.prompts_answered:  # as ansible.builtin.ssh: retry ssh's own failure
+            return result
+        time.sleep(pause)
+    return _run(_transports.make(spec), argv, stdin)
+
+
+def _run(transport: _transports.Transport, argv: List[str], stdin: bytes) -> Tuple[int, bytes, bytes]:
     proc = _bootstrap.ChildProcess(argv, transport.use_pty, transport.describe())
     one = _OneShot(transport, proc, stdin)
     finished = False

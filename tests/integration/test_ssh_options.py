@@ -40,12 +40,21 @@ WHOAMI = """\
 class Run:
     """One ansible-playbook run through the argv-recording ssh wrapper."""
 
-    def __init__(self, testbed, tmp_path, args=(), env=None, **host_vars):
+    def __init__(self, testbed, tmp_path, args=(), env=None, playbook=None, fail_once=None, **host_vars):
         self.log = tmp_path / "ssh-argv.jsonl"
         wrapper = tmp_path / "ssh-wrapper"
+        # fail_once: the first ssh whose remote command holds this text exits 255 (as
+        # ssh does when it cannot connect) instead of running: a transient failure
+        failing = ""
+        if fail_once:
+            failing = (
+                "if %r in sys.argv[-1] and not os.path.exists(%r):\n"
+                "    open(%r, 'w').close(); sys.stderr.write('ssh: connect to host: Connection refused\\n'); sys.exit(255)\n"
+                % (fail_once, str(tmp_path / "failed-once"), str(tmp_path / "failed-once"))
+            )
         wrapper.write_text(
             "#!%s\nimport json, os, sys\nwith open(%r, 'a') as fp:\n    fp.write(json.dumps(sys.argv[1:]) + '\\n')\n"
-            "os.execvp('ssh', ['ssh'] + sys.argv[1:])\n" % (sys.executable, str(self.log))
+            "%sos.execvp('ssh', ['ssh'] + sys.argv[1:])\n" % (sys.executable, str(self.log), failing)
         )
         wrapper.chmod(0o755)
         user = testbed.users.sudo.name
@@ -62,8 +71,9 @@ class Run:
         host = {k: v for k, v in host.items() if v is not None}
         inventory = tmp_path / "inventory.json"
         inventory.write_text(json.dumps({"all": {"hosts": {"h1": host}}}))
-        playbook = tmp_path / "whoami.yml"
-        playbook.write_text(WHOAMI.format(user=user))
+        if playbook is None:
+            playbook = tmp_path / "whoami.yml"
+            playbook.write_text(WHOAMI.format(user=user))
         environ = dict(os.environ)
         environ.update(
             ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
@@ -218,6 +228,23 @@ def test_reconnection_retries_with_vanillas_backoff(testbed, tmp_path):
     (tmp_path / "once").mkdir()
     once = Run(testbed, tmp_path / "once", ansible_port=1)
     assert once.rc == 4 and len(once.argvs) == 1
+
+
+def test_reconnection_retries_on_the_path_without_python(testbed, tmp_path):
+    """raw where no Python runs (a one-shot ssh per command): ssh's own failure is retried there too."""
+    playbook = tmp_path / "raw.yml"
+    playbook.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.raw: echo nsm-raw-ok\n      register: r\n"
+        "    - ansible.builtin.assert:\n        that: \"'nsm-raw-ok' in r.stdout\"\n"
+    )
+    common = dict(ansible_python_interpreter="/nonexistent/bin/python3", playbook=playbook, fail_once="nsm-raw-ok")
+    run = Run(testbed, tmp_path, ansible_ssh_retries=1, **common).ok()
+    raw = [argv for argv in run.argvs if "nsm-raw-ok" in argv[-1]]
+    assert len(raw) == 2  # failed once (status 255), then ran
+    (tmp_path / "none").mkdir()
+    none = Run(testbed, tmp_path / "none", **dict(common, playbook=playbook))
+    assert none.rc == 4 and "Connection refused" in none.output, none.output[-3000:]
 
 
 def test_a_refused_password_is_not_retried(testbed, tmp_path):
