@@ -98,24 +98,6 @@ options:
     type: raw
     vars:
       - name: mitogen_jexec_path
-  mitogen_ssh_debug_level:
-    description:
-      - The original Mitogen's ssh's debug level. Has no effect yet (a warning says so, once per run).
-    type: raw
-    vars:
-      - name: mitogen_ssh_debug_level
-  mitogen_ssh_keepalive_interval:
-    description:
-      - The original Mitogen's ssh keepalive interval. Has no effect yet (a warning says so, once per run).
-    type: raw
-    vars:
-      - name: mitogen_ssh_keepalive_interval
-  mitogen_ssh_keepalive_count:
-    description:
-      - The original Mitogen's ssh keepalive count. Has no effect yet (a warning says so, once per run).
-    type: raw
-    vars:
-      - name: mitogen_ssh_keepalive_count
 notes:
   - Variables of the original Mitogen that have no effect here yet are reported with one
     warning per run; C(mitogen_via) makes the host fail (unreachable) rather than be

@@ -61,21 +61,9 @@ VARIABLES: Dict[str, Name] = {
     ),
     "mitogen_kind": Name(WARN, "mitogen_kind (the setns container kind) has no effect: " + _NO_CONTAINERS),
     "mitogen_ssh_compression": Name(HONOURED, "ns.mitogen.ssh option compression"),
-    "mitogen_ssh_debug_level": Name(
-        WARN,
-        "mitogen_ssh_debug_level has no effect in ns.mitogen yet; ssh's own -v lines can be asked for with "
-        "ansible_ssh_extra_args='-v' and appear in the failure of a login",
-    ),
-    "mitogen_ssh_keepalive_interval": Name(
-        WARN,
-        "mitogen_ssh_keepalive_interval has no effect in ns.mitogen yet; "
-        "set ansible_ssh_common_args='-o ServerAliveInterval=N' instead",
-    ),
-    "mitogen_ssh_keepalive_count": Name(
-        WARN,
-        "mitogen_ssh_keepalive_count has no effect in ns.mitogen yet; "
-        "set ansible_ssh_common_args='-o ServerAliveCountMax=N' instead",
-    ),
+    "mitogen_ssh_debug_level": Name(HONOURED, "ns.mitogen.ssh option ssh_debug_level"),
+    "mitogen_ssh_keepalive_interval": Name(HONOURED, "ns.mitogen.ssh option keepalive_interval"),
+    "mitogen_ssh_keepalive_count": Name(HONOURED, "ns.mitogen.ssh option keepalive_count"),
 }
 for _tool in ("docker", "podman", "buildah", "kubectl", "lxc", "lxc_attach", "lxc_info", "machinectl", "jexec"):
     VARIABLES["mitogen_%s_path" % _tool] = Name(

@@ -44,6 +44,9 @@ PLAY = """
 # value to set -> what the first hop's spec must then hold
 HONOURED_CHECKS = {
     "mitogen_ssh_compression": ("false", lambda spec: spec["compression"] is False),
+    "mitogen_ssh_debug_level": ("2", lambda spec: spec["verbosity"] == 2),
+    "mitogen_ssh_keepalive_interval": ("15", lambda spec: spec["keepalive_interval"] == 15),
+    "mitogen_ssh_keepalive_count": ("4", lambda spec: spec["keepalive_count"] == 4),
 }
 
 
