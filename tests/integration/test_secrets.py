@@ -2,62 +2,103 @@
 
 A run with every diagnostic on (``NS_MITOGEN_LOG_DIR``, ``-vvvv``, Ansible's own
 ``log_path``) and every kind of secret in play: an ssh login password, a become
-password, ``no_log`` values in module arguments, a raw command and a file's
-content. Then a grep over everything the run wrote finds none of them, and the
-debug log files are private to their owner (0600).
+password, an inline private key with its passphrase, ``no_log`` values in module
+arguments, a raw command and a file's content. Then a grep over everything the run
+wrote finds none of them, and the debug log files are private to their owner (0600),
+also inside a directory the user made readable to all beforehand.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import subprocess
+import tempfile
 
 import pytest
 
-from tests.integration.test_ansible_connection import inventory, run_playbook
+from tests.integration.test_ansible_connection import run_playbook
 
 pytestmark = pytest.mark.testbed
 
 NOLOG_SECRET = "nsm-nolog-7f3a9c"  # nothing else in a run looks like it
+PASSPHRASE = "nsm-Passphrase-2291"
+
+
+def _inventory(testbed, key_text: str) -> dict:
+    users = testbed.users
+    common = {
+        "ansible_connection": "ns.mitogen.ssh",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_ssh_common_args": "-o UserKnownHostsFile=%s" % testbed.known_hosts,
+        "nolog_secret": NOLOG_SECRET,
+    }
+    hosts = {
+        # a password login; become to itself (no become password is known for it)
+        "h_pw": {
+            "ansible_host": testbed["h1"].address,
+            "ansible_user": users.pw.name,
+            "ansible_password": users.pw.password,
+            "ansible_become_user": users.pw.name,
+        },
+        # sudo asks for its password every time
+        "h_become": {
+            "ansible_host": testbed["h2"].address,
+            "ansible_user": users.sudopw.name,
+            "ansible_ssh_private_key_file": str(testbed.key),
+            "ansible_become_password": users.sudopw.password,
+        },
+        # an inline, encrypted private key (through ansible-core's ssh-agent)
+        "h_key": {
+            "ansible_host": testbed["h1"].address,
+            "ansible_user": users.sudo.name,
+            "ansible_ssh_private_key": key_text,
+            "ansible_ssh_private_key_passphrase": PASSPHRASE,
+        },
+    }
+    return {"all": {"hosts": hosts, "vars": common}}
 
 
 def test_no_secret_in_debug_logs_or_vvvv_output(testbed, tmp_path):
-    users = testbed.users
-    inv = tmp_path / "hosts"
-    inventory(testbed, inv, hosts=())
-    inv.write_text(
-        inv.read_text().replace(
-            "[all:vars]",
-            "h_pw ansible_host=%s ansible_user=%s ansible_password=%s ansible_become_user=%s\n"
-            "h_become ansible_host=%s ansible_user=%s ansible_become_password=%s\n"
-            "[all:vars]\nnolog_secret=%s"
-            % (
-                testbed["h1"].address,
-                users.pw.name,
-                users.pw.password,
-                users.pw.name,  # no become password known: become to itself (sudo not asked)
-                testbed["h2"].address,
-                users.sudopw.name,
-                users.sudopw.password,
-                NOLOG_SECRET,
-            ),
-        )
-    )
+    key = tmp_path / "key"
+    key.write_bytes(testbed.key.read_bytes())
+    key.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-f", str(key), "-P", "", "-N", PASSPHRASE], check=True, capture_output=True)
+    key_text = key.read_text()
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(json.dumps(_inventory(testbed, key_text)))  # YAML reads JSON
     logs = tmp_path / "logs"
     logs.mkdir(mode=0o755)  # made by the user beforehand, readable by all: the files must still be private
-    rc, stats, output = run_playbook(
-        tmp_path,
-        str(inv),
-        "secrets.yml",
-        "-vvvv",
-        env={"NS_MITOGEN_LOG_DIR": str(logs), "ANSIBLE_LOG_PATH": str(tmp_path / "ansible.log")},
-    )
+    local_tmp = tempfile.mkdtemp(prefix="nsm-", dir="/tmp")  # the agent's socket: a short path
+    try:
+        rc, stats, output = run_playbook(
+            tmp_path,
+            str(inv),
+            "secrets.yml",
+            "-vvvv",
+            env={
+                "NS_MITOGEN_LOG_DIR": str(logs),
+                "ANSIBLE_LOG_PATH": str(tmp_path / "ansible.log"),
+                "ANSIBLE_SSH_AGENT": "auto",
+                "ANSIBLE_LOCAL_TEMP": local_tmp,
+            },
+        )
+    finally:
+        subprocess.run(["rm", "-rf", local_tmp], check=False)
     assert rc == 0, output[-4000:]
+    assert all(stats[h]["ok"] >= 4 for h in ("h_pw", "h_become", "h_key")), stats
     files = sorted(logs.iterdir())
     assert any(f.name.startswith("mux-") for f in files) and any(f.name.startswith("worker-") for f in files), files
     texts = {"-vvvv output": output, "ansible.log": (tmp_path / "ansible.log").read_text()}
     texts.update((f.name, f.read_text(errors="replace")) for f in files)
-    secrets = {"ssh password": users.pw.password, "become password": users.sudopw.password, "no_log value": NOLOG_SECRET}
+    secrets = {
+        "ssh password": testbed.users.pw.password,
+        "become password": testbed.users.sudopw.password,
+        "key passphrase": PASSPHRASE,
+        "private key": key_text.splitlines()[2],  # a line of the key's body
+        "no_log value": NOLOG_SECRET,
+    }
     leaks = [
         "%s in %s: %s" % (what, name, line[:300])
         for name, text in texts.items()

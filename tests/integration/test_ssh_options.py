@@ -285,8 +285,8 @@ def test_private_key_goes_through_ansibles_ssh_agent(testbed, tmp_path):
     """An inline key is loaded into Ansible's agent and offered alone (IdentitiesOnly, its .pub as IdentityFile).
 
     With private_key_passphrase, the encrypted key is decrypted first (ansible-core needs
-    the bcrypt module for OpenSSH's key format: without it, the loading fails as vanilla's
-    does, before any ssh runs).
+    the bcrypt module for OpenSSH's key format, in requirements-dev.txt); a wrong
+    passphrase fails as vanilla's does, before any ssh runs.
     """
     encrypted = tmp_path / "key"
     encrypted.write_bytes(testbed.key.read_bytes())
@@ -319,7 +319,7 @@ def test_private_key_goes_through_ansibles_ssh_agent(testbed, tmp_path):
                 ansible_ssh_private_key=encrypted.read_text(),
                 ansible_ssh_private_key_passphrase=passphrase,
             )
-            if name == "right" and _has_bcrypt():
+            if name == "right":
                 run.ok()
             else:
                 assert run.rc == 4 and "Failed to add configured private key into ssh-agent" in run.output and not run.argvs
@@ -328,14 +328,6 @@ def test_private_key_goes_through_ansibles_ssh_agent(testbed, tmp_path):
     (tmp_path / "off").mkdir()
     off = Run(testbed, tmp_path / "off", ansible_ssh_private_key_file=None, ansible_ssh_private_key=testbed.key.read_text())
     assert off.rc != 0 and "Cannot utilize private_key with SSH_AGENT disabled" in off.output and not off.argvs
-
-
-def _has_bcrypt():
-    try:
-        import bcrypt  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize(
