@@ -49,7 +49,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap, _codec
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._broker import Stream
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, Error, StreamError
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._router import Context, is_dead
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._router import Context, dead_error, is_dead
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import CALL_FUNCTION, FLAG_ERROR, FrameParser, Message
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Session
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug
@@ -232,8 +232,7 @@ class MuxServer:
 
         def _back(reply: Message) -> None:
             if is_dead(reply):
-                err = StreamError(reply.data.decode("utf-8", "replace"))
-                stream.send(Message.encoded(err, handle=req.reply_to, flags=FLAG_ERROR))
+                stream.send(Message.encoded(dead_error(reply), handle=req.reply_to, flags=FLAG_ERROR))
             else:
                 stream.send(Message(handle=req.reply_to, flags=reply.flags, data=reply.data))
 

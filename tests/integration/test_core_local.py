@@ -20,6 +20,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstr
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import (
     CallError,
     ConnectError,
+    InterpreterLost,
     StreamError,
 )
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import SpecError
@@ -300,7 +301,7 @@ def test_killed_interpreter_fails_pending_calls_at_once(session):
         time.sleep(0.3)
         os.kill(pid, signal.SIGKILL)
         start = time.monotonic()
-        with pytest.raises(StreamError, match="disconnected"):
+        with pytest.raises(InterpreterLost, match=r"disconnected: the interpreter \(pid %d\) was killed by SIGKILL" % pid):
             recv.get(60)
         assert time.monotonic() - start < 10
     finally:

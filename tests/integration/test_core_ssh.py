@@ -15,7 +15,7 @@ import time
 import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError, StreamError
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError, InterpreterLost, StreamError
 from tests.integration import remote_helpers as rh
 from tests.testbed.pythons import pythons
 
@@ -265,10 +265,26 @@ def test_remote_interpreter_killed_mid_call(session, testbed):
         time.sleep(0.2)
         login2 = session.sudo(via=login, username="root", name="killer")
         login2.call(rh.kill, pid, signal.SIGKILL)
-        _fails_fast(lambda: recv.get(60), "disconnected")
+        err = _fails_fast(lambda: recv.get(60), r"sudo:root disconnected: the interpreter \(pid %d\) was killed by SIGKILL" % pid)
+        assert isinstance(err, InterpreterLost) and err.status == 137  # the login stays: the caller may go on
     finally:
         recv.close()
     assert login.call(rh.echo, "alive") == "alive"
+
+
+def test_login_interpreter_killed_mid_call_is_told_from_a_lost_login(session, testbed):
+    """ssh exits 255 and says nothing when the remote command is killed; the shell that
+    waits for the interpreter on the target makes ssh exit with its status instead."""
+    login = ssh(session, testbed, "h1", testbed.users.sudo.name)
+    pid = login.call(rh.identity)["pid"]
+    recv = login.call_async(rh.sleep, 60)
+    try:
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)  # the hosts share the controller's PID namespace
+        err = _fails_fast(lambda: recv.get(60), r"ssh:\S+ disconnected: the interpreter \(pid %d\) was killed by SIGKILL" % pid)
+        assert isinstance(err, InterpreterLost) and err.status == 137
+    finally:
+        recv.close()
 
 
 def test_sshd_killed(session, make_testbed):
@@ -279,7 +295,10 @@ def test_sshd_killed(session, make_testbed):
     try:
         time.sleep(0.2)
         tb.kill_sshd("h1")
-        _fails_fast(lambda: recv.get(60), "disconnected")
+        err = _fails_fast(
+            lambda: recv.get(60), "disconnected: ssh exited with status 255: Connection to .* closed by remote host"
+        )
+        assert not isinstance(err, InterpreterLost)  # the login is gone
     finally:
         recv.close()
     assert other.call(rh.echo, "other host fine") == "other host fine"
@@ -295,8 +314,10 @@ def test_network_cut_between_bastion_and_target(session, make_testbed):
     try:
         time.sleep(0.2)
         tb.cut_link("h1", "h2")
-        err = _fails_fast(lambda: recv.get(60), "disconnected")
-        assert "seen by" in str(err)  # names the hop that noticed
+        err = _fails_fast(lambda: recv.get(60), "disconnected: ssh exited with status 255: Timeout, server .* not responding")
+        assert "no reply to 2 keepalives, one every 2 s" in str(err)  # the limit that expired
+        assert "seen by ssh:" in str(err)  # names the hop that noticed: the bastion
+        assert not isinstance(err, InterpreterLost)
     finally:
         recv.close()
     assert bastion.call(rh.echo, "bastion fine") == "bastion fine"

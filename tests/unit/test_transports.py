@@ -49,7 +49,53 @@ def test_discovery_when_no_python_is_named():
     t = _transports.make({"method": "ssh", "hostname": "h"})
     argv = t.boot_argv("STAGE", "")
     assert argv[:2] == ["/bin/sh", "-c"] and argv[3] == "STAGE" and "python3.13" in argv
-    assert t.boot_argv("STAGE", "/usr/bin/python3") == ["/usr/bin/python3", "-c", "STAGE"]
+    assert t.boot_argv("STAGE", "/usr/bin/python3")[-3:] == ["/usr/bin/python3", "-c", "STAGE"]
+    local = _transports.make({"method": "local"})
+    assert local.boot_argv("STAGE", "/usr/bin/python3") == ["/usr/bin/python3", "-c", "STAGE"]
+
+
+def test_ssh_interpreter_runs_under_a_shell_that_reports_its_status():
+    """sshd is the login interpreter's parent: a shell waits for it instead, and exits
+    with its status (ssh then exits with it), or a killed interpreter and a lost login
+    would look the same (ssh exits 255 for both, saying nothing)."""
+    t = _transports.make({"method": "ssh", "hostname": "h", "python": "/usr/bin/python3 -E"})
+    assert t.boot_argv("STAGE", "") == ["/bin/sh", "-c", '"$@"; exit $?', "ns.mitogen", "/usr/bin/python3", "-E", "-c", "STAGE"]
+    discover = _transports.make({"method": "ssh", "hostname": "h"}).boot_argv("S", "")
+    assert '{ "$p" -c "$0"; exit $?; }' in discover[2] and "exec" not in discover[2]
+    assert 'exec "$p" -c "$0"' in _transports.make({"method": "local"}).boot_argv("S", "")[2]
+
+
+@pytest.mark.parametrize(
+    ("method", "returncode", "words", "cause", "status"),
+    [
+        ("ssh", 137, [], "the interpreter (pid 42) was killed by SIGKILL (signal 9)", 137),
+        ("ssh", 1, ["ignored"], "the interpreter (pid 42) exited with status 1", 1),
+        ("ssh", 255, ["Connection to h closed by remote host."], "ssh exited with status 255: Connection to h closed", None),
+        ("ssh", 255, [], "ssh exited with status 255, saying nothing on stderr", None),
+        ("ssh", -15, [], "the ssh client was killed by SIGTERM (signal 15)", None),
+        ("ssh", None, [], "ssh closed the stream and is still running", None),
+        ("sudo", -9, [], "the interpreter (pid 42) was killed by SIGKILL (signal 9)", 137),
+        ("sudo", 0, ["sudo: bye"], "the interpreter (pid 42) exited with status 0; it said: sudo: bye", 0),
+        ("local", None, [], "closed its end of the stream", None),
+    ],
+)
+def test_a_lost_childs_cause(method, returncode, words, cause, status):
+    spec = {"method": method, "hostname": "h"} if method == "ssh" else {"method": method}
+    text, got = _transports.make(spec).explain_loss(returncode, words, 42, [])
+    assert cause in text and got == status
+
+
+def test_a_keepalive_timeout_names_the_limit_ssh_used():
+    """ssh keeps the first value of an option: the limit named is that one."""
+    argv = ["ssh", "-oServerAliveInterval=5", "-o", "ServerAliveCountMax 4", "-o", "ServerAliveInterval=10", "--", "h", "x"]
+    text, status = _transports.make({"method": "ssh", "hostname": "h"}).explain_loss(
+        255, ["Timeout, server h not responding."], 42, argv
+    )
+    assert status is None
+    assert text.endswith(
+        "not responding. (no reply to 4 keepalives, one every 5 s: ServerAliveInterval=5, ServerAliveCountMax=4)"
+    )
+    assert _transports.option_value(["ssh", "--", "h", "-o", "ServerAliveInterval=1"], "ServerAliveInterval") is None
 
 
 @pytest.mark.parametrize(

@@ -186,6 +186,9 @@ def payload() -> Tuple[bytes, FrozenSet[str]]:
 
 
 # -- child processes ---------------------------------------------------------------------
+# How long a child whose stream ended may take to exit and say why (ssh exits within
+# milliseconds of its stream's end; a program that does not is reaped as before).
+LOSS_WAIT = 2.0
 _PROCESSES: List["ChildProcess"] = []
 _PROCESSES_LOCK = threading.Lock()
 
@@ -199,7 +202,12 @@ class ChildProcess:
 
     def __init__(self, argv: List[str], use_pty: bool, name: str, owner: Any = None) -> None:
         self.name = name
+        self.argv = list(argv)
         self.owner = owner  # the router that started it: reap_all() reaps per owner
+        # Set by connect() as the child starts, read by explain_loss().
+        self.transport: Optional[_transports.Transport] = None
+        self.stderr_watch: Optional[OutputForwarder] = None
+        self.remote_pid: Optional[int] = None  # the interpreter's, from its hello
         self.tty_fd: Optional[int] = None
         self._slave_fd: Optional[int] = None  # held open so the master never reads EIO
         self.on_detach: List[Any] = []  # broker-thread callbacks run by reap_later()
@@ -267,6 +275,38 @@ class ChildProcess:
                 if self.proc.returncode is not None:
                     self._close_own_fds()
         return self.proc.poll()
+
+    def explain_loss(self, broker: Any, reason: str, done: Callable[..., None]) -> None:
+        """Broker thread: once the program ended, call ``done(cause, status)``.
+
+        Waits, without blocking the broker, up to ``LOSS_WAIT`` for the program to
+        exit and for the end of its stderr (ssh's last words arrive there just
+        before it exits), then asks the transport what that end means
+        (``Transport.explain_loss``). ``reason`` is what the stream saw, said if
+        the transport has nothing better.
+        """
+        started = time.monotonic()
+        exited_at: List[float] = []
+        delay = [0.002]
+
+        def check() -> None:
+            now = time.monotonic()
+            returncode = self.proc.poll()
+            if returncode is not None and not exited_at:
+                exited_at.append(now)
+            watch = self.stderr_watch
+            words_due = watch is not None and not watch.ended and (not exited_at or now - exited_at[0] < 0.25)
+            if (returncode is None or words_due) and now - started < LOSS_WAIT:
+                delay[0] = min(delay[0] * 2, 0.05)
+                broker.call_later(delay[0], check)
+                return
+            if self.transport is None:
+                done(reason)
+                return
+            words = list(watch.tail) if watch is not None else []
+            done(*self.transport.explain_loss(returncode, words, self.remote_pid, self.argv))
+
+        check()
 
     def reap_later(self) -> None:
         """Stop watching its output (broker thread), then reap in a short-lived thread."""
@@ -525,6 +565,8 @@ def connect(
         hello.close()
     if transport.keep_login_output and isinstance(info, dict):
         info = dict(info, login_output=handshake.output())
+    if isinstance(info, dict) and isinstance(info.get("pid"), int):
+        proc.remote_pid = info["pid"]
     return Context(router, cid, name), info
 
 
@@ -544,6 +586,7 @@ def _start(
         proc = ChildProcess(argv, transport.use_pty, name, owner=router)
     except OSError as exc:
         raise ConnectError(name, "cannot run %s: %s" % (argv[0], exc), "spawn") from None
+    proc.transport = transport
     if on_spawn is not None:
         on_spawn()
     # The payload is built (once per process, ~0.1 s) while ssh is logging in.
@@ -564,6 +607,7 @@ def _watch_stderr(router: Router, proc: ChildProcess, name: str) -> None:
     if proc.stderr is not None:
         forwarder = OutputForwarder(router, proc.stderr, "stderr.%s" % name, logging.INFO)
         proc.on_detach.append(forwarder.stop)
+        proc.stderr_watch = forwarder  # its last lines explain a loss (explain_loss)
 
 
 def connect_remote(spec: Dict[str, Any], context_id: int, log_level: int = logging.WARNING) -> Dict[str, Any]:

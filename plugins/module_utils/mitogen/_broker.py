@@ -132,6 +132,11 @@ class Broker:
     def alive(self) -> bool:
         return self._alive
 
+    @property
+    def stopping(self) -> bool:
+        """True once ``shutdown()`` began: streams end because we end them."""
+        return self._stopping
+
     def _wake(self) -> None:
         try:
             os.write(self._wake_w, b"x")
@@ -293,6 +298,7 @@ class Stream:
         self.queued = 0  # bytes other threads handed to the broker, not yet buffered
         self.connected = True
         self.closing = False
+        self.lost_by_peer = False  # ended by the peer's end of file or an I/O error, not by us
         self._blocked: Set["Stream"] = set()  # streams not read while we are full
         self._paused = False
         self._cond = threading.Condition()
@@ -329,9 +335,11 @@ class Stream:
         except BlockingIOError:
             return
         except OSError as exc:
+            self.lost_by_peer = True
             self.disconnect("read failed: %s" % exc)
             return
         if not data:
+            self.lost_by_peer = True
             self.disconnect("connection closed by peer")
             return
         self._feed(data)
@@ -392,6 +400,7 @@ class Stream:
             except BlockingIOError:
                 n = 0
             except OSError as exc:
+                self.lost_by_peer = True
                 self.disconnect("write failed: %s" % exc)
                 return
             if n == len(data):
@@ -425,6 +434,7 @@ class Stream:
             except BlockingIOError:
                 break
             except OSError as exc:
+                self.lost_by_peer = True
                 self.disconnect("write failed: %s" % exc)
                 return
             self.buffered -= n

@@ -7,6 +7,9 @@ caller needs to tell apart only a handful of cases:
 
 - ``StreamError``: a connection to a context was lost or could not be made (the
   peer is gone; pending calls on that path fail at once with this error).
+- ``InterpreterLost``: a ``StreamError`` saying that only the context's interpreter
+  ended (killed, or exited) while the way to it (the login, the hop that started
+  it) still works: the work it was doing failed, the host is still there.
 - ``ConnectError``: a child could not be started (bad password, unreachable host,
   missing interpreter, ...). A ``StreamError`` subclass.
 - ``ProtocolError``: bytes that do not follow the protocol. ``PeerProtocolError``
@@ -47,6 +50,29 @@ class StreamError(Error):
         if not isinstance(state, str):
             raise PeerProtocolError("malformed StreamError state")
         return cls(state)
+
+
+class InterpreterLost(StreamError):
+    """A context's interpreter ended while the hop that started it still works.
+
+    The hop that saw it end knows how: ``status`` is its exit status as a shell
+    reports it (128 + N when signal N killed it), the message says so in words. A
+    caller may treat the loss as the failure of the work in progress, not of the
+    connection (as a shell's exit status 137 fails a vanilla task).
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        self.status = status
+        super().__init__(message)
+
+    def to_wire(self) -> tuple:  # type: ignore[override]
+        return (str(self), self.status)
+
+    @classmethod
+    def from_wire(cls, state: object) -> "InterpreterLost":  # type: ignore[override]
+        if not (isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], str) and isinstance(state[1], int)):
+            raise PeerProtocolError("malformed InterpreterLost state")
+        return cls(state[0], state[1])
 
 
 class ConnectError(StreamError):

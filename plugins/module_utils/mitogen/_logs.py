@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import deque
+from typing import Deque
 
 from ._router import Router
 from ._wire import FORWARD_LOG, Message
@@ -76,7 +78,11 @@ class OutputForwarder:
     """Reads a pipe (a child's fd 1 or 2, or ssh's stderr) and logs each line.
 
     The caller keeps ownership of ``fd``; ``stop()`` (broker thread) stops reading.
+    ``tail`` keeps the last ``TAIL`` lines (a lost child's last words), ``ended`` is
+    set once the pipe reached its end.
     """
+
+    TAIL = 5
 
     def __init__(self, router: Router, fd: int, name: str, level: int = logging.WARNING) -> None:
         self.router = router
@@ -84,6 +90,8 @@ class OutputForwarder:
         self.level = level
         self.log = logging.getLogger("ns.mitogen.%s" % name)
         self._buf = b""
+        self.tail: Deque[str] = deque(maxlen=self.TAIL)
+        self.ended = False
         os.set_blocking(fd, False)
         router.broker.defer(router.broker.add_reader, fd, self._on_readable)
 
@@ -102,7 +110,8 @@ class OutputForwarder:
             data = b""
         if not data:
             self.stop()
-            return
+            self.ended = True
+            data, self._buf = self._buf + b"\n", b""  # a last line without its end
         lines = (self._buf + data).split(b"\n")
         self._buf = lines.pop()
         if len(self._buf) > 65536:
@@ -110,4 +119,6 @@ class OutputForwarder:
             self._buf = b""
         for line in lines:
             if line.strip():
-                self.log.log(self.level, "%s", line.decode("utf-8", "replace").rstrip())
+                text = line.decode("utf-8", "replace").rstrip()
+                self.tail.append(text[:500])
+                self.log.log(self.level, "%s", text)

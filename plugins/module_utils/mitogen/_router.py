@@ -14,8 +14,11 @@ Trust rules kept here (every message from a peer passes through ``_route``):
   (no forged source ids), and may travel only upwards: never down into another
   subtree (no routing to siblings).
 - When a stream dies, every route through it is removed, every mailbox waiting on a
-  context behind it fails at once with a ``StreamError`` naming the context and the
-  hop where the loss was seen, and the loss is reported upwards (``DEL_ROUTE``).
+  context behind it fails with a ``StreamError`` naming the context, the cause as
+  far as this hop can know it (``on_stream_disconnect``) and the hop where the loss
+  was seen, and the loss is reported upwards (``DEL_ROUTE``) with that error, so
+  that the caller far away reads the same cause (an ``InterpreterLost`` when only
+  the interpreter ended and the way to it still works).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from ._broker import Broker, Stream
-from ._errors import CallError, ConnectError, PeerProtocolError, RefusedError, StreamError, TimeoutError
+from ._errors import CallError, ConnectError, InterpreterLost, PeerProtocolError, RefusedError, StreamError, TimeoutError
 from ._wire import (
     ADD_ROUTE,
     ALLOCATE_ID,
@@ -81,12 +84,12 @@ class Receiver:
         except queue.Empty:
             raise TimeoutError("no reply from %s within %.1fs" % (self.router.name_of(self.respondent), timeout or 0)) from None
         if is_dead(msg):
-            raise StreamError(msg.data.decode("utf-8", "replace"))
+            raise dead_error(msg)
         return msg
 
     def close(self) -> None:
         self.router.del_handler(self.handle)
-        self._queue.put(_dead("receiver closed"))
+        self._queue.put(_dead(StreamError("receiver closed")))
 
 
 def is_dead(msg: Message) -> bool:
@@ -94,8 +97,14 @@ def is_dead(msg: Message) -> bool:
     return msg.stream == "dead"
 
 
-def _dead(reason: str) -> Message:
-    msg = Message(data=reason.encode("utf-8"))
+def dead_error(msg: Message) -> StreamError:
+    """The error a dead marker (``is_dead``) carries: why its peer was lost."""
+    cause = msg.decode()
+    return cause if isinstance(cause, StreamError) else StreamError(str(cause))
+
+
+def _dead(cause: StreamError) -> Message:
+    msg = Message.encoded(cause)
     msg.stream = "dead"
     return msg
 
@@ -580,58 +589,75 @@ class Router:
 
     def _on_del_route(self, msg: Message) -> None:
         body = msg.decode()
-        if not (isinstance(body, tuple) and len(body) == 2 and isinstance(body[1], str) and isinstance(body[0], list)):
+        if not (isinstance(body, tuple) and len(body) == 2 and isinstance(body[1], StreamError) and isinstance(body[0], list)):
             raise PeerProtocolError("malformed DEL_ROUTE")
-        ids, reason = body
+        ids, cause = body
         lost = {i for i in ids if isinstance(i, int) and self._routes.get(i) is msg.stream and i != msg.src_id}
-        self._lose(lost, reason)
+        self._lose(lost, cause)
 
     # -- loss -----------------------------------------------------------------------
     def on_stream_disconnect(self, stream: Stream, reason: str) -> None:
-        """Broker callback: a stream ended. Fail everything behind it."""
+        """Broker callback: a stream ended. Fail everything behind it, saying why.
+
+        When the peer ended it (not a protocol error, not our shutdown) and the
+        stream's owner can tell how its program ended (``explain_loss``, a child
+        process), the pending calls fail once it has: with the signal that killed
+        the interpreter, or ssh's last words, instead of "connection closed". The
+        routes go at once, so nothing new is sent there meanwhile.
+        """
         if stream is self.parent:
             LOG.debug("%r: parent stream lost (%s); exiting", self, reason)
-            self._fail_receivers(None, "%s lost its parent: %s" % (self.name, reason))
+            self._fail_receivers(None, StreamError("%s lost its parent: %s" % (self.name, reason)))
             self.broker.shutdown()
             return
         lost = {i for i, s in self._routes.items() if s is stream}
+        for i in lost:
+            self._routes.pop(i, None)
         who = self.name_of(stream.remote_id)
-        self._lose(lost, "%s disconnected: %s (seen by %s)" % (who, reason, self.name))
         owner = stream.owner
-        if owner is not None and hasattr(owner, "reap_later"):
-            owner.reap_later()
+        explain = getattr(owner, "explain_loss", None)
 
-    def _lose(self, lost: Set[int], reason: str) -> None:
+        def lose(cause: str, status: Optional[int] = None) -> None:
+            text = "%s disconnected: %s (seen by %s)" % (who, cause, self.name)
+            self._lose(lost, StreamError(text) if status is None else InterpreterLost(text, status))
+            if owner is not None and hasattr(owner, "reap_later"):
+                owner.reap_later()
+
+        if explain is not None and stream.lost_by_peer and not self.broker.stopping:
+            explain(self.broker, reason, lose)
+        else:
+            lose(reason)
+
+    def _lose(self, lost: Set[int], cause: StreamError) -> None:
         if not lost:
             return
         for i in lost:
             self._routes.pop(i, None)
-        self._fail_receivers(lost, reason)
+        self._fail_receivers(lost, cause)
         for fn in self.on_route_lost:
             try:
-                fn(lost, reason)
+                fn(lost, str(cause))
             except Exception:
                 LOG.exception("%r: route-lost hook failed", self)
         if self.parent is not None and self.parent.connected:
             self.parent.send(
-                Message.encoded((sorted(lost), reason), dst_id=self.parent_id or 0, src_id=self.context_id, handle=DEL_ROUTE)
+                Message.encoded((sorted(lost), cause), dst_id=self.parent_id or 0, src_id=self.context_id, handle=DEL_ROUTE)
             )
 
-    def _fail_receivers(self, lost: Optional[Iterable[int]], reason: str) -> None:
+    def _fail_receivers(self, lost: Optional[Iterable[int]], cause: StreamError) -> None:
         lost_set = None if lost is None else set(lost)
         for handle, h in list(self._handlers.items()):
             if h.respondent is None:
                 continue
             if lost_set is None or h.respondent in lost_set:
                 self._handlers.pop(handle, None)
-                dead = _dead(reason)
-                h.fn(dead)
+                h.fn(_dead(cause))
 
     def _on_broker_shutdown(self) -> None:
         for stream in list(self._routes.values()):
             if stream.connected and stream.remote_id in self._routes:
                 stream.send(Message(dst_id=stream.remote_id, src_id=self.context_id, handle=SHUTDOWN))
-        self._fail_receivers(None, "%s is shutting down" % self.name)
+        self._fail_receivers(None, StreamError("%s is shutting down" % self.name))
 
     def close(self) -> None:
         """Stop the call pool (after the broker has stopped)."""

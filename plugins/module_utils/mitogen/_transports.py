@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 from typing import Any, Dict, List, Optional, Tuple, Type
 
 from ._errors import ConnectError
@@ -48,9 +49,15 @@ CORE_MIN_PYTHON = (3, 8)
 # trip per candidate); a broken or too-old one is skipped, never chosen.
 _DISCOVER = (
     'for p in "$@"; do command -v "$p" >/dev/null 2>&1 && '
-    '"$p" -c "import sys; sys.exit(sys.version_info < (3, MINOR))" >/dev/null 2>&1 && exec "$p" -c "$0"; done; '
+    '"$p" -c "import sys; sys.exit(sys.version_info < (3, MINOR))" >/dev/null 2>&1 && RUN; done; '
     'echo "NSM-ERR found no Python 3.MINOR or newer that runs (tried: $*)"; exit 127'
 )
+# How the shell runs the interpreter it found: in its place, or (``Transport.
+# reports_status``) as its child, exiting with its status (128 + N for signal N).
+_EXEC = 'exec "$p" -c "$0"'
+_WAIT = '{ "$p" -c "$0"; exit $?; }'
+# Runs its arguments and exits with their status: the shell stays their parent.
+_WAIT_ARGV = '"$@"; exit $?'
 
 
 class SpecError(ValueError):
@@ -100,6 +107,10 @@ class Transport:
         "name": ((str, type(None)), None),
     }
     use_pty = False  # prompts arrive on a controlling terminal
+    # The program started is not the interpreter's parent (ssh: sshd is): a shell
+    # there waits for the interpreter and exits with its status, which the program
+    # (ssh) then exits with, so a killed interpreter is told from a lost login.
+    reports_status = False
     password_on_stdin = False  # the password is typed on stdin, before the payload
     compress = False  # zlib on the framed stream (worth it only across a network)
     keep_login_output = False  # what the program printed while starting goes back with the hello
@@ -172,8 +183,9 @@ class Transport:
         """
         candidates = self.spec.get("python_candidates")
         if self.spec.get("python") or (default_python and not candidates):
-            return self.python_argv(default_python) + ["-c", first_stage]
-        discover = _DISCOVER.replace("MINOR", str(self.python_min[1]))
+            argv = self.python_argv(default_python) + ["-c", first_stage]
+            return ["/bin/sh", "-c", _WAIT_ARGV, "ns.mitogen"] + argv if self.reports_status else argv
+        discover = _DISCOVER.replace("MINOR", str(self.python_min[1])).replace("RUN", _WAIT if self.reports_status else _EXEC)
         return ["/bin/sh", "-c", discover, first_stage, *(candidates or DISCOVERY_CANDIDATES)]
 
     def describe(self) -> str:
@@ -213,6 +225,59 @@ class Transport:
             )
         return ("the command exited with status %s before the interpreter started" % returncode, "")
 
+    def explain_loss(
+        self, returncode: Optional[int], words: List[str], pid: Optional[int], argv: List[str]
+    ) -> Tuple[str, Optional[int]]:
+        """(cause, status) for a started child whose stream ended without our asking.
+
+        ``returncode`` is the program's (``Popen``'s; None: it still runs), ``words``
+        its last lines on stderr, ``pid`` the interpreter's, ``argv`` the program's.
+        ``status`` is the interpreter's exit status as a shell gives it when only the
+        interpreter ended and the way to it still works; None when the way was lost.
+        Here the program is the interpreter, or mirrors its end (sudo kills itself
+        with the signal that killed its command).
+        """
+        what = "the interpreter" + (" (pid %d)" % pid if pid else "")
+        if returncode is None:
+            return "%s closed its end of the stream, its process still running" % what, None
+        status = shell_status(returncode)
+        said = "; it said: %s" % " / ".join(words) if words else ""
+        return describe_end(what, status) + said, status
+
+
+def shell_status(returncode: int) -> int:
+    """A ``Popen`` return code as a shell reports it (128 + N when signal N killed it)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def describe_end(what: str, status: int) -> str:
+    """How ``what`` ended, in words, from a shell's exit ``status``."""
+    if 128 < status < 128 + 65:
+        try:
+            name = signal.Signals(status - 128).name
+        except ValueError:
+            name = "signal"
+        return "%s was killed by %s (signal %d)" % (what, name, status - 128)
+    return "%s exited with status %d" % (what, status)
+
+
+def option_value(argv: List[str], name: str) -> Optional[str]:
+    """The value ssh uses for ``-o name=...`` in ``argv``: the first one given."""
+    wanted = name.lower()
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        arg = argv[i]
+        text = ""
+        if arg == "-o" and i + 1 < len(argv):
+            text, i = argv[i + 1], i + 1
+        elif arg.startswith("-o"):
+            text = arg[2:]
+        parts = re.split(r"\s*=\s*|\s+", text.strip(), maxsplit=1)
+        if len(parts) == 2 and parts[0].lower() == wanted:
+            return parts[1]
+        i += 1
+    return None
+
 
 class Local(Transport):
     method = "local"
@@ -235,6 +300,7 @@ class Ssh(Transport):
     """
 
     method = "ssh"
+    reports_status = True
     options: Dict[str, Tuple[Tuple[type, ...], Any]] = {
         "hostname": ((str,), None),
         "port": ((int, type(None)), None),
@@ -398,6 +464,36 @@ class Ssh(Transport):
         if returncode == 255:
             return "ssh failed (exit status 255)", ""
         return super().explain(output, returncode)
+
+    def explain_loss(
+        self, returncode: Optional[int], words: List[str], pid: Optional[int], argv: List[str]
+    ) -> Tuple[str, Optional[int]]:
+        """ssh exits with the remote shell's status (``reports_status``): the login
+        worked and the interpreter ended. 255, or a signal, is ssh's own end: the
+        login is gone, and ssh's last words say why (a keepalive timeout, sshd gone).
+        """
+        if returncode is not None and 0 <= returncode < 255:
+            return super().explain_loss(returncode, [], pid, argv)
+        words = [w for w in words if not w.startswith(("Warning: Permanently added", "debug"))][-3:]
+        said = " / ".join(words)
+        if returncode is None:
+            cause = "ssh closed the stream and is still running"
+        elif returncode < 0:
+            cause = describe_end("the ssh client", shell_status(returncode))
+        else:
+            cause = "ssh exited with status 255" + ("" if said else ", saying nothing on stderr")
+        if said:
+            cause += ": %s" % said
+        if "not responding" in said:
+            interval = option_value(argv, "ServerAliveInterval") or "?"
+            count = option_value(argv, "ServerAliveCountMax") or "3"
+            cause += " (no reply to %s keepalives, one every %s s: ServerAliveInterval=%s, ServerAliveCountMax=%s)" % (
+                count,
+                interval,
+                interval,
+                count,
+            )
+        return cause, None
 
 
 class Sudo(Transport):

@@ -22,7 +22,7 @@ import struct
 from typing import Any, List, Optional
 
 from . import _codec
-from ._errors import CallError, ConnectError, PeerProtocolError, StreamError
+from ._errors import CallError, ConnectError, InterpreterLost, PeerProtocolError, StreamError
 
 MAGIC = b"nM"
 VERSION = 1
@@ -165,3 +165,4 @@ class FrameParser:
 _codec.register("CallError", CallError, CallError.from_wire)
 _codec.register("StreamError", StreamError, StreamError.from_wire)
 _codec.register("ConnectError", ConnectError, ConnectError.from_wire)
+_codec.register("InterpreterLost", InterpreterLost, InterpreterLost.from_wire)
