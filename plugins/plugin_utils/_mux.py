@@ -20,18 +20,17 @@ instead, over a private UNIX socket, with the same framing and codec as the core
 - ``push_file`` / ``fetch_file``: stream files between the controller and a context;
 - ``reset(stack)``: drop the contexts of a host (``meta: reset_connection``).
 
-Rules it keeps: the socket lives in a 0700 directory and every peer's uid is checked
-(SO_PEERCRED); the mux exits when the ansible-playbook process it serves is gone,
-and takes every interpreter with it; it is forked from the process that starts it
-(the playbook's main process, or a worker under a built-in strategy) and uses
-nothing of Ansible's, only the core.
+Rules it keeps: the socket lives in a 0700 directory (its files: ``_muxfiles``) and
+every peer's uid is checked (SO_PEERCRED); the mux exits when the ansible-playbook
+process it serves is gone, and takes every interpreter with it; it is forked from
+the process that starts it (the playbook's main process, or a worker under a
+built-in strategy) and uses nothing of Ansible's, only the core.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import gc
 import hashlib
 import json
@@ -52,7 +51,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._router import Context, dead_error, is_dead
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import CALL_FUNCTION, FLAG_ERROR, FrameParser, Message
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Session
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _muxfiles
 
 LOG = logging.getLogger("ns.mitogen.mux")
 
@@ -71,34 +70,8 @@ RUNNER_COMPANIONS = [
 FIRST_RUN_MODULES = [RUNNER] + RUNNER_COMPANIONS
 
 
-_SOCKET_DIRS: Dict[Tuple[str, int], str] = {}  # checked already (by this process or its parent)
-
-
-def socket_dir(fresh: bool = False) -> str:
-    """A private (0700) directory for mux sockets of this user.
-
-    Checked (and made) once per process unless ``fresh``: only its owner, this
-    user, or root can change it since. Starting a mux asks afresh, in case it was
-    removed meanwhile.
-    """
-    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
-    key = (base, os.getuid())
-    if key in _SOCKET_DIRS and not fresh:
-        return _SOCKET_DIRS[key]
-    path = os.path.join(base, "ns-mitogen-%d" % os.getuid())
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(path)
-    if st.st_uid != os.getuid() or st.st_mode & 0o077 or not os.path.isdir(path):
-        raise Error("%s must be a directory owned by uid %d with mode 0700" % (path, os.getuid()))
-    _SOCKET_DIRS[key] = path
-    return path
-
-
-def socket_path(playbook_pid: int, fresh: bool = False) -> str:
-    return os.path.join(socket_dir(fresh), "mux-%d.sock" % playbook_pid)
+socket_dir = _muxfiles.socket_dir
+socket_path = _muxfiles.socket_path
 
 
 def stack_key(stack: List[Dict[str, Any]]) -> str:
@@ -363,16 +336,14 @@ class MuxServer:
             LOG.warning("could not prepare ahead of the first module run: %s", exc)
 
     def serve(self) -> None:
-        while _alive(self.watch_pid) and self.router.broker.alive:
+        while _muxfiles.alive(self.watch_pid) and self.router.broker.alive:
             time.sleep(0.5)
         self.close()
 
     def close(self) -> None:
-        for path in (self.path, self.path + ".lock"):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        with _muxfiles.locked(self.path, create=False) as lock:
+            if lock is not None:
+                _muxfiles.remove_run_files(self.path, lock)
         self.session.close()
         self._sock.close()
         _write_rusage(os.environ.get("NS_MITOGEN_MUX_RUSAGE", ""))
@@ -392,16 +363,6 @@ def _write_rusage(path: str) -> None:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(path, "a") as fp:
         fp.write(json.dumps({"pid": os.getpid(), "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime}) + "\n")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(
@@ -472,10 +433,10 @@ class MuxClient:
                         return msg.decode()
                 data = self.sock.recv(262144)
                 if not data:
-                    raise StreamError("the ns.mitogen multiplexer closed the connection (%s)" % self.path)
+                    raise StreamError(_muxfiles.diagnose_loss(self.path, ""))
                 self._ready.extend(self._parser.feed(data))
         except OSError as exc:  # it died with our request unread: reset, not end of file
-            raise StreamError("the ns.mitogen multiplexer closed the connection (%s): %s" % (self.path, exc)) from None
+            raise StreamError(_muxfiles.diagnose_loss(self.path, ": %s" % exc)) from None
 
     def close(self) -> None:
         self.sock.close()
@@ -519,13 +480,17 @@ def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Option
     The socket is bound and listening before the mux process exists, and handed to
     it: clients connect at once, and their requests wait in the socket until the mux
     has started (~0.1 s of imports), instead of the caller polling for it. If the
-    mux dies, the socket goes with it and waiting clients get a ``StreamError``.
+    mux dies, waiting clients get a ``StreamError`` that says so (with its pid and
+    log: ``_muxfiles.diagnose_loss``); what it left (socket, lock) is removed by
+    such a client, by the next start for this run, or by any later start.
     """
     path = socket_path(playbook_pid, fresh=True)
-    with open(path + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _listening(path):
+    with _muxfiles.locked(path) as lock:
+        if lock is None:  # only when told not to wait
+            raise Error("cannot lock %s.lock" % path)
+        if _muxfiles.listening(path):
             return path
+        _muxfiles.remove_stale(os.path.dirname(path), keep=playbook_pid)  # what killed muxes left
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             with contextlib.suppress(FileNotFoundError):
@@ -533,41 +498,27 @@ def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Option
             sock.bind(path)
             os.chmod(path, 0o600)
             sock.listen(128)
-            _spawn(path, playbook_pid, sock.fileno(), paths or [], packages)
+            _muxfiles.record_pid(lock, _spawn(path, playbook_pid, sock.fileno(), paths or [], packages))
         finally:
             sock.close()
     return path
 
 
-def _listening(path: str) -> bool:
-    """True if something accepts connections on ``path`` (a mux, or one starting)."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED):
-            raise
-        return False
-    finally:
-        probe.close()
-    return True
-
-
-def _spawn(path: str, playbook_pid: int, listen_fd: int, paths: List[str], packages: Optional[Dict[str, bytes]]) -> None:
+def _spawn(path: str, playbook_pid: int, listen_fd: int, paths: List[str], packages: Optional[Dict[str, bytes]]) -> int:
     """Fork the mux from this process, which goes on at once.
 
     A fork starts with the core already imported: a new interpreter spent 0.1 s on
     imports on a quiet machine and 0.3 s beside a busy playbook process, all of it
     on the first task's path. The child leaves the caller's session, and of the
     caller's descriptors keeps only ``listen_fd`` (see ``_detach``). It never returns
-    into the caller's code.
+    into the caller's code: the caller gets the mux's pid.
     """
     with warnings.catch_warnings():
         # 3.12+ warns of fork() in a threaded process; the child only runs the mux.
         warnings.simplefilter("ignore", DeprecationWarning)
         pid = os.fork()
     if pid:
-        return
+        return pid
     status = 1
     try:
         _detach(listen_fd)

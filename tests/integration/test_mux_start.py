@@ -9,8 +9,10 @@ client of a mux that dies reads a clear error instead of hanging.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -75,15 +77,35 @@ def test_a_stale_socket_file_is_taken_over(playbook):
         client.close()
 
 
-def test_a_client_of_a_mux_that_dies_gets_an_error(playbook):
+@pytest.mark.parametrize("log_dir", [False, True], ids=["no_log_dir", "log_dir"])
+def test_a_client_of_a_mux_that_dies_names_it_and_removes_its_files(playbook, tmp_path, monkeypatch, log_dir):
+    """The killed mux's pid, where its log is (or how to get one); its socket and
+    lock file, which it could not remove itself, are gone."""
+    if log_dir:
+        monkeypatch.setenv("NS_MITOGEN_LOG_DIR", str(tmp_path))
     path = _mux.start(playbook.pid, [])
     pid = mux_pid(path)
     client = _mux.MuxClient(path)
     os.kill(pid, signal.SIGKILL)
-    with pytest.raises(StreamError, match="multiplexer closed the connection"):
+    where = "see %s" % (tmp_path / ("mux-%d.log" % pid)) if log_dir else "set NS_MITOGEN_LOG_DIR to a directory"
+    with pytest.raises(StreamError, match=r"multiplexer \(pid %d\) died: .*%s" % (pid, re.escape(where))):
         client.request("ping")
     client.close()
-    os.unlink(path)  # what the killed mux could not remove
+    assert not os.path.exists(path) and not os.path.exists(path + ".lock")
+
+
+def test_files_a_killed_mux_left_are_removed_at_the_next_start(playbook):
+    """Another run's, whose playbook process is gone: no client of it will ever come."""
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    stale = _mux.socket_path(gone.pid)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(stale)  # bound, never listening: what a killed mux leaves behind
+    sock.close()
+    with open(stale + ".lock", "w") as fp:
+        fp.write("12345\n")
+    _mux.start(playbook.pid, [])
+    assert not os.path.exists(stale) and not os.path.exists(stale + ".lock")
 
 
 def test_the_mux_keeps_none_of_its_starters_descriptors(playbook):
