@@ -31,7 +31,12 @@ from ansible.plugins.action import ActionBase
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, StreamError
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import (
+    CallError,
+    ConnectError,
+    InterpreterLost,
+    StreamError,
+)
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import redacted
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _debug, _mux, _oneshot, _options, _original, _planner
 
@@ -87,6 +92,23 @@ class _InterpreterNotFound(AnsibleConnectionFailure):
     def __init__(self, message: str, output: str) -> None:
         super().__init__(message)
         self.output = output
+
+
+class _TaskInterpreterLost(AnsibleError):
+    """The interpreter running the task ended (killed, or exited) on a login that works.
+
+    The task fails, the host stays: as vanilla's shell reports its killed module
+    with exit status 137. ``status`` is the interpreter's, as a shell gives it.
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.text = message
+        self.status = status
+
+    def as_result(self) -> Tuple[int, bytes, bytes]:
+        """(rc, stdout, stderr) of the command that was running: never a success."""
+        return self.status or 1, b"", to_bytes(self.text + "\n")
 
 
 class _BecomeProxy:
@@ -285,6 +307,8 @@ class MitogenConnectionBase(ConnectionBase):
             if exc.type_name.endswith("ConnectError") or exc.type_name.endswith("SpecError"):
                 raise AnsibleConnectionFailure("ns.mitogen: %s" % exc.remote_message) from None
             raise AnsibleError("ns.mitogen: %s" % exc) from None
+        except InterpreterLost as exc:
+            raise _TaskInterpreterLost("ns.mitogen: %s; the next task starts a new interpreter" % exc, exc.status) from None
         except StreamError as exc:
             raise AnsibleConnectionFailure("ns.mitogen: %s" % exc) from None
 
@@ -300,7 +324,8 @@ class MitogenConnectionBase(ConnectionBase):
         """Run the function ``ref`` (module, name) names with ``args`` in the task's interpreter.
 
         Never retried: if the interpreter dies during a call, the step may have had
-        effects; the task fails as unreachable and the next task gets a new one.
+        effects. The task fails (``_TaskInterpreterLost``), or is unreachable when
+        the login itself was lost; the next task gets a new interpreter.
         ``source``: ``source_id`` and ``source_path`` of a module run (``MuxClient.call``).
         """
         stack = self._stack(sudoable)
@@ -435,6 +460,8 @@ class MitogenConnectionBase(ConnectionBase):
             reply = self._call(sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=path)
         except _InterpreterNotFound as exc:
             return 127, b"", to_bytes(exc.output)
+        except _TaskInterpreterLost as exc:  # Ansible words the module failure, with this rc and stderr
+            return exc.as_result()
         if reply.get("need_source"):
             request = dict(request, source=_planner.source_for(request["source_id"]))
             reply = self._call(sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=None)
@@ -464,6 +491,8 @@ class MitogenConnectionBase(ConnectionBase):
             )
         except _InterpreterNotFound:
             return self._exec_without_python(cmd, in_data, sudoable, use_pty)
+        except _TaskInterpreterLost as exc:
+            return exc.as_result()
         if use_pty:
             stderr = self._pty_closed_notice()
         return rc, stdout, stderr
