@@ -179,17 +179,22 @@ def diagnose_loss(path: str, detail: str) -> str:
     """What a client says when its mux at ``path`` closed the connection (``detail``: how).
 
     If the mux died, that is said with its pid and where its log is (or how to keep
-    one), and its socket and lock file are removed.
+    one), and its socket and lock file are removed. Its end of the connection
+    closes a moment before it is dead and its socket stops listening: up to a
+    second is given to that.
     """
     pid = recorded_pid(path)
-    deadline = time.monotonic() + 0.5  # its end of the socket closes just before it is dead
+    deadline = time.monotonic() + 1.0
     while pid is not None and alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     if pid is None or alive(pid):
         return "the ns.mitogen multiplexer closed the connection (%s)%s" % (path, detail)
     with locked(path, create=False) as lock:
-        if lock is not None and recorded_pid(path) == pid and not listening(path):
-            remove_run_files(path, lock)
+        if lock is not None and recorded_pid(path) == pid:
+            while listening(path) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not listening(path):
+                remove_run_files(path, lock)
     directory = os.environ.get(_debug.ENV)
     if directory:
         where = "see %s" % os.path.join(os.path.abspath(directory), "mux-%d.log" % pid)

@@ -53,4 +53,6 @@ def playbook():
             muxes = {pid for pid in muxes if os.waitpid(pid, os.WNOHANG) == (0, 0)}
             time.sleep(0.05)
         assert not muxes, "the mux did not exit with its playbook process"
-        assert not os.path.exists(_mux.socket_path(proc.pid)), "the mux left its socket behind"
+        path = _mux.socket_path(proc.pid)
+        assert not os.path.exists(path), "the mux left its socket behind"
+        assert not os.path.exists(path + ".lock"), "the mux left its lock file behind"
