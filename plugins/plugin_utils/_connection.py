@@ -308,6 +308,7 @@ class MitogenConnectionBase(ConnectionBase):
                 raise AnsibleConnectionFailure("ns.mitogen: %s" % exc.remote_message) from None
             raise AnsibleError("ns.mitogen: %s" % exc) from None
         except InterpreterLost as exc:
+            self._contexts.clear()  # a later call of this task starts a new interpreter, by its stack
             raise _TaskInterpreterLost("ns.mitogen: %s; the next task starts a new interpreter" % exc, exc.status) from None
         except StreamError as exc:
             raise AnsibleConnectionFailure("ns.mitogen: %s" % exc) from None
