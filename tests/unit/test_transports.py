@@ -59,7 +59,7 @@ def test_ssh_interpreter_runs_under_a_shell_that_reports_its_status():
     with its status (ssh then exits with it), or a killed interpreter and a lost login
     would look the same (ssh exits 255 for both, saying nothing)."""
     t = _transports.make({"method": "ssh", "hostname": "h", "python": "/usr/bin/python3 -E"})
-    assert t.boot_argv("STAGE", "") == ["/bin/sh", "-c", '"$@"; exit $?', "ns.mitogen", "/usr/bin/python3", "-E", "-c", "STAGE"]
+    assert t.boot_argv("STAGE", "") == ["/bin/sh", "-c", '"$@"; exit $?', "/bin/sh", "/usr/bin/python3", "-E", "-c", "STAGE"]
     discover = _transports.make({"method": "ssh", "hostname": "h"}).boot_argv("S", "")
     assert '{ "$p" -c "$0"; exit $?; }' in discover[2] and "exec" not in discover[2]
     assert 'exec "$p" -c "$0"' in _transports.make({"method": "local"}).boot_argv("S", "")[2]

@@ -184,7 +184,8 @@ class Transport:
         candidates = self.spec.get("python_candidates")
         if self.spec.get("python") or (default_python and not candidates):
             argv = self.python_argv(default_python) + ["-c", first_stage]
-            return ["/bin/sh", "-c", _WAIT_ARGV, "ns.mitogen"] + argv if self.reports_status else argv
+            # $0 is the shell's own name: a missing interpreter is worded as vanilla's /bin/sh words it
+            return ["/bin/sh", "-c", _WAIT_ARGV, "/bin/sh"] + argv if self.reports_status else argv
         discover = _DISCOVER.replace("MINOR", str(self.python_min[1])).replace("RUN", _WAIT if self.reports_status else _EXEC)
         return ["/bin/sh", "-c", discover, first_stage, *(candidates or DISCOVERY_CANDIDATES)]
 
