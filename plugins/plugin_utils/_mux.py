@@ -101,9 +101,6 @@ class MuxServer:
         self.session.responder.companions[RUNNER] = RUNNER_COMPANIONS
         for name, source in (packages or {}).items():  # ansible/__init__ as AnsiballZ has it
             self.session.responder.provide(name, source)
-        self._sock = socket.socket(fileno=listen_fd)  # bound and listening: see start()
-        self._sock.setblocking(False)
-        self.router.broker.defer(self.router.broker.add_reader, self._sock.fileno(), self._on_accept)
         self._methods: Dict[str, Callable[..., Any]] = {
             "ping": self.ping,
             "connect": self.connect,
@@ -111,6 +108,10 @@ class MuxServer:
             "fetch_file": self.fetch_file,
             "reset": self.reset,
         }
+        # Last: the broker thread serves requests as soon as it accepts.
+        self._sock = socket.socket(fileno=listen_fd)  # bound and listening: see start()
+        self._sock.setblocking(False)
+        self.router.broker.defer(self.router.broker.add_reader, self._sock.fileno(), self._on_accept)
 
     def __repr__(self) -> str:
         return "MuxServer(%s, contexts=%d)" % (self.path, len(self._contexts))
@@ -388,6 +389,7 @@ class MuxClient:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(path)
+        self.mux_pid = _muxfiles.recorded_pid(path)  # to name it if it dies (diagnose_loss)
         self._parser = FrameParser()
         self._next = 1
         self._ready: List[Message] = []
@@ -433,10 +435,10 @@ class MuxClient:
                         return msg.decode()
                 data = self.sock.recv(262144)
                 if not data:
-                    raise StreamError(_muxfiles.diagnose_loss(self.path, ""))
+                    raise StreamError(_muxfiles.diagnose_loss(self.path, "", self.mux_pid))
                 self._ready.extend(self._parser.feed(data))
         except OSError as exc:  # it died with our request unread: reset, not end of file
-            raise StreamError(_muxfiles.diagnose_loss(self.path, ": %s" % exc)) from None
+            raise StreamError(_muxfiles.diagnose_loss(self.path, ": %s" % exc, self.mux_pid)) from None
 
     def close(self) -> None:
         self.sock.close()

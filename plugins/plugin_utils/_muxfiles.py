@@ -15,7 +15,8 @@ Rules it keeps:
   any more: a mux exits with its playbook). Starting any mux removes the stale
   files of other runs; a client that finds its own mux dead removes that mux's
   files, so a run whose mux was killed does not leave them behind.
-- Nothing here costs the normal path: the pid record is read only on failure.
+- Little here costs the normal path: a client reads the pid record once (~6 us),
+  as another client that found the mux dead may remove it before it looks.
 
 Never imports Ansible: the multiplexer uses it too.
 """
@@ -105,12 +106,17 @@ def record_pid(lock: IO[str], pid: int) -> None:
 
 
 def recorded_pid(path: str) -> Optional[int]:
-    """The pid of the mux started last for the socket ``path``, if recorded."""
+    """The pid of the mux started last for the socket ``path``, if recorded (~6 us)."""
     try:
-        with open(path + ".lock") as fp:
-            return int(fp.read().strip() or "0") or None
+        fd = os.open(path + ".lock", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return int(os.read(fd, 32).strip() or b"0") or None
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
 
 
 def listening(path: str) -> bool:
@@ -175,15 +181,16 @@ def remove_stale(directory: str, keep: int) -> int:
     return removed
 
 
-def diagnose_loss(path: str, detail: str) -> str:
+def diagnose_loss(path: str, detail: str, known_pid: Optional[int] = None) -> str:
     """What a client says when its mux at ``path`` closed the connection (``detail``: how).
 
     If the mux died, that is said with its pid and where its log is (or how to keep
     one), and its socket and lock file are removed. Its end of the connection
     closes a moment before it is dead and its socket stops listening: up to a
-    second is given to that.
+    second is given to that. ``known_pid``: the mux's pid as the client read it
+    when it connected, for when another client has removed the files already.
     """
-    pid = recorded_pid(path)
+    pid = recorded_pid(path) or known_pid
     deadline = time.monotonic() + 1.0
     while pid is not None and alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
