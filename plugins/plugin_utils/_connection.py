@@ -35,6 +35,8 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
     CallError,
     ConnectError,
     InterpreterLost,
+    PeerProtocolError,
+    ProtocolError,
     StreamError,
 )
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import redacted
@@ -312,6 +314,10 @@ class MitogenConnectionBase(ConnectionBase):
             raise _TaskInterpreterLost("ns.mitogen: %s; the next task starts a new interpreter" % exc, exc.status) from None
         except StreamError as exc:
             raise AnsibleConnectionFailure("ns.mitogen: %s" % exc) from None
+        except PeerProtocolError as exc:
+            raise AnsibleConnectionFailure("ns.mitogen: %s" % exc) from None
+        except ProtocolError as exc:  # ours to send, over the frame limit: this task fails, nothing else
+            raise AnsibleError("ns.mitogen: %s" % exc) from None
 
     def _context(self, sudoable: bool) -> int:
         stack = self._stack(sudoable)

@@ -49,7 +49,14 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstr
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._broker import Stream
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, ConnectError, Error, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._router import Context, dead_error, is_dead
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import CALL_FUNCTION, FLAG_ERROR, FrameParser, Message
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import (
+    CALL_FUNCTION,
+    DEFAULT_MAX_MESSAGE,
+    FLAG_ERROR,
+    FrameParser,
+    Message,
+    check_size,
+)
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Session
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _muxfiles
 
@@ -143,6 +150,7 @@ class MuxServer:
     def _reply(self, stream: Stream, req: Message, value: Any, flags: int = 0) -> None:
         try:
             reply = Message.encoded(value, handle=req.reply_to, flags=flags)
+            check_size(reply, self.router.max_message)
         except Exception as exc:  # a worker must get an answer, never wait forever
             reply = Message.encoded(CallError.from_exception(exc, "mux"), handle=req.reply_to, flags=FLAG_ERROR)
         self.router.broker.defer(stream.send, reply)
@@ -422,10 +430,15 @@ class MuxClient:
         )
 
     def request(self, method: str, **kwargs: Any) -> Any:
-        """Send one request and return its decoded reply (raises the remote error)."""
+        """Send one request and return its decoded reply (raises the remote error).
+
+        Raises ``ProtocolError`` (nothing sent) for a request over the frame limit.
+        """
         handle = self._next
         self._next += 1
-        data = Message.encoded((method, kwargs), handle=0, reply_to=handle).pack()
+        msg = Message.encoded((method, kwargs), handle=0, reply_to=handle)
+        check_size(msg, DEFAULT_MAX_MESSAGE)  # the mux would drop this worker's stream for it
+        data = msg.pack()
         try:
             self.sock.sendall(data)
             while True:

@@ -36,7 +36,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Set
 
 from ._errors import PeerProtocolError
-from ._wire import FrameParser, Message
+from ._wire import FrameParser, Message, check_size
 
 LOG = logging.getLogger("ns.mitogen.broker")
 
@@ -385,7 +385,13 @@ class Stream:
 
     # -- writing ------------------------------------------------------------------
     def send(self, msg: Message) -> None:
-        """Queue ``msg`` for the peer (broker thread)."""
+        """Queue ``msg`` for the peer (broker thread).
+
+        Raises ``ProtocolError`` (nothing sent) for a message over the stream's
+        maximum: the peer's parser would drop the stream for it. The maximum is
+        this side's own receive limit; both ends of a stream share it.
+        """
+        check_size(msg, self.parser.max_message)
         self.write(msg.pack())
 
     def write(self, data: bytes) -> None:

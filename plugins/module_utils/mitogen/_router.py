@@ -32,7 +32,16 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from ._broker import Broker, Stream
-from ._errors import CallError, ConnectError, InterpreterLost, PeerProtocolError, RefusedError, StreamError, TimeoutError
+from ._errors import (
+    CallError,
+    ConnectError,
+    InterpreterLost,
+    PeerProtocolError,
+    ProtocolError,
+    RefusedError,
+    StreamError,
+    TimeoutError,
+)
 from ._wire import (
     ADD_ROUTE,
     ALLOCATE_ID,
@@ -42,6 +51,7 @@ from ._wire import (
     FLAG_ERROR,
     SHUTDOWN,
     Message,
+    too_large,
 )
 
 LOG = logging.getLogger("ns.mitogen.router")
@@ -496,7 +506,12 @@ class Router:
         if out is src_stream:
             LOG.warning("%r: dropped %r: it would go back where it came from", self, msg)
             return
-        out.send(msg)
+        try:
+            out.send(msg)
+        except ProtocolError as exc:  # over the frame limit: fail that message, keep the stream
+            LOG.error("%r: %s", self, exc)
+            self._reply_error(msg, exc)
+            return
         if src_stream is not None and out.full:
             src_stream.pause(out)
 
@@ -521,7 +536,12 @@ class Router:
         self.pool.submit(msg)
 
     def run_call(self, msg: Message) -> None:
-        """Execute one CALL_FUNCTION message (pool thread) and send the reply."""
+        """Execute one CALL_FUNCTION message (pool thread) and send the reply.
+
+        A value whose reply would be over the frame limit is replaced by an error
+        naming its size and the limit: the caller's call fails, the stream stays.
+        """
+        ref: Any = None
         try:
             ref, args, kwargs = msg.decode()
             if not isinstance(args, tuple) or not isinstance(kwargs, dict):
@@ -543,13 +563,7 @@ class Router:
             value, then = value.value, self.pool.after_reply(value.then)
         try:
             if msg.reply_to:
-                try:
-                    reply = Message.encoded(value, dst_id=msg.src_id, handle=msg.reply_to, flags=flags)
-                except Exception as exc:
-                    reply = Message.encoded(
-                        CallError.from_exception(exc, self.name), dst_id=msg.src_id, handle=msg.reply_to, flags=FLAG_ERROR
-                    )
-                self.send(reply)
+                self.send(self._reply_to_call(msg, ref, value, flags))
                 if then is not None:
                     # Let the broker write it before the work takes the GIL (the
                     # broker would wait for it: ~0.5 ms on every module run's reply).
@@ -559,6 +573,27 @@ class Router:
         finally:
             if then is not None:
                 then()
+
+    def _reply_to_call(self, msg: Message, ref: Any, value: Any, flags: int) -> Message:
+        """The reply carrying ``value``; an error reply if it cannot be encoded or sent."""
+        try:
+            reply = Message.encoded(value, dst_id=msg.src_id, handle=msg.reply_to, flags=flags)
+        except Exception as exc:
+            err = CallError.from_exception(exc, self.name)
+        else:
+            if len(reply.data) <= self.max_message:
+                return reply
+            name = "%s.%s" % ref if isinstance(ref, tuple) and len(ref) == 2 else "a call"
+            err = CallError(
+                "ResultTooLarge",
+                "%s; the call failed, the connection stays usable. Return less: for a large result, write it "
+                "to a file on the target and fetch that file"
+                % too_large("the result of %s" % name, len(reply.data), self.max_message),
+                "",
+                self.name,
+            )
+            LOG.error("%r: %s", self, err)
+        return Message.encoded(err, dst_id=msg.src_id, handle=msg.reply_to, flags=FLAG_ERROR)
 
     def _on_shutdown(self, msg: Message) -> None:
         LOG.debug("%r: shutdown requested by %s", self, self.name_of(msg.src_id))

@@ -14,6 +14,10 @@ Rules it keeps:
   maximum, raises ``PeerProtocolError``: the caller drops that stream, nothing else.
 - The body is opaque here; it is decoded only by the final receiver (routers that
   merely forward a message never decode it).
+- A frame over the maximum never reaches the wire: the peer would drop the whole
+  stream (every context behind it) for it. ``check_size`` is what a sender asks
+  before sending; the caller turns a ``ProtocolError`` from it into an error for
+  the one call concerned.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import struct
 from typing import Any, List, Optional
 
 from . import _codec
-from ._errors import CallError, ConnectError, InterpreterLost, PeerProtocolError, StreamError
+from ._errors import CallError, ConnectError, InterpreterLost, PeerProtocolError, ProtocolError, StreamError
 
 MAGIC = b"nM"
 VERSION = 1
@@ -110,6 +114,23 @@ class Message:
             self.flags,
             len(self.data),
         )
+
+
+def too_large(what: str, size: int, limit: int) -> str:
+    """The words for ``what`` of ``size`` bytes that does not fit a frame of ``limit``."""
+    return "%s is %d bytes (%.1f MiB), over the frame limit of %d bytes (%d MiB)" % (
+        what,
+        size,
+        size / 1048576.0,
+        limit,
+        limit // 1048576,
+    )
+
+
+def check_size(msg: Message, limit: int) -> None:
+    """Raise ``ProtocolError`` if ``msg`` is over ``limit``: the peer would drop the stream."""
+    if len(msg.data) > limit:
+        raise ProtocolError("cannot send %r: %s" % (msg, too_large("its body", len(msg.data), limit)))
 
 
 class FrameParser:
