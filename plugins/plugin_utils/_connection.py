@@ -308,6 +308,8 @@ class MitogenConnectionBase(ConnectionBase):
         except CallError as exc:
             if exc.type_name.endswith("ConnectError") or exc.type_name.endswith("SpecError"):
                 raise AnsibleConnectionFailure("ns.mitogen: %s" % exc.remote_message) from None
+            if exc.type_name.endswith(("OutputTooLarge", "ResultTooLarge")):  # the message says it all
+                raise AnsibleError("ns.mitogen: %s (in %s)" % (exc.remote_message, exc.context)) from None
             raise AnsibleError("ns.mitogen: %s" % exc) from None
         except InterpreterLost as exc:
             self._contexts.clear()  # a later call of this task starts a new interpreter, by its stack

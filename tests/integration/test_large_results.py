@@ -10,11 +10,13 @@ stays bounded and the next task runs in the same interpreter.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _target, api
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import DEFAULT_MAX_MESSAGE
+from tests.integration.runner_support import decode, write_module
 
 MIB = 1024 * 1024
 
@@ -36,3 +38,78 @@ def test_oversized_request_fails_the_call_not_the_stream(target):
         target.call(len, b"x" * (DEFAULT_MAX_MESSAGE + MIB))
     assert "over the frame limit of %d bytes" % DEFAULT_MAX_MESSAGE in str(info.value)
     assert target.call(os.getpid) == pid
+
+
+# -- module output: over the limit, a failed result; never read into memory -----------------
+CHATTY = """
+import os
+import sys
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def _hwm_kib():
+    with open("/proc/self/status") as fp:
+        for line in fp:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return -1
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(mib=dict(type="int", default=0), stream=dict(type="str", default="stdout")))
+    out = sys.stdout if module.params["stream"] == "stdout" else sys.stderr
+    block = ("x" * 1023 + "\\n") * 1024
+    for _unused in range(module.params["mib"]):
+        out.write(block)
+    out.flush()
+    module.exit_json(changed=False, pid=os.getpid(), uid=os.getuid(), hwm_kib=_hwm_kib())
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_module_output_over_the_limit_is_a_failed_result(runner, tmp_path, stream):
+    path = write_module(tmp_path, "nsm_chatty", CHATTY)
+    reply = runner.run(path, {"mib": 100, "stream": stream})
+    assert reply["rc"] == 1 and reply["stderr"] == b"", reply["stderr"][:200]
+    result = decode(reply["stdout"])
+    assert result["failed"] is True
+    msg = result["msg"]
+    printed = re.search(r"module ansible\.modules\.nsm_chatty printed (\d+) bytes of output", msg)
+    assert printed and 100 * MIB < int(printed.group(1)) < 100 * MIB + 1024, msg
+    assert "more than the %d bytes" % (DEFAULT_MAX_MESSAGE - 1048576) in msg
+    assert "write large output to a file on the target and fetch that file" in msg
+    small = decode(runner.run(path, {"mib": 1, "stream": stream})["stdout"])  # same interpreter, next run
+    assert small["hwm_kib"] < 256 * 1024, small
+
+
+def test_module_output_under_the_limit_comes_back_whole(runner, tmp_path):
+    path = write_module(tmp_path, "nsm_chatty", CHATTY)
+    reply = runner.run(path, {"mib": 60})
+    assert reply["rc"] == 0 and reply["stdout"].count(b"x" * 1023 + b"\n") == 60 * 1024
+    assert decode(reply["stdout"])["changed"] is False
+
+
+# -- commands: output over the limit is drained, not kept, and the call fails -----------------
+def test_command_output_over_the_limit_fails_the_call(target):
+    pid = target.call(os.getpid)
+    for use_pty in (False, True):
+        with pytest.raises(api.CallError) as info:
+            target.call(_target.exec_command, "head -c 100M /dev/zero; echo done >&2; exit 3", None, None, None, use_pty)
+        assert info.value.type_name.endswith("OutputTooLarge")
+        words = "printed %d bytes of output" % (100 * MIB + (6 if use_pty else 5))  # and done\n (\r\n on a pty)
+        assert words in info.value.remote_message
+        assert "exited with status 3" in info.value.remote_message
+    assert target.call(os.getpid) == pid
+
+
+def test_command_output_under_the_limit_and_input_as_communicate(target):
+    data = os.urandom(3 * MIB)
+    rc, out, err = target.call(_target.exec_command, "cat; echo err >&2", data)
+    assert (rc, out, err) == (0, data, b"err\n")
+    rc, out, err = target.call(_target.exec_command, "exit 4", data)  # input nobody reads
+    assert (rc, out, err) == (4, b"", b"")

@@ -34,7 +34,10 @@ Output: fds 1 and 2 are redirected to an anonymous file for the run, so output o
 child processes and C code is captured as under AnsiballZ; ``sys.stdin/stdout/
 stderr`` are buffered as this interpreter's own were (e.g. ``PYTHONUNBUFFERED``), so
 writes interleave as in a fresh Python started in the same environment; stdin reads
-end of file. All are put back after the run.
+end of file. All are put back after the run. Output that one reply cannot carry
+(over ``_target.output_limit()``: the frame limit less a margin) is never read into
+this process: the run's reply is then a failed module result whose ``msg`` gives
+the sizes, the limit and what to do instead.
 
 After the module: a process it forked that leaves through ``sys.exit`` ends with
 ``os._exit`` after its atexit handlers, never returning into this interpreter's
@@ -53,6 +56,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import io
+import json
 import linecache
 import logging
 import os
@@ -66,7 +70,7 @@ import traceback
 from types import CodeType, ModuleType
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from . import _isolation
+from . import _isolation, _target
 from ._router import AfterReply
 
 LOG = logging.getLogger("ns.mitogen.runner")
@@ -316,14 +320,16 @@ def _anonymous_file() -> Optional[int]:
         return None
 
 
-def _read_all(fd: int) -> bytes:
+def _read_all(fd: int, size: int) -> bytes:
+    """The file's ``size`` bytes (or what is there), read at once: no second copy."""
     os.lseek(fd, 0, os.SEEK_SET)
     chunks: List[bytes] = []
     while True:
-        chunk = os.read(fd, 1 << 20)
+        chunk = os.read(fd, max(size + 1, 1 << 16))
         if not chunk:
-            return b"".join(chunks)
+            return b"".join(chunks)  # one chunk: joined without a copy
         chunks.append(chunk)
+        size = 0
 
 
 def _flush(*streams: Any) -> None:
@@ -356,12 +362,15 @@ class _Capture:
     """The run's stdio: fds 1 and 2 and ``sys.std*`` while it runs, read back after.
 
     Falls back to Python-level capture (``sys.stdout``/``sys.stderr`` only) when no
-    anonymous file can be made.
+    anonymous file can be made. Output over ``limit`` bytes in all is not read:
+    ``oversized`` is then ``(stdout size, stderr size)`` and both stay empty.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
         self.stdout = b""
         self.stderr = b""
+        self.oversized: Optional[Tuple[int, int]] = None
         self._files: List[int] = []
         self._saved_fds: List[int] = []
         self._buffers: List[io.BytesIO] = []
@@ -397,7 +406,9 @@ class _Capture:
         _flush(out, err)
         try:
             if self._buffers:
-                self.stdout, self.stderr = self._buffers[0].getvalue(), self._buffers[1].getvalue()
+                self._keep(*(len(b.getbuffer()) for b in self._buffers))
+                if self.oversized is None:
+                    self.stdout, self.stderr = self._buffers[0].getvalue(), self._buffers[1].getvalue()
             for stream in self._streams:
                 try:
                     stream.close()
@@ -407,12 +418,29 @@ class _Capture:
                 try:
                     os.dup2(self._saved_fds[0], 1)
                     os.dup2(self._saved_fds[1], 2)
-                    self.stdout, self.stderr = _read_all(self._files[0]), _read_all(self._files[1])
+                    sizes = [os.fstat(fd).st_size for fd in self._files]
+                    self._keep(*sizes)
+                    if self.oversized is None:
+                        self.stdout, self.stderr = _read_all(self._files[0], sizes[0]), _read_all(self._files[1], sizes[1])
                 finally:
                     for fd in self._saved_fds + self._files:
                         os.close(fd)
         finally:
             sys.stdin, sys.stdout, sys.stderr = self._saved
+
+    def _keep(self, out_size: int, err_size: int) -> None:
+        if out_size + err_size > self.limit:
+            self.oversized = (out_size, err_size)
+
+
+def _oversized_result(name: str, rc: int, sizes: Tuple[int, int], limit: int) -> bytes:
+    """The failed module result (JSON, as a module prints it) for output a reply cannot carry."""
+    advice = (
+        "Make the module print less, or have it write large output to a file on the target and fetch that "
+        "file (ansible.builtin.fetch streams files of any size)."
+    )
+    msg = "ns.mitogen: " + _target.too_much_output("module %s" % name, sizes, limit, rc, advice)
+    return json.dumps({"failed": True, "msg": msg}).encode("utf-8")
 
 
 # -- one run ----------------------------------------------------------------------------
@@ -469,10 +497,13 @@ class _Run:
         self.threads_before = set(threading.enumerate())
         lines = self.source.lines()
         linecache.cache[self.filename] = (sum(map(len, lines)), None, list(lines), self.filename)
-        capture = _Capture()
+        capture = _Capture(_target.output_limit())
         with capture:
             rc = self._run_isolated(self._stack)
         LOG.debug("%r: rc %d in %.1f ms", self, rc, (time.monotonic() - started) * 1000)
+        if capture.oversized is not None:
+            LOG.warning("%r: output of %d bytes discarded: over the reply's limit", self, sum(capture.oversized))
+            return {"rc": 1, "stdout": _oversized_result(self.name, rc, capture.oversized, capture.limit), "stderr": b""}
         return {"rc": rc, "stdout": capture.stdout, "stderr": capture.stderr}
 
     def restore(self) -> None:

@@ -9,7 +9,9 @@ stdout and stderr apart), and small file-system queries.
 
 Rules it keeps: every command starts from the interpreter's *start-up* state
 (directory and environment), never from whatever an earlier call changed, so one
-task cannot leak state into the next.
+task cannot leak state into the next. A command's output is held in memory only up
+to what one reply can carry (``output_limit()``); beyond that it is read and
+dropped until the command ends, and the call fails with ``OutputTooLarge``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,52 @@ from __future__ import annotations
 import os
 import pty
 import pwd
+import select
+import selectors
 import subprocess
 from typing import Dict, List, Optional, Tuple
 
 from . import _child
+from ._errors import Error
+from ._wire import DEFAULT_MAX_MESSAGE
+
+REPLY_MARGIN = 1024 * 1024  # room in a reply for all but a command's or module's output
+_READ = 65536
+_PIPE_BUF = getattr(select, "PIPE_BUF", 512)  # one write to a pipe that polled writable never blocks
+
+
+class OutputTooLarge(Error):
+    """A command printed more than one reply can carry (the message gives sizes and what to do)."""
+
+
+def output_limit() -> int:
+    """The most output (stdout and stderr together) one reply may carry: the frame limit less a margin."""
+    router = _child.ROUTER
+    return (router.max_message if router is not None else DEFAULT_MAX_MESSAGE) - REPLY_MARGIN
+
+
+def too_much_output(what: str, sizes: Tuple[int, int], limit: int, rc: int, advice: str) -> str:
+    """The words for ``what`` (a command, a module) whose output a reply cannot carry."""
+    return (
+        "%s printed %d bytes of output (%.1f MiB: stdout %d, stderr %d bytes), more than the %d bytes "
+        "(%d MiB) one reply can carry (the frame limit less %d KiB for the rest of the reply). The output was "
+        "discarded; it exited with status %d. %s"
+        % (
+            what,
+            sum(sizes),
+            sum(sizes) / 1048576.0,
+            sizes[0],
+            sizes[1],
+            limit,
+            limit // 1048576,
+            REPLY_MARGIN // 1024,
+            rc,
+            advice,
+        )
+    )
+
+
+_COMMAND_ADVICE = "Make the command print less, or redirect its output to a file on the target and fetch that file."
 
 
 def exec_command(
@@ -42,7 +86,8 @@ def exec_command(
     it, which a process started here cannot); ``env`` extends the environment it
     started with. With ``use_pty`` the command runs on a new pseudo-terminal, as
     ``ssh -tt`` runs it: stdout and stderr arrive merged in stdout, with the
-    terminal's CRLF line ends.
+    terminal's CRLF line ends. Raises ``OutputTooLarge`` once the command has ended
+    if its output was over ``output_limit()`` (that much at most was held in memory).
     """
     environ = dict(_child.START_ENV or os.environ)
     if env:
@@ -51,8 +96,12 @@ def exec_command(
         cwd = None
     shell = _login_shell() if login_shell else "/bin/sh"
     argv = [os.path.basename(shell) if login_shell else shell, "-c", cmd]  # sshd's $0: the shell's name
+    limit = output_limit()
     if use_pty:
-        return _exec_on_pty(shell, argv, cwd or _start_dir(), environ)
+        rc, out, sizes = _exec_on_pty(shell, argv, cwd or _start_dir(), environ, limit)
+        if sum(sizes) > limit:
+            raise OutputTooLarge(too_much_output("the command", sizes, limit, rc, _COMMAND_ADVICE))
+        return rc, out, b""
     proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
         argv,
         executable=shell,
@@ -63,8 +112,53 @@ def exec_command(
         env=environ,
         close_fds=True,
     )
-    stdout, stderr = proc.communicate(in_data or b"")
-    return proc.returncode, stdout, stderr
+    outputs, sizes = _communicate(proc, in_data or b"", limit)
+    rc = proc.wait()
+    if sum(sizes) > limit:
+        raise OutputTooLarge(too_much_output("the command", sizes, limit, rc, _COMMAND_ADVICE))
+    return rc, outputs[0], outputs[1]
+
+
+def _communicate(proc: "subprocess.Popen[bytes]", in_data: bytes, limit: int) -> Tuple[List[bytes], Tuple[int, int]]:
+    """``proc.communicate(in_data)``, keeping at most ``limit`` bytes of output in all.
+
+    Returns ``([stdout, stderr], (stdout size, stderr size))``; past the limit both
+    outputs are empty and the sizes say how much the command printed.
+    """
+    streams = [proc.stdout, proc.stderr]
+    chunks: List[List[bytes]] = [[], []]
+    sizes = [0, 0]
+    view = memoryview(in_data)
+    sent = 0
+    with selectors.DefaultSelector() as sel:
+        for index, stream in enumerate(streams):
+            sel.register(stream, selectors.EVENT_READ, index)  # type: ignore[arg-type]
+        if view and proc.stdin is not None:
+            sel.register(proc.stdin, selectors.EVENT_WRITE, -1)
+        elif proc.stdin is not None:
+            proc.stdin.close()
+        while sel.get_map():
+            for key, _unused in sel.select():
+                if key.data == -1:
+                    try:
+                        sent += os.write(key.fd, view[sent : sent + _PIPE_BUF])
+                    except BrokenPipeError:
+                        sent = len(view)
+                    if sent >= len(view):
+                        sel.unregister(key.fileobj)
+                        key.fileobj.close()  # type: ignore[union-attr]
+                    continue
+                data = os.read(key.fd, _READ)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    key.fileobj.close()  # type: ignore[union-attr]
+                    continue
+                sizes[key.data] += len(data)
+                if sum(sizes) <= limit:
+                    chunks[key.data].append(data)
+                elif chunks[0] or chunks[1]:
+                    chunks = [[], []]  # over the limit: read on, keep nothing
+    return [b"".join(c) for c in chunks], (sizes[0], sizes[1])
 
 
 def _login_shell() -> str:
@@ -90,7 +184,10 @@ def _start_dir() -> Optional[str]:
     return _child.START_CWD or None
 
 
-def _exec_on_pty(shell: str, argv: List[str], cwd: Optional[str], environ: Dict[str, str]) -> Tuple[int, bytes, bytes]:
+def _exec_on_pty(
+    shell: str, argv: List[str], cwd: Optional[str], environ: Dict[str, str], limit: int
+) -> Tuple[int, bytes, Tuple[int, int]]:
+    """``(returncode, output, (output size, 0))``; output held up to ``limit`` bytes only."""
     master, slave = pty.openpty()
     slave_path = os.ttyname(slave)
 
@@ -112,16 +209,21 @@ def _exec_on_pty(shell: str, argv: List[str], cwd: Optional[str], environ: Dict[
         )
     finally:
         os.close(slave)
-    chunks = []
+    chunks: List[bytes] = []
+    size = 0
     try:
         while True:
             try:
-                data = os.read(master, 65536)
+                data = os.read(master, _READ)
             except OSError:  # EIO: every holder of the slave side has gone
                 break
             if not data:
                 break
-            chunks.append(data)
+            size += len(data)
+            if size <= limit:
+                chunks.append(data)
+            else:
+                chunks = []  # over the limit: read on, keep nothing
     finally:
         os.close(master)
-    return proc.wait(), b"".join(chunks), b""
+    return proc.wait(), b"".join(chunks), (size, 0)
