@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shlex
+import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import ansible.constants as C
@@ -40,7 +41,16 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
     StreamError,
 )
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import redacted
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _debug, _mux, _oneshot, _options, _original, _planner
+from ansible_collections.ns.mitogen.plugins.plugin_utils import (
+    _compat,
+    _debug,
+    _fetch,
+    _mux,
+    _oneshot,
+    _options,
+    _original,
+    _planner,
+)
 
 display = Display()
 LOG = logging.getLogger("ns.mitogen.worker")
@@ -114,10 +124,17 @@ class _TaskInterpreterLost(AnsibleError):
 
 
 class _BecomeProxy:
-    """The task's become plugin, except that it never wraps a command."""
+    """The task's become plugin, except that it never wraps a command.
+
+    It reads as false to ansible's own fetch action alone (see ``_fetch``), so
+    that this streams the file instead of slurping it whole through a module.
+    """
 
     def __init__(self, plugin: Any) -> None:
         object.__setattr__(self, "_plugin", plugin)
+
+    def __bool__(self) -> bool:
+        return not _fetch.called_by_fetch_action(sys._getframe(1))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._plugin, name)
@@ -552,9 +569,20 @@ class MitogenConnectionBase(ConnectionBase):
         self._request("push_file", context_id=self._context(False), local_path=to_text(in_path), remote_path=to_text(out_path))
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
+        """Stream ``in_path`` to ``out_path``: from the login interpreter, as vanilla's.
+
+        Called by ansible's fetch action: from the interpreter the task's commands
+        run in (the become one if the task becomes; see ``_fetch``).
+        """
         super().fetch_file(in_path, out_path)
-        display.vvv("ns.mitogen FETCH %s TO %s" % (in_path, out_path), host=self._host_name())
-        self._request("fetch_file", context_id=self._context(False), remote_path=to_text(in_path), local_path=to_text(out_path))
+        sudoable = _fetch.called_by_fetch_action(sys._getframe(1))
+        context_id = self._context(sudoable)
+        display.vvv(
+            "ns.mitogen FETCH %s TO %s%s"
+            % (in_path, out_path, " (as the task's become user)" if self._becomes(sudoable) else ""),
+            host=self._host_name(),
+        )
+        self._request("fetch_file", context_id=context_id, remote_path=to_text(in_path), local_path=to_text(out_path))
 
     def reset(self) -> None:
         """Drop this host's interpreters (login and become); the next task starts new ones."""

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 
 import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _target, api
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import DEFAULT_MAX_MESSAGE
 from tests.integration.runner_support import decode, write_module
+from tests.integration.test_ansible_connection import inventory, run_playbook
 
 MIB = 1024 * 1024
 
@@ -113,3 +115,99 @@ def test_command_output_under_the_limit_and_input_as_communicate(target):
     assert (rc, out, err) == (0, data, b"err\n")
     rc, out, err = target.call(_target.exec_command, "exit 4", data)  # input nobody reads
     assert (rc, out, err) == (4, b"", b"")
+
+
+# -- through ansible-playbook: the task fails or streams, the connection stays ---------------
+GIB = 1024 * MIB
+HWM_LIMIT_KIB = 256 * 1024
+
+PLAYBOOK = """\
+- hosts: h1
+  gather_facts: false
+  tasks:
+    - {name: login interpreter before, nsm_chatty: {}, register: login_before}
+    - {name: become interpreter before, nsm_chatty: {}, register: root_before, become: true}
+    - name: a module printing 100 MiB
+      nsm_chatty: {mib: 100}
+      register: chatty
+      ignore_errors: true
+    - name: the same module as root
+      nsm_chatty: {mib: 100, stream: stderr}
+      register: chatty_root
+      become: true
+      ignore_errors: true
+    - name: a raw command printing 100 MiB
+      ansible.builtin.raw: head -c 100M /dev/zero
+      register: raw
+      ignore_errors: true
+    - name: a 1 GiB root-only file, fetched with become
+      ansible.builtin.fetch: {src: "{{ big }}", dest: "{{ fetch_dir }}"}
+      register: fetched
+      become: true
+    - name: fetched again, unchanged
+      ansible.builtin.fetch: {src: "{{ big }}", dest: "{{ fetch_dir }}"}
+      register: again
+      become: true
+    - name: a missing file, with become
+      ansible.builtin.fetch: {src: /tmp/nsm-big/missing, dest: "{{ fetch_dir }}", fail_on_missing: false}
+      register: missing
+      become: true
+    - {name: login interpreter after, nsm_chatty: {}, register: login_after}
+    - {name: become interpreter after, nsm_chatty: {}, register: root_after, become: true}
+    - ansible.builtin.raw: echo still here
+      register: raw_after
+    - ansible.builtin.assert:
+        that:
+          - chatty is failed and chatty.msg is search('printed 1048\\\\d{5} bytes of output')
+          - chatty.msg is search('write large output to a file on the target and fetch that file')
+          - chatty_root is failed and chatty_root.msg is search('stderr 1048\\\\d{5} bytes')
+          - raw is failed and raw.msg is search('the command printed 104857600 bytes of output')
+          - raw.msg is search('redirect its output to a file on the target')
+          - fetched is changed and fetched.checksum == fetched.remote_checksum and fetched.md5sum | length == 32
+          - fetched.dest == fetch_dir + '/h1' + big
+          - again is not changed and again.checksum == fetched.checksum
+          - missing is not failed and missing.msg is search('does not exist')
+          - login_after.pid == login_before.pid and root_after.pid == root_before.pid
+          - root_before.uid == 0 and login_before.uid != 0
+          - raw_after.stdout_lines == ['still here']
+    - name: the interpreters' peak memory stayed bounded
+      ansible.builtin.assert:
+        that: [login_after.hwm_kib < %(hwm)d, root_after.hwm_kib < %(hwm)d]
+        fail_msg: "VmHWM login {{ login_after.hwm_kib }} KiB, root {{ root_after.hwm_kib }} KiB"
+"""
+
+
+def _playbook_dir(tmp_path):
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "nsm_chatty.py").write_text(CHATTY)
+    play = tmp_path / "large.yml"
+    play.write_text(PLAYBOOK % {"hwm": HWM_LIMIT_KIB})
+    return play
+
+
+@pytest.mark.testbed
+def test_large_results_fail_or_stream_and_the_connection_stays(testbed, tmp_path):
+    host_dir = testbed["h1"].tmp_dir / "nsm-big"
+    host_dir.mkdir(mode=0o755)
+    big = host_dir / "big.bin"
+    fetch_dir = tmp_path / "fetched"
+    try:
+        with open(big, "wb") as fp:  # sparse: 1 GiB of zeros with a few bytes that tell it apart
+            fp.write(b"head")
+            fp.truncate(GIB)
+            fp.seek(GIB - 4)
+            fp.write(b"tail")
+        os.chmod(big, 0o600)
+        assert os.stat(big).st_uid == 0
+        inv = inventory(testbed, tmp_path / "hosts", hosts=("h1",))
+        rc, stats, output = run_playbook(
+            tmp_path, inv, str(_playbook_dir(tmp_path)), "-e", "fetch_dir=%s big=/tmp/nsm-big/big.bin" % fetch_dir
+        )
+        assert rc == 0 and stats["h1"]["failed"] == 0, output[-5000:]
+        copy = fetch_dir / "h1" / "tmp" / "nsm-big" / "big.bin"
+        assert copy.stat().st_size == GIB
+        with open(copy, "rb") as fp:
+            assert fp.read(4) == b"head" and fp.seek(GIB - 4) and fp.read(4) == b"tail"
+    finally:
+        shutil.rmtree(host_dir, ignore_errors=True)
+        shutil.rmtree(fetch_dir, ignore_errors=True)
