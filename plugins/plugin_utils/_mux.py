@@ -564,6 +564,12 @@ def _detach(keep_fd: int) -> None:
             with contextlib.suppress(OSError):  # the listing's own descriptor, closed
                 os.dup2(null, fd, inheritable=fd <= 2)
     os.close(null)
+    # ansible's Display wraps the inherited sys.stdout/stderr writes in its lock, which
+    # this process may inherit held for ever (2.16 forks workers inside it): a warning
+    # logged by the broker thread (logging's last resort writes to sys.stderr) hung the
+    # mux. Fresh objects over the same /dev/null descriptors.
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
     gc.freeze()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a new interpreter
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):

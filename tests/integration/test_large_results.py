@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 
 import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _target, api
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import DEFAULT_MAX_MESSAGE
 from tests.integration.runner_support import decode, write_module
-from tests.integration.test_ansible_connection import inventory, run_playbook
+from tests.integration.test_ansible_connection import ROOT, inventory, run_playbook
 
 MIB = 1024 * 1024
 
@@ -211,3 +212,55 @@ def test_large_results_fail_or_stream_and_the_connection_stays(testbed, tmp_path
     finally:
         shutil.rmtree(host_dir, ignore_errors=True)
         shutil.rmtree(fetch_dir, ignore_errors=True)
+
+
+RELEASE_PLAYBOOK = """\
+- hosts: h1
+  gather_facts: false
+  tasks:
+    - {name: become interpreter before, nsm_chatty: {}, register: root_before, become: true}
+    - name: a module printing 100 MiB (the target logs a warning, which the mux logs in turn)
+      nsm_chatty: {mib: 100}
+      register: chatty
+      ignore_errors: true
+    - name: a raw command printing 100 MiB
+      ansible.builtin.raw: head -c 100M /dev/zero
+      register: raw
+      ignore_errors: true
+    - name: a root-only file, fetched with become
+      ansible.builtin.fetch: {src: /etc/sudoers, dest: "{{ fetch_dir }}"}
+      register: fetched
+      become: true
+    - {name: become interpreter after, nsm_chatty: {}, register: root_after, become: true}
+    - ansible.builtin.assert:
+        that:
+          - chatty is failed and chatty.msg is search('write large output to a file on the target')
+          - raw is failed and raw.msg is search('redirect its output to a file on the target')
+          - fetched is changed and fetched.checksum == fetched.remote_checksum
+          - root_after.pid == root_before.pid
+"""
+
+
+@pytest.mark.testbed
+@pytest.mark.parametrize("release", ["2.16", "2.21"])
+def test_target_warnings_do_not_hang_the_mux_under_each_release(testbed, tmp_path, release):
+    """Also the regression test of a mux hang: ansible wraps stdout/stderr writes in
+    Display's lock, which 2.16's workers (and the mux forked from one) inherit held;
+    the mux's broker thread logging the target's warning waited on it for ever."""
+    from tests.integration.test_versions import bin_dir
+
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "nsm_chatty.py").write_text(CHATTY)
+    play = tmp_path / "release.yml"
+    play.write_text(RELEASE_PLAYBOOK)
+    inv = inventory(testbed, tmp_path / "hosts", hosts=("h1",))
+    environ = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
+        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+    )
+    cmd = [str(bin_dir(release) / "ansible-playbook"), "-i", inv, str(play), "-e", "fetch_dir=%s" % (tmp_path / "f")]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=environ, timeout=120, check=False)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
