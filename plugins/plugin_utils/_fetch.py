@@ -38,9 +38,8 @@ import os
 from types import FrameType
 from typing import Optional
 
-import ansible.plugins.action
-
-FETCH_ACTION_FILE = os.path.join(os.path.dirname(os.path.abspath(ansible.plugins.action.__file__)), "fetch.py")
+#: the end of the action's file name wherever ansible-core is installed (however linked)
+FETCH_ACTION_FILE = os.sep + os.path.join("ansible", "plugins", "action", "fetch.py")
 
 
 def called_by_fetch_action(frame: Optional[FrameType]) -> bool:
@@ -48,4 +47,4 @@ def called_by_fetch_action(frame: Optional[FrameType]) -> bool:
     if frame is None:
         return False
     code = frame.f_code
-    return code.co_name == "run" and code.co_filename == FETCH_ACTION_FILE
+    return code.co_name == "run" and code.co_filename.endswith(FETCH_ACTION_FILE)
