@@ -9,6 +9,7 @@ stays bounded and the next task runs in the same interpreter.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _target, api
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import DEFAULT_MAX_MESSAGE
+from tests.integration import runner_support
 from tests.integration.runner_support import decode, write_module
 from tests.integration.test_ansible_connection import ROOT, inventory, run_playbook
 
@@ -97,6 +99,23 @@ def test_module_output_under_the_limit_comes_back_whole(runner, tmp_path):
     assert decode(reply["stdout"])["changed"] is False
 
 
+def test_slurp_of_a_file_no_reply_can_carry_is_refused_unrun(runner, tmp_path):
+    path = runner_support.module_path("slurp")
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as fp:
+        fp.truncate(48 * MIB)  # 64 MiB of base64: over the limit
+    result = decode(runner.run(path, {"src": str(big)})["stdout"])
+    assert result["failed"] is True and "the module was not run" in result["msg"], result
+    assert "slurp of %s (%d bytes) would return" % (big, 48 * MIB) in result["msg"]
+    assert "Use ansible.builtin.fetch" in result["msg"]
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"x" * MIB)
+    result = decode(runner.run(path, {"path": str(small)})["stdout"])
+    assert result["content"] == base64.b64encode(b"x" * MIB).decode() and result["encoding"] == "base64"
+    result = decode(runner.run(path, {"src": str(tmp_path / "missing")})["stdout"])
+    assert result["failed"] is True and "not found" in result["msg"]  # the module's own words
+
+
 # -- commands: output over the limit is drained, not kept, and the call fails -----------------
 def test_command_output_over_the_limit_fails_the_call(target):
     pid = target.call(os.getpid)
@@ -145,6 +164,11 @@ PLAYBOOK = """\
       ansible.builtin.fetch: {src: "{{ big }}", dest: "{{ fetch_dir }}"}
       register: fetched
       become: true
+    - name: the user's own slurp of it, with become
+      ansible.builtin.slurp: {src: "{{ big }}"}
+      register: slurped
+      become: true
+      ignore_errors: true
     - name: fetched again, unchanged
       ansible.builtin.fetch: {src: "{{ big }}", dest: "{{ fetch_dir }}"}
       register: again
@@ -167,6 +191,7 @@ PLAYBOOK = """\
           - fetched is changed and fetched.checksum == fetched.remote_checksum and fetched.md5sum | length == 32
           - fetched.dest == fetch_dir + '/h1' + big
           - again is not changed and again.checksum == fetched.checksum
+          - slurped is failed and slurped.msg is search('the module was not run. Use ansible.builtin.fetch')
           - missing is not failed and missing.msg is search('does not exist')
           - login_after.pid == login_before.pid and root_after.pid == root_before.pid
           - root_before.uid == 0 and login_before.uid != 0

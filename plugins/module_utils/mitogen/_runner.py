@@ -9,9 +9,10 @@ result JSON from ``exit_json``/``fail_json``, or anything else), so the controll
 hands it to Ansible's own ``_parse_returned_data``. A request whose source is not
 cached here yet gets ``{"need_source": True}``. Besides: request checking, the
 cache of module sources, the finders that serve the module for its run, the
-capture of its output and ``_Run``, which puts one run together. Putting process
-state back after a run is ``_isolation``'s: its docstring says what a run changes
-that is, and is not, undone.
+capture of its output, the refusal of a run whose result could only be over the
+reply limit (``slurp`` of a large file), and ``_Run``, which puts one run
+together. Putting process state back after a run is ``_isolation``'s: its
+docstring says what a run changes that is, and is not, undone.
 
 Request: ``name`` (the module's import name, e.g. ``ansible.modules.command``),
 ``source`` (bytes, or None to use the cached copy), ``source_id`` (its sha1 hex),
@@ -105,6 +106,9 @@ def run_module(request: Dict[str, Any], source: Optional[bytes] = None) -> Any:
     if source is not None and isinstance(request, dict):
         request = dict(request, source=source)
     _check_request(request)
+    refused = _refused_before_running(request)
+    if refused is not None:
+        return {"rc": 1, "stdout": refused, "stderr": b""}
     found = _source_for(request)
     if found is None:
         return {"need_source": True}
@@ -440,6 +444,38 @@ def _oversized_result(name: str, rc: int, sizes: Tuple[int, int], limit: int) ->
         "file (ansible.builtin.fetch streams files of any size)."
     )
     msg = "ns.mitogen: " + _target.too_much_output("module %s" % name, sizes, limit, rc, advice)
+    return json.dumps({"failed": True, "msg": msg}).encode("utf-8")
+
+
+#: modules whose result carries a whole file, base64 encoded: the arguments naming it
+_WHOLE_FILE_RESULTS = {"ansible.modules.slurp": ("src", "path"), "ansible.legacy.slurp": ("src", "path")}
+
+
+def _refused_before_running(request: Dict[str, Any]) -> Optional[bytes]:
+    """The failed result of a run whose reply could only be over the limit (it is not run); else None.
+
+    ``slurp`` of a file over ~47 MiB: the module would read it whole and base64 it
+    (GBs of memory here for a large file) into a result no reply can carry. Where
+    the file cannot be found here, the module runs and says so itself.
+    """
+    names = _WHOLE_FILE_RESULTS.get(request["name"])
+    if names is None:
+        return None
+    try:
+        params = json.loads(request["args"])["ANSIBLE_MODULE_ARGS"]
+        path = next(params[n] for n in names if isinstance(params.get(n), str))
+        path = os.path.join(request.get("cwd") or os.getcwd(), os.path.expanduser(os.path.expandvars(path)))
+        size = os.stat(path).st_size
+    except Exception:
+        return None
+    encoded, limit = (size + 2) // 3 * 4, _target.output_limit()
+    if encoded <= limit:
+        return None
+    msg = (
+        "ns.mitogen: slurp of %s (%d bytes) would return %d bytes of base64, more than the %d bytes (%d MiB) one "
+        "reply can carry; the module was not run. Use ansible.builtin.fetch, which streams files of any size, "
+        "or read a part of the file" % (path, size, encoded, limit, limit // 1048576)
+    )
     return json.dumps({"failed": True, "msg": msg}).encode("utf-8")
 
 
