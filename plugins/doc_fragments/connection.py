@@ -76,4 +76,13 @@ notes:
     C(worker-<pid>.log) (each Ansible worker's requests with their durations).
     Nothing is written on targets.
   - Become methods supported so far - C(sudo) (one interpreter per become user, reused).
+  - A task's result travels back in one message of at most 64 MiB. A module or command
+    whose output (stdout and stderr together) is over 63 MiB fails that task, with the
+    sizes and the limit in its message, and is never held in the target's memory; the
+    connection and its interpreters stay usable. Have such a task write its output to a
+    file on the target and fetch that file.
+  - M(ansible.builtin.fetch) with become streams the file from the become user's
+    interpreter, with bounded memory (vanilla reads it whole with M(ansible.builtin.slurp));
+    the result is the same. M(ansible.builtin.slurp) of a file whose base64 would be over
+    the limit fails without running.
 """
