@@ -94,9 +94,12 @@ def test_module_output_over_the_limit_is_a_failed_result(runner, tmp_path, strea
 
 def test_module_output_under_the_limit_comes_back_whole(runner, tmp_path):
     path = write_module(tmp_path, "nsm_chatty", CHATTY)
-    reply = runner.run(path, {"mib": 60})
-    assert reply["rc"] == 0 and reply["stdout"].count(b"x" * 1023 + b"\n") == 60 * 1024
+    reply = runner.run(path, {"mib": 62})
+    assert reply["rc"] == 0 and reply["stdout"].count(b"x" * 1023 + b"\n") == 62 * 1024
     assert decode(reply["stdout"])["changed"] is False
+    del reply
+    after = decode(runner.run(path, {})["stdout"])
+    assert after["hwm_kib"] < 256 * 1024, after  # the output read once, encoded once, never copied to send
 
 
 def test_slurp_of_a_file_no_reply_can_carry_is_refused_unrun(runner, tmp_path):
@@ -160,6 +163,10 @@ PLAYBOOK = """\
       ansible.builtin.raw: head -c 100M /dev/zero
       register: raw
       ignore_errors: true
+    - name: a module printing 62 MiB, just under the limit, as root (relayed by the login interpreter)
+      nsm_chatty: {mib: 62}
+      register: under
+      become: true
     - name: a 1 GiB root-only file, fetched with become
       ansible.builtin.fetch: {src: "{{ big }}", dest: "{{ fetch_dir }}"}
       register: fetched
@@ -188,6 +195,7 @@ PLAYBOOK = """\
           - chatty_root is failed and chatty_root.msg is search('stderr 1048\\\\d{5} bytes')
           - raw is failed and raw.msg is search('the command printed 104857600 bytes of output')
           - raw.msg is search('redirect its output to a file on the target')
+          - under is not failed and under.pid == root_before.pid
           - fetched is changed and fetched.checksum == fetched.remote_checksum and fetched.md5sum | length == 32
           - fetched.dest == fetch_dir + '/h1' + big
           - again is not changed and again.checksum == fetched.checksum

@@ -45,6 +45,7 @@ HIGH_WATER = 4 * 1024 * 1024
 LOW_WATER = 1 * 1024 * 1024
 INFLATE_STEP = 1024 * 1024
 COMPRESS_LEVEL = 6
+SPLIT_WRITE = 1024 * 1024  # bodies from this size are not copied behind their header
 
 
 class Timer:
@@ -392,7 +393,11 @@ class Stream:
         this side's own receive limit; both ends of a stream share it.
         """
         check_size(msg, self.parser.max_message)
-        self.write(msg.pack())
+        if len(msg.data) < SPLIT_WRITE:
+            self.write(msg.pack())
+        else:  # no copy of a large body: header and body go as two writes
+            self.write(msg.header())
+            self.write(msg.data)
 
     def write(self, data: bytes) -> None:
         if not self.connected:
@@ -400,6 +405,7 @@ class Stream:
         if self._deflate is not None:
             data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
         self.bytes_out += len(data)
+        rest = memoryview(data)
         if not self._out:
             try:
                 n = os.write(self.wfd, data)
@@ -411,10 +417,10 @@ class Stream:
                 return
             if n == len(data):
                 return
-            data = data[n:]
+            rest = rest[n:]  # not a copy of it
             self.broker.add_writer(self.wfd, self._on_writable)
-        self._out.append(memoryview(data))
-        self.buffered += len(data)
+        self._out.append(rest)
+        self.buffered += len(rest)
 
     @property
     def full(self) -> bool:

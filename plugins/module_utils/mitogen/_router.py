@@ -563,7 +563,9 @@ class Router:
             value, then = value.value, self.pool.after_reply(value.then)
         try:
             if msg.reply_to:
-                self.send(self._reply_to_call(msg, ref, value, flags))
+                reply = self._reply_to_call(msg, ref, value, flags)
+                value = None  # its encoded copy is enough: a large result is held once, not twice
+                self.send(reply)
                 if then is not None:
                     # Let the broker write it before the work takes the GIL (the
                     # broker would wait for it: ~0.5 ms on every module run's reply).

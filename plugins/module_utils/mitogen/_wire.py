@@ -96,10 +96,12 @@ class Message:
             raise PeerProtocolError("error flag set on a body that is not an error")
         return value
 
+    def header(self) -> bytes:
+        """The frame's header: ``pack()`` without the body."""
+        return HEADER.pack(MAGIC, VERSION, self.flags, self.dst_id, self.src_id, self.handle, self.reply_to, len(self.data))
+
     def pack(self) -> bytes:
-        return HEADER.pack(
-            MAGIC, VERSION, self.flags, self.dst_id, self.src_id, self.handle, self.reply_to, len(self.data)
-        ) + bytes(self.data)
+        return self.header() + bytes(self.data)
 
     def reply_message(self, value: Any, flags: int = 0) -> "Message":
         """A message carrying ``value`` back to this message's sender."""
@@ -163,7 +165,8 @@ class FrameParser:
             if len(buf) - pos < length:
                 break
             _unused, _unused, flags, dst, src, handle, reply_to, _unused = self._need
-            out.append(Message(dst, src, handle, reply_to, bytes(buf[pos : pos + length]), flags))
+            # one copy of the body (a bytearray slice would be a second one)
+            out.append(Message(dst, src, handle, reply_to, bytes(memoryview(buf)[pos : pos + length]), flags))
             pos += length
             self._need = None
         if pos:
