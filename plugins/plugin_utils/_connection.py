@@ -12,7 +12,9 @@ Become: Ansible normally wraps each command in ``sudo ... sh -c '...'``. Here th
 command runs unwrapped in an interpreter that sudo started once (one per become
 user, reused across tasks), so the become plugin is handed to Ansible through a
 proxy whose ``build_become_command`` leaves commands as they are. The decision of
-*when* to become is Ansible's own rule, repeated in ``_becomes()``.
+*when* to become is Ansible's own rule, repeated in ``_becomes()``. To ansible's own
+fetch action the proxy reads as false, and ``fetch_file`` called by that action
+streams from the become interpreter (``_fetch`` says why and how).
 """
 
 from __future__ import annotations
