@@ -29,7 +29,7 @@ failed or unreachable host, missing multiplexer report) stops the benchmark with
 its output; no number is ever reported from a failed run.
 
 Results: the table on stdout, ``--out`` (JSON, every run) and the Markdown table
-next to it; a run without ``--quick`` also refreshes the README's ``ansible``
+next to it; a run without ``--quick`` also refreshes benchmarks/README.md's ``ansible``
 section. See ``benchmarks/README.md`` for what the numbers mean and the caveats.
 """
 
@@ -682,7 +682,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     }
     command = command_line(argv)
     print(text_table(all_rows(measurements), COLUMNS))
-    # Only a complete run to the usual place goes into the README.
+    # Only a complete run to the usual place goes into benchmarks/README.md.
     readme = not cfg.quick and args.out == DEFAULT_OUT and cfg.workloads == WORKLOADS and cfg.variants == VARIANTS
     md = write_results(
         args.out, measurements, info, name="ansible", command=command, columns=COLUMNS, notes=notes(cfg), readme=readme

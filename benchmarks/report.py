@@ -273,11 +273,11 @@ def write_results(
     return md
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent / "README.md"  # benchmarks/README.md
 
 
 def update_readme(report: str, name: str) -> None:
-    """Put ``report`` between the README's ``<!-- benchmark:NAME -->`` markers."""
+    """Put ``report`` between benchmarks/README.md's ``<!-- benchmark:NAME -->`` markers."""
     start, end = "<!-- benchmark:%s -->" % name, "<!-- /benchmark:%s -->" % name
     text = README.read_text()
     if start not in text or end not in text:
