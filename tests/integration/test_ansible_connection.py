@@ -38,7 +38,8 @@ def inventory(tb, path, hosts=("h1", "h2"), **extra) -> str:
     return str(path)
 
 
-def run_playbook(tmp_path, inv, playbook, *args, env=None):
+def playbook_environ(tmp_path, env=None):
+    """The environment of a test's ansible-playbook: this checkout's collection, a private home."""
     environ = dict(os.environ)
     environ.update(
         ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
@@ -46,9 +47,15 @@ def run_playbook(tmp_path, inv, playbook, *args, env=None):
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
         ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_DEPRECATION_WARNINGS="0",
     )
     environ.update(env or {})
+    return environ
+
+
+def run_playbook(tmp_path, inv, playbook, *args, env=None):
+    environ = playbook_environ(tmp_path, env)
     cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inv, os.path.join(PLAYBOOKS, playbook), *args]
     out = subprocess.run(cmd, capture_output=True, text=True, env=environ, timeout=300, check=False)
     recap = {}

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
-from tests.integration.test_ansible_connection import BIN, ROOT, inventory, run_playbook
+from tests.integration.test_ansible_connection import BIN, inventory, playbook_environ, run_playbook
 from tests.testbed.netns import netns_inode, pids_in_netns
 
 pytestmark = pytest.mark.testbed
@@ -72,16 +72,7 @@ def _wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def
 def _start(tmp_path: Path, inv: str, env: dict | None = None) -> subprocess.Popen:
     playbook = tmp_path / "sleeper.yml"
     playbook.write_text(SLEEPER)
-    environ = dict(os.environ)
-    environ.update(
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
-        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_DEPRECATION_WARNINGS="0",
-    )
-    environ.update(env or {})
+    environ = playbook_environ(tmp_path, env)
     log = (tmp_path / "ansible.log").open("w")
     try:
         return subprocess.Popen(

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.integration.test_ansible_connection import BIN, ROOT
+from tests.integration.test_ansible_connection import BIN, playbook_environ
 
 pytestmark = pytest.mark.testbed
 
@@ -74,17 +74,7 @@ class Run:
         if playbook is None:
             playbook = tmp_path / "whoami.yml"
             playbook.write_text(WHOAMI.format(user=user))
-        environ = dict(os.environ)
-        environ.update(
-            ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
-            ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-            ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
-            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_DEPRECATION_WARNINGS="0",
-            ANSIBLE_FORCE_COLOR="0",
-        )
-        environ.update(env or {})
+        environ = playbook_environ(tmp_path, env)
         started = time.monotonic()
         out = subprocess.run(
             [os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), str(playbook), *args],
