@@ -5,8 +5,8 @@
 Owns: the ``ConnectionBase`` subclass behind ``ns.mitogen.ssh`` and ``ns.mitogen.local``:
 turning a task's options into a stack of hop specs (login, then become), asking the
 multiplexer for the persistent interpreter of that stack, and running
-``exec_command`` / ``put_file`` / ``fetch_file`` there as RPCs. It is also the one
-place where the core's errors become Ansible's.
+``exec_command`` / ``put_file`` / ``fetch_file`` there as RPCs. The core's errors
+become Ansible's in one place, ``_failures``.
 
 Become: Ansible normally wraps each command in ``sudo ... sh -c '...'``. Here the
 command runs unwrapped in an interpreter that sudo started once (one per become
@@ -38,7 +38,6 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
     CallError,
     ConnectError,
     InterpreterLost,
-    PeerProtocolError,
     ProtocolError,
     StreamError,
 )
@@ -46,6 +45,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports imp
 from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _compat,
     _debug,
+    _failures,
     _fetch,
     _mux,
     _oneshot,
@@ -72,18 +72,10 @@ def collection_roots() -> List[str]:
         return []
 
 
-#: vanilla's words (ansible.builtin.ssh) for the sudo failures the core diagnoses
-_BECOME_WORDS = {
-    "sudo password was refused": "Incorrect sudo password",
-    "sudo needs a password and none was given": "Missing sudo password",
-}
-
-
 # Target functions, by name: the worker never imports the target-side modules.
 RUN_MODULE = (_mux.RUNNER, "run_module")
 EXEC_COMMAND = (_mux.CORE + "._target", "exec_command")
 
-_PROMPT_RE = re.compile(r"(?i)(password|passphrase)[^:]*:\s*$")
 _SHELL_WHITESPACE = re.compile(r"[ \t\r\n]+")  # shlex's own whitespace, no more
 # An interpreter setting only a shell can run: operators, expansions, a leading VAR=value.
 _SHELL_SYNTAX = re.compile(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
@@ -98,31 +90,6 @@ def split_words(text: str) -> List[str]:
     if "'" in text or '"' in text or "\\" in text:
         return shlex.split(text)
     return [word for word in _SHELL_WHITESPACE.split(text) if word]
-
-
-class _InterpreterNotFound(AnsibleConnectionFailure):
-    """The target has no Python where the interpreter option points (``output``: the shell's words)."""
-
-    def __init__(self, message: str, output: str) -> None:
-        super().__init__(message)
-        self.output = output
-
-
-class _TaskInterpreterLost(AnsibleError):
-    """The interpreter running the task ended (killed, or exited) on a login that works.
-
-    The task fails, the host stays: as vanilla's shell reports its killed module
-    with exit status 137. ``status`` is the interpreter's, as a shell gives it.
-    """
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.text = message
-        self.status = status
-
-    def as_result(self) -> Tuple[int, bytes, bytes]:
-        """(rc, stdout, stderr) of the command that was running: never a success."""
-        return self.status or 1, b"", to_bytes(self.text + "\n")
 
 
 class _BecomeProxy:
@@ -322,23 +289,11 @@ class MitogenConnectionBase(ConnectionBase):
             what = kwargs.get("ref") or redacted(kwargs.get("stack")) or kwargs.get("context_id")
             with _debug.timed(LOG, "%s %s", method, what):
                 return send(**kwargs)
-        except ConnectError as exc:
-            raise self._connect_failure(exc) from None
-        except CallError as exc:
-            if exc.type_name.endswith("ConnectError") or exc.type_name.endswith("SpecError"):
-                raise AnsibleConnectionFailure("ns.mitogen: %s" % exc.remote_message) from None
-            if exc.type_name.endswith(("OutputTooLarge", "ResultTooLarge")):  # the message says it all
-                raise AnsibleError("ns.mitogen: %s (in %s)" % (exc.remote_message, exc.context)) from None
-            raise AnsibleError("ns.mitogen: %s" % exc) from None
         except InterpreterLost as exc:
             self._contexts.clear()  # a later call of this task starts a new interpreter, by its stack
-            raise _TaskInterpreterLost("ns.mitogen: %s; the next task starts a new interpreter" % exc, exc.status) from None
-        except StreamError as exc:
-            raise AnsibleConnectionFailure("ns.mitogen: %s" % exc) from None
-        except PeerProtocolError as exc:
-            raise AnsibleConnectionFailure("ns.mitogen: %s" % exc) from None
-        except ProtocolError as exc:  # ours to send, over the frame limit: this task fails, nothing else
-            raise AnsibleError("ns.mitogen: %s" % exc) from None
+            raise _failures.translate(exc, self.method) from None
+        except (StreamError, CallError, ProtocolError) as exc:
+            raise _failures.translate(exc, self.method) from None
 
     def _context(self, sudoable: bool) -> int:
         stack = self._stack(sudoable)
@@ -352,7 +307,7 @@ class MitogenConnectionBase(ConnectionBase):
         """Run the function ``ref`` (module, name) names with ``args`` in the task's interpreter.
 
         Never retried: if the interpreter dies during a call, the step may have had
-        effects. The task fails (``_TaskInterpreterLost``), or is unreachable when
+        effects. The task fails (``_failures.TaskInterpreterLost``), or is unreachable when
         the login itself was lost; the next task gets a new interpreter.
         ``source``: ``source_id`` and ``source_path`` of a module run (``MuxClient.call``).
         """
@@ -416,41 +371,6 @@ class MitogenConnectionBase(ConnectionBase):
         ]
         return running
 
-    def _connect_failure(self, exc: ConnectError) -> AnsibleError:
-        """Ansible's error for an interpreter that did not start, as vanilla classes it.
-
-        The login failing makes the host unreachable; sudo refusing the password fails
-        the task (vanilla: "Incorrect sudo password"); a missing Python on the target
-        is ``_InterpreterNotFound``, which a module run turns into the shell's exit
-        status 127, from which Ansible words its own "module interpreter not found".
-        """
-        exc.hint = _options.ansible_hint(exc.hint)
-        diagnosis = "(ns.mitogen: %s%s)" % (exc.reason, "; hint: %s" % exc.hint if exc.hint else "")
-        if exc.context.startswith("sudo"):
-            words = _BECOME_WORDS.get(exc.reason) or "Privilege escalation failed: %s" % (
-                exc.output.replace("\r", "").strip() or exc.reason
-            )
-            return AnsibleError("%s\n%s" % (words, diagnosis))
-        if exc.stage == "spawn" and exc.reason.startswith("Python interpreter "):
-            return _InterpreterNotFound(self._unreachable_message(exc), output=exc.output)
-        return AnsibleConnectionFailure(self._unreachable_message(exc))
-
-    def _unreachable_message(self, exc: ConnectError) -> str:
-        """Vanilla's words first (the program's own error), then our diagnosis.
-
-        Except when the connection worked and the interpreter did not (too old, none
-        found): vanilla has no words for that, and ours name the interpreter.
-        """
-        exc.hint = _options.ansible_hint(exc.hint)
-        hint = "; hint: %s" % exc.hint if exc.hint else ""
-        if exc.stage == "interpreter":
-            return "ns.mitogen cannot run Python on the target: %s%s" % (exc.reason, hint)
-        # the password prompts we answered are our dialogue with ssh, not its error
-        lines = exc.output.replace("\r", "").splitlines()
-        output = "\n".join(line for line in lines if not _PROMPT_RE.search(line)).strip()
-        text = "Failed to connect to the host via %s: %s" % (self.method, output or exc.reason)
-        return "%s\n(ns.mitogen: %s%s)" % (text, exc.reason, hint)
-
     def _shown(self, cmd: str) -> str:
         """``cmd`` as -vvv shows it: hidden for a ``no_log`` task (it may hold its secrets)."""
         if getattr(self._play_context, "no_log", False):
@@ -486,9 +406,9 @@ class MitogenConnectionBase(ConnectionBase):
         path = request.pop("source_path", None)  # the mux's, to attach the source where never sent
         try:
             reply = self._call(sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=path)
-        except _InterpreterNotFound as exc:
+        except _failures.InterpreterNotFound as exc:
             return 127, b"", to_bytes(exc.output)
-        except _TaskInterpreterLost as exc:  # Ansible words the module failure, with this rc and stderr
+        except _failures.TaskInterpreterLost as exc:  # Ansible words the module failure, with this rc and stderr
             return exc.as_result()
         if reply.get("need_source"):
             request = dict(request, source=_planner.source_for(request["source_id"]))
@@ -517,9 +437,9 @@ class MitogenConnectionBase(ConnectionBase):
             rc, stdout, stderr = self._call(
                 sudoable, EXEC_COMMAND, to_text(cmd), to_bytes(in_data) if in_data else None, cwd, None, use_pty, login_shell
             )
-        except _InterpreterNotFound:
+        except _failures.InterpreterNotFound:
             return self._exec_without_python(cmd, in_data, sudoable, use_pty)
-        except _TaskInterpreterLost as exc:
+        except _failures.TaskInterpreterLost as exc:
             return exc.as_result()
         if use_pty:
             stderr = self._pty_closed_notice()
@@ -552,7 +472,7 @@ class MitogenConnectionBase(ConnectionBase):
         try:
             rc, stdout, stderr = _oneshot.run_once(spec, argv, to_bytes(in_data or b""))
         except ConnectError as exc:
-            raise AnsibleConnectionFailure(self._unreachable_message(exc)) from None
+            raise AnsibleConnectionFailure(_failures.unreachable_message(exc, self.method)) from None
         if rc == 255 and self.method == "ssh":  # as ansible.builtin.ssh: ssh's own failure
             raise AnsibleConnectionFailure("Failed to connect to the host via ssh: %s" % to_text(stderr).strip())
         if becomes:
