@@ -76,6 +76,8 @@ def collection_roots() -> List[str]:
 RUN_MODULE = (_mux.RUNNER, "run_module")
 EXEC_COMMAND = (_mux.CORE + "._target", "exec_command")
 
+# ssh's own notice as a session on a pty ends (with or without a master)
+_PTY_CLOSED = re.compile(rb"(Shared connection|Connection) to \S+ closed\.\r?\n")
 _SHELL_WHITESPACE = re.compile(r"[ \t\r\n]+")  # shlex's own whitespace, no more
 # An interpreter setting only a shell can run: operators, expansions, a leading VAR=value.
 _SHELL_SYNTAX = re.compile(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
@@ -477,6 +479,8 @@ class MitogenConnectionBase(ConnectionBase):
             raise AnsibleConnectionFailure("Failed to connect to the host via ssh: %s" % to_text(stderr).strip())
         if becomes:
             stdout = _strip_become_success(stdout, to_bytes(self._real_become.success or ""))
+        if use_pty:  # the one-shot ssh runs without a master: its notice as vanilla's (over one) reads
+            stderr = _PTY_CLOSED.sub(b"", stderr) + self._pty_closed_notice()
         return rc, stdout, stderr
 
     def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
