@@ -233,7 +233,7 @@ def test_reconnection_retries_on_the_path_without_python(testbed, tmp_path):
     raw = [argv for argv in run.argvs if "nsm-raw-ok" in argv[-1]]
     assert len(raw) == 2  # failed once (status 255), then ran
     (tmp_path / "none").mkdir()
-    none = Run(testbed, tmp_path / "none", **dict(common, playbook=playbook))
+    none = Run(testbed, tmp_path / "none", **common)
     assert none.rc == 4 and "Connection refused" in none.output, none.output[-3000:]
 
 
