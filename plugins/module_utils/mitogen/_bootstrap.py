@@ -134,7 +134,9 @@ def _core_imports(tree: ast.Module) -> List[str]:
 
 
 def core_modules() -> Dict[str, Tuple[bool, str]]:
-    """The modules a child needs to start (stripped), plus empty ancestor packages.
+    """The modules a child needs to start, plus empty ancestor packages.
+
+    Each is lowered for every supported target Python (``_lower``), then stripped.
 
     Only what ``_child`` imports, transitively, travels in the payload; the rest of
     the core (runner, files, this module and the transports, ...) is fetched through
@@ -142,6 +144,8 @@ def core_modules() -> Dict[str, Tuple[bool, str]]:
     the module runner, and one that never starts a child never receives the code
     that starts children.
     """
+    from ._lower import lower_source  # controller only: no intermediary needs it
+
     here = os.path.dirname(os.path.abspath(__file__))
     modules: Dict[str, Tuple[bool, str]] = {}
     parts = PACKAGE.split(".")
@@ -154,8 +158,9 @@ def core_modules() -> Dict[str, Tuple[bool, str]]:
         if short in seen:
             continue
         seen.add(short)
-        with open(os.path.join(here, short + ".py"), encoding="utf-8") as fp:
-            tree = ast.parse(fp.read())
+        path = os.path.join(here, short + ".py")
+        with open(path, "rb") as fp:
+            tree = ast.parse(lower_source(fp.read(), path), path)
         todo.extend(_core_imports(tree))
         modules["%s.%s" % (PACKAGE, short)] = (False, _unparse_stripped(tree))
     return modules

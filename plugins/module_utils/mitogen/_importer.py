@@ -22,6 +22,8 @@ Rules it keeps:
 - Every hop keeps what passed through it: an intermediary answers its children
   from its cache, and asks upwards only for what it lacks. So each module crosses
   each hop at most once per run (``Responder.sent`` counts it, for the tests).
+- The core's own modules are served lowered for every supported target Python
+  (``_lower``: no annotations; lines where they are in the file).
 - Allow-listed trees are looked up here *before* the target's own ``sys.path``, so
   the controller's version of those trees always wins.
 - What a module imports is found by a line scan (``imported_names``), not by
@@ -59,6 +61,8 @@ _IMPORT_RE = re.compile(
     re.M,
 )
 _COMMENT_RE = re.compile(rb"#[^\n]*")
+#: The core's own modules: served lowered for every target Python (``_lower``).
+_CORE_PREFIX = __name__.rpartition(".")[0] + "."
 
 
 def imported_names(name: str, is_pkg: bool, source: bytes) -> Set[str]:
@@ -379,6 +383,10 @@ class Responder:
             return (False, "", None, ())
         with open(str(origin), "rb") as fp:
             source = fp.read()
+        if name.startswith(_CORE_PREFIX):
+            from ._lower import lower_source  # controller only: never served itself
+
+            source = lower_source(source, str(origin))
         return (is_pkg, "master:%s" % origin, source, tuple(sorted(self._related(name, is_pkg, source))))
 
     def _related(self, name: str, is_pkg: bool, source: bytes) -> Set[str]:
