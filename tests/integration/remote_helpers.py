@@ -2,9 +2,10 @@
 
 Each one plays the part of a misbehaving or ordinary target, using the context's
 own router exactly as code running there could.
-"""
 
-from __future__ import annotations
+Served as it is (only the core is lowered, see _lower), so it must run on every
+target Python the core supports, 3.6 too: no ``from __future__ import annotations``.
+"""
 
 import logging
 import os

@@ -347,13 +347,29 @@ def test_first_stage_parses_on_old_pythons_and_says_what_it_found(session):
     from tests.testbed.pythons import pythons
 
     found = pythons()
-    olds = [v for v in ("2.7", "3.6", "3.7") if v in found]
-    assert olds, "this machine should carry old pythons (pyenv)"
-    for version in olds:
-        with pytest.raises(ConnectError) as info:
-            session.local(python=found[version])
-        text = str(info.value)
-        assert "found Python %s" % version in text and "3.8 or newer" in text, text
+    assert "2.7" in found, "this machine should carry Python 2.7 (pyenv)"
+    with pytest.raises(ConnectError) as info:
+        session.local(python=found["2.7"])
+    text = str(info.value)
+    assert "found Python 2.7" in text and "needs Python 3.6 or newer" in text, text
+
+
+@pytest.mark.parametrize("version", ["3.6", "3.7"])
+def test_core_runs_on_python_3_6_and_3_7(session, version):
+    """The core is lowered for them (_lower): a child, and a child of it, run there."""
+    from tests.testbed.pythons import pythons
+
+    python = pythons().get(version)
+    if python is None:
+        pytest.skip("needs pyenv's Python %s" % version)
+    ctx = session.local(python=python)
+    try:
+        assert ctx.call(rh.identity)["executable"] == python
+        nested = session.local(via=ctx)  # _bootstrap and _transports, served lowered
+        assert tuple(nested.call(rh.identity)["python"][:2]) == tuple(map(int, version.split(".")))
+        assert nested.call(rh.echo, {"v": [version, b"x"]}) == {"v": [version, b"x"]}
+    finally:
+        ctx.shutdown()
 
 
 def test_python_min_names_what_the_caller_wants(session):
@@ -366,7 +382,7 @@ def test_python_min_names_what_the_caller_wants(session):
     with pytest.raises(ConnectError) as info:
         session.connect({"method": "local", "python": found["2.7"], "python_min": "3.9"})
     text = str(info.value)
-    assert "found Python 2.7" in text and "needs Python 3.9 or newer" in text and "3.8" not in text, text
+    assert "found Python 2.7" in text and "needs Python 3.9 or newer" in text and "3.6" not in text, text
 
 
 def test_discovery_skips_candidates_older_than_python_min(session):
@@ -374,9 +390,9 @@ def test_discovery_skips_candidates_older_than_python_min(session):
     from tests.testbed.pythons import pythons
 
     found = pythons()
-    if "3.8" not in found or "3.12" not in found:
-        pytest.skip("needs pyenv's Python 3.8 and 3.12")
-    candidates = ["/nonexistent/python3", found["3.8"], found["3.12"]]
+    if not {"2.7", "3.6", "3.12"} <= set(found):
+        pytest.skip("needs pyenv's Python 2.7, 3.6 and 3.12")
+    candidates = ["/nonexistent/python3", found["2.7"], found["3.6"], found["3.12"]]
     ctx = session.connect({"method": "local", "python_candidates": candidates, "python_min": "3.9"})
     try:
         assert ctx.call(rh.identity)["executable"] == found["3.12"]
@@ -384,7 +400,7 @@ def test_discovery_skips_candidates_older_than_python_min(session):
         ctx.shutdown()
     ctx = session.connect({"method": "local", "python_candidates": candidates})
     try:
-        assert ctx.call(rh.identity)["executable"] == found["3.8"]  # the core's own minimum
+        assert ctx.call(rh.identity)["executable"] == found["3.6"]  # the core's own minimum
     finally:
         ctx.shutdown()
     with pytest.raises(ConnectError, match="found no Python 3.13 or newer that runs"):

@@ -89,8 +89,8 @@ def test_sudo_with_password(session, testbed):
     assert root.call(rh.identity)["uid"] == 0
 
 
-SUPPORTED = [v for v in ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13") if v in pythons()]
-OLD = [v for v in ("2.7", "3.6", "3.7") if v in pythons()]
+SUPPORTED = [v for v in ("3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13") if v in pythons()]
+OLD = [v for v in ("2.7",) if v in pythons()]
 
 
 @pytest.mark.parametrize("version", SUPPORTED)
@@ -108,7 +108,7 @@ def test_old_python_is_refused_plainly(session, testbed, version):
     start = time.monotonic()
     with pytest.raises(ConnectError) as info:
         ssh(session, testbed, "h1", python=pythons()[version])
-    assert "found Python %s" % version in str(info.value) and "3.8 or newer" in str(info.value)
+    assert "found Python %s" % version in str(info.value) and "3.6 or newer" in str(info.value)
     assert time.monotonic() - start < FAULT_BOUND
 
 

@@ -114,7 +114,7 @@ def test_a_keepalive_timeout_names_the_limit_ssh_used():
         ({"method": "ssh", "hostname": "h", "port": 0}, "port"),
         ({"method": "ssh", "hostname": "h", "extra_args": "-v"}, "extra_args"),
         ({"method": "sudo", "colour": "red"}, "unknown option"),
-        ({"method": "local", "python_min": "3.7"}, "'python_min' must be a Python version from 3.8 on"),
+        ({"method": "local", "python_min": "3.5"}, "'python_min' must be a Python version from 3.6 on"),
         ({"method": "local", "python_min": "2.7"}, "python_min"),
         ({"method": "local", "python_min": "3"}, "python_min"),
         ({"method": "local", "python_min": "3.9.1"}, "python_min"),

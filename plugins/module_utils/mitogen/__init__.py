@@ -3,6 +3,7 @@
 """The ns.mitogen core: persistent Python interpreters driven over framed RPC.
 
 Everything in this package uses the standard library only and runs on the
-controller, on intermediaries and on targets (Python 3.8+ there). The public
+controller, on intermediaries and on targets (Python 3.6+ there: the source is
+lowered for them on the controller, see ``_lower``). The public
 entry point is ``api``; every ``_``-prefixed module is private.
 """

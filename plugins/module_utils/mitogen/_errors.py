@@ -21,7 +21,7 @@ caller needs to tell apart only a handful of cases:
 
 Messages name the context (host/account) and hop involved, and suggest a fix where
 one is known. Translation to Ansible's exceptions happens at the plugin boundary,
-never here. This module must stay importable on Python 3.8 with the standard
+never here. This module must stay importable on Python 3.6 (lowered: ``_lower``) with the standard
 library only, because it also runs on targets.
 """
 

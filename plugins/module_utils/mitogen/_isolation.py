@@ -343,7 +343,8 @@ def _signal_handlers() -> Iterator[None]:
     main = threading.current_thread() is threading.main_thread()
     saved = {}
     if main:
-        for signum in signal.valid_signals():
+        # Python 3.6 and 3.7 have no valid_signals() (3.8); getsignal() refuses what is not one
+        for signum in signal.valid_signals() if hasattr(signal, "valid_signals") else range(1, signal.NSIG):
             with contextlib.suppress(OSError, ValueError):
                 saved[signum] = _real_getsignal(signum)
     try:

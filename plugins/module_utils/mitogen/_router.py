@@ -55,6 +55,8 @@ from ._wire import (
 )
 
 LOG = logging.getLogger("ns.mitogen.router")
+# Python 3.6 has no SimpleQueue (3.7); Queue does the same here (put, get with a timeout).
+_SimpleQueue: Any = getattr(queue, "SimpleQueue", queue.Queue)
 
 Policy = Callable[[Message], bool]
 
@@ -70,7 +72,7 @@ class Receiver:
         self.router = router
         self.respondent = respondent
         self.persist = persist
-        self._queue: "queue.SimpleQueue[Message]" = queue.SimpleQueue()
+        self._queue: "queue.SimpleQueue[Message]" = _SimpleQueue()
         self.handle = router.add_handler(self._put, policy=self._policy, persist=persist, respondent=respondent)
 
     def __repr__(self) -> str:
@@ -211,7 +213,7 @@ class CallPool:
     def __init__(self, router: "Router", size: int = 16) -> None:
         self.router = router
         self.size = size
-        self._queue: "queue.SimpleQueue[Optional[tuple]]" = queue.SimpleQueue()
+        self._queue: "queue.SimpleQueue[Optional[tuple]]" = _SimpleQueue()
         self._threads: List[threading.Thread] = []
         self._idle = 0
         self._lock = threading.Lock()

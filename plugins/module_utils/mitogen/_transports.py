@@ -41,9 +41,10 @@ DISCOVERY_CANDIDATES = (
     "/usr/bin/python3",
     "python3",
 )
-# The oldest Python the core runs on. A caller may want a newer one (``python_min``):
-# discovery then skips older candidates, and refusals name what the caller wants.
-CORE_MIN_PYTHON = (3, 8)
+# The oldest Python the core runs on (its source is lowered for 3.6 and 3.7 by
+# ``_lower``). A caller may want a newer one (``python_min``): discovery then skips
+# older candidates, and refusals name what the caller wants.
+CORE_MIN_PYTHON = (3, 6)
 
 # The first candidate that exists *and* runs as the wanted Python (one shell, no round
 # trip per candidate); a broken or too-old one is skipped, never chosen.
