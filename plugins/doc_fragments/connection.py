@@ -14,10 +14,15 @@ options:
       - When unset or V(auto), V(auto_silent) (or the deprecated V(auto_legacy) forms), it
         is discovered when the interpreter starts, in the same shell that starts it (no
         round trip per candidate) - the first of O(interpreter_python_fallback) that
-        exists and runs as Python 3.8 or newer (3.9 from ansible-core 2.20 on, as its
-        modules need). As with the built-in connections, the
-        choice is returned as the C(discovered_interpreter_python) fact and, unless the
-        mode ends in C(_silent), a warning names it.
+        exists and runs a Python the running ansible-core's modules support (3.6+ under
+        2.16, 3.7+ under 2.17, 3.8+ under 2.18 and 2.19, 3.9+ from 2.20 on). As with the
+        built-in connections, the choice is returned as the
+        C(discovered_interpreter_python) fact and, unless the mode ends in C(_silent), a
+        warning names it.
+      - A named interpreter older than that still starts (V(raw) works there), and the
+        release's modules refuse it as they do under the built-in connections. Python
+        older than 3.6 cannot run ns.mitogen and is refused when the connection starts,
+        with a message naming the interpreter found.
     type: string
     vars:
       - name: ansible_python_interpreter

@@ -31,14 +31,16 @@ _BUILT_MODULE = getattr(module_common, "_BuiltModule", None)
 def _target_python_min() -> str:
     """The oldest target Python ("3.N") both the core and this release's modules run on.
 
-    ``basic._PY_MIN`` names the release's from 2.17 on ((3, 9) from 2.20); 2.16's is a
-    boolean (2.7 and 3.6+, both older than the core's own minimum).
+    ``basic._PY_MIN`` names the release's from 2.17 on ((3, 7) in 2.17, (3, 8) in 2.18
+    and 2.19, (3, 9) from 2.20); 2.16's is a boolean, true on 2.7 or 3.6+ (the core
+    runs no Python 2). So: 3.6 under 2.16, 3.7 under 2.17, 3.8 under 2.18 and 2.19,
+    3.9 from 2.20.
     """
     from ansible.module_utils import basic
 
     release = getattr(basic, "_PY_MIN", None)
-    wanted = max(CORE_MIN_PYTHON, tuple(release[:2])) if isinstance(release, tuple) else CORE_MIN_PYTHON
-    return "%d.%d" % wanted
+    floor = tuple(release[:2]) if isinstance(release, tuple) else (3, 6)  # 2.16's _PY3_MIN
+    return "%d.%d" % max(CORE_MIN_PYTHON, floor)
 
 
 #: passed on as the connection spec's ``python_min`` (discovery skips older candidates)

@@ -9,10 +9,15 @@ scripts/setup; a release without one is skipped with the reason):
   normalization, as tests/integration/test_differential.py does for 2.19;
 - 2.17, 2.18, 2.20: every differential playbook under ns.mitogen.linear passes
   its own checks (exit status, asserts, no leftover process, no leaked secret);
+- 2.16 and 2.17 on the old target Pythons only they support (3.6 and 3.7 under
+  2.16, 3.7 under 2.17; RHEL 8's platform-python is 3.6): every differential
+  playbook that does not choose its own interpreter passes its own checks there;
 - every release, 2.19 too: `playbooks/target_python.yml` through ns.mitogen with
   `ansible_python_interpreter` set to each target Python the release supports and
-  this machine has (the modules must run in that Python), and each older one must
-  be refused with an error that names the interpreter;
+  this machine has (the modules must run in that Python); each older one must be
+  refused: by ns.mitogen's bootstrap, naming the interpreter, where the core cannot
+  run it (2.7), else as vanilla refuses it (the release's own check, or the
+  SyntaxError its modules raise there);
 - every release: `ansible-doc` renders the connection and strategy plugins.
 
 Select a release with -k, e.g. `-k 2.16`.  The whole differential suite can also
@@ -58,9 +63,15 @@ MITOGEN_VARIANTS = ["mitogen_linear", "builtin_linear_mitogen_ssh"]
 PLAYBOOKS = runner.playbooks()
 TARGET_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "target_python.yml"
 #: The oldest target Python of ns.mitogen itself (its core's bootstrap checks it).
-MITOGEN_MIN_PYTHON = (3, 8)
-#: The oldest target Python of an ansible-core release where it is newer than ns.mitogen's.
-CORE_MIN_PYTHON = {"2.20": (3, 9), "2.21": (3, 9)}
+MITOGEN_MIN_PYTHON = (3, 6)
+#: The oldest target Python of an ansible-core release where it is newer than ns.mitogen's
+#: (2.16's modules run on 3.6 too, and on 2.7, which the core cannot).
+CORE_MIN_PYTHON = {"2.17": (3, 7), "2.18": (3, 8), "2.19": (3, 8), "2.20": (3, 9), "2.21": (3, 9)}
+#: (release, target Python) pairs older than the main release's modules support: the
+#: differential playbooks run there too.
+OLD_TARGETS = [("2.16", "3.6"), ("2.16", "3.7"), ("2.17", "3.7")]
+#: Differential playbooks that choose their own interpreter (discovery, a missing one).
+OWN_INTERPRETER_PLAYBOOKS = ("discovery.yml", "no_python.yml")
 #: The fixture giving the testbed a playbook needs (a bigger one for nsm_diff.hosts > 2).
 testbed_for = test_differential.testbed_for
 PLUGIN_DOCS = [
@@ -159,6 +170,22 @@ def test_own_checks(release: str, playbook: Path, testbed_for: Callable[[Path], 
     assert result.records, f"{result.describe()}: no task result was captured"
 
 
+@pytest.mark.parametrize("playbook", [p for p in PLAYBOOKS if p.name not in OWN_INTERPRETER_PLAYBOOKS], ids=lambda p: p.stem)
+@pytest.mark.parametrize(("release", "python"), OLD_TARGETS, ids=[f"{r}-py{v}" for r, v in OLD_TARGETS])
+def test_own_checks_on_old_target_pythons(
+    release: str, python: str, playbook: Path, testbed_for: Callable[[Path], Testbed], tmp_path: Path
+) -> None:
+    assert _key(python) >= min_python(release)
+    interpreter = pythons().get(python)
+    if interpreter is None:
+        pytest.skip(f"needs pyenv's Python {python}")
+    result = runner.run_playbook(
+        testbed_for(playbook), playbook, "mitogen_linear", tmp_path, bin_dir=bin_dir(release), python=interpreter
+    )
+    check_run(result)
+    assert result.records, f"{result.describe()}: no task result was captured"
+
+
 # -- target Pythons --------------------------------------------------------------------------
 
 
@@ -176,27 +203,41 @@ def test_target_python(release: str, python: str, supported: bool, testbed: Test
             assert (got["executable"], got["version_info"][:2]) == (interpreter, list(map(int, python.split(".")))), got
         return
     # Older than ns.mitogen supports: refused by its bootstrap, which names the interpreter.
-    # Else older than the release supports: refused by ansible-core's own check on the
-    # target (as under vanilla), which names the version.
+    # Else older than the release supports: the interpreter starts (raw and the like work,
+    # as under vanilla) and the release's modules refuse it as under vanilla.
     assert result.rc != 0, f"{result.describe()}: Python {python} was accepted"
     full_version = subprocess.run(
         [interpreter, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    if _key(python) < MITOGEN_MIN_PYTHON:
-        # named as the release's minimum where it is newer (3.9 from 2.20): 3.8 would fail too
-        oldest = ".".join(map(str, min_python(release)))
-        wanted = [
-            f"ns.mitogen cannot run Python on the target: found Python {full_version} at {interpreter}; "
-            f"ns.mitogen needs Python {oldest} or newer; hint: point the python interpreter setting at Python {oldest} or newer"
-        ]
-    else:
-        wanted = [f"Ansible requires Python {'.'.join(map(str, min_python(release)))} or newer", full_version]
+    vanilla = None
+    if _key(python) >= MITOGEN_MIN_PYTHON:
+        vanilla = runner.run_playbook(testbed, TARGET_PLAYBOOK, "vanilla", tmp_path, bin_dir=bin_dir(release), python=interpreter)
     for host in runner.HOSTS:
         first = next((r for r in result.records if r["host"] == host), None)
         assert first is not None, f"{result.describe()}: nothing recorded for {host}"
         msg = str(first["result"].get("msg", ""))
-        assert first["status"] in ("failed", "unreachable") and all(w in msg for w in wanted), (wanted, first)
         assert "NSM-ERR" not in msg  # the bootstrap's marker is not for people
+        if vanilla is None:
+            # named as the release's minimum where it is newer (3.9 from 2.20): 3.8 would fail too
+            oldest = ".".join(map(str, min_python(release)))
+            wanted = (
+                f"ns.mitogen cannot run Python on the target: found Python {full_version} at {interpreter}; "
+                f"ns.mitogen needs Python {oldest} or newer; hint: point the python interpreter setting at Python {oldest} or newer"
+            )
+            assert first["status"] in ("failed", "unreachable") and wanted in msg, (wanted, first)
+            continue
+        theirs = next(r for r in vanilla.records if r["host"] == host)
+        refusal = module_refusal(theirs["result"])
+        assert theirs["status"] == "failed" and (refusal == "SyntaxError" or full_version in refusal), theirs
+        assert (first["status"], module_refusal(first["result"])) == ("failed", refusal), (first, theirs)
+
+
+def module_refusal(result: dict) -> str:
+    """How a release's module refused the target's Python: its own check's message, or
+    "SyntaxError" where the release's code does not even parse there (the file that fails
+    first differs: AnsiballZ's wrapper or the module under vanilla, basic.py under ns.mitogen)."""
+    text = "\n".join(str(result.get(k, "")) for k in ("msg", "module_stdout", "module_stderr"))  # vanilla's pty merges them
+    return "SyntaxError" if "SyntaxError" in text else str(result.get("msg", ""))
 
 
 DISCOVERY_PLAYBOOK = """
@@ -225,15 +266,31 @@ def discover(testbed: Testbed, tmp_path: Path, release: str, candidates: list[st
     return result.records
 
 
-def test_discovery_where_2_16_would_pick_another_python(testbed: Testbed, tmp_path: Path) -> None:
-    """2.16's discovery takes the first candidate found (3.7 here); ns.mitogen needs 3.8+, runs 3.12 and says so."""
+@pytest.mark.parametrize(
+    ("release", "older", "floor"),
+    [("2.16", "2.7", "3.6"), ("2.17", "3.6", "3.7")],
+    ids=["2.16-py2.7", "2.17-py3.6"],
+)
+def test_discovery_where_the_release_would_pick_an_older_python(
+    release: str, older: str, floor: str, testbed: Testbed, tmp_path: Path
+) -> None:
+    """2.16/2.17's discovery takes the first candidate found; ns.mitogen passes over one
+    older than the release's floor (the core's for 2.16, 2.17's own 3.7), runs 3.12 and says so."""
     found = pythons()
-    for record in discover(testbed, tmp_path, "2.16", ["3.7", "3.12"]):
+    for record in discover(testbed, tmp_path, release, [older, "3.12"]):
         assert record["result"]["ansible_facts"]["discovered_interpreter_python"] == found["3.12"]
         assert record["result"]["warnings"] == [
             f"ns.mitogen runs {found['3.12']} on host {record['host']}, the first interpreter of the fallback list that runs "
-            f"Python 3.8 or newer; ansible-core's own discovery would have used {found['3.7']}"
+            f"Python {floor} or newer; ansible-core's own discovery would have used {found[older]}"
         ]
+
+
+def test_discovery_takes_python_3_6_under_2_16(testbed: Testbed, tmp_path: Path) -> None:
+    """2.16's modules run on 3.6 and so does the core: the first candidate wins, as under vanilla."""
+    found = pythons()
+    for record in discover(testbed, tmp_path, "2.16", ["3.6", "3.12"]):
+        assert record["result"]["ansible_facts"]["discovered_interpreter_python"] == found["3.6"]
+        assert not [w for w in record["result"].get("warnings", []) if "ns.mitogen" in w]
 
 
 def test_discovery_passes_over_a_python_the_release_cannot_use(testbed: Testbed, tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 # A new-style module for serialization.yml: echoes its arguments back, emits a
 # warning and a deprecation on request, and returns text that looks like a template.
-from __future__ import annotations
+# (No `from __future__ import annotations`: it runs on Python 3.6 targets too, under ansible-core 2.16.)
 
 DOCUMENTATION = r"""
 module: nsm_serial
