@@ -11,7 +11,8 @@ scripts/setup; a release without one is skipped with the reason):
   its own checks (exit status, asserts, no leftover process, no leaked secret);
 - 2.16 and 2.17 on the old target Pythons only they support (3.6 and 3.7 under
   2.16, 3.7 under 2.17; RHEL 8's platform-python is 3.6): every differential
-  playbook that does not choose its own interpreter passes its own checks there;
+  playbook that does not choose its own interpreter passes its own checks there,
+  and gives vanilla's results under 2.16 on 3.6;
 - every release, 2.19 too: `playbooks/target_python.yml` through ns.mitogen with
   `ansible_python_interpreter` set to each target Python the release supports and
   this machine has (the modules must run in that Python); each older one must be
@@ -70,6 +71,9 @@ CORE_MIN_PYTHON = {"2.17": (3, 7), "2.18": (3, 8), "2.19": (3, 8), "2.20": (3, 9
 #: (release, target Python) pairs older than the main release's modules support: the
 #: differential playbooks run there too.
 OLD_TARGETS = [("2.16", "3.6"), ("2.16", "3.7"), ("2.17", "3.7")]
+#: The oldest of them (RHEL 8's platform-python under the oldest release) is compared
+#: with vanilla too; the others pass their own checks.
+COMPARED_OLD_TARGET = ("2.16", "3.6")
 #: Differential playbooks that choose their own interpreter (discovery, a missing one).
 OWN_INTERPRETER_PLAYBOOKS = ("discovery.yml", "no_python.yml")
 #: The fixture giving the testbed a playbook needs (a bigger one for nsm_diff.hosts > 2).
@@ -184,6 +188,17 @@ def test_own_checks_on_old_target_pythons(
     )
     check_run(result)
     assert result.records, f"{result.describe()}: no task result was captured"
+    if (release, python) == COMPARED_OLD_TARGET:
+        expected = runner.run_playbook(
+            testbed_for(playbook), playbook, "vanilla", tmp_path, bin_dir=bin_dir(release), python=interpreter
+        )
+        diffs = normalize.compare(expected, result)
+        if diffs:
+            pytest.fail(
+                f"ansible-core {release}, Python {python}, {playbook.name}: {len(diffs)} difference(s) between vanilla "
+                f"and mitogen_linear (logs: {expected.log_path}, {result.log_path}):\n  " + "\n  ".join(diffs),
+                pytrace=False,
+            )
 
 
 # -- target Pythons --------------------------------------------------------------------------
