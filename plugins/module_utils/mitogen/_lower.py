@@ -74,6 +74,9 @@ class _Cuts(ast.NodeVisitor):
         self.used: Set[str] = set()  # names read or bound outside annotations
         self.in_finally = 0
 
+    def __repr__(self) -> str:
+        return "_Cuts(%s, %d cuts)" % (self.filename, len(self.cuts))
+
     # -- positions and output ---------------------------------------------------------------
     def at(self, lineno: int, col: int) -> int:
         return self.starts[lineno - 1] + col
