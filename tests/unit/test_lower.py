@@ -93,6 +93,8 @@ def test_typing_names_only_annotations_used_are_dropped() -> None:
     assert lower_source(b"from typing import Any\nx: Any = 1\n") == b"\nx = 1\n"
     nested = lower_source(b"if 1:\n    from typing import Any\nx: Any = 1\n")
     assert nested.splitlines()[1] == b"    pass"
+    shared = lower_source(b"from typing import Any; import os\nx: Any = os\n")
+    assert shared.splitlines()[0] == b"pass; import os"
 
 
 @pytest.mark.parametrize("version", OLD_PYTHONS)

@@ -130,9 +130,11 @@ class _Cuts(ast.NodeVisitor):
     def replace_statement(self, node: ast.stmt, text: bytes) -> None:
         """``node`` becomes ``text`` (``pass`` where a statement is needed and ``text`` is empty)."""
         start, end = self.start(node), self.end(node)
-        if text or node.col_offset:
+        line_end = _LINE_BREAK.search(self.data, end)
+        rest = self.data[end : line_end.start() if line_end else len(self.data)].strip()
+        if text or node.col_offset or (rest and not rest.startswith(b"#")):
             self.cut(start, end, text or b"pass")
-        else:  # a statement of its own at the margin: blank lines do
+        else:  # a statement alone at the margin: blank lines do
             self.cuts.append((start, end, b"\n" * len(_LINE_BREAK.findall(self.data, start, end))))
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
