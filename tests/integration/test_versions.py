@@ -237,7 +237,7 @@ def test_target_python(release: str, python: str, supported: bool, testbed: Test
             oldest = ".".join(map(str, min_python(release)))
             wanted = (
                 f"ns.mitogen cannot run Python on the target: found Python {full_version} at {interpreter}; "
-                f"ns.mitogen needs Python {oldest} or newer; hint: point the python interpreter setting at Python {oldest} or newer"
+                f"ns.mitogen needs Python {oldest} or newer; hint: set ansible_python_interpreter to Python {oldest} or newer"
             )
             assert first["status"] in ("failed", "unreachable") and wanted in msg, (wanted, first)
             continue
