@@ -350,22 +350,6 @@ display = Display()
 PKCS11_DEFAULT_PROMPT = "Enter PIN for "  # ansible.builtin.ssh's
 
 
-def first_ssh_options(args: List[str]) -> Dict[str, str]:
-    """The ``-o`` options in ``args``, lower-cased name -> value, the first of each winning (as ssh)."""
-    found: Dict[str, str] = {}
-    for i, arg in enumerate(args):
-        if arg == "-o" and i + 1 < len(args):
-            text = args[i + 1]
-        elif arg.startswith("-o") and len(arg) > 2:
-            text = arg[2:]
-        else:
-            continue
-        parts = text.strip().replace("=", " ", 1).split(None, 1)
-        if parts:
-            found.setdefault(parts[0].lower(), parts[1].strip() if len(parts) > 1 else "")
-    return found
-
-
 # ansible.builtin.ssh's ssh_args when none are set: its sessions then run over a master.
 _VANILLA_SSH_ARGS = ["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s"]
 
@@ -390,20 +374,8 @@ class Connection(MitogenConnectionBase):
         return args
 
     def _pty_closed_notice(self) -> bytes:
-        """ssh's own notice as a session on a pty (-tt) ends, on stderr, as vanilla's runs get it.
-
-        "Shared connection to HOST closed." over a persistent master (ansible's default
-        ControlMaster=auto with ControlPersist), "Connection to HOST closed." without;
-        nothing when ssh is quiet (-q, LogLevel below INFO).
-        """
-        args = self._user_ssh_args()
-        options = first_ssh_options(args)
-        if "-q" in args or options.get("loglevel", "INFO").upper() in ("QUIET", "FATAL", "ERROR"):
-            return b""
-        master = options.get("controlmaster", "no").lower() not in ("no", "false")
-        persist = options.get("controlpersist", "no").lower() not in ("no", "false")
-        text = "%s to %s closed.\r\n" % ("Shared connection" if master and persist else "Connection", self.get_option("host"))
-        return text.encode("utf-8", "replace")
+        """ssh's own notice as a session on a pty (-tt) ends, as vanilla's runs get it on stderr."""
+        return _options.pty_closed_notice(self._user_ssh_args(), str(self.get_option("host")))
 
     def _remote_user(self) -> Optional[str]:
         user = self.get_option("remote_user")

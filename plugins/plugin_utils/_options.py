@@ -13,12 +13,15 @@ speaks in spec keys, which no Ansible user can set).
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import ansible.constants as C
 from ansible.errors import AnsibleOptionsError
 from ansible.module_utils.parsing.convert_bool import BOOLEANS
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
 
 # option -> (least value, greatest value or None, what it counts)
 RANGES: Dict[str, Tuple[int, Optional[int], str]] = {
@@ -223,3 +226,19 @@ def ansible_hint(hint: str) -> str:
     if hint.startswith(_PYTHON_HINT):
         return "set ansible_python_interpreter to Python " + hint[len(_PYTHON_HINT) :]
     return _HINTS.get(hint, hint)
+
+
+def pty_closed_notice(args: List[str], host: str) -> bytes:
+    """What ssh run with ``args`` prints on stderr as a session on a pty (``-tt``) ends.
+
+    "Shared connection to HOST closed." over a persistent master (ansible's default
+    ``ControlMaster=auto`` with ``ControlPersist``), "Connection to HOST closed."
+    without one, nothing when ssh is quiet (``-q``, ``LogLevel`` below INFO).
+    """
+    option = functools.partial(_transports.option_value, args)
+    if "-q" in args or (option("LogLevel") or "INFO").upper() in ("QUIET", "FATAL", "ERROR"):
+        return b""
+    master = (option("ControlMaster") or "no").lower() not in ("no", "false")
+    persist = (option("ControlPersist") or "no").lower() not in ("no", "false")
+    text = "%s to %s closed.\r\n" % ("Shared connection" if master and persist else "Connection", host)
+    return text.encode("utf-8", "replace")

@@ -168,3 +168,19 @@ def test_split_words_is_shlex_split():
                 split_words(text)
             continue
         assert split_words(text) == expected, repr(text)
+
+
+@pytest.mark.parametrize(
+    ("args", "notice"),
+    [
+        (["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s"], b"Shared connection to h closed.\r\n"),
+        (["-oControlMaster=auto"], b"Connection to h closed.\r\n"),  # no ControlPersist: the first ssh is the master
+        (["-o", "ControlMaster=no", "-o", "ControlPersist=60s"], b"Connection to h closed.\r\n"),
+        ([], b"Connection to h closed.\r\n"),
+        (["-q", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s"], b""),
+        (["-o", "LogLevel=ERROR"], b""),
+        (["-o", "LogLevel verbose", "-o", "LogLevel=QUIET"], b"Connection to h closed.\r\n"),  # ssh keeps the first
+    ],
+)
+def test_pty_closed_notice_is_the_one_ssh_prints(args, notice):
+    assert _options.pty_closed_notice(args, "h") == notice
