@@ -99,24 +99,23 @@ def exec_command(
     limit = output_limit()
     if use_pty:
         rc, out, sizes = _exec_on_pty(shell, argv, cwd or _start_dir(), environ, limit)
-        if sum(sizes) > limit:
-            raise OutputTooLarge(too_much_output("the command", sizes, limit, rc, _COMMAND_ADVICE))
-        return rc, out, b""
-    proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
-        argv,
-        executable=shell,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd or _start_dir(),
-        env=environ,
-        close_fds=True,
-    )
-    outputs, sizes = _communicate(proc, in_data or b"", limit)
-    rc = proc.wait()
+        err = b""
+    else:
+        proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
+            argv,
+            executable=shell,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd or _start_dir(),
+            env=environ,
+            close_fds=True,
+        )
+        (out, err), sizes = _communicate(proc, in_data or b"", limit)
+        rc = proc.wait()
     if sum(sizes) > limit:
         raise OutputTooLarge(too_much_output("the command", sizes, limit, rc, _COMMAND_ADVICE))
-    return rc, outputs[0], outputs[1]
+    return rc, out, err
 
 
 def _communicate(proc: "subprocess.Popen[bytes]", in_data: bytes, limit: int) -> Tuple[List[bytes], Tuple[int, int]]:
