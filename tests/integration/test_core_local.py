@@ -25,6 +25,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
 )
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import SpecError
 from tests.integration import remote_helpers as rh
+from tests.unavailable import unavailable
 
 HELPERS = "tests.integration.remote_helpers"
 
@@ -361,7 +362,7 @@ def test_core_runs_on_python_3_6_and_3_7(session, version):
 
     python = pythons().get(version)
     if python is None:
-        pytest.skip("needs pyenv's Python %s" % version)
+        unavailable("needs pyenv's Python %s" % version)
     ctx = session.local(python=python)
     try:
         assert ctx.call(rh.identity)["executable"] == python
@@ -378,7 +379,7 @@ def test_python_min_names_what_the_caller_wants(session):
 
     found = pythons()
     if "2.7" not in found:
-        pytest.skip("needs pyenv's Python 2.7")
+        unavailable("needs pyenv's Python 2.7")
     with pytest.raises(ConnectError) as info:
         session.connect({"method": "local", "python": found["2.7"], "python_min": "3.9"})
     text = str(info.value)
@@ -391,7 +392,7 @@ def test_discovery_skips_candidates_older_than_python_min(session):
 
     found = pythons()
     if not {"2.7", "3.6", "3.12"} <= set(found):
-        pytest.skip("needs pyenv's Python 2.7, 3.6 and 3.12")
+        unavailable("needs pyenv's Python 2.7, 3.6 and 3.12")
     candidates = ["/nonexistent/python3", found["2.7"], found["3.6"], found["3.12"]]
     ctx = session.connect({"method": "local", "python_candidates": candidates, "python_min": "3.9"})
     try:

@@ -19,9 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.differential import runner
+from tests.unavailable import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 BIN = Path(sys.executable).parent
@@ -83,7 +82,7 @@ def run(connection: str, playbook: Path, cwd: Path, tmp_path: Path) -> dict[str,
 def test_local_become_user_who_cannot_enter_the_playbook_directory(tmp_path: Path) -> None:
     reason = _skip_reason()
     if reason:
-        pytest.skip(reason)
+        unavailable(reason)
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     playbook = private / "play.yml"

@@ -39,6 +39,7 @@ from tests.integration.runner_support import (
     write_module,
 )
 from tests.testbed.pythons import pythons
+from tests.unavailable import unavailable
 
 # -- modules written for these tests ----------------------------------------------------
 EXIT3 = """
@@ -339,7 +340,7 @@ def test_twenty_sequential_runs(runner):
 def test_other_target_pythons(session, tmp_path, version):
     python = pythons().get(version)
     if python is None:
-        pytest.skip("no Python %s here" % version)
+        unavailable("no Python %s here" % version)
     with extra_context(session, lambda s: s.local(python=python)) as ctx:
         runner = Runner(ctx, tmp_path, python=python, vanilla_argv=[python])
         runner.ping_works()

@@ -49,6 +49,7 @@ from tests.integration import test_differential
 from tests.integration.test_differential import BaselineRuns, check_run
 from tests.testbed import Testbed
 from tests.testbed.pythons import pythons
+from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.testbed
 
@@ -122,7 +123,7 @@ def bin_dir(release: str) -> Path:
     try:
         return runner.ansible_bin_dir(venv)
     except ValueError:
-        pytest.skip(
+        unavailable(
             f"ansible-core {release} is not installed in {venv} (scripts/setup makes it when a suitable pyenv Python exists)"
         )
 
@@ -206,7 +207,7 @@ def test_own_checks_on_old_target_pythons(
     assert _key(python) >= min_python(release)
     interpreter = pythons().get(python)
     if interpreter is None:
-        pytest.skip(f"needs pyenv's Python {python}")
+        unavailable(f"needs pyenv's Python {python}")
     result = runner.run_playbook(
         testbed_for(playbook), playbook, "mitogen_linear", tmp_path, bin_dir=bin_dir(release), python=interpreter
     )
@@ -296,7 +297,7 @@ def discover(testbed: Testbed, tmp_path: Path, release: str, candidates: list[st
     found = pythons()
     missing = [v for v in candidates if v not in found]
     if missing:
-        pytest.skip("needs pyenv's Python %s" % " and ".join(missing))
+        unavailable("needs pyenv's Python %s" % " and ".join(missing))
     playbook = tmp_path / "discovery.yml"
     playbook.write_text(DISCOVERY_PLAYBOOK % tuple(found[v] for v in candidates))
     result = runner.run_playbook(testbed, playbook, "mitogen_linear", tmp_path, bin_dir=bin_dir(release))

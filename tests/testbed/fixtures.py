@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.unavailable import unavailable
+
 from .testbed import Testbed
 
 
@@ -39,7 +41,7 @@ def unsupported_reason() -> str | None:
 def _skip_if_unsupported() -> None:
     reason = unsupported_reason()
     if reason is not None:
-        pytest.skip(reason)
+        unavailable(reason)
 
 
 @pytest.fixture(scope="session")
