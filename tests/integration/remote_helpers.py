@@ -160,6 +160,11 @@ def kill(pid: int, sig: int) -> None:
     os.kill(pid, sig)
 
 
+def transport_pid(context_id: int) -> int:
+    """The pid of the program (ssh, sudo, python) this context started for child ``context_id``."""
+    return router().route_for(context_id).owner.pid
+
+
 def fuzz_parent(count: int, seed: int) -> int:
     """Send ``count`` well-framed messages with random headers and bodies upwards.
 

@@ -1,0 +1,87 @@
+"""Every transport against the one conformance suite (``conformance.py``).
+
+Transports: ``local``; ``ssh`` (nsm-key on h1); ``sudo-ssh`` (sudo to root from
+nsm-sudo's ssh login on h1); ``sudo-local`` (sudo to nsm-key from a local
+interpreter run as root); ``ssh-bastion`` (nsm-sudo on h3, which only h2 can
+reach, through an ssh login on h2). Adding one: see ``conformance.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, Optional
+
+import pytest
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
+from tests.integration import conformance
+from tests.integration.conformance import Transport, program_of_via
+from tests.testbed.testbed import Testbed
+
+PY = "/usr/bin/python3"
+
+
+def _ssh(tb: Testbed, host: str, user: str, via: Optional[api.Context] = None) -> Callable[[api.Session], api.Context]:
+    keys: Dict[str, Any] = {} if via else {"identity_file": str(tb.key), "known_hosts_file": str(tb.known_hosts)}
+    return lambda s: s.ssh(tb[host].address, username=user, via=via, python=PY, **keys)
+
+
+def _ssh_via(tb: Testbed, host: str, user: str) -> Callable[[api.Session, Optional[api.Context]], api.Context]:
+    return lambda s, via: s.ssh(tb[host].address, username=user, via=via, python=PY)
+
+
+# name -> the transport, given the session's testbed (None for those in LOCAL_ONLY)
+TRANSPORTS: Dict[str, Callable[[Any], Transport]] = {
+    "local": lambda tb: Transport("local", open=lambda s, via: s.local(python=PY), uid=os.getuid(), python=PY),
+    "ssh": lambda tb: Transport("ssh", open=lambda s, via: _ssh(tb, "h1", tb.users.key.name)(s), uid=tb.users.key.uid, python=PY),
+    "sudo-ssh": lambda tb: Transport(
+        "sudo-ssh",
+        open_via=_ssh(tb, "h1", tb.users.sudo.name),
+        open=lambda s, via: s.sudo(via=via, username="root"),
+        uid=0,
+        python=PY,
+        carrier=program_of_via,  # sudo's child inherits the pipes: killing sudo cuts nothing
+    ),
+    "sudo-local": lambda tb: Transport(
+        "sudo-local",
+        open_via=lambda s: s.local(python=PY),
+        open=lambda s, via: s.sudo(via=via, username=tb.users.key.name),
+        uid=tb.users.key.uid,
+        python=PY,
+        carrier=program_of_via,
+    ),
+    "ssh-bastion": lambda tb: Transport(
+        "ssh-bastion",
+        open_via=_ssh(tb, "h2", tb.users.sudo.name),
+        open=_ssh_via(tb, "h3", tb.users.sudo.name),
+        uid=tb.users.sudo.uid,
+        python=PY,
+    ),
+}
+LOCAL_ONLY = {"local"}  # the others need the testbed (its hosts, or its accounts)
+
+
+@pytest.fixture(
+    scope="session", params=[pytest.param(n, marks=() if n in LOCAL_ONLY else pytest.mark.testbed) for n in TRANSPORTS]
+)
+def transport(request) -> Transport:
+    """Session scope: the testbed it may start is up before ``no_leaks`` looks."""
+    tb = None if request.param in LOCAL_ONLY else request.getfixturevalue("testbed")
+    return TRANSPORTS[request.param](tb)
+
+
+@pytest.fixture
+def session():
+    s = api.Session(allow_imports=[conformance.HELPERS], connect_timeout=30)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize(
+    "check",
+    [pytest.param(fn, id=fn.__name__, marks=pytest.mark.slow if slow else ()) for fn, slow in conformance.CHECKS],
+)
+def test_conformance(transport, session, tmp_path, check):
+    check(transport, session, tmp_path)
