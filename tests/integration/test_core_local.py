@@ -1,7 +1,8 @@
 """The core on real local interpreters: calls, chains, importer, trust, files, faults.
 
 Every context here is a real Python process started through the same bootstrap as
-over SSH (``local`` transport), so these tests exercise the whole stack.
+over SSH (``local`` transport), so these tests exercise the whole stack. What every
+transport must do is checked once for all in test_conformance.py.
 """
 
 from __future__ import annotations
@@ -58,15 +59,6 @@ def test_call_returns_value_and_runs_in_another_process(session):
     info = ctx.call(rh.identity)
     assert info["pid"] != os.getpid() and info["ppid"] == os.getpid()
     assert ctx.call(rh.echo, {"a": [1, b"2", (3,)]}) == {"a": [1, b"2", (3,)]}
-
-
-def test_remote_exception_carries_type_and_traceback(session):
-    ctx = session.local()
-    with pytest.raises(CallError) as info:
-        ctx.call(rh.fail, "boom")
-    assert info.value.type_name == "ValueError"
-    assert info.value.remote_message == "boom"
-    assert "remote_helpers.py" in info.value.remote_traceback and "in fail" in info.value.remote_traceback
 
 
 def test_sys_exit_in_a_call_is_an_error_not_a_dead_context(session):

@@ -3,13 +3,16 @@
 Hosts (session testbed): h1 and h2 reachable from the controller, h3 only through
 h2. Accounts: nsm-key (key login), nsm-pw (password login), nsm-sudo (key login,
 passwordless sudo), nsm-sudopw (key login, sudo with password).
+
+What every transport must do (calls, errors, imports, files, a killed interpreter,
+a lost stream, close) is checked once for all in test_conformance.py; this file keeps
+what is particular to ssh and sudo.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import time
 
 import pytest
@@ -44,13 +47,6 @@ def ssh(session, tb, host, user=None, via=None, **kw):
         kw.setdefault("known_hosts_file", str(tb.known_hosts))
     kw.setdefault("python", PY)
     return session.ssh(host.address, username=user, via=via, **kw)
-
-
-def test_call_over_ssh(session, testbed):
-    ctx = ssh(session, testbed, "h1")
-    info = ctx.call(rh.identity)
-    assert info["uid"] == testbed.users.key.uid
-    assert ctx.call(rh.echo, b"\x00bytes") == b"\x00bytes"
 
 
 def test_sudo_through_ssh(session, testbed):
@@ -254,37 +250,6 @@ def test_sudo_password_missing(session, testbed):
 
 def test_missing_python_on_target(session, testbed):
     _fails_fast(lambda: ssh(session, testbed, "h1", python="/usr/bin/python9"), "not found")
-
-
-def test_remote_interpreter_killed_mid_call(session, testbed):
-    login = ssh(session, testbed, "h1", testbed.users.sudo.name)
-    victim = session.sudo(via=login)
-    pid = victim.call(rh.identity)["pid"]
-    recv = victim.call_async(rh.sleep, 60)
-    try:
-        time.sleep(0.2)
-        login2 = session.sudo(via=login, username="root", name="killer")
-        login2.call(rh.kill, pid, signal.SIGKILL)
-        err = _fails_fast(lambda: recv.get(60), r"sudo:root disconnected: the interpreter \(pid %d\) was killed by SIGKILL" % pid)
-        assert isinstance(err, InterpreterLost) and err.status == 137  # the login stays: the caller may go on
-    finally:
-        recv.close()
-    assert login.call(rh.echo, "alive") == "alive"
-
-
-def test_login_interpreter_killed_mid_call_is_told_from_a_lost_login(session, testbed):
-    """ssh exits 255 and says nothing when the remote command is killed; the shell that
-    waits for the interpreter on the target makes ssh exit with its status instead."""
-    login = ssh(session, testbed, "h1", testbed.users.sudo.name)
-    pid = login.call(rh.identity)["pid"]
-    recv = login.call_async(rh.sleep, 60)
-    try:
-        time.sleep(0.2)
-        os.kill(pid, signal.SIGKILL)  # the hosts share the controller's PID namespace
-        err = _fails_fast(lambda: recv.get(60), r"ssh:\S+ disconnected: the interpreter \(pid %d\) was killed by SIGKILL" % pid)
-        assert isinstance(err, InterpreterLost) and err.status == 137
-    finally:
-        recv.close()
 
 
 def test_sshd_killed(session, make_testbed):
