@@ -55,8 +55,9 @@ class Session:
     """The controller side: a broker, a router, and the contexts started from it.
 
     ``allow_imports`` lists module trees (beyond the core itself) that contexts may
-    import from this controller on demand. ``connect_timeout`` bounds every start;
-    ``call_timeout`` is the default for ``Context.call`` made through ``call()``.
+    import from this controller on demand. ``connect_timeout`` bounds every start
+    (a spec's own ``connect_timeout`` wins). Calls have no default timeout: pass
+    ``timeout=`` to ``Context.call``.
     """
 
     def __init__(
@@ -151,7 +152,12 @@ class Session:
     ) -> Dict[str, Any]:
         """Stream ``local_path`` to ``remote_path`` in ``context`` (atomic, verified).
 
-        Returns ``{"size", "sha256", "mode", "path"}`` as written there.
+        ``mode`` (default: the local file's) is the mode of the file written there.
+        Returns ``{"size", "sha256", "mode", "path"}`` as written there. ``timeout``
+        is not used yet: the target waits up to 120 s for each chunk
+        (``_files.pull_file``'s own bound), and the transfer as a whole has no bound.
+        Raises ``CallError`` for what failed there (the destination then keeps its
+        old content), ``StreamError`` if the context is lost.
         """
         path = self.files.register(context.context_id, local_path)
         try:
@@ -162,7 +168,16 @@ class Session:
     def fetch_file(
         self, context: Context, remote_path: str, local_path: str, mode: Optional[int] = None, timeout: float = 120.0
     ) -> Dict[str, Any]:
-        """Stream ``remote_path`` from ``context`` to ``local_path`` (atomic, verified)."""
+        """Stream ``remote_path`` from ``context`` to ``local_path`` (atomic, verified).
+
+        ``mode`` (default: the remote file's) is the mode of the file written here.
+        ``timeout`` bounds each wait for the next chunk and for the target's reply
+        after the last, not the whole transfer. Returns ``{"size", "sha256", "mode",
+        "path"}`` as written here. Raises ``CallError`` for what failed there (a
+        missing file), ``TransferError`` (``_files``) on a size or checksum
+        mismatch, ``StreamError`` if the context is lost, ``TimeoutError``;
+        ``local_path`` then keeps its old content.
+        """
         recv = Receiver(self.router, respondent=context.context_id, persist=True)
         try:
             context.call_into(recv, _files.push_file, remote_path, 0, recv.handle)
