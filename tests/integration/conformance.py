@@ -16,8 +16,8 @@ Adding a transport (su, doas, podman, docker, ...) is one entry in ``TRANSPORTS`
 
 ``open_via`` opens what the target is started from (default: nothing, the
 controller starts it); ``open`` opens the context under test from there, a new
-interpreter each time. ``uid`` and ``python`` are what that interpreter must
-report. ``carrier`` says which process carries the stream to the target (default:
+interpreter each time. ``uid``, ``python`` (and ``version``, if given) are what
+that interpreter must report. ``carrier`` says which process carries the stream to the target (default:
 the program its parent started, ``program_of_target``); give ``program_of_via``
 where killing that program cuts nothing (sudo: its child inherits the pipes).
 The checks signal processes by the pids the targets report, so the controller must
@@ -81,6 +81,7 @@ class Transport:
     open: Callable[[api.Session, Optional[api.Context]], api.Context]
     uid: int
     python: str
+    version: Optional[Tuple[int, int]] = None  # the Python ``python`` is there, if known
     open_via: Callable[[api.Session], Optional[api.Context]] = lambda session: None
     carrier: Callable[[api.Session, Opened], Tuple[int, str]] = program_of_target
 
@@ -115,6 +116,8 @@ def start(t: Transport, session: api.Session, tmp_path: Any) -> None:
     assert pwd.getpwuid(info["uid"]).pw_name == pwd.getpwuid(t.uid).pw_name
     hello = session.hellos[ctx.context_id]
     assert info["python"] == hello["python"] and tuple(info["python"][:2]) >= (3, 6)
+    if t.version is not None:
+        assert tuple(info["python"][:2]) == t.version, info
     assert info["pid"] == hello["pid"] != os.getpid() and info["id"] == ctx.context_id
     if via is not None:
         assert via.call(rh.identity)["pid"] != info["pid"]

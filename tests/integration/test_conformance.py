@@ -9,6 +9,7 @@ reach, through an ssh login on h2). Adding one: see ``conformance.py``.
 from __future__ import annotations
 
 import os
+import subprocess
 from typing import Any, Callable, Dict, Optional
 
 import pytest
@@ -18,7 +19,8 @@ from tests.integration import conformance
 from tests.integration.conformance import Transport, program_of_via
 from tests.testbed.testbed import Testbed
 
-PY = "/usr/bin/python3"
+PY = "/usr/bin/python3"  # the testbed's hosts share /usr with the controller: the same Python
+VERSION = tuple(int(n) for n in subprocess.check_output([PY, "-c", "import sys; print(*sys.version_info[:2])"]).split())
 
 
 def _ssh(tb: Testbed, host: str, user: str, via: Optional[api.Context] = None) -> Callable[[api.Session], api.Context]:
@@ -32,14 +34,17 @@ def _ssh_via(tb: Testbed, host: str, user: str) -> Callable[[api.Session, Option
 
 # name -> the transport, given the session's testbed (None for those in LOCAL_ONLY)
 TRANSPORTS: Dict[str, Callable[[Any], Transport]] = {
-    "local": lambda tb: Transport("local", open=lambda s, via: s.local(python=PY), uid=os.getuid(), python=PY),
-    "ssh": lambda tb: Transport("ssh", open=lambda s, via: _ssh(tb, "h1", tb.users.key.name)(s), uid=tb.users.key.uid, python=PY),
+    "local": lambda tb: Transport("local", open=lambda s, via: s.local(python=PY), uid=os.getuid(), python=PY, version=VERSION),
+    "ssh": lambda tb: Transport(
+        "ssh", open=lambda s, via: _ssh(tb, "h1", tb.users.key.name)(s), uid=tb.users.key.uid, python=PY, version=VERSION
+    ),
     "sudo-ssh": lambda tb: Transport(
         "sudo-ssh",
         open_via=_ssh(tb, "h1", tb.users.sudo.name),
         open=lambda s, via: s.sudo(via=via, username="root"),
         uid=0,
         python=PY,
+        version=VERSION,
         carrier=program_of_via,  # sudo's child inherits the pipes: killing sudo cuts nothing
     ),
     "sudo-local": lambda tb: Transport(
@@ -48,6 +53,7 @@ TRANSPORTS: Dict[str, Callable[[Any], Transport]] = {
         open=lambda s, via: s.sudo(via=via, username=tb.users.key.name),
         uid=tb.users.key.uid,
         python=PY,
+        version=VERSION,
         carrier=program_of_via,
     ),
     "ssh-bastion": lambda tb: Transport(
@@ -56,6 +62,7 @@ TRANSPORTS: Dict[str, Callable[[Any], Transport]] = {
         open=_ssh_via(tb, "h3", tb.users.sudo.name),
         uid=tb.users.sudo.uid,
         python=PY,
+        version=VERSION,
     ),
 }
 LOCAL_ONLY = {"local"}  # the others need the testbed (its hosts, or its accounts)
