@@ -17,9 +17,10 @@ Adding a transport (su, doas, podman, docker, ...) is one entry in ``TRANSPORTS`
 ``open_via`` opens what the target is started from (default: nothing, the
 controller starts it); ``open`` opens the context under test from there, a new
 interpreter each time. ``uid``, ``python`` (and ``version``, if given) are what
-that interpreter must report. ``carrier`` says which process carries the stream to the target (default:
-the program its parent started, ``program_of_target``); give ``program_of_via``
-where killing that program cuts nothing (sudo: its child inherits the pipes).
+that interpreter must report. ``carrier`` says which process carries the stream to
+the target (default: the program its parent started, ``program_of_target``); give
+``program_of_via`` where killing that program cuts nothing (sudo: its child
+inherits the pipes, and serves on).
 The checks signal processes by the pids the targets report, so the controller must
 be able to (root, one PID namespace: the testbed's hosts share the controller's).
 
