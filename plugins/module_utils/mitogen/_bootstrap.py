@@ -38,9 +38,10 @@ import zlib
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from . import _transports
+from ._calls import Context, Receiver
 from ._errors import ConnectError, StreamError, TimeoutError
 from ._logs import OutputForwarder
-from ._router import Context, Receiver, Router
+from ._router import Router
 from ._wire import Message
 
 LOG = logging.getLogger("ns.mitogen.bootstrap")

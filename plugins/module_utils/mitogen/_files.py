@@ -27,8 +27,9 @@ import tempfile
 from typing import Any, Dict, Optional, Set
 
 from . import _codec
+from ._calls import Receiver
 from ._errors import CallError, Error, PeerProtocolError, RefusedError
-from ._router import Receiver, Router
+from ._router import Router
 from ._service import CHILDREN, Service, expose
 from ._wire import CALL_SERVICE, FLAG_ERROR, FLAG_LAST, Message
 

@@ -45,8 +45,9 @@ import zlib
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from . import _codec
+from ._calls import Receiver, is_dead
 from ._errors import PeerProtocolError, StreamError, TimeoutError
-from ._router import Receiver, Router, is_dead
+from ._router import Router
 from ._wire import GET_MODULE, IMPORT_POLICY, Message
 
 LOG = logging.getLogger("ns.mitogen.importer")

@@ -72,7 +72,7 @@ from types import CodeType, ModuleType
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from . import _isolation, _target
-from ._router import AfterReply
+from ._calls import AfterReply
 
 LOG = logging.getLogger("ns.mitogen.runner")
 
@@ -100,7 +100,7 @@ def run_module(request: Dict[str, Any], source: Optional[bytes] = None) -> Any:
     A call target: the reply goes as an ``AfterReply``, whose ``then`` puts the
     process state back once the reply is on its way (~0.5 ms off every task's path;
     the run lock is held until then, and calls that arrive meanwhile wait for it:
-    see ``_router.AfterReply``). With ``log`` (-vvv) the state is put back first, so
+    see ``_calls.AfterReply``). With ``log`` (-vvv) the state is put back first, so
     that what the restoring logs is in the run's records.
     """
     if source is not None and isinstance(request, dict):

@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
+from ._calls import Receiver
 from ._errors import CallError, PeerProtocolError, RefusedError
-from ._router import Receiver, Router
+from ._router import Router
 from ._wire import CALL_SERVICE, FLAG_ERROR, Message
 
 LOG = logging.getLogger("ns.mitogen.service")

@@ -30,10 +30,11 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from . import _bootstrap, _files
 from ._broker import Broker
+from ._calls import Context, Receiver
 from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError, StreamError, TimeoutError
 from ._importer import Responder
 from ._logs import LogReceiver
-from ._router import Context, Receiver, Router
+from ._router import Router
 from ._service import ServiceRegistry
 from ._transports import SpecError, make
 
