@@ -5,7 +5,7 @@
 Owns: ``Importer`` (a ``sys.meta_path`` finder in every non-root context) and
 ``Responder`` (answers ``GET_MODULE`` from direct children, in every context).
 
-Rules it keeps:
+Rules it keeps (the allow-list decisions are ``_allowlist.ImportPolicy``'s, pure):
 - Only module trees on the allow-list (``prefixes``) are ever served, and on the
   controller their source is read from the controller's own files. A request for
   anything else is refused and counted; no other module of the controller leaks.
@@ -45,6 +45,7 @@ import zlib
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from . import _codec
+from ._allowlist import EMPTY, FETCH, PROVIDED, REFUSE, ImportPolicy
 from ._calls import Receiver, is_dead
 from ._errors import PeerProtocolError, StreamError, TimeoutError
 from ._router import Router
@@ -154,26 +155,6 @@ def _names(text: bytes) -> List[str]:
     return out
 
 
-def _segments_match(name: List[str], prefix: List[str]) -> bool:
-    return all(p == "*" or p == n for n, p in zip(name, prefix))
-
-
-def is_allowed(name: str, prefixes: Sequence[str]) -> bool:
-    """True if ``name`` is in, or is an ancestor package of, an allowed tree.
-
-    A prefix segment ``*`` matches any one name segment, so
-    ``ansible_collections.*.*.plugins.module_utils`` allows every collection's
-    module_utils and nothing else of those collections.
-    """
-    parts = name.split(".")
-    return any(_segments_match(parts, prefix.split(".")) for prefix in prefixes)
-
-
-def _in_tree(name: str, prefixes: Sequence[str]) -> bool:
-    parts = name.split(".")
-    return any(len(parts) >= len(p) and _segments_match(parts, p) for p in (prefix.split(".") for prefix in prefixes))
-
-
 def pack_bundle(bundle: Dict[str, Entry]) -> bytes:
     """A module bundle as it crosses a hop: encoded, then compressed (sources shrink ~4x)."""
     return zlib.compress(_codec.encode(bundle), 6)
@@ -211,7 +192,7 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def __init__(self, router: Router, prefixes: Sequence[str], cache: Dict[str, Entry]) -> None:
         self.router = router
-        self.prefixes = list(prefixes)
+        self.policy = ImportPolicy(prefixes)
         self.cache: Dict[str, Entry] = dict(cache)
         self._lock = threading.Lock()
         self._inflight: Dict[str, threading.Event] = {}
@@ -221,15 +202,17 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __repr__(self) -> str:
         return "Importer(cached=%d, prefixes=%r)" % (len(self.cache), self.prefixes)
 
+    @property
+    def prefixes(self) -> List[str]:
+        return self.policy.prefixes
+
     def _on_policy(self, msg: Message) -> None:
-        prefixes = msg.decode()
-        if isinstance(prefixes, list) and all(isinstance(p, str) for p in prefixes):
-            self.prefixes = prefixes
+        self.policy.update(msg.decode())
 
     # -- finder -------------------------------------------------------------------
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Optional[importlib.machinery.ModuleSpec]:
         if fullname not in self.cache:
-            if not is_allowed(fullname, self.prefixes) or self.router.broker.on_thread:
+            if not self.policy.should_fetch(fullname, self.cache) or self.router.broker.on_thread:
                 return None
             try:
                 self.fetch(fullname)
@@ -307,7 +290,7 @@ class Responder:
     def __init__(self, router: Router, prefixes: Sequence[str], importer: Optional[Importer] = None) -> None:
         self.router = router
         self.importer = importer
-        self._prefixes = list(prefixes)
+        self._policy = ImportPolicy(prefixes)
         self._local: Dict[str, Entry] = {}  # controller: sources read from disk
         self._provided: Dict[str, bytes] = {}  # controller: package name -> the source it is served as
         # module -> names whose trees go with it the first time a child gets it (hints
@@ -323,16 +306,20 @@ class Responder:
         return "Responder(prefixes=%r)" % (self.prefixes,)
 
     @property
+    def policy(self) -> ImportPolicy:
+        """This context's allow-list: its importer's (updated by the parent), or its own."""
+        return self.importer.policy if self.importer is not None else self._policy
+
+    @property
     def prefixes(self) -> List[str]:
-        return self.importer.prefixes if self.importer is not None else self._prefixes
+        return self.policy.prefixes
 
     def allow(self, prefix: str) -> None:
         """Serve the module tree ``prefix`` too (controller only); tell children."""
-        if prefix not in self._prefixes:
-            self._prefixes.append(prefix)
+        self._policy.add(prefix)
         for cid in list(self.sent) + [s.remote_id for s in self.router.broker.streams if s is not self.router.parent]:
             if cid > 0:
-                self.router.send(Message.encoded(list(self._prefixes), dst_id=cid, handle=IMPORT_POLICY))
+                self.router.send(Message.encoded(list(self._policy.prefixes), dst_id=cid, handle=IMPORT_POLICY))
 
     def provide(self, name: str, source: bytes) -> None:
         """Serve package ``name`` as ``source`` (controller only; before any child asks).
@@ -354,9 +341,10 @@ class Responder:
         if name in self._local:
             return self._local[name]
         entry: Optional[Entry] = None
-        if name in self._provided:
+        source = self.policy.source_of(name, self._provided)
+        if source == PROVIDED:
             entry = (True, "<ns.mitogen:%s>" % name, self._provided[name], ())
-        elif not _in_tree(name, self.prefixes):
+        elif source == EMPTY:
             # An ancestor package of an allowed tree: served empty, never its source.
             entry = (True, "<ns.mitogen:%s>" % name, b"", ())
         else:
@@ -391,15 +379,7 @@ class Responder:
         return (is_pkg, "master:%s" % origin, source, tuple(sorted(self._related(name, is_pkg, source))))
 
     def _related(self, name: str, is_pkg: bool, source: bytes) -> Set[str]:
-        out = set()
-        for mod in imported_names(name, is_pkg, source):
-            # Include ancestors: importing a.b.c imports a and a.b first.
-            parts = mod.split(".")
-            for i in range(1, len(parts) + 1):
-                sub = ".".join(parts[:i])
-                if sub != name and is_allowed(sub, self.prefixes):
-                    out.add(sub)
-        return out
+        return self.policy.related(name, imported_names(name, is_pkg, source))
 
     def warm(self, names: Sequence[str]) -> int:
         """Read ``names`` and what they import, before anyone asks (controller; any thread).
@@ -410,7 +390,7 @@ class Responder:
         """
         if self.importer is not None:
             return 0
-        self._closure(names, self._load_local, lambda mod: not is_allowed(mod, self.prefixes))
+        self._closure(names, self._load_local, lambda mod: not self.policy.allows(mod))
         return len(self._local)
 
     @staticmethod
@@ -448,7 +428,7 @@ class Responder:
         booted = self.booted.get(child, frozenset())
         todo = [name]
         if name not in have:  # companions are hints: only allowed trees, as ever
-            todo += [c for c in self.companions.get(name, []) if is_allowed(c, self.prefixes)]
+            todo += self.policy.companions(self.companions.get(name, []))
         bundle = self._closure(todo, self._lookup, lambda mod: (mod in have or mod in booted) and mod != name)
         for mod in bundle:
             have[mod] = have.get(mod, 0) + 1
@@ -456,16 +436,15 @@ class Responder:
 
     def _on_get_module(self, msg: Message) -> None:
         name = msg.decode()
-        if not isinstance(name, str):
-            raise PeerProtocolError("GET_MODULE body is not a module name")
-        if not is_allowed(name, self.prefixes):
+        action = self.policy.request(name, None if self.importer is None else self.importer.cache)
+        if action == REFUSE:
             self.refused += 1
             LOG.warning(
                 "%s: refused module %r to %s: not on the allow-list", self.router.name, name, self.router.name_of(msg.src_id)
             )
             self.router.send(msg.reply_message(pack_bundle({name: (False, "", None, ())})))
             return
-        if self.importer is not None and name not in self.importer.cache:
+        if action == FETCH and self.importer is not None:
             self._fetch_upwards(self.importer, name, msg)
             return
         self.router.send(msg.reply_message(pack_bundle(self._bundle(name, msg.src_id))))
