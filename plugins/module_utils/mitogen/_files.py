@@ -162,10 +162,14 @@ class FileService(Service):
         else:
             self._registered.get(context_id, set()).discard(os.path.abspath(path))
 
+    def allows(self, caller: int, path: str) -> bool:
+        """May ``caller`` read ``path``? Only the very path registered for it (no I/O)."""
+        return path in self._registered.get(caller, ())
+
     @expose(CHILDREN, path=str, handle=int)
     def fetch(self, caller: int, path: str, handle: int) -> Dict[str, Any]:
         """Stream ``path`` to ``handle`` in ``caller`` if it was registered for it."""
-        if path not in self._registered.get(caller, ()):
+        if not self.allows(caller, path):
             raise RefusedError(
                 "%s: %s may not read %r: the file was not registered for it"
                 % (self.router.name, self.router.name_of(caller), path)
