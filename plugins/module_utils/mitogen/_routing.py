@@ -163,8 +163,9 @@ class RouteTable:
         return msg.stream is None or msg.stream is self.parent
 
     def from_child_stream(self, msg: Message) -> bool:
-        """Admit messages sent by a direct child over its own stream."""
-        return msg.stream is not None and msg.stream is not self.parent and self.peers.get(msg.stream) == msg.src_id
+        """Admit messages sent by a direct child over its own stream (never the parent's:
+        ``peers`` holds only streams ``attach`` gave a child)."""
+        return msg.stream is not None and self.peers.get(msg.stream) == msg.src_id
 
     def reply_policy(self, respondent: int) -> Policy:
         """Admit messages from ``respondent``, and errors from hops on the way to it."""
