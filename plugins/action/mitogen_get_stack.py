@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import redacted
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import redacted
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
 

@@ -342,7 +342,7 @@ from typing import Any, Dict, List, Optional
 from ansible.errors import AnsibleError
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _options
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase, split_words
 
@@ -382,7 +382,7 @@ class Connection(MitogenConnectionBase):
         return str(user) if user else None
 
     def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
-        argv = _transports.make(spec).argv([])
+        argv = api.make_transport(spec).argv([])
         argv[-1] = cmd  # the remote login shell runs it, as with ansible.builtin.ssh
         if use_pty:
             argv.insert(argv.index("--"), "-tt")
@@ -395,7 +395,7 @@ class Connection(MitogenConnectionBase):
             return
         login = self._request("connect", stack=stack[:1])["hello"].get("login_output")
         if login:
-            argv = _transports.make(stack[0]).argv([])[:-1]
+            argv = api.make_transport(stack[0]).argv([])[:-1]
             display.vvv("SSH: EXEC %s <the interpreter's start>" % shlex.join(argv), host=self._host_name())
             display.vvv(login.rstrip(), host=self._host_name())
 

@@ -20,7 +20,7 @@ from ansible.executor import module_common
 from ansible.release import __author__ as ANSIBLE_AUTHOR
 from ansible.release import __version__ as ANSIBLE_VERSION
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import CORE_MIN_PYTHON
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import CORE_MIN_PYTHON
 
 VERSION: Tuple[int, int] = tuple(int(p) for p in ANSIBLE_VERSION.split(".")[:2])  # type: ignore[assignment]
 

@@ -41,13 +41,14 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
     ProtocolError,
     StreamError,
 )
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._transports import redacted
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import redacted
 from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _compat,
     _debug,
     _failures,
     _fetch,
     _mux,
+    _mux_client,
     _oneshot,
     _options,
     _original,
@@ -138,7 +139,7 @@ class MitogenConnectionBase(ConnectionBase):
         # Workers are told the playbook's pid; the one caller that is not (the strategy's
         # meta: reset_connection) runs in the playbook process itself.
         self._playbook_pid = int(kwargs.get("ansible_playbook_pid") or os.getpid())
-        self._client: Optional[_mux.MuxClient] = None
+        self._client: Optional[_mux_client.MuxClient] = None
         self._contexts: Dict[str, int] = {}
         self._real_become: Any = None
         self._original_checked = False
@@ -274,7 +275,7 @@ class MitogenConnectionBase(ConnectionBase):
         if self._client is None:
             try:
                 _debug.start("worker")
-                self._client = _mux.connect_client(self._playbook_pid, collection_roots, _compat.ansiballz_package_stubs())
+                self._client = _mux_client.connect_client(self._playbook_pid, collection_roots, _compat.ansiballz_package_stubs())
             except (OSError, ConnectError) as exc:
                 raise AnsibleConnectionFailure("ns.mitogen: cannot reach the multiplexer: %s" % exc) from None
         self._connected = True

@@ -11,7 +11,7 @@ to the multiplexer, with its duration). Nothing is written on targets.
 Rules it keeps: log files are private to their owner (0600, also when the file or
 its directory existed before with looser modes: the directory is the user's own
 business, its files are made private); nothing that is logged carries a secret
-(connection specs go through ``_transports.redacted``; task data is never logged).
+(connection specs go through ``api.redacted``; task data is never logged).
 
 Never imports Ansible: the multiplexer uses it too.
 """

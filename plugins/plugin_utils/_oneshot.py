@@ -15,7 +15,7 @@ import select
 import time
 from typing import Any, Dict, List, Sequence, Tuple
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap, _transports
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError
 
 
@@ -29,18 +29,18 @@ def run_once(spec: Dict[str, Any], argv: List[str], stdin: bytes = b"") -> Tuple
     of 255 (ssh's own failure) is retried as the spec's ``connect_retries`` say,
     unless a password was typed.
     """
-    pauses = _transports.make(spec).retry_pauses()
+    pauses = api.make_transport(spec).retry_pauses()
     for pause in pauses:
-        transport = _transports.make(spec)
+        transport = api.make_transport(spec)
         result = _run(transport, argv, stdin)
         if result[0] != 255 or transport.prompts_answered:  # as ansible.builtin.ssh: retry ssh's own failure
             return result
         time.sleep(pause)
-    return _run(_transports.make(spec), argv, stdin)
+    return _run(api.make_transport(spec), argv, stdin)
 
 
-def _run(transport: _transports.Transport, argv: List[str], stdin: bytes) -> Tuple[int, bytes, bytes]:
-    proc = _bootstrap.ChildProcess(argv, transport.use_pty, transport.describe())
+def _run(transport: api.Transport, argv: List[str], stdin: bytes) -> Tuple[int, bytes, bytes]:
+    proc = api.ChildProcess(argv, transport.use_pty, transport.describe())
     one = _OneShot(transport, proc, stdin)
     finished = False
     try:
@@ -53,7 +53,7 @@ def _run(transport: _transports.Transport, argv: List[str], stdin: bytes) -> Tup
 
 
 class _OneShot:
-    def __init__(self, transport: _transports.Transport, proc: _bootstrap.ChildProcess, stdin: bytes) -> None:
+    def __init__(self, transport: api.Transport, proc: api.ChildProcess, stdin: bytes) -> None:
         self.t = transport
         self.proc = proc
         self.pending = stdin
@@ -77,14 +77,14 @@ class _OneShot:
                 self.close(["stdin"])  # the command sees the end of its input
             rl, wl, _unused = select.select(list(readers), [p.stdin] if "stdin" in self.open else [], [], 1.0)
             if wl:
-                self.pending = _bootstrap.write_some(p.stdin, self.pending)  # b"" if the command stopped reading
+                self.pending = api.write_some(p.stdin, self.pending)  # b"" if the command stopped reading
             for fd in rl:
                 self._read(fd, readers)
         return p.proc.wait(), b"".join(self.seen["stdout"]), b"".join(self.seen["stderr"])
 
     def _read(self, fd: int, readers: Dict[int, str]) -> None:
         channel = readers[fd]
-        data = _bootstrap.read_some(fd)
+        data = api.read_some(fd)
         if not data:
             del readers[fd]
             return

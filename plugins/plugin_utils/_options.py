@@ -21,7 +21,7 @@ import ansible.constants as C
 from ansible.errors import AnsibleOptionsError
 from ansible.module_utils.parsing.convert_bool import BOOLEANS
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 
 # option -> (least value, greatest value or None, what it counts)
 RANGES: Dict[str, Tuple[int, Optional[int], str]] = {
@@ -235,7 +235,7 @@ def pty_closed_notice(args: List[str], host: str) -> bytes:
     ``ControlMaster=auto`` with ``ControlPersist``), "Connection to HOST closed."
     without one, nothing when ssh is quiet (``-q``, ``LogLevel`` below INFO).
     """
-    option = functools.partial(_transports.option_value, args)
+    option = functools.partial(api.option_value, args)
     if "-q" in args or (option("LogLevel") or "INFO").upper() in ("QUIET", "FATAL", "ERROR"):
         return b""
     master = (option("ControlMaster") or "no").lower() not in ("no", "false")

@@ -32,7 +32,7 @@ import ansible.constants as C
 from ansible.executor import module_common
 from ansible.plugins.loader import module_utils_loader
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _importer
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
 
 MARKER = b"#!ns.mitogen run-module\n"
@@ -195,7 +195,7 @@ def _custom_module_utils_dirs() -> List[str]:
 def _imported_module_utils(source: bytes) -> Set[str]:
     """First names below ``ansible.module_utils`` that ``source`` imports anywhere."""
     names: Set[str] = set()
-    for name in _importer.imported_names("ansible.legacy.module", False, source):
+    for name in api.imported_names("ansible.legacy.module", False, source):
         parts = name.split(".")
         if parts[:2] == ["ansible", "module_utils"] and len(parts) > 2:
             names.add(parts[2])

@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator, Optional
 
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux, _original, _planner
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux_server, _original, _planner
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import collection_roots
 
 display = Display()
@@ -105,7 +105,7 @@ class MitogenStrategyMixin:
         if not MitogenStrategyMixin._nsm_started:
             # Start the multiplexer now, from the main process, so workers find it
             # (not waiting for it: its socket takes their requests meanwhile).
-            _mux.start(os.getpid(), collection_roots(), _compat.ansiballz_package_stubs())
+            _mux_server.start(os.getpid(), collection_roots(), _compat.ansiballz_package_stubs())
             _original.check_environment(display.warning)
             try:
                 _preload()

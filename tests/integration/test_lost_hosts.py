@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux, _mux_client
 from tests.integration.test_ansible_connection import BIN, inventory, playbook_environ, run_playbook
 from tests.testbed.netns import netns_inode, pids_in_netns
 
@@ -151,7 +151,7 @@ def test_killed_mux_names_itself_and_leaves_no_files(testbed, tmp_path, strategy
         assert _wait_for(lambda: _sleeping(testbed, "h1") and _sleeping(testbed, "h2"), 60), (
             tmp_path / "ansible.log"
         ).read_text()
-        client = _mux.MuxClient(path)
+        client = _mux_client.MuxClient(path)
         try:
             pid = client.request("ping")["pid"]
         finally:

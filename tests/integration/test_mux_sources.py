@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux, _mux_client
 from tests.integration.runner_support import full_args, make_request, module_path
 
 STACK = [{"method": "local", "python": sys.executable}]
@@ -22,7 +23,7 @@ STACK = [{"method": "local", "python": sys.executable}]
 @pytest.fixture
 def client(playbook):
     """A client of a mux serving a stand-in playbook process (which checks the mux exits)."""
-    client = _mux.connect_client(playbook.pid, [])
+    client = _mux_client.connect_client(playbook.pid, [])
     try:
         yield client
     finally:
@@ -72,6 +73,6 @@ def test_a_call_whose_arguments_are_not_encoded_is_refused_not_relayed(client, t
     """The mux relays a call's arguments as the worker encoded them, unread: anything
     else (a decoded tuple from a client of another shape) is an error for that call."""
     with pytest.raises(Exception, match="malformed call"):
-        client.request("call", key=_mux.stack_key(STACK), stack=_mux._codec.encode(STACK), ref=_mux.RUN_MODULE, args=("x",))
+        client.request("call", key=_mux.stack_key(STACK), stack=api.encode(STACK), ref=_mux.RUN_MODULE, args=("x",))
     request = _request(module_path("ping"), tmp_path)
     assert _run(client, request)["rc"] == 0  # the mux serves on

@@ -1,6 +1,6 @@
 """Starting the multiplexer: real mux processes, each serving a stand-in playbook process.
 
-``_mux.start()`` binds the socket and hands it to a new mux without waiting for it;
+``_mux_server.start()`` binds the socket and hands it to a new mux without waiting for it;
 these tests check that clients are served from the first moment, that a running mux
 is reused rather than replaced, that a stale socket file is taken over, and that a
 client of a mux that dies reads a clear error instead of hanging.
@@ -19,11 +19,11 @@ import time
 import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import StreamError
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux, _mux_client, _mux_server
 
 
 def mux_pid(path: str) -> int:
-    client = _mux.MuxClient(path)
+    client = _mux_client.MuxClient(path)
     try:
         return int(client.request("ping")["pid"])
     finally:
@@ -31,8 +31,8 @@ def mux_pid(path: str) -> int:
 
 
 def test_clients_are_served_while_the_mux_is_still_starting(playbook):
-    path = _mux.start(playbook.pid, [])
-    client = _mux.MuxClient(path)  # at once: the socket listens before the mux has imported anything
+    path = _mux_server.start(playbook.pid, [])
+    client = _mux_client.MuxClient(path)  # at once: the socket listens before the mux has imported anything
     try:
         reply = client.request("ping")
         assert reply["contexts"] == 0 and reply["pid"] != os.getpid()
@@ -41,10 +41,10 @@ def test_clients_are_served_while_the_mux_is_still_starting(playbook):
 
 
 def test_a_running_mux_is_reused_not_replaced(playbook):
-    path = _mux.start(playbook.pid, [])
+    path = _mux_server.start(playbook.pid, [])
     first = mux_pid(path)
-    assert _mux.start(playbook.pid, []) == path
-    client = _mux.connect_client(playbook.pid, [])
+    assert _mux_server.start(playbook.pid, []) == path
+    client = _mux_client.connect_client(playbook.pid, [])
     try:
         assert client.request("ping")["pid"] == first
     finally:
@@ -54,8 +54,8 @@ def test_a_running_mux_is_reused_not_replaced(playbook):
 def test_the_first_module_runs_preparation_waits_for_the_first_child(playbook):
     """The prepare thread (CPU-bound) starts as the first child spawns, not at start-up,
     where it held the GIL while the first connection's thread was spawning ssh."""
-    path = _mux.start(playbook.pid, [])
-    client = _mux.MuxClient(path)
+    path = _mux_server.start(playbook.pid, [])
+    client = _mux_client.MuxClient(path)
     try:
         time.sleep(0.5)
         assert client.request("ping")["prepared"] is False
@@ -70,7 +70,7 @@ def test_a_stale_socket_file_is_taken_over(playbook):
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(path)  # bound, never listening: what a killed mux leaves behind
     stale.close()
-    client = _mux.connect_client(playbook.pid, [])
+    client = _mux_client.connect_client(playbook.pid, [])
     try:
         assert client.request("ping")["contexts"] == 0
     finally:
@@ -83,9 +83,9 @@ def test_a_client_of_a_mux_that_dies_names_it_and_removes_its_files(playbook, tm
     lock file, which it could not remove itself, are gone."""
     if log_dir:
         monkeypatch.setenv("NS_MITOGEN_LOG_DIR", str(tmp_path))
-    path = _mux.start(playbook.pid, [])
+    path = _mux_server.start(playbook.pid, [])
     pid = mux_pid(path)
-    client = _mux.MuxClient(path)
+    client = _mux_client.MuxClient(path)
     os.kill(pid, signal.SIGKILL)
     where = "see %s" % (tmp_path / ("mux-%d.log" % pid)) if log_dir else "set NS_MITOGEN_LOG_DIR to a directory"
     with pytest.raises(StreamError, match=r"multiplexer \(pid %d\) died: .*%s" % (pid, re.escape(where))):
@@ -104,7 +104,7 @@ def test_files_a_killed_mux_left_are_removed_at_the_next_start(playbook):
     sock.close()
     with open(stale + ".lock", "w") as fp:
         fp.write("12345\n")
-    _mux.start(playbook.pid, [])
+    _mux_server.start(playbook.pid, [])
     assert not os.path.exists(stale) and not os.path.exists(stale + ".lock")
 
 
@@ -117,7 +117,7 @@ def test_the_mux_keeps_none_of_its_starters_descriptors(playbook):
     """
     read_end, write_end = os.pipe()
     try:
-        path = _mux.start(playbook.pid, [])
+        path = _mux_server.start(playbook.pid, [])
         pid = mux_pid(path)
         pipe = os.readlink("/proc/self/fd/%d" % write_end)
         held = {fd: os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)}

@@ -21,7 +21,7 @@ init_plugin_loader()
 strategy_loader.get("ns.mitogen.linear", class_only=True)
 connection_loader.get("ns.mitogen.ssh", class_only=True)
 out = {}
-for name in ("plugins.plugin_utils._mux", "plugins.plugin_utils._connection",
+for name in ("plugins.plugin_utils._mux_server", "plugins.plugin_utils._connection",
              "plugins.module_utils.mitogen._router", "plugins.module_utils.mitogen._broker"):
     mod = sys.modules["ansible_collections.ns.mitogen." + name]
     out[name] = {

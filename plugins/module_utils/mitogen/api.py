@@ -29,14 +29,17 @@ import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from . import _bootstrap, _files
-from ._broker import Broker
-from ._calls import Context, Receiver
+from ._bootstrap import ChildProcess, read_some, write_some
+from ._broker import Broker, Stream
+from ._calls import Context, Receiver, dead_error, is_dead
+from ._codec import Encoded, decode, encode
 from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError, StreamError, TimeoutError
-from ._importer import Responder
+from ._importer import Responder, imported_names
 from ._logs import LogReceiver
 from ._router import Router
 from ._service import ServiceRegistry
-from ._transports import SpecError, make
+from ._transports import CORE_MIN_PYTHON, SpecError, Transport, make, option_value, redacted
+from ._wire import CALL_FUNCTION, DEFAULT_MAX_MESSAGE, FLAG_ERROR, FrameParser, Message, check_size
 
 __all__ = [
     "Session",
@@ -198,3 +201,71 @@ class Session:
         self.broker.join(timeout)
         self.router.close()
         _bootstrap.reap_all(timeout / 2, owner=self.router)
+
+
+# -- the controller toolkit -----------------------------------------------------------
+# What ns.mitogen's own controller code (plugins/plugin_utils, plugins/connection, ...)
+# uses of the core besides ``Session``: the one boundary it imports through (with
+# ``_errors``; tests/unit/test_boundaries.py holds it to that). The names stay here
+# whichever private module implements them. Contracts:
+#
+# Connection specs and transports
+#   ``make_transport(spec)``: the ``Transport`` for a hop spec (raises ``SpecError``):
+#       ``argv(first_stage)``, ``describe()``, ``use_pty``, ``on_text(channel, text)``
+#       (the answer to a prompt, or None; raises ``ConnectError``), ``prompts_answered``,
+#       ``retry_pauses()``.
+#   ``redacted(value)``: a copy of a spec (or stack, or any JSON-like value) with every
+#       secret (passwords, key material) replaced; for logs and reports.
+#   ``option_value(argv, name)``: the value ssh uses for ``-o name=...`` in an ssh
+#       argv (the first one given, as ssh reads it), else None.
+#   ``CORE_MIN_PYTHON``: the oldest target Python the core runs on, a (major, minor) tuple.
+#   ``CORE_PACKAGE``: the core's package name (target functions are named under it).
+#
+# Child programs (one command through a transport, no interpreter: ``_oneshot``)
+#   ``ChildProcess(argv, use_pty, name)``: a started child with ``stdin``, ``stdout``,
+#       ``stderr_fd``, ``tty_fd`` (None without a pty), ``proc``; ``reap_and_forget(t)``.
+#   ``read_some(fd)``: what a child's pipe or pty holds now (b"" at its end);
+#   ``write_some(fd, pending)``: the rest of ``pending`` after one non-blocking write
+#       (b"" if the reader is gone).
+#
+# The wire, for a relay of calls (the multiplexer)
+#   ``Message`` (``encoded(value, **header)``, ``decode()``, ``pack()``, header fields),
+#   ``FrameParser().feed(data)`` -> complete messages, ``check_size(msg, limit)`` (raises
+#   ``ProtocolError``), ``DEFAULT_MAX_MESSAGE``, ``CALL_FUNCTION`` (the handle a call goes
+#   to), ``FLAG_ERROR`` (the body is an error); ``encode(value)`` / ``decode(data)`` (the
+#   codec), ``Encoded(data)`` (bytes already encoded, embedded as they are);
+#   ``Stream(broker, rfd, wfd, name, on_message=, on_disconnect=, max_message=)``, a
+#   framed stream the broker thread serves; ``is_dead(reply)`` / ``dead_error(reply)``:
+#   whether a reply says its route died, and the ``StreamError`` naming why.
+#
+# Module sources
+#   ``imported_names(name, is_pkg, source)``: the absolute names ``source`` (module
+#   ``name``) may import, modules and ``from`` targets, found statically.
+
+CORE_PACKAGE = _bootstrap.PACKAGE
+make_transport = make
+
+__all__ += [
+    "CALL_FUNCTION",
+    "CORE_MIN_PYTHON",
+    "CORE_PACKAGE",
+    "DEFAULT_MAX_MESSAGE",
+    "FLAG_ERROR",
+    "ChildProcess",
+    "Encoded",
+    "FrameParser",
+    "Message",
+    "Stream",
+    "Transport",
+    "check_size",
+    "dead_error",
+    "decode",
+    "encode",
+    "imported_names",
+    "is_dead",
+    "make_transport",
+    "option_value",
+    "read_some",
+    "redacted",
+    "write_some",
+]

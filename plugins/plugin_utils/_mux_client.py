@@ -1,0 +1,115 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A worker's side of the multiplexer (private; see ``_mux``).
+
+Owns: ``MuxClient``, one blocking connection to the mux per worker process, and
+``connect_client()``, which starts the mux (``_mux_server.start``) when none serves
+the run yet.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError, StreamError
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
+    DEFAULT_MAX_MESSAGE,
+    FrameParser,
+    Message,
+    check_size,
+    encode,
+)
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _muxfiles
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import socket_path, stack_key
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_server import start
+
+
+class MuxClient:
+    """A blocking client of the mux, one per worker process."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.mux_pid = _muxfiles.recorded_pid(path)  # to name it if it dies (diagnose_loss)
+        self._parser = FrameParser()
+        self._next = 1
+        self._ready: List[Message] = []
+
+    def __repr__(self) -> str:
+        return "MuxClient(%s)" % self.path
+
+    def call(
+        self,
+        stack: List[Dict[str, Any]],
+        ref: Tuple[str, str],
+        args: Tuple[Any, ...],
+        context_id: Optional[int] = None,
+        source_id: Optional[str] = None,
+        source_path: Optional[str] = None,
+    ) -> Any:
+        """Run ``ref`` (module, function) with ``args`` in the context for ``stack``.
+
+        ``context_id`` if known (a ``connect`` answered it); else the mux finds or
+        starts the context by the stack. For a module run, ``source_id`` and
+        ``source_path`` let the mux attach the module's source where it was never
+        sent (``source_path`` None: the request carries it). The stack and the
+        arguments are encoded here: the mux relays them without decoding.
+        """
+        where: Dict[str, Any] = {"context_id": context_id}
+        if context_id is None:
+            where = {"key": stack_key(stack), "stack": encode(stack)}
+        return self.request("call", ref=ref, args=encode(tuple(args)), source_id=source_id, source_path=source_path, **where)
+
+    def request(self, method: str, **kwargs: Any) -> Any:
+        """Send one request and return its decoded reply (raises the remote error).
+
+        Raises ``ProtocolError`` (nothing sent) for a request over the frame limit.
+        """
+        handle = self._next
+        self._next += 1
+        msg = Message.encoded((method, kwargs), handle=0, reply_to=handle)
+        check_size(msg, DEFAULT_MAX_MESSAGE)  # the mux would drop this worker's stream for it
+        data = msg.pack()
+        try:
+            self.sock.sendall(data)
+            while True:
+                for i, msg in enumerate(self._ready):
+                    if msg.handle == handle:
+                        del self._ready[i]
+                        return msg.decode()
+                data = self.sock.recv(262144)
+                if not data:
+                    raise StreamError(_muxfiles.diagnose_loss(self.path, "", self.mux_pid))
+                self._ready.extend(self._parser.feed(data))
+        except OSError as exc:  # it died with our request unread: reset, not end of file
+            raise StreamError(_muxfiles.diagnose_loss(self.path, ": %s" % exc, self.mux_pid)) from None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def connect_client(
+    playbook_pid: int,
+    paths: Union[None, List[str], Callable[[], List[str]]] = None,
+    packages: Optional[Dict[str, bytes]] = None,
+) -> MuxClient:
+    """A client of the mux serving ``playbook_pid``, starting the mux if needed.
+
+    ``paths`` (collection roots, or a function giving them, called only if a mux
+    must start) go on the new mux's ``sys.path``, so it can serve the module_utils
+    of every installed collection; ``packages`` as for ``main()``.
+    """
+    path = socket_path(playbook_pid)
+    try:
+        return MuxClient(path)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED):
+            raise
+    start(playbook_pid, paths() if callable(paths) else paths, packages)
+    try:
+        return MuxClient(path)
+    except OSError as exc:
+        raise ConnectError("ns.mitogen multiplexer", "cannot connect to %s: %s" % (path, exc)) from None

@@ -1,0 +1,453 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The multiplexer's process: serving workers, and starting it (private; see ``_mux``).
+
+Owns: ``MuxServer`` (the requests ``_mux`` lists, served from the broker thread and
+the pool), ``main()`` (the process's entry point) and ``start()``, which binds the
+socket and forks the mux from the calling process (``_spawn``, ``_detach``). Uses
+nothing of Ansible's, only the core (through ``api``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import warnings
+from typing import Any, Callable, Dict, List, Optional, Set
+
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, Error, StreamError
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
+    CALL_FUNCTION,
+    FLAG_ERROR,
+    Context,
+    Encoded,
+    Message,
+    Session,
+    Stream,
+    check_size,
+    dead_error,
+    decode,
+    is_dead,
+)
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _muxfiles
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
+    FIRST_RUN_MODULES,
+    MODULE_TREES,
+    RUN_MODULE,
+    RUNNER,
+    RUNNER_COMPANIONS,
+    socket_path,
+    stack_key,
+)
+
+LOG = logging.getLogger("ns.mitogen.mux")
+
+
+class MuxServer:
+    """Serves workers on ``path`` until ``watch_pid`` exits."""
+
+    def __init__(self, path: str, watch_pid: int, listen_fd: int, packages: Optional[Dict[str, bytes]] = None) -> None:
+        self.path = path
+        self.watch_pid = watch_pid
+        # Targets may import Ansible's module_utils and every collection's module_utils
+        # (never other controller code): the in-process module runner needs them.
+        # With debug logs on, targets forward every record (named after the target).
+        level = logging.DEBUG if _debug.enabled() else logging.WARNING
+        self.session = Session(allow_imports=MODULE_TREES, connect_timeout=60.0, log_level=level)
+        self.router = self.session.router
+        self.router.pool.size = 256
+        self._contexts: Dict[str, Context] = {}
+        self._starting: Dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._prepared = False
+        self._sources: Dict[str, bytes] = {}  # source_id -> a module's source, read for _source_to_attach
+        self._delivered: Dict[int, Set[str]] = {}  # context_id -> source_ids it was sent
+        self.router.on_route_lost.append(self._forget)
+        self.session.responder.companions[RUNNER] = RUNNER_COMPANIONS
+        for name, source in (packages or {}).items():  # ansible/__init__ as AnsiballZ has it
+            self.session.responder.provide(name, source)
+        self._methods: Dict[str, Callable[..., Any]] = {
+            "ping": self.ping,
+            "connect": self.connect,
+            "push_file": self.push_file,
+            "fetch_file": self.fetch_file,
+            "reset": self.reset,
+        }
+        # Last: the broker thread serves requests as soon as it accepts.
+        self._sock = socket.socket(fileno=listen_fd)  # bound and listening: see start()
+        self._sock.setblocking(False)
+        self.router.broker.defer(self.router.broker.add_reader, self._sock.fileno(), self._on_accept)
+
+    def __repr__(self) -> str:
+        return "MuxServer(%s, contexts=%d)" % (self.path, len(self._contexts))
+
+    # -- clients ----------------------------------------------------------------------
+    def _on_accept(self) -> None:
+        try:
+            conn, _unused = self._sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _pid, uid, _gid = struct.unpack("3i", creds)
+        if uid != os.getuid():
+            LOG.warning("refused a mux client with uid %d", uid)
+            conn.close()
+            return
+        fd = conn.detach()
+        stream = Stream(
+            self.router.broker,
+            fd,
+            fd,
+            "worker",
+            on_message=self._on_request,
+            on_disconnect=lambda s, reason: None,
+            max_message=self.router.max_message,
+        )
+        stream.start()
+
+    def _reply(self, stream: Stream, req: Message, value: Any, flags: int = 0) -> None:
+        try:
+            reply = Message.encoded(value, handle=req.reply_to, flags=flags)
+            check_size(reply, self.router.max_message)
+        except Exception as exc:  # a worker must get an answer, never wait forever
+            reply = Message.encoded(CallError.from_exception(exc, "mux"), handle=req.reply_to, flags=FLAG_ERROR)
+        self.router.broker.defer(stream.send, reply)
+
+    def _on_request(self, stream: Stream, msg: Message) -> None:
+        """Broker thread: ``call`` is relayed at once; the rest run on the pool."""
+        try:
+            method, kwargs = msg.decode()
+        except Exception as exc:
+            self._reply(stream, msg, CallError.from_exception(exc, "mux"), FLAG_ERROR)
+            return
+        if method == "call":
+            context_id = kwargs.get("context_id")
+            if context_id is None:
+                with self._lock:
+                    ctx = self._contexts.get(kwargs.get("key"))  # type: ignore[arg-type]
+                if ctx is None:
+                    self.router.pool.submit_fn(lambda m: self._connect_and_relay(stream, m, kwargs), msg)
+                    return
+                context_id = ctx.context_id
+            self._relay_call(stream, msg, context_id, kwargs)
+            return
+        self.router.pool.submit_fn(lambda m: self._run(stream, m, method, kwargs), msg)
+
+    def _connect_and_relay(self, stream: Stream, msg: Message, call: Dict[str, Any]) -> None:
+        """Pool thread: start the context for the call's stack, then relay the call to it."""
+        try:
+            stack = decode(call["stack"])
+            if not isinstance(stack, list):
+                raise Error("malformed call: the stack is not a list")
+            context_id = self.connect(stack)["context_id"]
+        except Exception as exc:
+            self._reply(stream, msg, _wire_error(exc), FLAG_ERROR)
+            return
+        self.router.broker.defer(lambda: self._relay_call(stream, msg, context_id, call))
+
+    def _run(self, stream: Stream, msg: Message, method: str, kwargs: Dict[str, Any]) -> None:
+        try:
+            fn = self._methods[method]
+            value, flags = fn(**kwargs), 0
+        except Exception as exc:
+            value, flags = _wire_error(exc), FLAG_ERROR
+        self._reply(stream, msg, value, flags)
+
+    def _relay_call(self, stream: Stream, req: Message, context_id: int, call: Dict[str, Any]) -> None:
+        """Broker thread: send the call on, its arguments as the worker encoded them."""
+        try:
+            self._relay(stream, req, context_id, call)
+        except Exception as exc:  # a worker must get an answer, never wait forever
+            self._reply(stream, req, _wire_error(exc), FLAG_ERROR)
+
+    def _relay(self, stream: Stream, req: Message, context_id: int, call: Dict[str, Any]) -> None:
+        ref, args = call.get("ref"), call.get("args")
+        if not (isinstance(ref, tuple) and len(ref) == 2 and isinstance(args, bytes)):
+            raise Error("malformed call request: arguments not encoded by the worker")
+        extra: Dict[str, Any] = {}
+        if ref == RUN_MODULE:
+            source = self._source_to_attach(context_id, call.get("source_id"), call.get("source_path"))
+            if source is not None:
+                extra["source"] = source
+
+        def _back(reply: Message) -> None:
+            if is_dead(reply):
+                stream.send(Message.encoded(dead_error(reply), handle=req.reply_to, flags=FLAG_ERROR))
+            else:
+                stream.send(Message(handle=req.reply_to, flags=reply.flags, data=reply.data))
+
+        handle = self.router.add_handler(_back, persist=False, respondent=context_id, policy=self.router.reply_policy(context_id))
+        body = (ref, Encoded(args), extra)
+        self.router.send(Message.encoded(body, dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
+
+    def _source_to_attach(self, context_id: int, source_id: Any, path: Any) -> Optional[bytes]:
+        """A module's source for the first run of it ``context_id`` gets, else None.
+
+        The worker sends the module's sha1 and path, not its bytes (``source_path``
+        None: the request carries the source itself); without this the target's
+        first run of each module answers ``need_source`` and the worker sends again:
+        a round trip per module and target (20 ms at 20 ms RTT). A file that changed
+        since the worker read it is not attached (its sha1 differs): the target then
+        asks, as it does after evicting a source, and the worker sends its own copy.
+        Runs on the broker thread; the one read per module and run is of a local file
+        the worker has just read (so in the page cache), a blocking call kept that short.
+        """
+        if not isinstance(source_id, str):
+            return None
+        delivered = self._delivered.setdefault(context_id, set())
+        if path is None:
+            delivered.add(source_id)
+            return None
+        if source_id in delivered or not isinstance(path, str):
+            return None
+        source = self._sources.get(source_id)
+        if source is None:
+            try:
+                with open(path, "rb") as fp:
+                    data = fp.read()
+            except OSError:
+                return None
+            if hashlib.sha1(data).hexdigest() != source_id:
+                return None
+            source = self._sources[source_id] = data
+        delivered.add(source_id)
+        return source
+
+    # -- methods ----------------------------------------------------------------------
+    def ping(self) -> Dict[str, Any]:
+        return {"pid": os.getpid(), "contexts": len(self._contexts), "prepared": self._prepared}
+
+    def connect(self, stack: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """Return ``{"context_id", "hello"}`` for the last hop of ``stack``."""
+        if not stack:
+            raise Error("empty connection stack")
+        via = self._get_or_start(stack[:1], None)
+        for depth in range(2, len(stack) + 1):
+            via = self._get_or_start(stack[:depth], via)
+        hello = self.session.hellos.get(via.context_id, {})
+        login = hello.pop("login_output", None)  # ssh's debug lines: for the first worker that asks
+        return {"context_id": via.context_id, "hello": hello if login is None else dict(hello, login_output=login)}
+
+    def _get_or_start(self, stack: List[Dict[str, Any]], via: Optional[Context]) -> Context:
+        key = stack_key(stack)
+        while True:
+            with self._lock:
+                ctx = self._contexts.get(key)
+                if ctx is not None:
+                    return ctx
+                event = self._starting.get(key)
+                if event is None:
+                    event = self._starting[key] = threading.Event()
+                    break
+            event.wait(120)
+        try:
+            ctx = self.session.connect(stack[-1], via, on_spawn=self._prepare_soon)
+            with self._lock:
+                self._contexts[key] = ctx
+            return ctx
+        finally:
+            with self._lock:
+                self._starting.pop(key, None)
+            event.set()
+
+    def _forget(self, lost: Any, reason: str) -> None:
+        with self._lock:
+            for key, ctx in list(self._contexts.items()):
+                if ctx.context_id in lost:
+                    del self._contexts[key]
+            for context_id in lost:
+                self._delivered.pop(context_id, None)
+
+    def push_file(self, context_id: int, local_path: str, remote_path: str, mode: Optional[int] = None) -> Dict[str, Any]:
+        return self.session.push_file(self.router.context(context_id), local_path, remote_path, mode)
+
+    def fetch_file(self, context_id: int, remote_path: str, local_path: str) -> Dict[str, Any]:
+        return self.session.fetch_file(self.router.context(context_id), remote_path, local_path)
+
+    def reset(self, stack: List[Dict[str, Any]]) -> int:
+        """Shut down the contexts at and below the first hop of ``stack``."""
+        prefix = stack_key(stack[:1])[:-1]
+        with self._lock:
+            doomed = [(k, c) for k, c in self._contexts.items() if k.startswith(prefix)]
+            for key, _ctx in doomed:
+                del self._contexts[key]
+        for _key, ctx in sorted(doomed, key=lambda kc: -len(kc[0])):
+            ctx.shutdown()
+        return len(doomed)
+
+    # -- life -------------------------------------------------------------------------
+    def _prepare_soon(self) -> None:
+        """Called as the first child program starts: ``prepare()`` while it logs in.
+
+        Not earlier: a CPU-bound thread holds the GIL for 5 ms at a time, and the
+        thread spawning ssh (a dozen system calls, each giving the GIL up) waited
+        ~30 ms for it when this ran from the mux's start.
+        """
+        with self._lock:
+            if self._prepared:
+                return
+            self._prepared = True
+        threading.Thread(target=self.prepare, name="ns.mitogen.prepare", daemon=True).start()
+
+    def prepare(self) -> None:
+        """What the first module run needs, made while the first ssh logs in.
+
+        The first module run's module_utils (~0.1 s to locate and scan; the boot
+        payload, ~60 ms, is built by the connecting thread itself meanwhile). Also
+        made on demand: this only moves the work off the first task's path.
+        """
+        try:
+            count = self.session.responder.warm(FIRST_RUN_MODULES)
+            LOG.debug("prepared %d module_utils", count)
+        except Exception as exc:  # an optimisation: the same work happens on demand
+            LOG.warning("could not prepare ahead of the first module run: %s", exc)
+
+    def serve(self) -> None:
+        while _muxfiles.alive(self.watch_pid) and self.router.broker.alive:
+            time.sleep(0.5)
+        self.close()
+
+    def close(self) -> None:
+        with _muxfiles.locked(self.path, create=False) as lock:
+            if lock is not None:
+                _muxfiles.remove_run_files(self.path, lock)
+        self.session.close()
+        self._sock.close()
+        _write_rusage(os.environ.get("NS_MITOGEN_MUX_RUSAGE", ""))
+
+
+def _wire_error(exc: Exception) -> Exception:
+    """What a failed request replies: stream errors as they are, the rest as a CallError."""
+    return exc if isinstance(exc, StreamError) else CallError.from_exception(exc, "mux")
+
+
+def _write_rusage(path: str) -> None:
+    """Benchmarks: record the CPU the mux and its children (ssh, sudo) used."""
+    if not path:
+        return
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(path, "a") as fp:
+        fp.write(json.dumps({"pid": os.getpid(), "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime}) + "\n")
+
+
+def main(
+    path: str, watch_pid: int, listen_fd: int, paths: Optional[List[str]] = None, packages: Optional[Dict[str, bytes]] = None
+) -> None:
+    """Entry point of the mux process; ``paths`` are collection roots to import from.
+
+    ``listen_fd`` is the socket at ``path``, already listening (see ``start()``);
+    ``packages``: package name -> the source targets get for it (``Responder.provide``).
+    """
+    for extra in paths or ():
+        if extra not in sys.path:
+            sys.path.append(extra)
+    _debug.start("mux")
+    MuxServer(path, watch_pid, listen_fd, packages).serve()
+
+
+def _collections_root() -> str:
+    # .../ansible_collections/ns/mitogen/plugins/plugin_utils/_mux_server.py -> dir holding ansible_collections
+    here = os.path.abspath(__file__)
+    for _n in range(6):
+        here = os.path.dirname(here)
+    return here
+
+
+def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Optional[Dict[str, bytes]] = None) -> str:
+    """Make sure a mux serves ``playbook_pid``; its socket path. Does not wait for it.
+
+    The socket is bound and listening before the mux process exists, and handed to
+    it: clients connect at once, and their requests wait in the socket until the mux
+    has started (~0.1 s of imports), instead of the caller polling for it. If the
+    mux dies, waiting clients get a ``StreamError`` that says so (with its pid and
+    log: ``_muxfiles.diagnose_loss``); what it left (socket, lock) is removed by
+    such a client, by the next start for this run, or by any later start.
+    """
+    path = socket_path(playbook_pid, fresh=True)
+    with _muxfiles.locked(path) as lock:
+        if lock is None:  # only when told not to wait
+            raise Error("cannot lock %s.lock" % path)
+        if _muxfiles.listening(path):
+            return path
+        _muxfiles.remove_stale(os.path.dirname(path), keep=playbook_pid)  # what killed muxes left
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            sock.bind(path)
+            os.chmod(path, 0o600)
+            sock.listen(128)
+            _muxfiles.record_pid(lock, _spawn(path, playbook_pid, sock.fileno(), paths or [], packages))
+        finally:
+            sock.close()
+    return path
+
+
+def _spawn(path: str, playbook_pid: int, listen_fd: int, paths: List[str], packages: Optional[Dict[str, bytes]]) -> int:
+    """Fork the mux from this process, which goes on at once.
+
+    A fork starts with the core already imported: a new interpreter spent 0.1 s on
+    imports on a quiet machine and 0.3 s beside a busy playbook process, all of it
+    on the first task's path. The child leaves the caller's session, and of the
+    caller's descriptors keeps only ``listen_fd`` (see ``_detach``). It never returns
+    into the caller's code: the caller gets the mux's pid.
+    """
+    with warnings.catch_warnings():
+        # 3.12+ warns of fork() in a threaded process; the child only runs the mux.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid:
+        return pid
+    status = 1
+    try:
+        _detach(listen_fd)
+        if _collections_root() not in sys.path:  # this copy of the core is the one served
+            sys.path.insert(0, _collections_root())
+        main(path, playbook_pid, listen_fd, paths, packages)
+        status = 0
+    except BaseException:  # nothing to report to: stdio is /dev/null
+        LOG.exception("the multiplexer failed")
+    finally:
+        os._exit(status)  # never the caller's atexit handlers, nor its stack
+
+
+def _detach(keep_fd: int) -> None:
+    """Make the forked child a process of its own.
+
+    Every descriptor it inherited but ``keep_fd`` is pointed at /dev/null rather than
+    closed: no pipe a reader of the caller waits on (its stdout, a result queue)
+    stays open here, and an inherited object that closes its descriptor later cannot
+    close one of the mux's that took its number. The inherited objects are frozen
+    out of the garbage collector, so none is finalized (or flushes a buffer) here.
+    """
+    os.setsid()  # no terminal's Ctrl-C: the mux ends when its playbook process does
+    null = os.open(os.devnull, os.O_RDWR)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in (keep_fd, null):
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed
+                os.dup2(null, fd, inheritable=fd <= 2)
+    os.close(null)
+    # ansible's Display wraps the inherited sys.stdout/stderr writes in its lock, which
+    # this process may inherit held for ever (2.16 forks workers inside it): a warning
+    # logged by the broker thread (logging's last resort writes to sys.stderr) hung the
+    # mux. Fresh objects over the same /dev/null descriptors.
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    gc.freeze()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a new interpreter
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    os.chdir("/")
