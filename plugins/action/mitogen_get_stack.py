@@ -8,6 +8,10 @@ from typing import Any, Dict, Optional
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.ns.mitogen.plugins import plugin_utils
+
+plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
+
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import redacted
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 

@@ -22,6 +22,10 @@ notes:
 import getpass
 from typing import Any, Dict, List, Optional
 
+from ansible_collections.ns.mitogen.plugins import plugin_utils
+
+plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
+
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
 

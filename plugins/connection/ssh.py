@@ -342,9 +342,14 @@ from typing import Any, Dict, List, Optional
 from ansible.errors import AnsibleError
 from ansible.utils.display import Display
 
+from ansible_collections.ns.mitogen.plugins import plugin_utils
+
+plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
+
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _options
-from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase, split_words
+from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
+from ansible_collections.ns.mitogen.plugins.plugin_utils._options import split_words
 
 display = Display()
 PKCS11_DEFAULT_PROMPT = "Enter PIN for "  # ansible.builtin.ssh's
@@ -396,8 +401,8 @@ class Connection(MitogenConnectionBase):
         login = self._request("connect", stack=stack[:1])["hello"].get("login_output")
         if login:
             argv = api.make_transport(stack[0]).argv([])[:-1]
-            display.vvv("SSH: EXEC %s <the interpreter's start>" % shlex.join(argv), host=self._host_name())
-            display.vvv(login.rstrip(), host=self._host_name())
+            display.vvv("SSH: EXEC %s <the interpreter's start>" % shlex.join(argv), host=self.host_name())
+            display.vvv(login.rstrip(), host=self.host_name())
 
     def _ssh_args(self, *names: str) -> List[str]:
         """The options ``names`` split, without what would break the channel (warned about once)."""

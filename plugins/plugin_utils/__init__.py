@@ -2,9 +2,17 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """ns.mitogen's controller-only code (private package).
 
-Importing this package loads our controller modules (this package's and the
-core's, ``module_utils/mitogen``) with the standard ``SourceFileLoader`` rather
-than Ansible's collection loader. That loader compiles every collection module
+Importing this package, or any module in it, changes nothing outside it. Every
+plugin of the collection calls ``install()`` first (idempotent), which does the
+two things that do:
+
+- it loads our controller modules (this package's and the core's,
+  ``module_utils/mitogen``) with the standard ``SourceFileLoader`` (below);
+- it routes ``ActionBase._configure_module`` through ours (``_action.install()``),
+  so that actions on our connections hand modules to the in-process runner.
+
+The loader: ``install()`` loads our controller modules with the standard
+``SourceFileLoader`` rather than Ansible's collection loader. That loader compiles every collection module
 from source on every import and caches no bytecode: for the ~6,000 lines behind
 our strategy and connection plugins that was ~60 ms of compiling in every
 ``ansible-playbook`` run (on the first task's path) and, under a built-in
@@ -14,8 +22,8 @@ bytecode is cached as for any Python module, under the usual rules
 ``PYTHONDONTWRITEBYTECODE`` or into a read-only directory). Module names,
 ``__file__`` and what the modules do are unchanged.
 
-The finder that does it is on ``sys.meta_path`` only while this package imports
-its modules (the plugins import them all anyway): Ansible does not let plugins
+The finder that does it is on ``sys.meta_path`` only while ``install()`` imports
+our modules (the plugins import them all anyway): Ansible does not let plugins
 leave import hooks of their own ahead of its loader.
 """
 
@@ -61,5 +69,18 @@ def _import_with_bytecode_cache(names: Tuple[str, ...]) -> None:
         sys.meta_path.remove(finder)
 
 
-# Everything the strategies and connection plugins import, the core included.
-_import_with_bytecode_cache(("_connection", "_strategy"))
+_installed = False
+
+
+def install() -> None:
+    """What every ns.mitogen plugin needs before it imports our modules (idempotent).
+
+    Loads everything the strategies, connection and action plugins import (the
+    core included) with bytecode caching, then installs the ``ActionBase`` seam.
+    """
+    global _installed
+    if _installed:
+        return
+    _import_with_bytecode_cache(("_connection", "_strategy", "_action"))
+    importlib.import_module(__name__ + "._action").install()
+    _installed = True

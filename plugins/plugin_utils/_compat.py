@@ -1,6 +1,6 @@
 # Copyright (c) 2026 ns.mitogen contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Every difference between ansible-core versions that ns.mitogen depends on (private).
+"""Every use of ansible-core's private API, and every difference between its versions (private).
 
 Owns: the few places where 2.16 ... 2.21 disagree and we must follow: what
 ``ActionBase._configure_module`` returns, how module arguments are encoded for a
@@ -8,13 +8,30 @@ module, a module's serialization profile, which interpreter discovery picks, the
 oldest target Python a release's modules run on, and the package stubs AnsiballZ
 puts in a module's zip. Supporting a new ansible-core release should mean reading
 this file and changing only it.
+
+The rule this file keeps (``tests/unit/test_boundaries.py`` checks what ast can
+see of it): ns.mitogen uses ansible-core's private API here and nowhere else.
+Private means: any module under ``ansible.executor``, ``ansible._internal`` or
+``ansible.module_utils._internal``; any ``_``-prefixed name of an ansible module
+(``module_common._get_ansible_module_fqn``, ``C.config._parsers``); any
+``_``-prefixed attribute of an ansible object that is not the plugin API below
+(``action._discovery_warnings``, ``action._compute_environment_string``,
+``iterator._play``, ``plugin._load_name``), and patching a class of ansible-core
+(``ActionBase._configure_module``). The plugin API, used anywhere: the public
+modules (``ansible.errors``, ``ansible.constants``, ``ansible.plugins.loader``,
+``ansible.utils.display``, ...), and the attributes and methods of the base class
+a plugin extends that every plugin of that type uses, on that plugin or on the
+plugin object Ansible hands to our code: ConnectionBase's ``_play_context``,
+``_shell``, ``_connected``; ActionBase's ``_task``, ``_connection``,
+``_play_context``, ``_shared_loader_obj``; StrategyBase's ``_variable_manager``
+and the methods a strategy extends (``run``, ``_queue_task``, ``_execute_meta``).
 """
 
 from __future__ import annotations
 
 import ast
 import json
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible.executor import module_common
 from ansible.release import __author__ as ANSIBLE_AUTHOR
@@ -199,3 +216,100 @@ def agent_identity(key_data: str, passphrase: Optional[str], host: str) -> str:
         raise AnsibleAuthenticationFailure("Failed to add configured private key into ssh-agent.") from exc
     _AGENT_KEYS[(key_data, passphrase)] = str(path)
     return str(path)
+
+
+# -- ansible-core's private API (see the rule at the top) -------------------------------------
+def install_configure_module_hook(hook: Callable[..., Any]) -> None:
+    """Route ``ActionBase._configure_module`` through ``hook`` (idempotent).
+
+    ``hook(action, original, module_name, module_args, task_vars, **kwargs)`` gets
+    ansible's own method as ``original`` (unbound: ``original(action, ...)``).
+    """
+    from ansible.plugins.action import ActionBase
+
+    if getattr(ActionBase._configure_module, "_ns_mitogen_hook", None) is not None:
+        return
+    original = ActionBase._configure_module
+
+    def _configure_module(self: Any, module_name: str, module_args: Any, task_vars: Any = None, **kwargs: Any) -> Any:
+        return hook(self, original, module_name, module_args, task_vars, **kwargs)
+
+    _configure_module._ns_mitogen_hook = hook  # type: ignore[attr-defined]
+    ActionBase._configure_module = _configure_module  # type: ignore[method-assign]
+
+
+def record_discovered_interpreter(action: Any, task_vars: Dict[str, Any], key: str, python: str) -> None:
+    """The bookkeeping ``ActionBase._configure_module`` does after ``discover_interpreter()``."""
+    action._discovered_interpreter = python
+    if not action._task.delegate_to or action._task.delegate_facts:
+        task_vars.setdefault("ansible_facts", {})[key] = python
+        action._discovered_interpreter_key = key
+    else:
+        delegated = task_vars.get("ansible_delegated_vars", {}).get(action._task.delegate_to, {})
+        delegated.setdefault("ansible_facts", {})[key] = python
+
+
+def replace_discovery_warnings(action: Any, warnings: List[str]) -> None:
+    """Make ``warnings`` the discovery warnings the task result carries (``_discovery_warnings``)."""
+    action._discovery_warnings[:] = warnings
+
+
+def task_environment(action: Any) -> Dict[str, Any]:
+    """The task's ``environment:`` as the action would apply it to a module (``_compute_environment_string``)."""
+    env: Dict[str, Any] = {}
+    action._compute_environment_string(env)
+    return env
+
+
+def is_new_style_python(source: bytes) -> bool:
+    """True for a new-style (AnsibleModule) Python module's ``source``, as ``module_common`` tells them."""
+    if module_common.REPLACER_JSONARGS in source or b"WANT_JSON" in source:
+        return False
+    return bool(module_common.NEW_STYLE_PYTHON_MODULE_RE.search(source)) and module_common.REPLACER not in source
+
+
+def module_utils_paths() -> List[str]:
+    """The module_utils search path (builtin, configured, playbook's and roles'), without subdirectories."""
+    from ansible.plugins.loader import module_utils_loader
+
+    return [str(p) for p in module_utils_loader._get_paths(subdirs=False)]
+
+
+def builtin_module_utils_dir() -> str:
+    """ansible-core's own ``module_utils`` directory."""
+    return str(module_common._MODULE_UTILS_PATH)
+
+
+def plugin_load_name(plugin: Any) -> str:
+    """The name a plugin was loaded by (``ns.mitogen.ssh``), as its config definitions are keyed."""
+    return str(plugin._load_name)
+
+
+def ini_option_value(plugin: Any, name: str, cfile: str) -> Any:
+    """The raw text of ``plugin``'s option ``name`` in the config file ``cfile``.
+
+    None where the file does not set it; True where it cannot be told (then
+    Ansible's own parsing stands).
+    """
+    import ansible.constants as C
+
+    definition = C.config.get_configuration_definitions(plugin.plugin_type, plugin._load_name)[name]
+    reader = getattr(C.config, "_get_ini_config_value", None)
+    for entry in definition.get("ini") or ():
+        try:
+            if reader is not None:
+                value = reader(cfile, entry.get("section", "defaults"), entry["key"])
+            else:  # ansible-core 2.16
+                from ansible.config.manager import get_ini_config_value
+
+                value = get_ini_config_value(C.config._parsers[cfile], entry)
+        except Exception:
+            return True  # cannot tell: Ansible's own parsing stands
+        if value is not None:
+            return value
+    return True
+
+
+def play_of(iterator: Any) -> Any:
+    """The play a strategy's ``PlayIterator`` runs."""
+    return iterator._play

@@ -8,13 +8,12 @@ multiplexer for the persistent interpreter of that stack, and running
 ``exec_command`` / ``put_file`` / ``fetch_file`` there as RPCs. The core's errors
 become Ansible's in one place, ``_failures``.
 
-Become: Ansible normally wraps each command in ``sudo ... sh -c '...'``. Here the
-command runs unwrapped in an interpreter that sudo started once (one per become
-user, reused across tasks), so the become plugin is handed to Ansible through a
-proxy whose ``build_become_command`` leaves commands as they are. The decision of
-*when* to become is Ansible's own rule, repeated in ``_becomes()``. To ansible's own
-fetch action the proxy reads as false, and ``fetch_file`` called by that action
-streams from the become interpreter (``_fetch`` says why and how).
+Become: the command runs unwrapped in an interpreter that sudo started once (one
+per become user; ``_become`` has the proxy that keeps Ansible from wrapping it).
+The decision of *when* to become is Ansible's own rule, repeated in
+``_becomes()``. ``fetch_file`` called by ansible's own fetch action streams from
+the become interpreter (``_fetch`` says why and how). How actions hand modules to
+these connections is ``_action``'s.
 """
 
 from __future__ import annotations
@@ -23,14 +22,12 @@ import functools
 import logging
 import os
 import re
-import shlex
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import ansible.constants as C
 from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
 from ansible.module_utils.common.text.converters import to_bytes, to_text
-from ansible.plugins.action import ActionBase
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
@@ -43,6 +40,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
 )
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import redacted
 from ansible_collections.ns.mitogen.plugins.plugin_utils import (
+    _become,
     _compat,
     _debug,
     _failures,
@@ -57,10 +55,6 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
 
 display = Display()
 LOG = logging.getLogger("ns.mitogen.worker")
-
-SUPPORTED_BECOME = ("sudo",)
-# sudo flags our sudo transport sets itself (or must not get): dropped from become_flags.
-_SUDO_OWN_FLAGS = {"-H", "-S", "-n", "--non-interactive", "--stdin", "--set-home"}
 
 
 def collection_roots() -> List[str]:
@@ -79,52 +73,8 @@ EXEC_COMMAND = (_mux.CORE + "._target", "exec_command")
 
 # ssh's own notice as a session on a pty ends (with or without a master)
 _PTY_CLOSED = re.compile(rb"(Shared connection|Connection) to \S+ closed\.\r?\n")
-_SHELL_WHITESPACE = re.compile(r"[ \t\r\n]+")  # shlex's own whitespace, no more
 # An interpreter setting only a shell can run: operators, expansions, a leading VAR=value.
 _SHELL_SYNTAX = re.compile(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
-
-
-def split_words(text: str) -> List[str]:
-    """``shlex.split(text)``, without shlex where no quote or escape can change the result.
-
-    Every task splits a few option strings (ssh args, interpreter); in a freshly
-    forked worker, shlex's tokenizer costs ~0.1 ms a string, a plain split ~2 us.
-    """
-    if "'" in text or '"' in text or "\\" in text:
-        return shlex.split(text)
-    return [word for word in _SHELL_WHITESPACE.split(text) if word]
-
-
-class _BecomeProxy:
-    """The task's become plugin, except that it never wraps a command.
-
-    It reads as false to ansible's own fetch action alone (see ``_fetch``), so
-    that this streams the file instead of slurping it whole through a module.
-    """
-
-    def __init__(self, plugin: Any) -> None:
-        object.__setattr__(self, "_plugin", plugin)
-
-    def __bool__(self) -> bool:
-        return not _fetch.called_by_fetch_action(sys._getframe(1))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._plugin, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._plugin, name, value)
-
-    def build_become_command(self, cmd: str, shell: Any) -> str:
-        return cmd
-
-
-def _native(value: Any) -> Any:
-    """A plain str/int/bool/list copy of an option value (no tags, no vault objects)."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_native(v) for v in value]
-    return str(value)
 
 
 class MitogenConnectionBase(ConnectionBase):
@@ -152,12 +102,8 @@ class MitogenConnectionBase(ConnectionBase):
 
     def set_become_plugin(self, plugin: Any) -> None:
         self._real_become = plugin
-        if plugin is not None and plugin.name not in SUPPORTED_BECOME and not plugin.name.endswith(".sudo"):
-            raise AnsibleError(
-                "ns.mitogen: become method %r is not supported yet (supported: %s); "
-                "use ansible.builtin.ssh for this host or task" % (plugin.name, ", ".join(SUPPORTED_BECOME))
-            )
-        self.become = _BecomeProxy(plugin) if plugin is not None else None
+        _become.check_supported(plugin)
+        self.become = _become.BecomeProxy(plugin) if plugin is not None else None
 
     def _interpreter_setting(self) -> str:
         """``ansible_python_interpreter``, else ansible-core's INTERPRETER_PYTHON (``auto``)."""
@@ -180,14 +126,14 @@ class MitogenConnectionBase(ConnectionBase):
         if _SHELL_SYNTAX.search(setting):
             shell = str(getattr(self._play_context, "executable", None) or C.DEFAULT_EXECUTABLE or "/bin/sh")
             return [shell, "-c", '%s "$@"' % setting, os.path.basename(shell)]
-        words = split_words(setting)
+        words = _options.split_words(setting)
         if len(words) > 1 and "'" not in setting and '"' not in setting and "\\" not in setting:
             # ansible-core 2.17+ takes the whole setting as one path (spaces and all), 2.16
             # as words (``/usr/bin/env FOO=1 python3``): the target's shell tells which.
             return ["/bin/sh", "-c", '[ -x "$0" ] && exec "$0" "$@"; exec %s "$@"' % setting, setting]
         return words
 
-    def _discovery_mode(self) -> Optional[str]:
+    def discovery_mode(self) -> Optional[str]:
         """``auto``, ``auto_silent``, ... when the interpreter is discovered, else None."""
         setting = self._interpreter_setting()
         return setting if setting.startswith("auto") else None
@@ -209,18 +155,7 @@ class MitogenConnectionBase(ConnectionBase):
         raise NotImplementedError
 
     def _become_spec(self) -> Dict[str, Any]:
-        plugin = self._real_become
-        flags = [f for f in split_words(str(plugin.get_option("become_flags") or "")) if f not in _SUDO_OWN_FLAGS]
-        spec: Dict[str, Any] = {
-            "method": "sudo",
-            "username": _native(plugin.get_option("become_user") or "root"),
-            "sudo_path": _native(plugin.get_option("become_exe") or "sudo"),
-            "sudo_args": flags,
-            "connect_timeout": self._timeout(),
-        }
-        password = plugin.get_option("become_pass")
-        if password:
-            spec["password"] = str(password)
+        spec = _become.sudo_spec(self._real_become, self._timeout())
         spec["python_min"] = _compat.TARGET_PYTHON_MIN
         python = self._python()
         if python:
@@ -322,57 +257,11 @@ class MitogenConnectionBase(ConnectionBase):
         return self._request("call", stack=stack, ref=ref, args=args, context_id=context_id, **source)
 
     def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
-        display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self._host_name())
+        display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self.host_name())
 
-    def report_discovery(self, action: Any, task_vars: Any) -> None:
-        """Interpreter discovery's outcome, as ActionBase reports its own.
-
-        The interpreter was discovered when it started; this only asks the mux which
-        one it is (once per host: afterwards the fact is in ``task_vars``).
-        """
-        mode = self._discovery_mode()
-        if mode is None or not isinstance(task_vars, dict):
-            return
-        key = "discovered_interpreter_python"
-        if (task_vars.get("ansible_facts") or {}).get(key):
-            return
-        hello = self._request("connect", stack=[self._login_spec()])["hello"]
-        python = str(hello.get("executable") or "")
-        if not python:
-            return
-        vanilla = _compat.vanilla_discovery(action, mode, task_vars)
-        if vanilla is not None:
-            python = self._as_vanilla_names(action, vanilla, python, task_vars.get("inventory_hostname", self._host_name()))
-        # The same bookkeeping as ActionBase._configure_module after discover_interpreter().
-        action._discovered_interpreter = python
-        if not action._task.delegate_to or action._task.delegate_facts:
-            task_vars.setdefault("ansible_facts", {})[key] = python
-            action._discovered_interpreter_key = key
-        else:
-            delegated = task_vars.get("ansible_delegated_vars", {}).get(action._task.delegate_to, {})
-            delegated.setdefault("ansible_facts", {})[key] = python
-        if not mode.endswith("_silent") and vanilla is None:
-            display.warning(
-                "Host %r is using the discovered Python interpreter at %r, but future installation of "
-                "another Python interpreter could cause a different interpreter to be discovered."
-                % (task_vars.get("inventory_hostname", self._host_name()), python)
-            )
-
-    def _as_vanilla_names(self, action: Any, vanilla: str, running: str, host: str) -> str:
-        """``vanilla`` (the path ansible-core <= 2.18 discovered) if it is the interpreter running, else ``running``.
-
-        Then vanilla's warnings (in ``action._discovery_warnings``) stand; else they
-        describe an interpreter that does not run the modules, and one warning says so.
-        """
-        rc, out, _err = self.exec_command("readlink -f -- %s %s" % (shlex.quote(vanilla), shlex.quote(running)), sudoable=False)
-        paths = out.decode("utf-8", "replace").split()
-        if rc == 0 and len(paths) == 2 and paths[0] == paths[1]:
-            return vanilla
-        action._discovery_warnings[:] = [
-            "ns.mitogen runs %s on host %s, the first interpreter of the fallback list that runs Python %s or "
-            "newer; ansible-core's own discovery would have used %s" % (running, host, _compat.TARGET_PYTHON_MIN, vanilla)
-        ]
-        return running
+    def login_hello(self) -> Dict[str, Any]:
+        """The hello of the host's login interpreter (its ``executable``, ...), started if need be."""
+        return dict(self._request("connect", stack=[self._login_spec()])["hello"])
 
     def _shown(self, cmd: str) -> str:
         """``cmd`` as -vvv shows it: hidden for a ``no_log`` task (it may hold its secrets)."""
@@ -380,7 +269,7 @@ class MitogenConnectionBase(ConnectionBase):
             return "(command hidden: the task has no_log)"
         return cmd
 
-    def _host_name(self) -> str:
+    def host_name(self) -> str:
         return str(self.get_option("host") if self.has_option("host") else "localhost")
 
     def get_option(self, option: str, hostvars: Any = None) -> Any:
@@ -399,7 +288,7 @@ class MitogenConnectionBase(ConnectionBase):
         directory, which ActionBase gives it as for commands), else the interpreter's
         start directory.
         """
-        host = self._host_name()
+        host = self.host_name()
         display.vvv("ns.mitogen RUN %s in process" % request["name"], host=host)
         if display.verbosity >= 3:
             request = dict(request, log=True)  # the target's own log lines come back too
@@ -431,7 +320,7 @@ class MitogenConnectionBase(ConnectionBase):
         cwd = to_text(getattr(self, "cwd", None) or "") or None
         if request is not None:
             return self._run_module(request, sudoable, cwd)
-        display.vvv("ns.mitogen EXEC %s" % self._shown(cmd), host=self._host_name())
+        display.vvv("ns.mitogen EXEC %s" % self._shown(cmd), host=self.host_name())
         # As vanilla ssh: commands without input that may become run on a pty (-tt).
         use_pty = bool(not in_data and sudoable and self.has_option("use_tty") and self.get_option("use_tty"))
         # As sshd: the login shell runs a command no become wrapper runs (vanilla's wraps in /bin/sh).
@@ -465,13 +354,13 @@ class MitogenConnectionBase(ConnectionBase):
         if becomes and self._real_become.get_option("become_pass"):
             raise AnsibleConnectionFailure(
                 "ns.mitogen: no Python runs on %s, and a command without one cannot answer a become password "
-                "prompt here; use ansible.builtin.ssh (mitogen_disable: true) to bootstrap Python" % self._host_name()
+                "prompt here; use ansible.builtin.ssh (mitogen_disable: true) to bootstrap Python" % self.host_name()
             )
         if becomes:
             cmd = self._real_become.build_become_command(cmd, self._shell)
         argv = self._one_shot_argv(spec, to_text(cmd), use_pty)
         shown = argv[:-1] + [self._shown(argv[-1])]
-        display.vvv("ns.mitogen EXEC without Python (one-shot %s): %s" % (self.method, shown), host=self._host_name())
+        display.vvv("ns.mitogen EXEC without Python (one-shot %s): %s" % (self.method, shown), host=self.host_name())
         try:
             rc, stdout, stderr = _oneshot.run_once(spec, argv, to_bytes(in_data or b""))
         except ConnectError as exc:
@@ -479,7 +368,7 @@ class MitogenConnectionBase(ConnectionBase):
         if rc == 255 and self.method == "ssh":  # as ansible.builtin.ssh: ssh's own failure
             raise AnsibleConnectionFailure("Failed to connect to the host via ssh: %s" % to_text(stderr).strip())
         if becomes:
-            stdout = _strip_become_success(stdout, to_bytes(self._real_become.success or ""))
+            stdout = _become.strip_success(stdout, to_bytes(self._real_become.success or ""))
         if use_pty:  # the one-shot ssh runs without a master: its notice as vanilla's (over one) reads
             stderr = _PTY_CLOSED.sub(b"", stderr) + self._pty_closed_notice()
         return rc, stdout, stderr
@@ -490,7 +379,7 @@ class MitogenConnectionBase(ConnectionBase):
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
-        display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self._host_name())
+        display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self.host_name())
         if not os.path.exists(to_bytes(in_path)):
             raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
         self._request("push_file", context_id=self._context(False), local_path=to_text(in_path), remote_path=to_text(out_path))
@@ -507,7 +396,7 @@ class MitogenConnectionBase(ConnectionBase):
         display.vvv(
             "ns.mitogen FETCH %s TO %s%s"
             % (in_path, out_path, " (as the task's become user)" if self._becomes(sudoable) else ""),
-            host=self._host_name(),
+            host=self.host_name(),
         )
         self._request("fetch_file", context_id=context_id, remote_path=to_text(in_path), local_path=to_text(out_path))
 
@@ -524,42 +413,9 @@ class MitogenConnectionBase(ConnectionBase):
         self._connected = False
 
 
-def _strip_become_success(stdout: bytes, marker: bytes) -> bytes:
-    """Output without the line a become wrapper echoes first (as the ssh plugin strips it)."""
-    if not marker:
-        return stdout
-    lines = stdout.splitlines(True)
-    for i, line in enumerate(lines):
-        if marker in line:
-            return b"".join(lines[:i] + lines[i + 1 :])
-    return stdout
-
-
 def _describe(spec: Dict[str, Any]) -> str:
     if spec.get("method") == "ssh":
         return "ssh:%s@%s" % (spec.get("username") or "", spec.get("hostname"))
     if spec.get("method") == "sudo":
         return "sudo:%s" % spec.get("username")
     return str(spec.get("method"))
-
-
-# -- the one ActionBase seam ---------------------------------------------------------------
-_ORIGINAL_CONFIGURE_MODULE = ActionBase._configure_module
-
-
-def _configure_module(self: Any, module_name: str, module_args: Any, task_vars: Any = None, **kwargs: Any) -> Any:
-    """For ns.mitogen connections, plan new-style Python modules for the in-process runner.
-
-    Everything else (and every other connection) gets Ansible's own ``_configure_module``.
-    """
-    connection = getattr(self, "_connection", None)
-    if isinstance(connection, MitogenConnectionBase):
-        plan = _planner.plan(self, module_name, module_args)
-        if plan is not None:
-            connection.report_discovery(self, task_vars)
-            return _compat.configure_module_result(plan.marker(), connection.shebang(), plan.request["profile"], plan.module_path)
-    return _ORIGINAL_CONFIGURE_MODULE(self, module_name=module_name, module_args=module_args, task_vars=task_vars, **kwargs)
-
-
-if getattr(ActionBase._configure_module, "__module__", "") != __name__:
-    ActionBase._configure_module = _configure_module  # type: ignore[method-assign]

@@ -13,7 +13,7 @@ file, and a result no frame can carry. An ns.mitogen connection can instead stre
 the file from the become interpreter, with bounded memory at every hop.
 
 How: to that one action, and to no other caller, an ns.mitogen connection's become
-plugin reads as false (``_BecomeProxy.__bool__``). So the action stats the file (the
+plugin reads as false (``_become.BecomeProxy.__bool__``). So the action stats the file (the
 stat module still runs in the become interpreter: the connection decides that, not
 the action), takes the real checksum from it and calls ``fetch_file``, which, called
 by that action, streams from the interpreter the task's commands run in (the become

@@ -29,8 +29,6 @@ import re
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import ansible.constants as C
-from ansible.executor import module_common
-from ansible.plugins.loader import module_utils_loader
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
@@ -173,9 +171,7 @@ def _find_module(action: Any, module_name: str) -> Optional[str]:
 def _is_new_style_python(path: str, source: bytes) -> bool:
     if not path.endswith(".py") or b"\x00" in source[:1024]:
         return False
-    if module_common.REPLACER_JSONARGS in source or b"WANT_JSON" in source:
-        return False
-    return bool(module_common.NEW_STYLE_PYTHON_MODULE_RE.search(source)) and module_common.REPLACER not in source
+    return _compat.is_new_style_python(source)
 
 
 def _custom_module_utils_dirs() -> List[str]:
@@ -184,10 +180,10 @@ def _custom_module_utils_dirs() -> List[str]:
     Worked out once per search path (a role adding its ``module_utils/`` makes a new
     one), in the main process by ``warm_up()``: workers inherit it.
     """
-    paths = tuple(module_utils_loader._get_paths(subdirs=False))
+    paths = tuple(_compat.module_utils_paths())
     found = _CUSTOM_DIRS.get(paths)
     if found is None:
-        builtin = os.path.realpath(module_common._MODULE_UTILS_PATH)
+        builtin = os.path.realpath(_compat.builtin_module_utils_dir())
         found = _CUSTOM_DIRS[paths] = [p for p in paths if os.path.isdir(p) and os.path.realpath(p) != builtin]
     return found
 
@@ -224,8 +220,7 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional
     module = _module_file(path)
     if not module.new_style or _provided_by_custom_dirs(module.module_utils):
         return None
-    env: Dict[str, Any] = {}
-    action._compute_environment_string(env)
+    env = _compat.task_environment(action)
     request = {
         "name": module.name,
         "source_id": module.source_id,

@@ -135,7 +135,7 @@ class MitogenStrategyMixin:
         if task.args.get("_raw_params") != "reset_connection":
             return super()._execute_meta(task, play_context, iterator, target_host)  # type: ignore[misc]
         try:
-            host_vars = self._variable_manager.get_vars(play=iterator._play, host=target_host, task=task)  # type: ignore[attr-defined]
+            host_vars = self._variable_manager.get_vars(play=_compat.play_of(iterator), host=target_host, task=task)  # type: ignore[attr-defined]
             disabled = _truthy(host_vars.get("mitogen_disable", False))
         except Exception:  # the built-in reset then runs as it would without us
             disabled = True

@@ -154,7 +154,7 @@ def test_split_words_is_shlex_split():
     import random
     import shlex
 
-    from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import split_words
+    from ansible_collections.ns.mitogen.plugins.plugin_utils._options import split_words
 
     fixed = ["", "  ", "-o A=b  -o C=d", "a\tb\nc\rd", "x\x0by", "x\xa0y", "'a b' c", 'a "b c"', "a\\ b", "#c d"]
     rng = random.Random(4711)

@@ -1,0 +1,93 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one seam in Ansible's actions: module runs on ns.mitogen connections (private).
+
+Owns: ``install()``, which routes ``ActionBase._configure_module`` through
+``configure_module`` (the patch itself is ``_compat``'s), and reporting the
+interpreter that discovery picked as ``ActionBase`` reports its own
+(``report_discovery``). For an ns.mitogen connection, a new-style Python module is
+planned for the in-process runner (``_planner``) and the action gets a marker in
+place of the module's AnsiballZ payload; everything else, and every other
+connection, gets Ansible's own ``_configure_module``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any, Callable
+
+from ansible.utils.display import Display
+
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _planner
+from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
+
+display = Display()
+
+
+def install() -> None:
+    """Route ``ActionBase._configure_module`` through ``configure_module`` (idempotent)."""
+    _compat.install_configure_module_hook(configure_module)
+
+
+def configure_module(
+    action: Any, original: Callable[..., Any], module_name: str, module_args: Any, task_vars: Any = None, **kwargs: Any
+) -> Any:
+    """For ns.mitogen connections, plan new-style Python modules for the in-process runner.
+
+    Everything else (and every other connection) gets Ansible's own ``_configure_module``.
+    """
+    connection = getattr(action, "_connection", None)
+    if isinstance(connection, MitogenConnectionBase):
+        plan = _planner.plan(action, module_name, module_args)
+        if plan is not None:
+            report_discovery(connection, action, task_vars)
+            return _compat.configure_module_result(plan.marker(), connection.shebang(), plan.request["profile"], plan.module_path)
+    return original(action, module_name=module_name, module_args=module_args, task_vars=task_vars, **kwargs)
+
+
+def report_discovery(connection: MitogenConnectionBase, action: Any, task_vars: Any) -> None:
+    """Interpreter discovery's outcome, as ActionBase reports its own.
+
+    The interpreter was discovered when it started; this only asks the mux which
+    one it is (once per host: afterwards the fact is in ``task_vars``).
+    """
+    mode = connection.discovery_mode()
+    if mode is None or not isinstance(task_vars, dict):
+        return
+    key = "discovered_interpreter_python"
+    if (task_vars.get("ansible_facts") or {}).get(key):
+        return
+    host = task_vars.get("inventory_hostname", connection.host_name())
+    python = str(connection.login_hello().get("executable") or "")
+    if not python:
+        return
+    vanilla = _compat.vanilla_discovery(action, mode, task_vars)
+    if vanilla is not None:
+        python = _as_vanilla_names(connection, action, vanilla, python, host)
+    _compat.record_discovered_interpreter(action, task_vars, key, python)
+    if not mode.endswith("_silent") and vanilla is None:
+        display.warning(
+            "Host %r is using the discovered Python interpreter at %r, but future installation of "
+            "another Python interpreter could cause a different interpreter to be discovered." % (host, python)
+        )
+
+
+def _as_vanilla_names(connection: MitogenConnectionBase, action: Any, vanilla: str, running: str, host: str) -> str:
+    """``vanilla`` (the path ansible-core <= 2.18 discovered) if it is the interpreter running, else ``running``.
+
+    Then vanilla's warnings (``_compat.replace_discovery_warnings``) stand; else they
+    describe an interpreter that does not run the modules, and one warning says so.
+    """
+    cmd = "readlink -f -- %s %s" % (shlex.quote(vanilla), shlex.quote(running))
+    rc, out, _err = connection.exec_command(cmd, sudoable=False)
+    paths = out.decode("utf-8", "replace").split()
+    if rc == 0 and len(paths) == 2 and paths[0] == paths[1]:
+        return vanilla
+    _compat.replace_discovery_warnings(
+        action,
+        [
+            "ns.mitogen runs %s on host %s, the first interpreter of the fallback list that runs Python %s or "
+            "newer; ansible-core's own discovery would have used %s" % (running, host, _compat.TARGET_PYTHON_MIN, vanilla)
+        ],
+    )
+    return running
