@@ -297,7 +297,11 @@ def differences(
         labels = (variant_a or "a", variant_b or "b")
         if labels[0] == labels[1]:
             labels = (labels[0] + "#1", labels[1] + "#2")
-    in_force = [r for r in (load_rules() if rules is None else rules) if r.applies_to({variant_a, variant_b} - {None})]
+    in_force = [
+        r
+        for r in (load_rules() if rules is None else rules)
+        if r.applies_to({v for v in (variant_a, variant_b) if v is not None})
+    ]
     diffs: list[Difference] = []
 
     def add(host: str, task: str, path: str, a: Any, b: Any) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, Dict, List
 
 import pytest
 
@@ -231,7 +232,7 @@ def test_rule_kinds() -> None:
 
 def test_rules_scoped_to_variants() -> None:
     rule = normalize.parse_rule({"path": "v", "replace": "<V>", "reason": "only pipelining", "variants": ["vanilla_pipelining"]})
-    rec_a = [{"host": "h1", "task": "t", "path": "p:1", "status": "ok", "item": None, "result": {"v": 1}}]
+    rec_a: List[Dict[str, Any]] = [{"host": "h1", "task": "t", "path": "p:1", "status": "ok", "item": None, "result": {"v": 1}}]
     rec_b = copy.deepcopy(rec_a)
     rec_b[0]["result"]["v"] = 2
     assert normalize.compare(rec_a, rec_b, rules=[rule]) != []  # plain records carry no variant
@@ -246,7 +247,7 @@ def test_rules_scoped_to_variants() -> None:
 def test_run_checks_catch_leaks_and_failed_self_checks(tmp_path: Path) -> None:
     playbook = runner.PLAYBOOK_DIR / "no_log.yml"
     (secret,) = runner.playbook_meta(playbook).secrets
-    failed_assert = {"host": "h1", "task": "check", "path": "no_log.yml:9", "action": "ansible.builtin.assert"}
+    failed_assert: Dict[str, Any] = {"host": "h1", "task": "check", "path": "no_log.yml:9", "action": "ansible.builtin.assert"}
     failed_assert.update(status="failed", item=None, result={"msg": "Assertion failed"})
     capture, log = tmp_path / "capture.jsonl", tmp_path / "ansible.log"
     capture.write_text(f'{{"leaked": "{secret}"}}\n')

@@ -34,7 +34,13 @@ class Pair:
         self.a = self._stream(fa, "a", compress_a)
         self.b = self._stream(fb, "b", compress_b)
         ready = threading.Event()
-        self.broker.defer(lambda: (self.a.start(), self.b.start(), ready.set()))
+
+        def start() -> None:
+            self.a.start()
+            self.b.start()
+            ready.set()
+
+        self.broker.defer(start)
         assert ready.wait(5)
 
     def _stream(self, fd: int, name: str, compress: bool) -> Stream:
