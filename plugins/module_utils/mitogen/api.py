@@ -52,6 +52,29 @@ __all__ = [
     "SpecError",
     "StreamError",
     "TimeoutError",
+    # the controller toolkit (see the end of this file)
+    "CALL_FUNCTION",
+    "CORE_MIN_PYTHON",
+    "CORE_PACKAGE",
+    "DEFAULT_MAX_MESSAGE",
+    "FLAG_ERROR",
+    "ChildProcess",
+    "Encoded",
+    "FrameParser",
+    "Message",
+    "Stream",
+    "Transport",
+    "check_size",
+    "dead_error",
+    "decode",
+    "encode",
+    "imported_names",
+    "is_dead",
+    "make_transport",
+    "option_value",
+    "read_some",
+    "redacted",
+    "write_some",
 ]
 
 
@@ -244,28 +267,3 @@ class Session:
 
 CORE_PACKAGE = _bootstrap.PACKAGE
 make_transport = make
-
-__all__ += [
-    "CALL_FUNCTION",
-    "CORE_MIN_PYTHON",
-    "CORE_PACKAGE",
-    "DEFAULT_MAX_MESSAGE",
-    "FLAG_ERROR",
-    "ChildProcess",
-    "Encoded",
-    "FrameParser",
-    "Message",
-    "Stream",
-    "Transport",
-    "check_size",
-    "dead_error",
-    "decode",
-    "encode",
-    "imported_names",
-    "is_dead",
-    "make_transport",
-    "option_value",
-    "read_some",
-    "redacted",
-    "write_some",
-]
