@@ -20,12 +20,21 @@ from tests.integration.conformance import Transport, program_of_via
 from tests.testbed.testbed import Testbed
 
 PY = "/usr/bin/python3"  # the testbed's hosts share /usr with the controller: the same Python
-VERSION = tuple(int(n) for n in subprocess.check_output([PY, "-c", "import sys; print(*sys.version_info[:2])"]).split())
+_MAJOR, _MINOR = (int(n) for n in subprocess.check_output([PY, "-c", "import sys; print(*sys.version_info[:2])"]).split())
+VERSION = (_MAJOR, _MINOR)
 
 
 def _ssh(tb: Testbed, host: str, user: str, via: Optional[api.Context] = None) -> Callable[[api.Session], api.Context]:
     keys: Dict[str, Any] = {} if via else {"identity_file": str(tb.key), "known_hosts_file": str(tb.known_hosts)}
     return lambda s: s.ssh(tb[host].address, username=user, via=via, python=PY, **keys)
+
+
+def _sudo(user: str) -> Callable[[api.Session, Optional[api.Context]], api.Context]:
+    def open_sudo(s: api.Session, via: Optional[api.Context]) -> api.Context:
+        assert via is not None, "sudo is stacked on another context"
+        return s.sudo(via=via, username=user)
+
+    return open_sudo
 
 
 def _ssh_via(tb: Testbed, host: str, user: str) -> Callable[[api.Session, Optional[api.Context]], api.Context]:
@@ -41,7 +50,7 @@ TRANSPORTS: Dict[str, Callable[[Any], Transport]] = {
     "sudo-ssh": lambda tb: Transport(
         "sudo-ssh",
         open_via=_ssh(tb, "h1", tb.users.sudo.name),
-        open=lambda s, via: s.sudo(via=via, username="root"),
+        open=_sudo("root"),
         uid=0,
         python=PY,
         version=VERSION,
@@ -50,7 +59,7 @@ TRANSPORTS: Dict[str, Callable[[Any], Transport]] = {
     "sudo-local": lambda tb: Transport(
         "sudo-local",
         open_via=lambda s: s.local(python=PY),
-        open=lambda s, via: s.sudo(via=via, username=tb.users.key.name),
+        open=_sudo(tb.users.key.name),
         uid=tb.users.key.uid,
         python=PY,
         version=VERSION,
