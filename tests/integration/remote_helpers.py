@@ -15,11 +15,12 @@ from typing import Any
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _child, _files, _service, _wire
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._state import STATE
 
 
 def router():
-    assert _child.ROUTER is not None
-    return _child.ROUTER
+    assert STATE.router is not None
+    return STATE.router
 
 
 def identity() -> dict:

@@ -42,6 +42,7 @@ from ._calls import Context, Receiver
 from ._errors import ConnectError, StreamError, TimeoutError
 from ._logs import OutputForwarder
 from ._router import Router
+from ._state import STATE
 from ._wire import Message
 
 LOG = logging.getLogger("ns.mitogen.bootstrap")
@@ -182,9 +183,8 @@ def payload() -> Tuple[bytes, FrozenSet[str]]:
     global _payload
     with _payload_lock:
         if _payload is None:
-            child = sys.modules.get(PACKAGE + "._child")
-            if child is not None and child.PAYLOAD is not None:
-                _payload = (child.PAYLOAD, frozenset(child.BOOT_MODULES))
+            if STATE.payload is not None:
+                _payload = (STATE.payload, STATE.boot_modules)
             else:
                 modules = core_modules()
                 _payload = (build_payload(modules), frozenset(modules))
@@ -622,9 +622,7 @@ def connect_remote(spec: Dict[str, Any], context_id: int, log_level: int = loggi
     The caller (an ancestor) allocated ``context_id``; the route to it reaches the
     ancestors through ``ADD_ROUTE``. Returns the child's hello.
     """
-    from . import _child
-
-    router = _child.ROUTER
+    router = STATE.router
     if router is None:
         raise StreamError("connect_remote() runs only inside a child context")
     _ctx, hello = connect(router, spec, router.responder.prefixes, context_id, log_level)

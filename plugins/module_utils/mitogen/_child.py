@@ -8,7 +8,8 @@ whose lines are forwarded as log records, reading the configuration message,
 wiring router, importer, responder, services and logging, greeting the parent,
 and exiting cleanly (children first) when the parent goes away or asks it to.
 
-``ROUTER`` and ``SERVICES`` are this context's, for functions called in it.
+What the context knows about itself (router, services, payload, start-up
+directory and environment) goes into ``_state.STATE``, for functions called in it.
 """
 
 from __future__ import annotations
@@ -18,25 +19,15 @@ import os
 import signal
 import socket
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from ._broker import Broker
 from ._importer import Entry, Importer, Responder, install
 from ._logs import ForwardHandler, LogReceiver, OutputForwarder
 from ._router import Router
 from ._service import ServiceRegistry
+from ._state import STATE
 from ._wire import FrameParser, Message
-
-ROUTER: Optional[Router] = None
-SERVICES: Optional[ServiceRegistry] = None
-# The boot payload this interpreter was started with: an intermediary starts its own
-# children with it (``_bootstrap.payload()``), as it has no source tree to build one.
-PAYLOAD: Optional[bytes] = None
-BOOT_MODULES: List[str] = []  # the modules in it
-# The working directory and environment this interpreter started with: commands
-# run for Ansible start from these, whatever earlier calls changed.
-START_CWD = ""
-START_ENV: Dict[str, str] = {}
 
 
 def _read_config(fd: int) -> Tuple[Dict[str, Any], bytes]:
@@ -100,12 +91,12 @@ def _hang_up_group() -> None:
 
 def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     """Run this process as a child context until its parent lets go."""
-    global ROUTER, SERVICES, START_CWD, START_ENV, PAYLOAD, BOOT_MODULES
-    START_CWD, START_ENV = os.getcwd(), dict(os.environ)
+    state = STATE
+    state.start_cwd, state.start_env = os.getcwd(), dict(os.environ)
     _lead_own_group()
     in_fd, out_fd, out_r, err_r = _redirect_stdio()
     config, rest = _read_config(in_fd)
-    PAYLOAD, BOOT_MODULES = payload, list(modules)
+    state.payload, state.boot_modules = payload, frozenset(modules)
 
     broker = Broker()
     router = Router(broker, config["context_id"], config["name"], config["max_message"])
@@ -117,9 +108,9 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     importer = Importer(router, config["prefixes"], cache)
     install(importer)
     router.responder = Responder(router, config["prefixes"], importer)
-    SERVICES = ServiceRegistry(router)
+    state.services = ServiceRegistry(router)
     LogReceiver(router)
-    ROUTER = router
+    state.router = router
 
     root = logging.getLogger()
     forward = ForwardHandler(router)
@@ -159,7 +150,7 @@ def stats() -> Dict[str, Any]:
     ``modules_sent`` maps each child id to how many times each module was sent to
     it; ``import_requests`` counts requests this context made upwards.
     """
-    router = ROUTER
+    router = STATE.router
     if router is None:
         return {}
     responder = router.responder

@@ -31,6 +31,7 @@ from ._calls import Receiver
 from ._errors import CallError, Error, PeerProtocolError, RefusedError
 from ._router import Router
 from ._service import CHILDREN, Service, expose
+from ._state import STATE
 from ._wire import CALL_SERVICE, FLAG_ERROR, FLAG_LAST, Message
 
 LOG = logging.getLogger("ns.mitogen.files")
@@ -179,9 +180,7 @@ class FileService(Service):
 
 # -- functions the controller calls in a target ------------------------------------
 def _router() -> Router:
-    from . import _child
-
-    router = _child.ROUTER
+    router = STATE.router
     if router is None:
         raise Error("not running inside an ns.mitogen context")
     return router

@@ -102,7 +102,8 @@ import warnings
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
-from . import _child, _target
+from . import _target
+from ._state import STATE
 
 if TYPE_CHECKING:  # annotations only: _runner imports this module
     from ._runner import _Run
@@ -164,7 +165,7 @@ def _working_directory(cwd: Optional[str]) -> Iterator[None]:
     """
     before, handle = _getcwd(), _open_dir_handle()
     try:
-        target = cwd or _target._start_dir()
+        target = cwd or _target.start_dir()
         if target and target != before:
             try:
                 os.chdir(target)
@@ -204,7 +205,7 @@ def _environment(extra: Dict[str, Any]) -> Iterator[None]:
     """The start-up environment plus ``extra`` for the run; then what was there."""
     environ = os.environ
     saved = dict(environ)
-    wanted = dict(_child.START_ENV or saved)
+    wanted = dict(STATE.start_env or saved)
     wanted.update((str(k), str(v)) for k, v in extra.items())
     _set_environ(wanted)
     if wanted.get("TZ") != saved.get("TZ"):

@@ -24,8 +24,8 @@ import selectors
 import subprocess
 from typing import Dict, List, Optional, Tuple
 
-from . import _child
 from ._errors import Error
+from ._state import STATE
 from ._wire import DEFAULT_MAX_MESSAGE
 
 REPLY_MARGIN = 1024 * 1024  # room in a reply for all but a command's or module's output
@@ -39,7 +39,7 @@ class OutputTooLarge(Error):
 
 def output_limit() -> int:
     """The most output (stdout and stderr together) one reply may carry: the frame limit less a margin."""
-    router = _child.ROUTER
+    router = STATE.router
     return (router.max_message if router is not None else DEFAULT_MAX_MESSAGE) - REPLY_MARGIN
 
 
@@ -89,7 +89,7 @@ def exec_command(
     terminal's CRLF line ends. Raises ``OutputTooLarge`` once the command has ended
     if its output was over ``output_limit()`` (that much at most was held in memory).
     """
-    environ = dict(_child.START_ENV or os.environ)
+    environ = dict(STATE.start_env or os.environ)
     if env:
         environ.update(env)
     if cwd and not os.access(cwd, os.X_OK):
@@ -98,7 +98,7 @@ def exec_command(
     argv = [os.path.basename(shell) if login_shell else shell, "-c", cmd]  # sshd's $0: the shell's name
     limit = output_limit()
     if use_pty:
-        rc, out, sizes = _exec_on_pty(shell, argv, cwd or _start_dir(), environ, limit)
+        rc, out, sizes = _exec_on_pty(shell, argv, cwd or start_dir(), environ, limit)
         err = b""
     else:
         proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
@@ -107,7 +107,7 @@ def exec_command(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            cwd=cwd or _start_dir(),
+            cwd=cwd or start_dir(),
             env=environ,
             close_fds=True,
         )
@@ -168,7 +168,7 @@ def _login_shell() -> str:
         return "/bin/sh"
 
 
-def _start_dir() -> Optional[str]:
+def start_dir() -> Optional[str]:
     """None while the interpreter is still in its starting directory.
 
     Changing into it again is avoided on purpose: under sudo it is often the login
@@ -176,11 +176,11 @@ def _start_dir() -> Optional[str]:
     it is for a vanilla ``sudo -u user sh -c ...``).
     """
     try:
-        if os.getcwd() == _child.START_CWD:
+        if os.getcwd() == STATE.start_cwd:
             return None
     except OSError:
         pass
-    return _child.START_CWD or None
+    return STATE.start_cwd or None
 
 
 def _exec_on_pty(
