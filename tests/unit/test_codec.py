@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, PeerProtocolError, ProtocolError
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec, _errors
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import (
+    CallError,
+    ConnectError,
+    Error,
+    InterpreterLost,
+    PeerProtocolError,
+    ProtocolError,
+    StreamError,
+)
 
 VALUES = [
     None,
@@ -47,11 +57,60 @@ def test_subclasses_travel_as_plain_types():
 
 
 def test_call_error_is_on_the_allow_list():
-    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _wire  # registers CallError
-
-    assert _wire.MAGIC
     err = _codec.decode(_codec.encode(CallError("ValueError", "boom", "tb", "ctx")))
     assert isinstance(err, CallError) and err.type_name == "ValueError" and "boom" in str(err)
+
+
+@pytest.mark.parametrize(
+    "err",
+    [StreamError("gone"), InterpreterLost("killed", 137), ConnectError("h", "no", "spawn", "out", "hint")],
+    ids=lambda e: type(e).__name__,
+)
+def test_wire_errors_cross_as_themselves(err):
+    out = _codec.decode(_codec.encode(err))
+    assert type(out) is type(err) and str(out) == str(err)
+
+
+def _object(name: str, state: object) -> bytes:
+    raw = name.encode()
+    return b"O" + struct.pack(">I", len(raw)) + raw + _codec.encode(state)
+
+
+def test_an_error_class_registers_where_it_is_defined():
+    """@wire_error alone puts a new error on the codec's allow-list; without it, it is refused."""
+
+    class Plain(Error):
+        def to_wire(self) -> str:
+            return str(self)
+
+        @classmethod
+        def from_wire(cls, state: object) -> "Plain":
+            return cls(state)
+
+    with pytest.raises(ProtocolError, match="cannot encode"):
+        _codec.encode(Plain("x"))
+    with pytest.raises(PeerProtocolError, match="not on the allow-list"):
+        _codec.decode(_object("Plain", "x"))
+
+    @_errors.wire_error
+    class Registered(Plain):
+        pass
+
+    try:
+        out = _codec.decode(_codec.encode(Registered("x")))
+        assert type(out) is Registered and str(out) == "x"
+        with pytest.raises(PeerProtocolError, match="not on the allow-list"):
+            _codec.decode(_object("Plain", "x"))  # its undecorated base still is not
+    finally:
+        del _errors.WIRE_ERRORS["Registered"]
+
+
+def test_wire_error_names_are_unique_and_need_their_wire_methods():
+    with pytest.raises(ValueError, match="CallError"):
+        _errors.wire_error(type("CallError", (CallError,), {}))
+    with pytest.raises(TypeError, match="to_wire"):
+        _errors.wire_error(type("NoState", (Error,), {}))
+    assert _errors.WIRE_ERRORS["CallError"] is CallError
 
 
 def test_unregistered_object_refused_on_encode():

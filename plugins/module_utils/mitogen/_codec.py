@@ -6,8 +6,10 @@ Owns: turning Python values into bytes and back, and nothing else (no I/O).
 
 Rules it keeps:
 - Decoding is an allow-list. The peer chooses among a fixed set of tags (None, bool,
-  int, float, str, bytes, list, tuple, dict, set) plus object types registered here
-  by name, each rebuilt by its own ``from_wire`` that checks its state. No other
+  int, float, str, bytes, list, tuple, dict, set) plus object types allowed by
+  name, each rebuilt by its own ``from_wire`` that checks its state: the error
+  classes marked ``@_errors.wire_error`` where they are defined, and the types
+  ``register()``-ed here. No other
   class is ever constructed from peer data: there is no pickle here.
 - Decoding never trusts a length: every count is checked against the bytes left,
   nesting is bounded, and any malformed input raises ``PeerProtocolError``.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, Dict, List, Tuple
 
-from ._errors import PeerProtocolError, ProtocolError
+from ._errors import WIRE_ERRORS, PeerProtocolError, ProtocolError
 
 MAX_DEPTH = 64
 
@@ -109,8 +111,8 @@ def _encode(v: Any, out: List[bytes], depth: int) -> None:
         out.append(b"d" + _F64.pack(v))
     elif tp is Encoded:
         out.append(v.data)
-    elif tp in _BY_CLASS:
-        raw = _BY_CLASS[tp].encode("utf-8")
+    elif tp in _BY_CLASS or WIRE_ERRORS.get(tp.__name__) is tp:
+        raw = _BY_CLASS.get(tp, tp.__name__).encode("utf-8")
         out.append(b"O" + _U32.pack(len(raw)) + raw)
         _encode(v.to_wire(), out, depth + 1)
     else:
@@ -294,11 +296,16 @@ def _d_set(d: _Decoder, depth: int) -> set:
 def _d_object(d: _Decoder, depth: int) -> Any:
     name = d.string()
     entry = _BY_NAME.get(name)
-    if entry is None:
+    error = WIRE_ERRORS.get(name)
+    if entry is not None:
+        from_wire = entry[1]
+    elif error is not None:
+        from_wire = error.from_wire  # type: ignore[attr-defined] # checked by wire_error
+    else:
         raise d.fail("object type %r is not on the allow-list" % name)
     state = d.value(depth + 1)
     try:
-        return entry[1](state)
+        return from_wire(state)
     except PeerProtocolError:
         raise
     except Exception as exc:  # a from_wire that did not expect this state

@@ -19,6 +19,11 @@ caller needs to tell apart only a handful of cases:
 - ``RefusedError``: a peer asked for something the trust rules forbid.
 - ``TimeoutError``: a deadline passed.
 
+The errors that cross the wire (``StreamError`` and its subclasses, ``CallError``)
+say so where they are defined, with ``@wire_error``: ``_codec`` decodes an object
+only if it is one of those or a type registered with it (the allow-list), each
+rebuilt by its own ``from_wire``. A new wire error needs no edit anywhere else.
+
 Messages name the context (host/account) and hop involved, and suggest a fix where
 one is known. Translation to Ansible's exceptions happens at the plugin boundary,
 never here. This module must stay importable on Python 3.6 (lowered: ``_lower``) with the standard
@@ -28,13 +33,33 @@ library only, because it also runs on targets.
 from __future__ import annotations
 
 import builtins
-from typing import Optional
+from typing import Dict, Optional, Type, TypeVar
+
+_E = TypeVar("_E", bound=Type["Error"])
+
+#: name -> class of every error that crosses the wire (see ``wire_error``)
+WIRE_ERRORS: Dict[str, type] = {}
+
+
+def wire_error(cls: _E) -> _E:
+    """Class decorator: let ``cls`` cross the wire under its own name.
+
+    ``cls`` must have ``to_wire()``, returning plain encodable state, and a class
+    method ``from_wire(state)`` that checks that state and raises
+    ``PeerProtocolError`` on anything unexpected. Names are unique.
+    """
+    if not (callable(getattr(cls, "to_wire", None)) and callable(getattr(cls, "from_wire", None))):
+        raise TypeError("%s needs to_wire() and from_wire() to cross the wire" % cls.__name__)
+    if WIRE_ERRORS.setdefault(cls.__name__, cls) is not cls:
+        raise ValueError("another wire error is named %s" % cls.__name__)
+    return cls
 
 
 class Error(Exception):
     """Base of every exception raised by the ns.mitogen core."""
 
 
+@wire_error
 class StreamError(Error):
     """A stream to a context was lost, or a route to it does not exist.
 
@@ -52,6 +77,7 @@ class StreamError(Error):
         return cls(state)
 
 
+@wire_error
 class InterpreterLost(StreamError):
     """A context's interpreter ended while the hop that started it still works.
 
@@ -75,6 +101,7 @@ class InterpreterLost(StreamError):
         return cls(state[0], state[1])
 
 
+@wire_error
 class ConnectError(StreamError):
     """A child context could not be started.
 
@@ -126,6 +153,7 @@ class TimeoutError(Error):  # noqa: A001 - deliberately ours, distinct from the 
     """A deadline passed before the awaited event arrived."""
 
 
+@wire_error
 class CallError(Error):
     """A function called in another context raised.
 

@@ -26,7 +26,7 @@ import struct
 from typing import Any, List, Optional
 
 from . import _codec
-from ._errors import CallError, ConnectError, InterpreterLost, PeerProtocolError, ProtocolError, StreamError
+from ._errors import Error, PeerProtocolError, ProtocolError
 
 MAGIC = b"nM"
 VERSION = 1
@@ -91,7 +91,7 @@ class Message:
         """Return the decoded body; raise ``CallError`` if this message carries one."""
         value = _codec.decode(self.data)
         if self.flags & FLAG_ERROR:
-            if isinstance(value, (CallError, StreamError)):
+            if isinstance(value, Error):  # decoded: one of _errors.WIRE_ERRORS
                 raise value
             raise PeerProtocolError("error flag set on a body that is not an error")
         return value
@@ -184,9 +184,3 @@ class FrameParser:
         if length > self.max_message:
             raise PeerProtocolError("frame of %d bytes exceeds the maximum of %d" % (length, self.max_message))
         return fields
-
-
-_codec.register("CallError", CallError, CallError.from_wire)
-_codec.register("StreamError", StreamError, StreamError.from_wire)
-_codec.register("ConnectError", ConnectError, ConnectError.from_wire)
-_codec.register("InterpreterLost", InterpreterLost, InterpreterLost.from_wire)
