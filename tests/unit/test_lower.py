@@ -197,3 +197,40 @@ def test_what_old_pythons_parse_is_left_alone() -> None:
         """
     )
     assert lower_source(ok) == ok.encode()
+
+
+TYPE_CHECKING_SHAPES = """
+from __future__ import annotations
+from typing import TYPE_CHECKING, Dict
+
+if TYPE_CHECKING:
+    from typing import Protocol, TypedDict
+
+    class Hello(TypedDict):
+        pid: int
+
+    class RunLike(Protocol):
+        signals: Dict[int, object]
+
+        def drops(self, name: str) -> bool: ...
+
+def pid(hello: Hello) -> int:
+    return hello["pid"]
+
+print(pid({"pid": 7}))
+"""
+
+
+@pytest.mark.parametrize("version", OLD_PYTHONS)
+def test_typed_shapes_under_type_checking_are_lowered_and_run_on(version: str) -> None:
+    """TypedDict/Protocol classes only the type checker sees never run: they need only parse."""
+    python = old_python(version)
+    lowered = lower_source(TYPE_CHECKING_SHAPES.encode(), "shapes.py").decode()
+    out = subprocess.run([python, "-c", lowered], capture_output=True, text=True, timeout=60, check=False)
+    assert (out.returncode, out.stdout) == (0, "7\n"), (out.stderr, lowered)
+
+
+def test_a_typed_shape_outside_type_checking_is_still_refused() -> None:
+    source = TYPE_CHECKING_SHAPES.replace("if TYPE_CHECKING:", "if True:")
+    with pytest.raises(LoweringError, match="class Hello"):
+        lower_source(source, "m.py")

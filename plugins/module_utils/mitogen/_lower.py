@@ -73,6 +73,7 @@ class _Cuts(ast.NodeVisitor):
         self.cuts: List[Tuple[int, int, bytes]] = []
         self.used: Set[str] = set()  # names read or bound outside annotations
         self.in_finally = 0
+        self.type_checking = 0  # inside ``if TYPE_CHECKING:``: never runs
 
     def __repr__(self) -> str:
         return "_Cuts(%s, %d cuts)" % (self.filename, len(self.cuts))
@@ -205,9 +206,21 @@ class _Cuts(ast.NodeVisitor):
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.check_decorators(node)
         self.used.add(node.name)
-        if {_last_name(n) for n in node.bases + node.decorator_list} & _ANNOTATION_CLASSES:
+        if {_last_name(n) for n in node.bases + node.decorator_list} & _ANNOTATION_CLASSES and not self.type_checking:
             raise self.refuse(node, "class %s (its annotations are its behaviour)" % node.name)
         self.generic_visit(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        if _last_name(node.test) != "TYPE_CHECKING":
+            self.generic_visit(node)
+            return
+        self.visit(node.test)
+        self.type_checking += 1
+        for stmt in node.body:
+            self.visit(stmt)
+        self.type_checking -= 1
+        for stmt in node.orelse:
+            self.visit(stmt)
 
     # -- what is refused --------------------------------------------------------------------
     def check_decorators(self, node: Union[_Def, ast.ClassDef]) -> None:
