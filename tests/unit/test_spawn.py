@@ -16,7 +16,7 @@ import pytest
 
 basic = pytest.importorskip("ansible.module_utils.basic")
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _isolation  # noqa: E402
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _hooks  # noqa: E402
 
 
 def ansible_preexec(umask):
@@ -37,7 +37,7 @@ def child_umask(kwargs):
 @pytest.mark.parametrize("umask, expected", [(None, None), (0, None), (0o027, 0o027)])
 def test_ansible_preexec_becomes_popen_umask(umask, expected):
     kwargs = {"preexec_fn": ansible_preexec(umask), "close_fds": True}
-    spawn = _isolation._spawn_kwargs(kwargs)
+    spawn = _hooks.spawn_kwargs(kwargs)
     assert "preexec_fn" not in spawn and spawn["close_fds"] is True
     assert spawn.get("umask") == expected
     assert "preexec_fn" in kwargs  # the caller's dict is left alone
@@ -52,7 +52,7 @@ def test_ansible_preexec_becomes_popen_umask(umask, expected):
 def test_other_preexec_functions_are_left_alone():
     for func in (lambda: os.umask(0o011), os.setsid, print):
         kwargs = {"preexec_fn": func}
-        assert _isolation._spawn_kwargs(kwargs) is kwargs
+        assert _hooks.spawn_kwargs(kwargs) is kwargs
     assert child_umask({"preexec_fn": lambda: os.umask(0o011)}) == "0011"
 
 
@@ -64,7 +64,7 @@ def test_recognised_by_code_not_by_origin():
             os.umask(umask)
 
     umask = 0o011
-    spawn = _isolation._spawn_kwargs({"preexec_fn": preexec})
+    spawn = _hooks.spawn_kwargs({"preexec_fn": preexec})
     assert spawn == {"umask": 0o011}
 
 
@@ -73,11 +73,11 @@ def test_same_code_with_another_os_is_left_alone():
     fake_globals = dict(basic.__dict__, os=types.SimpleNamespace(umask=os.umask))
     impostor = types.FunctionType(func.__code__, fake_globals, "preexec", None, func.__closure__)
     kwargs = {"preexec_fn": impostor}
-    assert _isolation._spawn_kwargs(kwargs) is kwargs
+    assert _hooks.spawn_kwargs(kwargs) is kwargs
 
 
 def test_explicit_umask_or_negative_umask_is_left_alone():
     kwargs = {"preexec_fn": ansible_preexec(0o027), "umask": 0o077}
-    assert _isolation._spawn_kwargs(kwargs) is kwargs
+    assert _hooks.spawn_kwargs(kwargs) is kwargs
     kwargs = {"preexec_fn": ansible_preexec(-5)}
-    assert _isolation._spawn_kwargs(kwargs) is kwargs
+    assert _hooks.spawn_kwargs(kwargs) is kwargs

@@ -3,13 +3,18 @@
 """Putting process state back after a module run (private).
 
 Owns: one context manager per kind of process state a module may change, which
-``_runner._Run`` enters around each run (working directory, environment, umask, C
+``_runner`` enters around each run (working directory, environment, umask, C
 locale, ``sys`` and interpreter settings, ``warnings`` filters, the root logger,
-signal handlers, the ``sys.modules`` table, module_utils globals); and the hooks
-that stand in for ``signal``, ``atexit`` and ``os._exit`` functions while a run is
-active (``_run_hooks``). Each manager saves its state on entry and restores it on
-exit, whatever the module did. One that cannot set up raises ``_SetupError``: the
-module does not run, and the message is the run's stderr, rc 1.
+signal handlers, the ``sys.modules`` table), and the interface ``_runner`` uses
+(``__all__``: ``run_state(run)``, the managers to enter; ``module_utils_state()``;
+``leaves_with_run()``; ``SetupError``, ``OsExit`` and the real ``os._exit`` and
+``atexit.register``). A run is anything with the attributes of
+``_shapes.RunLike``. Two concerns live apart, and are re-exported here: the
+hooks that stand in for ``signal``, ``atexit``, ``os._exit`` and ``Popen`` while a
+run is active (``_hooks``), and the module_utils globals (``_snapshots``). Each
+manager saves its state on entry and restores it on exit, whatever the module
+did. One that cannot set up raises ``SetupError``: the module does not run, and
+the message is the run's stderr, rc 1.
 
 Isolated (each run starts from, and the interpreter returns to, the same state):
 - working directory, ``os.environ`` (the start-up environment plus ``env``; the
@@ -25,7 +30,7 @@ Isolated (each run starts from, and the interpreter returns to, the same state):
   names in ``builtins`` (``gettext.install()`` adds ``_``);
 - ``warnings`` filters and ``showwarning``; the root logger's handlers and level,
   ``logging.disable``;
-- ``atexit``: handlers registered during the run are kept apart and ``_Run`` runs
+- ``atexit``: handlers registered during the run are kept apart and ``_runner`` runs
   them at its end (after non-daemon threads it started are joined, as at interpreter
   exit), then drops them; the interpreter's own handlers are untouched. A handler a library module
   registers from its top-level code while first imported (``multiprocessing.util``)
@@ -85,60 +90,80 @@ Not isolated (cannot be, in one process):
 
 from __future__ import annotations
 
-import atexit
 import builtins
 import contextlib
-import functools
 import locale
 import logging
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
 import warnings
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, ContextManager, Dict, Iterator, List, Optional, Set, Tuple
 
 from . import _target
+from ._hooks import OsExit, real_atexit_register, real_getsignal, real_os_exit, real_signal, run_hooks
+from ._snapshots import MODULE_UTILS_RE, module_utils_state, restore_names, unchanged
 from ._state import STATE
 
-if TYPE_CHECKING:  # annotations only: _runner imports this module
-    from ._runner import _Run
+if TYPE_CHECKING:  # annotations only
+    from ._shapes import RunLike
+
+#: The interface ``_runner`` uses (the rest is this module's own).
+__all__ = [
+    "SetupError",
+    "OsExit",
+    "run_state",
+    "module_utils_state",
+    "leaves_with_run",
+    "real_os_exit",
+    "real_atexit_register",
+]
 
 LOG = logging.getLogger("ns.mitogen.runner")
 
-_MODULE_UTILS_RE = re.compile(r"^(ansible\.module_utils|ansible_collections\.[^.]+\.[^.]+\.plugins\.module_utils)(\.|$)")
-_MODULE_TREE_RE = re.compile(r"^(ansible\.(modules|legacy)|ansible_collections\.[^.]+\.[^.]+\.plugins\.modules)(\.|$)")
-_MISSING = object()
-_ACTIVE: Optional["_Run"] = None  # the run in progress, for the hooks below
-
-# The real functions the run-time hooks stand in for.
-_real_signal = signal.signal
-_real_getsignal = signal.getsignal
-_real_alarm = getattr(signal, "alarm", None)
-_real_setitimer = getattr(signal, "setitimer", None)
-_real_atexit_register = atexit.register
-_real_atexit_unregister = atexit.unregister
-_real_os_exit = os._exit
-_real_popen_init = subprocess.Popen.__init__
+MODULE_TREE_RE = re.compile(r"^(ansible\.(modules|legacy)|ansible_collections\.[^.]+\.[^.]+\.plugins\.modules)(\.|$)")
 
 
-# -- one concern each --------------------------------------------------------
-class _SetupError(Exception):
+class SetupError(Exception):
     """The run could not start (reported as the run's stderr, rc 1)."""
 
 
-class _OsExit(BaseException):
-    """``os._exit(status)`` called by the module's thread."""
+def run_state(run: "RunLike") -> List[ContextManager[None]]:
+    """The context managers that isolate ``run``, in the order to enter them.
 
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
+    Enter each (an ``ExitStack``); leaving them puts the process state back. Entering
+    one may raise ``SetupError``: the module must not run then (those entered
+    already are left as usual). ``module_utils_state()`` is entered apart, once
+    ``ansible.module_utils.basic`` is imported.
+    """
+    return [
+        _working_directory(run.cwd),
+        _environment(run.env),
+        _umask(),
+        _c_locale(),
+        _interpreter_state(run.filename),
+        _warning_filters(),
+        _root_logger(),
+        _signal_handlers(),
+        _module_table(run),
+        run_hooks(run),
+    ]
 
 
+def leaves_with_run(run: "RunLike", name: str, module: Any) -> bool:
+    """True if ``sys.modules[name]``, new since ``run`` started, goes at its end."""
+    if name in run.modules_before or MODULE_UTILS_RE.match(name):
+        return False
+    if name == run.name or MODULE_TREE_RE.match(name) or getattr(module, "__spec__", None) is None:
+        return True  # the module, its kind, or put there by hand rather than imported
+    new_paths = [os.path.abspath(p) for p in sys.path if isinstance(p, str) and p and p not in run.paths_before]
+    return bool(new_paths) and origin_under(module, new_paths)
+
+
+# -- one concern each --------------------------------------------------------
 def _open_dir_handle() -> Optional[int]:
     flags = getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -171,7 +196,7 @@ def _working_directory(cwd: Optional[str]) -> Iterator[None]:
                 os.chdir(target)
             except OSError as exc:
                 if cwd and not isinstance(exc, PermissionError):
-                    raise _SetupError("ns.mitogen: cannot change to directory %r: %s" % (cwd, exc.strerror))
+                    raise SetupError("ns.mitogen: cannot change to directory %r: %s" % (cwd, exc.strerror))
                 # As AnsiballZ does when the directory is unusable (e.g. after become).
                 for fallback in (os.path.expanduser("~"), "/"):
                     with contextlib.suppress(OSError):
@@ -277,8 +302,8 @@ def _interpreter_state(filename: str) -> Iterator[None]:
                     set_(saved_hook)
                 except TypeError:  # a C-level profiler object (cProfile) cannot be put back from Python
                     LOG.debug("cannot restore %r with %s", saved_hook, set_.__name__)
-        if not _unchanged(builtins.__dict__, saved_builtins):  # gettext.install() sets builtins._
-            _restore_names(
+        if not unchanged(builtins.__dict__, saved_builtins):  # gettext.install() sets builtins._
+            restore_names(
                 "builtins", builtins.__dict__, saved_builtins, builtins.__dict__.__setitem__, builtins.__dict__.__delitem__
             )
         sys.setrecursionlimit(saved_limits[0])
@@ -347,195 +372,17 @@ def _signal_handlers() -> Iterator[None]:
         # Python 3.6 and 3.7 have no valid_signals() (3.8); getsignal() refuses what is not one
         for signum in signal.valid_signals() if hasattr(signal, "valid_signals") else range(1, signal.NSIG):
             with contextlib.suppress(OSError, ValueError):
-                saved[signum] = _real_getsignal(signum)
+                saved[signum] = real_getsignal(signum)
     try:
         yield
     finally:
         for signum, handler in saved.items():
-            if handler is not None and _real_getsignal(signum) is not handler:
+            if handler is not None and real_getsignal(signum) is not handler:
                 with contextlib.suppress(OSError, ValueError, TypeError):
-                    _real_signal(signum, handler)
+                    real_signal(signum, handler)
 
 
-def _on_module_thread() -> Optional["_Run"]:
-    """The active run if the caller is its module thread (not a fork, not a helper)."""
-    run = _ACTIVE
-    if run is not None and run.pid == os.getpid() and run.thread == threading.get_ident():
-        return run
-    return None
-
-
-def _virtual_signals() -> Optional["_Run"]:
-    run = _on_module_thread()
-    if run is not None and threading.current_thread() is not threading.main_thread():
-        return run
-    return None
-
-
-def _signal_hook(signalnum: int, handler: Any) -> Any:
-    run = _virtual_signals()
-    if run is None:
-        return _real_signal(signalnum, handler)
-    previous = _getsignal_hook(signalnum)  # ValueError for an invalid signal, as the real one
-    if not (callable(handler) or handler in (signal.SIG_IGN, signal.SIG_DFL)):
-        raise TypeError("signal handler must be signal.SIG_IGN, signal.SIG_DFL, or a callable object")
-    if signalnum in (signal.SIGKILL, signal.SIGSTOP):
-        raise OSError(22, "Invalid argument")
-    run.signals[signalnum] = handler
-    return previous
-
-
-def _getsignal_hook(signalnum: int) -> Any:
-    run = _virtual_signals()
-    if run is not None and signalnum in run.signals:
-        return run.signals[signalnum]
-    return _real_getsignal(signalnum)
-
-
-_NO_TIMERS = (
-    "ns.mitogen: %s() cannot be used by a module running in a persistent interpreter "
-    "(its signal handler cannot be installed from the thread modules run on); "
-    "run the task with mitogen_task_isolation=fork"
-)
-
-
-def _alarm_hook(seconds: int) -> int:
-    if seconds and _virtual_signals() is not None:
-        raise RuntimeError(_NO_TIMERS % "signal.alarm")
-    if _real_alarm is None:  # the hook is installed only where signal.alarm exists
-        raise RuntimeError("signal.alarm is not available here")
-    return int(_real_alarm(seconds))
-
-
-def _setitimer_hook(which: int, seconds: float, interval: float = 0.0) -> Any:
-    if seconds and _virtual_signals() is not None:
-        raise RuntimeError(_NO_TIMERS % "signal.setitimer")
-    if _real_setitimer is None:  # the hook is installed only where signal.setitimer exists
-        raise RuntimeError("signal.setitimer is not available here")
-    return _real_setitimer(which, seconds, interval)
-
-
-def _importing_module(frame: Any) -> Optional[str]:
-    """The module whose top-level code ``frame`` runs (an import), or None."""
-    if frame is None or frame.f_code.co_name != "<module>":
-        return None
-    name = frame.f_globals.get("__name__")
-    return name if isinstance(name, str) and name != "__main__" else None
-
-
-def _atexit_register_hook(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
-    run = _ACTIVE
-    if run is None:
-        return _real_atexit_register(func, *args, **kwargs)
-    getframe = getattr(sys, "_getframe", None)
-    importer = _importing_module(getframe(1)) if getframe is not None else None
-    run.exit_handlers.append((func, args, kwargs, importer))
-    return func
-
-
-def _atexit_unregister_hook(func: Callable[..., Any]) -> None:
-    run = _ACTIVE
-    if run is not None:
-        run.exit_handlers[:] = [h for h in run.exit_handlers if h[0] != func]
-    _real_atexit_unregister(func)
-
-
-def _os_exit_hook(status: int) -> None:
-    if _on_module_thread() is not None:
-        raise _OsExit(status)
-    _real_os_exit(status)
-
-
-# -- run_command's children without fork() ----------------------------------------------
-def _reference_preexec(umask: Any) -> Callable[[], None]:
-    """The ``preexec_fn`` ansible's ``AnsibleModule.run_command`` passes, word for word."""
-
-    def preexec():  # type: ignore[no-untyped-def] # an annotation would not change its code; kept bare as ansible's
-        if umask:
-            os.umask(umask)
-
-    return preexec
-
-
-_PREEXEC_CODE = _reference_preexec(0).__code__
-_PREEXEC_SEEN: Set[Any] = set()  # code objects found to be ansible's preexec
-_POPEN_HAS_UMASK = sys.version_info >= (3, 9)
-
-
-def _is_ansible_preexec(func: Any) -> bool:
-    code = getattr(func, "__code__", None)
-    if code is None:
-        return False
-    if code not in _PREEXEC_SEEN:
-        ref = _PREEXEC_CODE
-        if (code.co_code, code.co_names, code.co_consts, code.co_freevars, code.co_argcount) != (
-            ref.co_code,
-            ref.co_names,
-            ref.co_consts,
-            ref.co_freevars,
-            ref.co_argcount,
-        ):
-            return False
-        _PREEXEC_SEEN.add(code)
-    return getattr(func, "__globals__", {}).get("os") is os and len(func.__closure__ or ()) == 1
-
-
-def _spawn_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    """``kwargs`` with run_command's umask-only ``preexec_fn`` done by Popen itself.
-
-    A ``preexec_fn`` makes CPython fork() the whole interpreter and run Python in the
-    child (a persistent interpreter is big: ~2 ms per command); without one it uses
-    vfork() (3.10+). The child does exactly the same: sets the umask if one was
-    given, then execs. Anything else (another function, a umask Popen cannot set
-    here) is left as it was.
-    """
-    func = kwargs.get("preexec_fn")
-    if func is None or "umask" in kwargs or not _is_ansible_preexec(func):
-        return kwargs
-    umask = func.__closure__[0].cell_contents
-    spawn = dict(kwargs)
-    del spawn["preexec_fn"]
-    if not umask:
-        return spawn
-    if _POPEN_HAS_UMASK and isinstance(umask, int) and umask > 0:
-        spawn["umask"] = umask
-        return spawn
-    return kwargs
-
-
-def _popen_init_hook(self: Any, *args: Any, **kwargs: Any) -> None:
-    _real_popen_init(self, *args, **_spawn_kwargs(kwargs))
-
-
-@contextlib.contextmanager
-def _run_hooks(run: "_Run") -> Iterator[None]:
-    """Mark ``run`` active and put the hooks above in place for its duration."""
-    global _ACTIVE
-    patches: List[Tuple[Any, str, Any]] = [
-        (signal, "signal", _signal_hook),
-        (signal, "getsignal", _getsignal_hook),
-        (atexit, "register", _atexit_register_hook),
-        (atexit, "unregister", _atexit_unregister_hook),
-        (os, "_exit", _os_exit_hook),
-        (subprocess.Popen, "__init__", _popen_init_hook),
-    ]
-    if _real_alarm is not None:
-        patches.append((signal, "alarm", _alarm_hook))
-    if _real_setitimer is not None:
-        patches.append((signal, "setitimer", _setitimer_hook))
-    saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _unused in patches]
-    _ACTIVE = run
-    for obj, attr, hook in patches:
-        setattr(obj, attr, hook)
-    try:
-        yield
-    finally:
-        for obj, attr, value in saved:
-            setattr(obj, attr, value)
-        _ACTIVE = None
-
-
-def _origin_under(module: Any, paths: List[str]) -> bool:
+def origin_under(module: Any, paths: List[str]) -> bool:
     filename = getattr(module, "__file__", None)
     if not isinstance(filename, str):
         return False
@@ -544,7 +391,7 @@ def _origin_under(module: Any, paths: List[str]) -> bool:
 
 
 @contextlib.contextmanager
-def _module_table(run: "_Run") -> Iterator[None]:
+def _module_table(run: "RunLike") -> Iterator[None]:
     """``sys.modules`` after the run: see the module docstring for what stays."""
     before = run.modules_before = dict(sys.modules)
     run.paths_before = set(p for p in sys.path if isinstance(p, str))
@@ -553,7 +400,7 @@ def _module_table(run: "_Run") -> Iterator[None]:
     finally:
         for name in [n for n in list(sys.modules) if n not in before]:
             module = sys.modules.get(name)
-            if run.drops(name, module):
+            if leaves_with_run(run, name, module):
                 sys.modules.pop(name, None)
                 parent, _unused, leaf = name.rpartition(".")
                 parent_module = sys.modules.get(parent)
@@ -568,147 +415,3 @@ def _module_table(run: "_Run") -> Iterator[None]:
             for name, module in before.items():
                 if sys.modules.get(name) is not module:
                     sys.modules[name] = module
-
-
-_OURS = __name__.rpartition(".")[0]  # this package: the runner's own state, not a module's
-
-
-def _is_ours(name: str) -> bool:
-    return name == _OURS or name.startswith(_OURS + ".")
-
-
-def _is_dunder(name: str) -> bool:
-    return name.startswith("__") and name.endswith("__")
-
-
-# (module, its namespace, {class: class attributes}) for each loaded module_utils module
-_Snapshot = List[Tuple[ModuleType, Dict[str, Any], List[Tuple[type, Dict[str, Any]]]]]
-
-
-# Snapshots outlive a run: each run ends by restoring its modules to them, so a module
-# still in sys.modules is in its snapshot's state when the next run starts; only
-# modules new since then are copied (the copy was a third of a short module's run).
-_SNAPSHOTS: Dict[str, Tuple[ModuleType, Dict[str, Any], List[Tuple[type, Dict[str, Any]]]]] = {}
-_IS_MODULE_UTILS: Dict[str, bool] = {}
-
-
-_LAST_SNAPSHOT: List[Any] = [None, None]  # sys.modules as it was, and the snapshot made of it
-
-
-def _snapshot_module_utils() -> _Snapshot:
-    """The loaded module_utils modules' snapshots (the last list again if ``sys.modules``
-    is the same table: compared in C, modules by identity)."""
-    table, last = _LAST_SNAPSHOT
-    try:
-        if last is not None and sys.modules == table:
-            return list(last)
-    except Exception:  # something not a module in sys.modules, with an __eq__ that raises
-        pass
-    snapshot = _snapshot_of(sys.modules.copy())
-    _LAST_SNAPSHOT[:] = [sys.modules.copy(), snapshot]
-    return list(snapshot)
-
-
-def _snapshot_of(table: Dict[str, Any]) -> _Snapshot:
-    snapshot: _Snapshot = []
-    for name, module in table.items():
-        entry = _SNAPSHOTS.get(name)
-        if entry is not None and entry[0] is module:
-            snapshot.append(entry)
-            continue
-        matches = _IS_MODULE_UTILS.get(name)
-        if matches is None:
-            matches = _IS_MODULE_UTILS[name] = bool(_MODULE_UTILS_RE.match(name)) and not _is_ours(name)
-        if not matches or not isinstance(module, ModuleType):
-            continue
-        namespace = dict(module.__dict__)
-        classes = [
-            (value, dict(vars(value)))
-            for value in namespace.values()
-            if isinstance(value, type) and getattr(value, "__module__", None) == name
-        ]
-        entry = _SNAPSHOTS[name] = (module, namespace, classes)
-        snapshot.append(entry)
-    return snapshot
-
-
-def _unchanged(now: Any, saved: Dict[str, Any]) -> bool:
-    """No name added, removed, or bound to a value unequal to the saved one.
-
-    Dict equality, in C, short-cuts on identity: an untouched namespace costs a
-    lookup per name, no comparison (a third of the time of comparing identities in
-    Python: ~0.2 ms per run less for basic's ~50 modules and ~90 classes). A name
-    rebound to an *equal* object (a copy) passes; one whose value cannot be
-    compared counts as changed, and is restored.
-    """
-    try:
-        return bool(now == saved)
-    except Exception:  # an __eq__ that raises or answers something without a truth value
-        return False
-
-
-def _restore_names(
-    owner: str, now: Any, saved: Dict[str, Any], set_: Callable[[str, Any], None], del_: Callable[[str], None]
-) -> List[str]:
-    restored = []
-    for key in [k for k in now if k not in saved and not _is_dunder(k)]:
-        if isinstance(now[key], ModuleType):
-            # A submodule imported meanwhile stays, and is part of the saved state from
-            # now on (else every later run would find its package changed: the slow path).
-            saved[key] = now[key]
-            continue
-        with contextlib.suppress(AttributeError, TypeError, KeyError):
-            del_(key)
-            restored.append("%s.%s" % (owner, key))
-    for key, value in saved.items():
-        if not _is_dunder(key) and now.get(key, _MISSING) is not value:
-            with contextlib.suppress(AttributeError, TypeError):
-                set_(key, value)
-                restored.append("%s.%s" % (owner, key))
-    return restored
-
-
-def _restore_module_utils(snapshot: _Snapshot) -> List[str]:
-    """Undo rebinding in ``snapshot``'s modules and classes; the names restored."""
-    restored: List[str] = []
-    for module, namespace, classes in snapshot:
-        current = module.__dict__
-        if not _unchanged(current, namespace):
-            restored += _restore_names(module.__name__, current, namespace, current.__setitem__, current.__delitem__)
-        for cls, attrs in classes:
-            now = vars(cls)
-            if not _unchanged(now, attrs):
-                owner = "%s.%s" % (module.__name__, cls.__name__)
-                restored += _restore_names(owner, now, attrs, functools.partial(setattr, cls), functools.partial(delattr, cls))
-    return restored
-
-
-def _reset_run_globals() -> None:
-    """The per-run globals ansible's module_utils keep (a fresh process has them empty)."""
-    basic = sys.modules.get("ansible.module_utils.basic")
-    for attr in ("_ANSIBLE_ARGS", "_ANSIBLE_PROFILE", "_PARSED_MODULE_ARGS"):
-        if basic is not None and hasattr(basic, attr):
-            setattr(basic, attr, None)
-    store = sys.modules.get("ansible.module_utils.common.warnings")
-    for attr in ("_global_warnings", "_global_deprecations"):
-        value = getattr(store, attr, None)
-        if isinstance(value, (dict, list, set)):
-            value.clear()
-    tracebacks = sys.modules.get("ansible.module_utils._internal._traceback")
-    if tracebacks is not None and hasattr(tracebacks, "_module_tracebacks_enabled_events"):
-        setattr(tracebacks, "_module_tracebacks_enabled_events", None)  # noqa: B010 - a lazily computed cache
-
-
-@contextlib.contextmanager
-def _module_utils_state() -> Iterator[None]:
-    snapshot = _snapshot_module_utils()
-    _reset_run_globals()
-    try:
-        yield
-    finally:
-        # The per-run globals first: the runner itself sets them in every run, and
-        # snapshots hold them reset, so only what the module changed is left to undo.
-        _reset_run_globals()
-        restored = _restore_module_utils(snapshot)
-        if restored:
-            LOG.debug("module_utils names a module changed, restored: %s", ", ".join(sorted(restored)))

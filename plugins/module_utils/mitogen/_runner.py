@@ -518,15 +518,6 @@ class _Run:
     def __repr__(self) -> str:
         return "_Run(%s)" % self.name
 
-    def drops(self, name: str, module: Any) -> bool:
-        """True if ``sys.modules[name]``, new since the run started, goes at its end."""
-        if name in self.modules_before or _isolation._MODULE_UTILS_RE.match(name):
-            return False
-        if name == self.name or _isolation._MODULE_TREE_RE.match(name) or getattr(module, "__spec__", None) is None:
-            return True  # the module, its kind, or put there by hand rather than imported
-        new_paths = [os.path.abspath(p) for p in sys.path if isinstance(p, str) and p and p not in self.paths_before]
-        return bool(new_paths) and _isolation._origin_under(module, new_paths)
-
     def execute(self) -> Dict[str, Any]:
         """Run the module; its reply. The process state is the module's until ``restore()``."""
         started = time.monotonic()
@@ -549,20 +540,9 @@ class _Run:
     def _run_isolated(self, stack: contextlib.ExitStack) -> int:
         """The module's exit status; ``stack`` holds what ``restore()`` undoes."""
         try:
-            for manager in (
-                _isolation._working_directory(self.cwd),
-                _isolation._environment(self.env),
-                _isolation._umask(),
-                _isolation._c_locale(),
-                _isolation._interpreter_state(self.filename),
-                _isolation._warning_filters(),
-                _isolation._root_logger(),
-                _isolation._signal_handlers(),
-                _isolation._module_table(self),
-                _isolation._run_hooks(self),
-            ):
+            for manager in _isolation.run_state(self):
                 stack.enter_context(manager)
-        except _isolation._SetupError as exc:
+        except _isolation.SetupError as exc:
             sys.stderr.write("%s\n" % exc)
             return 1
         rc = self._invoke(stack)
@@ -581,7 +561,7 @@ class _Run:
             if self.profile is not None:
                 with contextlib.suppress(ImportError):
                     loader = importlib.import_module("ansible.module_utils._internal._ansiballz._loader")
-            stack.enter_context(_isolation._module_utils_state())
+            stack.enter_context(_isolation.module_utils_state())
             basic._ANSIBLE_ARGS = self.args  # type: ignore[attr-defined]
             if self.profile is not None and hasattr(basic, "_ANSIBLE_PROFILE"):
                 basic._ANSIBLE_PROFILE = self.profile  # type: ignore[attr-defined]
@@ -598,7 +578,7 @@ class _Run:
                 runpy.run_module(self.name, init_globals=init_globals, run_name="__main__", alter_sys=True)
                 print(NO_EXIT_LEGACY)  # pylint: disable=ansible-bad-function
                 sys.exit(1)  # pylint: disable=ansible-bad-function
-        except (SystemExit, _isolation._OsExit) as exc:
+        except (SystemExit, _isolation.OsExit) as exc:
             return self._exit_of(exc)
         except BaseException:
             return self._uncaught(*sys.exc_info())
@@ -606,7 +586,7 @@ class _Run:
 
     def _exit_of(self, exc: BaseException) -> int:
         """The status ``sys.exit`` or ``os._exit`` gives (the latter skips atexit handlers)."""
-        if isinstance(exc, _isolation._OsExit):
+        if isinstance(exc, _isolation.OsExit):
             self.run_exit_handlers = False
             return exc.status & 0xFF
         return _exit_status(getattr(exc, "code", None))
@@ -623,7 +603,7 @@ class _Run:
             return 1
         try:
             hook(exc_type, exc, tb)
-        except (SystemExit, _isolation._OsExit) as hook_exit:
+        except (SystemExit, _isolation.OsExit) as hook_exit:
             return self._exit_of(hook_exit)
         except BaseException:
             sys.stderr.write("Error in sys.excepthook:\n")
@@ -637,7 +617,7 @@ class _Run:
         if self.run_exit_handlers:
             self._call_exit_handlers()
         _flush(sys.stdout, sys.stderr)
-        _isolation._real_os_exit(rc)
+        _isolation.real_os_exit(rc)
 
     def _join_threads(self) -> None:
         deadline = time.monotonic() + THREAD_JOIN_TIMEOUT
@@ -658,8 +638,12 @@ class _Run:
         """
         while self.exit_handlers:
             func, args, kwargs, importer = self.exit_handlers.pop()
-            if importer is not None and importer in sys.modules and not self.drops(importer, sys.modules[importer]):
-                _isolation._real_atexit_register(func, *args, **kwargs)
+            if (
+                importer is not None
+                and importer in sys.modules
+                and not _isolation.leaves_with_run(self, importer, sys.modules[importer])
+            ):
+                _isolation.real_atexit_register(func, *args, **kwargs)
                 continue
             try:
                 func(*args, **kwargs)
