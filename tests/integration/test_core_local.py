@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap, api
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap, _spawn, api
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import (
     CallError,
     ConnectError,
@@ -44,9 +44,9 @@ def test_on_spawn_runs_once_the_child_runs_and_before_its_handshake(session):
     seen = []
 
     def on_spawn():
-        seen.append((len(session.contexts), sorted(p.pid for p in _bootstrap._PROCESSES)))
+        seen.append((len(session.contexts), sorted(p.pid for p in _spawn._PROCESSES)))
 
-    before = {p.pid for p in _bootstrap._PROCESSES}
+    before = {p.pid for p in _spawn._PROCESSES}
     ctx = session.connect({"method": "local", "python": sys.executable}, on_spawn=on_spawn)
     ((contexts, pids),) = seen  # called once
     assert contexts == 0, "called after the handshake"

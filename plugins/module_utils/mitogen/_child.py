@@ -136,11 +136,11 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     if router.pool.busy:
         _hang_up_group()
     router.close()
-    # Children exist only if this context started some, which imported the
-    # bootstrap (on demand: a target that never relays never receives it).
-    bootstrap = sys.modules.get(__name__.rpartition(".")[0] + "._bootstrap")
-    if bootstrap is not None:
-        bootstrap.reap_all(5.0)
+    # Children exist only if this context started some, which imported _spawn
+    # (on demand: a target that never relays never receives it).
+    spawn = sys.modules.get(__name__.rpartition(".")[0] + "._spawn")
+    if spawn is not None:
+        spawn.reap_all(5.0)
     os._exit(0)
 
 

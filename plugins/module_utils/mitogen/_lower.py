@@ -3,7 +3,7 @@
 """The core's source as every supported target Python runs it (private module).
 
 Owns: ``lower_source()``, the one pass every core module goes through before it
-leaves the controller: into the boot payload (``_bootstrap``, which then also strips
+leaves the controller: into the boot payload (``_payload``, which then also strips
 docstrings and comments) and when the importer's responder serves it
 (``_importer``). The core is written for Python 3.8+, with annotations and
 ``from __future__ import annotations`` (which Python 3.6 cannot parse); targets run
