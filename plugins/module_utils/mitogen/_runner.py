@@ -8,11 +8,12 @@ process the way AnsiballZ runs it in a fresh one, and returns
 result JSON from ``exit_json``/``fail_json``, or anything else), so the controller
 hands it to Ansible's own ``_parse_returned_data``. A request whose source is not
 cached here yet gets ``{"need_source": True}``. Besides: request checking, the
-cache of module sources, the finders that serve the module for its run, the
-capture of its output, the refusal of a run whose result could only be over the
-reply limit (``slurp`` of a large file), and ``_Run``, which puts one run
-together. Putting process state back after a run is ``_isolation``'s: its
-docstring says what a run changes that is, and is not, undone.
+refusal of a run whose result could only be over the reply limit (``slurp`` of a
+large file), and ``_Run``, which puts one run together. Its parts live apart: the
+cache of module sources and the finders that serve the module for its run in
+``_sources``, the capture of its output in ``_capture``, and putting process
+state back after a run in ``_isolation`` (through its public interface only),
+whose docstring says what a run changes that is, and is not, undone.
 
 Request: ``name`` (the module's import name, e.g. ``ansible.modules.command``),
 ``source`` (bytes, or None to use the cached copy), ``source_id`` (its sha1 hex),
@@ -49,14 +50,9 @@ registered during the run are called (not after ``os._exit``).
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
-import hashlib
 import importlib
-import importlib.abc
-import importlib.machinery
-import io
 import json
 import linecache
 import logging
@@ -64,19 +60,18 @@ import os
 import re
 import runpy
 import sys
-import tempfile
 import threading
 import time
 import traceback
-from types import CodeType, ModuleType
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from . import _isolation, _target
+from . import _isolation, _sources, _target
 from ._calls import AfterReply
+from ._capture import Capture, flush, oversized_result
+from ._sources import ModuleFinder, ParentPackages, Source, source_for
 
 LOG = logging.getLogger("ns.mitogen.runner")
 
-MAX_SOURCES = 128  # module sources cached here (least recently used go first)
 THREAD_JOIN_TIMEOUT = 60.0  # wait for non-daemon threads a module leaves, as exit would
 MODLIB_PATH = "<ns.mitogen: in-process run, no module library on disk>"  # the module's _modlib_path
 NO_EXIT_LEGACY = '{"msg": "New-style module did not handle its own exit", "failed": true}'  # <= 2.18 wrapper
@@ -84,9 +79,7 @@ NO_EXIT_LEGACY = '{"msg": "New-style module did not handle its own exit", "faile
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 _RUN_LOCK = threading.Lock()
-_SOURCES_LOCK = threading.Lock()
-_SOURCES: "collections.OrderedDict[str, _Source]" = collections.OrderedDict()
-STATS = {"runs": 0, "source_misses": 0}
+STATS = {"runs": 0}
 
 
 def run_module(request: Dict[str, Any], source: Optional[bytes] = None) -> Any:
@@ -109,7 +102,7 @@ def run_module(request: Dict[str, Any], source: Optional[bytes] = None) -> Any:
     refused = _refused_before_running(request)
     if refused is not None:
         return {"rc": 1, "stdout": refused, "stderr": b""}
-    found = _source_for(request)
+    found = source_for(request)
     if found is None:
         return {"need_source": True}
     _RUN_LOCK.acquire()
@@ -169,11 +162,10 @@ class _CapturedLog(logging.Handler):
 
 def stats() -> Dict[str, Any]:
     """Counters for diagnostics and tests."""
-    with _SOURCES_LOCK:
-        return dict(STATS, sources=list(_SOURCES))
+    return dict(STATS, source_misses=_sources.STATS["source_misses"], sources=_sources.cached())
 
 
-# -- requests and sources -----------------------------------------------------------
+# -- requests --------------------------------------------------------------------
 def _check_request(request: Any) -> None:
     if not isinstance(request, dict):
         raise ValueError("run request must be a dict, not %s" % type(request).__name__)
@@ -200,251 +192,6 @@ def _check_request(request: Any) -> None:
     for key, value in env.items():
         if not isinstance(key, str) or not key or "=" in key or "\0" in key or "\0" in str(value):
             raise ValueError("run request: bad environment variable %r" % (key,))
-
-
-def _sha1(data: bytes) -> str:
-    try:
-        return hashlib.sha1(data, usedforsecurity=False).hexdigest()  # type: ignore[call-arg]
-    except TypeError:  # Python 3.8
-        return hashlib.sha1(data).hexdigest()
-
-
-class _Source:
-    """One module's source and its compiled code (per file name)."""
-
-    __slots__ = ("data", "_code", "_lines")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self._code: Dict[str, CodeType] = {}
-        self._lines: Optional[List[str]] = None
-
-    def code(self, filename: str) -> CodeType:
-        code = self._code.get(filename)
-        if code is None:
-            code = self._code[filename] = compile(self.data, filename, "exec", dont_inherit=True)
-        return code
-
-    def text(self) -> str:
-        return self.data.decode("utf-8", "replace")
-
-    def lines(self) -> List[str]:
-        """The source's lines, for ``linecache`` (tracebacks, ``inspect``); made once."""
-        if self._lines is None:
-            self._lines = self.text().splitlines(True)
-        return self._lines
-
-
-def _source_for(request: Dict[str, Any]) -> Optional[_Source]:
-    data, source_id = request.get("source"), request.get("source_id")
-    with _SOURCES_LOCK:
-        if data is not None:
-            digest = _sha1(data)
-            if source_id is not None and source_id != digest:
-                raise ValueError("run request: source_id %s is not the sha1 of the source (%s)" % (source_id, digest))
-            source_id = digest
-            if source_id not in _SOURCES:
-                _SOURCES[source_id] = _Source(bytes(data))
-                while len(_SOURCES) > MAX_SOURCES:
-                    _SOURCES.popitem(last=False)
-        entry = _SOURCES.get(source_id) if source_id is not None else None
-        if entry is None or source_id is None:
-            STATS["source_misses"] += 1
-            return None
-        _SOURCES.move_to_end(source_id)
-        return entry
-
-
-# -- finders for the run --------------------------------------------------------------
-class _ModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Serves the module being run, under its own name, for the run only."""
-
-    def __init__(self, name: str, source: _Source, filename: str) -> None:
-        self.name = name
-        self.source = source
-        self.filename = filename
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Optional[importlib.machinery.ModuleSpec]:
-        if fullname != self.name:
-            return None
-        return importlib.machinery.ModuleSpec(fullname, self, origin=self.filename)
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
-        return None
-
-    def exec_module(self, module: ModuleType) -> None:
-        exec(self.get_code(module.__name__), module.__dict__)
-
-    def get_code(self, fullname: str) -> CodeType:
-        return self.source.code(self.filename)
-
-    def get_source(self, fullname: str) -> str:
-        return self.source.text()
-
-    def is_package(self, fullname: str) -> bool:
-        return False
-
-
-class _ParentPackages(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Last on ``sys.meta_path``: empty packages for the module's parents nobody serves.
-
-    ``ansible.modules`` or a collection's ``plugins.modules`` are not on the import
-    allow-list (only module_utils are), but runpy imports a module's parents first.
-    """
-
-    def __init__(self, name: str) -> None:
-        parts = name.split(".")
-        self.parents = {".".join(parts[:i]) for i in range(1, len(parts))}
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Optional[importlib.machinery.ModuleSpec]:
-        if fullname not in self.parents:
-            return None
-        return importlib.machinery.ModuleSpec(fullname, self, origin="<ns.mitogen: empty package>", is_package=True)
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
-        return None
-
-    def exec_module(self, module: ModuleType) -> None:
-        return None
-
-
-# -- output ---------------------------------------------------------------------------
-def _anonymous_file() -> Optional[int]:
-    """A read/write fd of an unnamed file (memfd, else an unlinked temp file)."""
-    memfd_create = getattr(os, "memfd_create", None)
-    if memfd_create is not None:
-        try:
-            return int(memfd_create("ns.mitogen-module-output", getattr(os, "MFD_CLOEXEC", 0)))
-        except OSError:
-            pass
-    try:
-        with tempfile.TemporaryFile() as fp:
-            return os.dup(fp.fileno())
-    except OSError:
-        return None
-
-
-def _read_all(fd: int, size: int) -> bytes:
-    """The file's ``size`` bytes (or what is there), read at once: no second copy."""
-    os.lseek(fd, 0, os.SEEK_SET)
-    chunks: List[bytes] = []
-    while True:
-        chunk = os.read(fd, max(size + 1, 1 << 16))
-        if not chunk:
-            return b"".join(chunks)  # one chunk: joined without a copy
-        chunks.append(chunk)
-        size = 0
-
-
-def _flush(*streams: Any) -> None:
-    for stream in streams:
-        try:
-            stream.flush()
-        except Exception:
-            pass
-
-
-def _stdio_like(template: Any, raw: Any, encoding: str, errors: str) -> io.TextIOWrapper:
-    """A text stream over ``raw`` buffered as the interpreter's own ``template`` was.
-
-    So that output interleaves as it would in a fresh Python started in the same
-    environment (``PYTHONUNBUFFERED``, ``-u``: unbuffered; else block buffered, and
-    stderr line buffered).
-    """
-    unbuffered = bool(getattr(template, "write_through", False)) and isinstance(getattr(template, "buffer", None), io.FileIO)
-    buffer = raw if unbuffered or isinstance(raw, io.BytesIO) else io.BufferedWriter(raw)
-    return io.TextIOWrapper(
-        buffer,
-        encoding=encoding,
-        errors=getattr(template, "errors", None) or errors,
-        line_buffering=bool(getattr(template, "line_buffering", False)),
-        write_through=unbuffered,
-    )
-
-
-class _Capture:
-    """The run's stdio: fds 1 and 2 and ``sys.std*`` while it runs, read back after.
-
-    Falls back to Python-level capture (``sys.stdout``/``sys.stderr`` only) when no
-    anonymous file can be made. Output over ``limit`` bytes in all is not read:
-    ``oversized`` is then ``(stdout size, stderr size)`` and both stay empty.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.stdout = b""
-        self.stderr = b""
-        self.oversized: Optional[Tuple[int, int]] = None
-        self._files: List[int] = []
-        self._saved_fds: List[int] = []
-        self._buffers: List[io.BytesIO] = []
-        self._streams: List[Any] = []
-        self._saved: Tuple[Any, Any, Any] = (sys.stdin, sys.stdout, sys.stderr)
-
-    def __enter__(self) -> "_Capture":
-        self._saved = (sys.stdin, sys.stdout, sys.stderr)
-        _flush(sys.stdout, sys.stderr)
-        encoding = getattr(sys.__stdout__, "encoding", None) or "utf-8"
-        files = [_anonymous_file(), _anonymous_file()]
-        if None not in files:
-            self._files = [fd for fd in files if fd is not None]
-            out = _stdio_like(sys.__stdout__, io.FileIO(1, "w", closefd=False), encoding, "strict")
-            err = _stdio_like(sys.__stderr__, io.FileIO(2, "w", closefd=False), encoding, "backslashreplace")
-            self._saved_fds = [os.dup(1), os.dup(2)]
-            os.dup2(self._files[0], 1)
-            os.dup2(self._files[1], 2)
-        else:
-            for fd in files:
-                if fd is not None:
-                    os.close(fd)
-            self._buffers = [io.BytesIO(), io.BytesIO()]
-            out = _stdio_like(sys.__stdout__, self._buffers[0], encoding, "strict")
-            err = _stdio_like(sys.__stderr__, self._buffers[1], encoding, "backslashreplace")
-        stdin = open(os.devnull, encoding=encoding)
-        self._streams = [stdin, out, err]
-        sys.stdin, sys.stdout, sys.stderr = stdin, out, err
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        stdin, out, err = self._streams
-        _flush(out, err)
-        try:
-            if self._buffers:
-                self._keep(*(len(b.getbuffer()) for b in self._buffers))
-                if self.oversized is None:
-                    self.stdout, self.stderr = self._buffers[0].getvalue(), self._buffers[1].getvalue()
-            for stream in self._streams:
-                try:
-                    stream.close()
-                except Exception:
-                    pass
-            if self._files:
-                try:
-                    os.dup2(self._saved_fds[0], 1)
-                    os.dup2(self._saved_fds[1], 2)
-                    sizes = [os.fstat(fd).st_size for fd in self._files]
-                    self._keep(*sizes)
-                    if self.oversized is None:
-                        self.stdout, self.stderr = _read_all(self._files[0], sizes[0]), _read_all(self._files[1], sizes[1])
-                finally:
-                    for fd in self._saved_fds + self._files:
-                        os.close(fd)
-        finally:
-            sys.stdin, sys.stdout, sys.stderr = self._saved
-
-    def _keep(self, out_size: int, err_size: int) -> None:
-        if out_size + err_size > self.limit:
-            self.oversized = (out_size, err_size)
-
-
-def _oversized_result(name: str, rc: int, sizes: Tuple[int, int], limit: int) -> bytes:
-    """The failed module result (JSON, as a module prints it) for output a reply cannot carry."""
-    advice = (
-        "Make the module print less, or have it write large output to a file on the target and fetch that "
-        "file (ansible.builtin.fetch streams files of any size)."
-    )
-    msg = "ns.mitogen: " + _target.too_much_output("module %s" % name, sizes, limit, rc, advice)
-    return json.dumps({"failed": True, "msg": msg}).encode("utf-8")
 
 
 #: modules whose result carries a whole file, base64 encoded: the arguments naming it
@@ -494,7 +241,7 @@ def _exit_status(code: Any) -> int:
 class _Run:
     """One module run: the state it starts from, its hooks' records, its result."""
 
-    def __init__(self, request: Dict[str, Any], source: _Source) -> None:
+    def __init__(self, request: Dict[str, Any], source: Source) -> None:
         self.name: str = request["name"]
         args = request["args"]
         self.args: bytes = args.encode("utf-8", "surrogateescape") if isinstance(args, str) else bytes(args)
@@ -505,7 +252,7 @@ class _Run:
         self.filename = "<ns.mitogen>/%s.py" % self.name.replace(".", "/")
         self.pid = os.getpid()
         self.thread = threading.get_ident()
-        self.parents = _ParentPackages(self.name)
+        self.parents = ParentPackages(self.name)
         # (func, args, kwargs, name of the module registering it on import, if so)
         self.exit_handlers: List[Tuple[Callable[..., Any], Tuple[Any, ...], Dict[str, Any], Optional[str]]] = []
         self.modules_before: Dict[str, Any] = {}
@@ -524,13 +271,13 @@ class _Run:
         self.threads_before = set(threading.enumerate())
         lines = self.source.lines()
         linecache.cache[self.filename] = (sum(map(len, lines)), None, list(lines), self.filename)
-        capture = _Capture(_target.output_limit())
+        capture = Capture(_target.output_limit())
         with capture:
             rc = self._run_isolated(self._stack)
         LOG.debug("%r: rc %d in %.1f ms", self, rc, (time.monotonic() - started) * 1000)
         if capture.oversized is not None:
             LOG.warning("%r: output of %d bytes discarded: over the reply's limit", self, sum(capture.oversized))
-            return {"rc": 1, "stdout": _oversized_result(self.name, rc, capture.oversized, capture.limit), "stderr": b""}
+            return {"rc": 1, "stdout": oversized_result(self.name, rc, capture.oversized, capture.limit), "stderr": b""}
         return {"rc": rc, "stdout": capture.stdout, "stderr": capture.stderr}
 
     def restore(self) -> None:
@@ -565,7 +312,7 @@ class _Run:
             basic._ANSIBLE_ARGS = self.args  # type: ignore[attr-defined]
             if self.profile is not None and hasattr(basic, "_ANSIBLE_PROFILE"):
                 basic._ANSIBLE_PROFILE = self.profile  # type: ignore[attr-defined]
-            sys.meta_path.insert(0, _ModuleFinder(self.name, self.source, self.filename))
+            sys.meta_path.insert(0, ModuleFinder(self.name, self.source, self.filename))
             sys.meta_path.append(self.parents)
             init_globals = {"_module_fqn": self.name, "_modlib_path": MODLIB_PATH}
             if loader is not None and hasattr(loader, "run_module"):
@@ -616,7 +363,7 @@ class _Run:
         """A child the module forked left through ``sys.exit``: end it as Python would."""
         if self.run_exit_handlers:
             self._call_exit_handlers()
-        _flush(sys.stdout, sys.stderr)
+        flush(sys.stdout, sys.stderr)
         _isolation.real_os_exit(rc)
 
     def _join_threads(self) -> None:
