@@ -29,7 +29,7 @@ import logging
 import struct
 import sys
 import time
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from . import _transports
 from ._calls import Context, Receiver
@@ -41,6 +41,9 @@ from ._router import Router
 from ._spawn import ChildProcess, close_quietly, read_some, reap_all, write_some
 from ._state import STATE
 from ._wire import Message
+
+if TYPE_CHECKING:  # annotations only
+    from ._shapes import ChildConfig
 
 #: What callers use of the start of a child: ``connect`` and ``connect_remote`` are
 #: this module's; the rest is re-exported from ``_payload`` and ``_spawn``.
@@ -75,7 +78,7 @@ def connect(
     ``on_spawn`` is called in this thread as soon as the child program runs, before
     the handshake: work that can overlap its login (ssh's takes ~0.2 s) but should
     not delay its start, as a CPU-bound thread would (it holds the GIL).
-    Returns the child's ``Context`` and its hello (pid, Python version, ...; with
+    Returns the child's ``Context`` and its hello (``_shapes.Hello``: pid, Python version, ...; with
     ``login_output``, what the program printed while starting, where the transport
     keeps it: ssh's own debug lines).
     Raises ``SpecError`` for a malformed spec and ``ConnectError`` for any failure
@@ -87,7 +90,7 @@ def connect(
     timeout = float(transport.spec["connect_timeout"])
     cid = context_id if context_id is not None else router.allocate_id()
     hello = Receiver(router, respondent=cid)
-    config = {
+    config: ChildConfig = {
         "context_id": cid,
         "parent_id": router.context_id,
         "name": name,
@@ -143,7 +146,7 @@ def _start(
     router: Router,
     transport: _transports.Transport,
     argv: List[str],
-    config: Dict[str, Any],
+    config: ChildConfig,
     deadline: float,
     on_spawn: Optional[Callable[[], None]],
 ) -> Tuple[ChildProcess, "Handshake", bytes, FrozenSet[str]]:

@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 import sys
-from typing import Any, Dict, List, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Tuple, cast
 
 from ._broker import Broker
 from ._importer import Entry, Importer, Responder, install
@@ -29,8 +29,11 @@ from ._service import ServiceRegistry
 from ._state import STATE
 from ._wire import FrameParser, Message
 
+if TYPE_CHECKING:  # annotations only
+    from ._shapes import ChildConfig, Hello
 
-def _read_config(fd: int) -> Tuple[Dict[str, Any], bytes]:
+
+def _read_config(fd: int) -> Tuple[ChildConfig, bytes]:
     parser = FrameParser()
     messages: List[Message] = []
     while not messages:
@@ -42,7 +45,7 @@ def _read_config(fd: int) -> Tuple[Dict[str, Any], bytes]:
     config = messages[0].decode()
     if not isinstance(config, dict):
         os._exit(1)
-    return config, rest
+    return cast("ChildConfig", config), rest
 
 
 def _redirect_stdio() -> Tuple[int, int, int, int]:
@@ -124,7 +127,7 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
 
     broker.start()
     broker.defer(parent.start)
-    hello = {
+    hello: Hello = {
         "pid": os.getpid(),
         "python": list(sys.version_info[:3]),
         "executable": sys.executable,

@@ -63,12 +63,15 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, cast
 
 from . import _isolation, _sources, _target
 from ._calls import AfterReply
 from ._capture import Capture, flush, oversized_result
 from ._sources import ModuleFinder, ParentPackages, Source, source_for
+
+if TYPE_CHECKING:  # annotations only
+    from ._shapes import ExitHandler, RunReply, RunRequest
 
 LOG = logging.getLogger("ns.mitogen.runner")
 
@@ -82,7 +85,7 @@ _RUN_LOCK = threading.Lock()
 STATS = {"runs": 0}
 
 
-def run_module(request: Dict[str, Any], source: Optional[bytes] = None) -> Any:
+def run_module(request: Any, source: Optional[bytes] = None) -> Any:
     """Run the module ``request`` describes; ``{"rc", "stdout", "stderr"}``.
 
     ``{"need_source": True}`` if ``source`` is None and ``source_id`` is not cached.
@@ -98,7 +101,7 @@ def run_module(request: Dict[str, Any], source: Optional[bytes] = None) -> Any:
     """
     if source is not None and isinstance(request, dict):
         request = dict(request, source=source)
-    _check_request(request)
+    request = _checked(request)
     refused = _refused_before_running(request)
     if refused is not None:
         return {"rc": 1, "stdout": refused, "stderr": b""}
@@ -166,7 +169,8 @@ def stats() -> Dict[str, Any]:
 
 
 # -- requests --------------------------------------------------------------------
-def _check_request(request: Any) -> None:
+def _checked(request: Any) -> RunRequest:
+    """``request`` if it is a well-formed run request; else ``ValueError`` saying what is wrong."""
     if not isinstance(request, dict):
         raise ValueError("run request must be a dict, not %s" % type(request).__name__)
     name = request.get("name")
@@ -192,13 +196,14 @@ def _check_request(request: Any) -> None:
     for key, value in env.items():
         if not isinstance(key, str) or not key or "=" in key or "\0" in key or "\0" in str(value):
             raise ValueError("run request: bad environment variable %r" % (key,))
+    return cast("RunRequest", request)
 
 
 #: modules whose result carries a whole file, base64 encoded: the arguments naming it
 _WHOLE_FILE_RESULTS = {"ansible.modules.slurp": ("src", "path"), "ansible.legacy.slurp": ("src", "path")}
 
 
-def _refused_before_running(request: Dict[str, Any]) -> Optional[bytes]:
+def _refused_before_running(request: RunRequest) -> Optional[bytes]:
     """The failed result of a run whose reply could only be over the limit (it is not run); else None.
 
     ``slurp`` of a file over ~47 MiB: the module would read it whole and base64 it
@@ -241,7 +246,7 @@ def _exit_status(code: Any) -> int:
 class _Run:
     """One module run: the state it starts from, its hooks' records, its result."""
 
-    def __init__(self, request: Dict[str, Any], source: Source) -> None:
+    def __init__(self, request: RunRequest, source: Source) -> None:
         self.name: str = request["name"]
         args = request["args"]
         self.args: bytes = args.encode("utf-8", "surrogateescape") if isinstance(args, str) else bytes(args)
@@ -254,7 +259,7 @@ class _Run:
         self.thread = threading.get_ident()
         self.parents = ParentPackages(self.name)
         # (func, args, kwargs, name of the module registering it on import, if so)
-        self.exit_handlers: List[Tuple[Callable[..., Any], Tuple[Any, ...], Dict[str, Any], Optional[str]]] = []
+        self.exit_handlers: List[ExitHandler] = []
         self.modules_before: Dict[str, Any] = {}
         self.paths_before: Set[str] = set()
         self.signals: Dict[int, Any] = {}
@@ -265,7 +270,7 @@ class _Run:
     def __repr__(self) -> str:
         return "_Run(%s)" % self.name
 
-    def execute(self) -> Dict[str, Any]:
+    def execute(self) -> RunReply:
         """Run the module; its reply. The process state is the module's until ``restore()``."""
         started = time.monotonic()
         self.threads_before = set(threading.enumerate())

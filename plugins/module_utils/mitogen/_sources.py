@@ -16,7 +16,10 @@ import importlib.abc
 import importlib.machinery
 import threading
 from types import CodeType, ModuleType
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+if TYPE_CHECKING:  # annotations only
+    from ._shapes import RunRequest
 
 MAX_SOURCES = 128  # module sources cached here (least recently used go first)
 
@@ -64,7 +67,7 @@ class Source:
         return self._lines
 
 
-def source_for(request: Dict[str, Any]) -> Optional[Source]:
+def source_for(request: RunRequest) -> Optional[Source]:
     """The ``Source`` a run request names, caching the source it carries; None if not cached.
 
     Raises ``ValueError`` if the request's ``source_id`` is not the sha1 of its ``source``.
