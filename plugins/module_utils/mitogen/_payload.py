@@ -14,7 +14,7 @@ import ast
 import os
 import threading
 import zlib
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, NamedTuple, Optional, Tuple
 
 from . import _transports
 from ._state import STATE
@@ -77,7 +77,11 @@ def _nsm_boot(modules, payload):
 _nsm_boot(MODULES, PAYLOAD)
 """
 
-_payload: Optional[Tuple[bytes, FrozenSet[str]]] = None
+#: the compressed boot program, and the names of the modules in it
+#: (the functional form: the class form is refused by _lower, 3.6 targets run this)
+Payload = NamedTuple("Payload", [("data", bytes), ("modules", FrozenSet[str])])  # noqa: UP014
+
+_payload: Optional[Payload] = None
 _payload_lock = threading.Lock()
 
 
@@ -146,7 +150,7 @@ def build_payload(modules: Optional[Dict[str, Tuple[bool, str]]] = None) -> byte
     return zlib.compress(source.encode("utf-8"), 9)
 
 
-def payload() -> Tuple[bytes, FrozenSet[str]]:
+def payload() -> Payload:
     """The payload and the modules in it, made once per process.
 
     A child context (an intermediary) has no source tree to build one from: it
@@ -156,8 +160,8 @@ def payload() -> Tuple[bytes, FrozenSet[str]]:
     with _payload_lock:
         if _payload is None:
             if STATE.payload is not None:
-                _payload = (STATE.payload, STATE.boot_modules)
+                _payload = Payload(STATE.payload, STATE.boot_modules)
             else:
                 modules = core_modules()
-                _payload = (build_payload(modules), frozenset(modules))
+                _payload = Payload(build_payload(modules), frozenset(modules))
         return _payload

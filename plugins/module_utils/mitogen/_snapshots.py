@@ -18,7 +18,7 @@ import logging
 import re
 import sys
 from types import ModuleType
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Tuple
 
 LOG = logging.getLogger("ns.mitogen.runner")
 
@@ -38,14 +38,20 @@ def _is_dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__")
 
 
-# (module, its namespace, {class: class attributes}) for each loaded module_utils module
-_Snapshot = List[Tuple[ModuleType, Dict[str, Any], List[Tuple[type, Dict[str, Any]]]]]
+#: one loaded module_utils module as a run found it: its namespace, and the
+#: attributes of each class defined in it (the functional form: _lower refuses the
+#: class form, which 3.6 targets could not run)
+ModuleSnapshot = NamedTuple(  # noqa: UP014
+    "ModuleSnapshot",
+    [("module", ModuleType), ("namespace", Dict[str, Any]), ("classes", List[Tuple[type, Dict[str, Any]]])],
+)
+_Snapshot = List[ModuleSnapshot]
 
 
 # Snapshots outlive a run: each run ends by restoring its modules to them, so a module
 # still in sys.modules is in its snapshot's state when the next run starts; only
 # modules new since then are copied (the copy was a third of a short module's run).
-_SNAPSHOTS: Dict[str, Tuple[ModuleType, Dict[str, Any], List[Tuple[type, Dict[str, Any]]]]] = {}
+_SNAPSHOTS: Dict[str, ModuleSnapshot] = {}
 _IS_MODULE_UTILS: Dict[str, bool] = {}
 
 
@@ -70,7 +76,7 @@ def _snapshot_of(table: Dict[str, Any]) -> _Snapshot:
     snapshot: _Snapshot = []
     for name, module in table.items():
         entry = _SNAPSHOTS.get(name)
-        if entry is not None and entry[0] is module:
+        if entry is not None and entry.module is module:
             snapshot.append(entry)
             continue
         matches = _IS_MODULE_UTILS.get(name)
@@ -84,7 +90,7 @@ def _snapshot_of(table: Dict[str, Any]) -> _Snapshot:
             for value in namespace.values()
             if isinstance(value, type) and getattr(value, "__module__", None) == name
         ]
-        entry = _SNAPSHOTS[name] = (module, namespace, classes)
+        entry = _SNAPSHOTS[name] = ModuleSnapshot(module, namespace, classes)
         snapshot.append(entry)
     return snapshot
 
