@@ -5,7 +5,8 @@
 Owns: running a shell command the way ``ssh host '<cmd>'`` would (the login
 shell's ``-c``, or ``/bin/sh -c`` where a become wrapper would have run it, in the
 interpreter's starting directory and environment, stdin fed from the caller,
-stdout and stderr apart), and small file-system queries.
+stdout and stderr apart), ``start_dir()`` (where commands and module runs start)
+and the output limit of one reply (``output_limit()``, ``too_much_output()``).
 
 Rules it keeps: every command starts from the interpreter's *start-up* state
 (directory and environment), never from whatever an earlier call changed, so one
