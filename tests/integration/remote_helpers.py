@@ -266,7 +266,7 @@ _SETTLED: dict = {}
 
 def reply_then(seconds: float) -> Any:
     """Reply at once, then keep working ``seconds`` (as the runner's restore does)."""
-    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._router import AfterReply
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._calls import AfterReply
 
     _SETTLED["done"] = False
 

@@ -22,7 +22,7 @@ from ._errors import PeerProtocolError, RefusedError, StreamError, TimeoutError
 from ._wire import CALL_FUNCTION, SHUTDOWN, Message
 
 if TYPE_CHECKING:
-    from ._router import Router
+    from ._shapes import CallRouter as Router
 
 LOG = logging.getLogger("ns.mitogen.router")
 # Python 3.6 has no SimpleQueue (3.7); Queue does the same here (put, get with a timeout).
@@ -63,7 +63,7 @@ class Receiver:
 
     def close(self) -> None:
         self.router.del_handler(self.handle)
-        self._queue.put(_dead(StreamError("receiver closed")))
+        self._queue.put(dead_message(StreamError("receiver closed")))
 
 
 def _anyone(msg: Message) -> bool:
@@ -81,7 +81,7 @@ def dead_error(msg: Message) -> StreamError:
     return cause if isinstance(cause, StreamError) else StreamError(str(cause))
 
 
-def _dead(cause: StreamError) -> Message:
+def dead_message(cause: StreamError) -> Message:
     msg = Message.encoded(cause)
     msg.stream = "dead"
     return msg

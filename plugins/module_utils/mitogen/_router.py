@@ -9,8 +9,7 @@ the sender while the stream is full), deliver to a handler, refuse with a reply,
 drop. It also runs the calls the call pool takes (``run_call``), keeps the route
 table current (``ADD_ROUTE``, ``DEL_ROUTE``, ``ALLOCATE_ID``) and propagates
 disconnects. Mailboxes and calls (``Receiver``, ``Context``, ``CallPool``) are in
-``_calls``; ``Context``, ``Receiver``, ``is_dead``, ``dead_error`` and
-``AfterReply`` stay importable from here.
+``_calls``.
 
 Trust rules: see ``_routing``. Loss:
 - When a stream dies, every route through it is removed, every mailbox waiting on a
@@ -28,14 +27,14 @@ import threading
 from typing import Any, Callable, Iterable, List, Optional, Set
 
 from ._broker import Broker, Stream
-from ._calls import AfterReply, CallPool, Context, Receiver, _dead, dead_error, is_dead, resolve_function
+from ._calls import AfterReply, CallPool, Context, Receiver, dead_message, resolve_function
 from ._errors import CallError, ConnectError, InterpreterLost, PeerProtocolError, ProtocolError, RefusedError, StreamError
 from ._routing import Deliver, Drop, Forward, Refuse, ReplyError, RouteTable
 from ._wire import ADD_ROUTE, ALLOCATE_ID, CALL_FUNCTION, DEL_ROUTE, FLAG_ERROR, SHUTDOWN, Message, too_large
 
 LOG = logging.getLogger("ns.mitogen.router")
 
-__all__ = ["AfterReply", "Context", "Receiver", "Router", "dead_error", "is_dead", "resolve_function"]
+__all__ = ["Router"]
 
 
 class Router:
@@ -340,7 +339,7 @@ class Router:
 
     def _fail_receivers(self, lost: Optional[Iterable[int]], cause: StreamError) -> None:
         for h in self.table.take_waiting(lost):
-            h.fn(_dead(cause))
+            h.fn(dead_message(cause))
 
     def _on_broker_shutdown(self) -> None:
         routes = self.table.routes

@@ -3,8 +3,8 @@
 """The typed shapes of what crosses module boundaries, for the type checker only (private module).
 
 Owns: ``TypedDict``s of the dicts that cross the wire (a child's configuration and
-its hello, a module run request) and the ``Protocol`` of what ``_isolation`` and
-``_hooks`` need from a run. Everything here is inside ``if TYPE_CHECKING:``: at run
+its hello, a module run request) and the ``Protocol``s of what ``_isolation`` and
+``_hooks`` need from a run and of what ``_calls`` needs from the router. Everything here is inside ``if TYPE_CHECKING:``: at run
 time this module defines nothing (targets run Python 3.6, which has neither
 ``TypedDict`` nor ``Protocol``; ``_lower`` lets such classes through only there),
 and others import it only under ``TYPE_CHECKING`` too, so it is never sent to a
@@ -69,6 +69,23 @@ if TYPE_CHECKING:
     #: an atexit handler registered during a run: (func, args, kwargs, the module
     #: registering it from its top-level code, if it was imported then)
     ExitHandler = Tuple[Callable[..., Any], Tuple[Any, ...], Dict[str, Any], Optional[str]]
+
+    class CallRouter(Protocol):
+        """What ``_calls`` (receivers, contexts, the call pool) needs of ``_router.Router``."""
+
+        def name_of(self, context_id: Optional[int]) -> str: ...
+        def reply_policy(self, respondent: int) -> Callable[[Any], bool]: ...
+        def add_handler(
+            self,
+            fn: Callable[[Any], Any],
+            handle: Optional[int] = None,
+            policy: Optional[Callable[[Any], bool]] = None,
+            persist: bool = True,
+            respondent: Optional[int] = None,
+        ) -> int: ...
+        def del_handler(self, handle: int) -> None: ...
+        def send(self, msg: Any) -> None: ...
+        def run_call(self, msg: Any) -> None: ...
 
     class RunLike(Protocol):
         """What ``_isolation`` and ``_hooks`` read and record of the run in progress."""
