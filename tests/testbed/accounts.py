@@ -65,9 +65,11 @@ class Accounts:
     sudo: Account
     sudopw: Account
     su: Account
+    #: more accounts, each in its own block below (sudo prompt cases: ``SUDO_CASES``)
+    extra: tuple[Account, ...] = ()
 
     def all(self) -> tuple[Account, ...]:
-        return (self.key, self.pw, self.sudo, self.sudopw, self.su)
+        return (self.key, self.pw, self.sudo, self.sudopw, self.su) + self.extra
 
     def by_name(self, name: str) -> Account:
         for account in self.all():
@@ -170,5 +172,85 @@ def ensure_accounts() -> Accounts:
         resolved[role] = Account(account.name, account.password, account.authorized, entry.pw_uid, entry.pw_gid)
     _ensure_passwords()
     _ensure_sudoers()
-    _resolved = Accounts(**resolved)
+    _resolved = Accounts(**resolved, extra=ensure_sudo_cases())
     return _resolved
+
+
+# ---- sudo prompt cases (issue 16, B2) ---------------------------------------------
+# One account per sudoers variant, each with its own ``Defaults:<user>`` line in its
+# own sudoers file, so that the cases never interfere with each other or with the
+# accounts above. Each logs in with the testbed key; sudo asks for its own password
+# every time (timestamp_timeout=0), to root or to anyone.
+SUDO_CASES_FILE = Path("/etc/sudoers.d/ns-mitogen-testbed-sudo-cases")
+#: case -> (account, the case's sudoers Defaults)
+SUDO_CASES = {
+    "pwfeedback": (Account("nsm-s-pwfb", "nsm-s-pwfb-Pass-4711", authorized=True), "pwfeedback"),
+    "requiretty": (Account("nsm-s-tty", "nsm-s-tty-Pass-4711", authorized=True), "requiretty"),
+    "use_pty": (Account("nsm-s-usepty", "nsm-s-usepty-Pass-4711", authorized=True), "use_pty"),
+    "log_output": (Account("nsm-s-logout", "nsm-s-logout-Pass-4711", authorized=True), "log_output"),
+    "lecture": (Account("nsm-s-lect", "nsm-s-lect-Pass-4711", authorized=True), "lecture=always"),
+    # sudo ignores -p: its own (here translated, with a non-breaking space) prompt wins
+    "passprompt_override": (
+        Account("nsm-s-ppo", "nsm-s-ppo-Pass-4711", authorized=True),
+        'passprompt_override, passprompt="[sudo] Passwort f\u00fcr %p:\u00a0"',
+    ),
+    # may not run sudo at all (not in sudoers): sudo's own refusal
+    "not_in_sudoers": (Account("nsm-s-none", "nsm-s-none-Pass-4711", authorized=True), ""),
+}
+
+
+def sudo_case(name: str) -> Account:
+    """The resolved account of sudo case ``name`` (``ensure_accounts`` made it)."""
+    account = SUDO_CASES[name][0]
+    entry = pwd.getpwnam(account.name)
+    return Account(account.name, account.password, account.authorized, entry.pw_uid, entry.pw_gid)
+
+
+def _sudo_cases_text() -> str:
+    lines = ["# ns.mitogen testbed sudo prompt cases; managed by tests/testbed/accounts.py"]
+    for account, defaults in SUDO_CASES.values():
+        if account.name == SUDO_CASES["not_in_sudoers"][0].name:
+            continue
+        extra = ", %s" % defaults if defaults and "lecture" not in defaults else ""
+        lecture = "" if "lecture" in defaults else ", lecture=never"
+        lines.append(f"Defaults:{account.name} timestamp_timeout=0{lecture}{extra}")
+        if "lecture" in defaults:
+            lines.append(f"Defaults:{account.name} {defaults}")
+        lines.append(f"{account.name} ALL=(ALL:ALL) ALL")
+    return "\n".join(lines) + "\n"
+
+
+def ensure_sudo_cases() -> tuple[Account, ...]:
+    """Create the sudo case accounts, their passwords and sudoers file (idempotent); return them."""
+    wanted = ""
+    accounts = []
+    for account, _defaults in SUDO_CASES.values():
+        entry = _ensure_user(account.name)
+        accounts.append(Account(account.name, account.password, account.authorized, entry.pw_uid, entry.pw_gid))
+        wanted += f"{account.name}:{account.password}\n"
+    stamp = PASSWORD_STAMP.with_name("sudo-cases-stamp")
+    fingerprint = hashlib.sha256(wanted.encode()).hexdigest()
+    try:
+        done = stamp.read_text() == fingerprint
+    except OSError:
+        done = False
+    if not done:
+        run(["chpasswd"], stdin_text=wanted)
+        stamp.write_text(fingerprint)
+    text = _sudo_cases_text()
+    try:
+        if SUDO_CASES_FILE.read_text() == text:
+            return tuple(accounts)
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=".ns-mitogen-testbed.", dir=SUDO_CASES_FILE.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o440)
+        run(["visudo", "-cf", tmp])
+        os.replace(tmp, SUDO_CASES_FILE)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return tuple(accounts)
