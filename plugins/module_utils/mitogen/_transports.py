@@ -498,44 +498,90 @@ class Ssh(Transport):
         return cause, None
 
 
+# A password prompt that is not ours (``sudo -p`` ignored: a PAM module's own prompt
+# under ``passprompt_override`` off, a translated one, another sudo implementation):
+# the unfinished last line on the terminal names a password in a language sudo and
+# PAM are translated to, and ends as a question does (a colon, maybe a non-breaking
+# space).
+_PASSWORD_WORD = re.compile(
+    "password|passwort|passphrase|mot de passe|contraseña|contrasenya|senha|wachtwoord|lösenord|adgangskode|"
+    "passord|salasana|hasło|heslo|jelszó|parola|пароль|密码|密碼|パスワード|암호|비밀번호|κωδικός|סיסמה|كلمة",
+    re.IGNORECASE,
+)
+_PROMPT_END = re.compile(r"[:：?]\s*$")
+
+
+def looks_like_prompt(line: str) -> bool:
+    """Whether ``line`` (the unfinished last line a program printed) asks for a password."""
+    return bool(_PROMPT_END.search(line) and _PASSWORD_WORD.search(line))
+
+
 class Sudo(Transport):
+    """``sudo``, always on a private terminal, the password typed only at its prompt.
+
+    The terminal makes ``requiretty`` work, and the password goes to sudo alone: it
+    is typed on the terminal (echo off, as sudo sets it) when a prompt appears, never
+    written ahead on a pipe the interpreter reads. Our own prompt (``-p``) is
+    recognised, and so is a prompt sudo shows instead of it (``looks_like_prompt``);
+    the lecture and ``pwfeedback``'s asterisks are only output. A second prompt, or
+    "Sorry, try again", means the password was refused; a prompt when no password
+    was given means it is missing: either fails at once, whatever the language.
+    """
+
     method = "sudo"
+    use_pty = True
     options: Dict[str, Tuple[Tuple[type, ...], Any]] = {
         "username": ((str,), "root"),
         "password": ((str, type(None)), None),
         "sudo_path": ((str,), "sudo"),
+        # more arguments, after ours and before the command (the controller checks them)
         "sudo_args": ((list,), []),
         "preserve_env": ((bool,), False),
+        # -H (vanilla's default become_flags have it)
+        "set_home": ((bool,), True),
     }
-
-    def __init__(self, spec: Dict[str, Any]) -> None:
-        super().__init__(spec)
-        self.password_on_stdin = self.spec.get("password") is not None
 
     def describe(self) -> str:
         return self.spec.get("name") or "sudo:%s" % self.spec["username"]
 
     def argv(self, boot: List[str]) -> List[str]:
         s = self.spec
-        argv = [s["sudo_path"], "-H", "-u", s["username"]]
-        if s.get("password") is None:
-            argv.append("-n")
-        else:
-            argv += ["-S", "-p", SUDO_PROMPT]
+        argv = [s["sudo_path"]]
+        if s["set_home"]:
+            argv.append("-H")
+        # Never -n: a prompt with no password to give is "missing" in any language
+        # (sudo's own words for it are translated).
+        argv += ["-u", s["username"], "-p", SUDO_PROMPT]
         if s["preserve_env"]:
             argv.append("-E")
         argv += list(s["sudo_args"])
         return argv + ["--"] + boot
 
     def on_text(self, channel: str, text: str) -> Optional[bytes]:
-        if "Sorry, try again" in text or text.count(SUDO_PROMPT) > 1:
-            raise ConnectError(
-                self.describe(), "sudo password was refused", "authenticate", "", "check the sudo password for this user"
-            )
-        if SUDO_PROMPT in text and not self.prompts_answered:
-            self.prompts_answered += 1
-            return self.password_bytes()
-        return None
+        if "Sorry, try again" in text:
+            raise self._refused()
+        return super().on_text(channel, text)
+
+    def on_new_text(self, channel: str, text: str) -> Optional[bytes]:
+        if channel != "tty":
+            return None
+        last = text.replace("\r", "").rpartition("\n")[2]
+        if SUDO_PROMPT not in text and not looks_like_prompt(last):
+            return None
+        if self.prompts_answered or self.spec.get("password") is None:
+            # asked again: refused; asked with none to give (-n ignored): missing
+            raise self._refused() if self.prompts_answered else self._missing()
+        return self.password_bytes()
+
+    def _refused(self) -> ConnectError:
+        return ConnectError(
+            self.describe(), "sudo password was refused", "authenticate", "", "check the sudo password for this user"
+        )
+
+    def _missing(self) -> ConnectError:
+        return ConnectError(
+            self.describe(), "sudo needs a password and none was given", "authenticate", "", "set the sudo (become) password"
+        )
 
     def explain(self, output: str, returncode: Optional[int]) -> Tuple[str, str]:
         if "a password is required" in output or "a terminal is required" in output:
