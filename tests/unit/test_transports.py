@@ -33,16 +33,46 @@ def test_ssh_answers_a_named_prompt_too():
     assert plain.on_text("tty", "u@h's password: ") == b"1234\n"
 
 
-def test_sudo_password_goes_to_stdin_and_a_retry_fails_fast():
+def test_sudo_password_is_typed_on_its_terminal_and_a_retry_fails_fast():
     t = _transports.make({"method": "sudo", "username": "root", "password": "pw"})
-    assert t.password_on_stdin and "-S" in t.argv(["py"]) and "-n" not in t.argv(["py"])
-    assert t.on_text("stderr", _transports.SUDO_PROMPT) == b"pw\n"
+    argv = t.argv(["py"])
+    assert t.use_pty and not t.password_on_stdin and "-S" not in argv and "-n" not in argv
+    assert t.on_text("stderr", _transports.SUDO_PROMPT) is None  # typed on the terminal only
+    assert t.on_text("tty", _transports.SUDO_PROMPT) == b"pw\n"
     with pytest.raises(ConnectError, match="sudo password was refused"):
-        t.on_text("stderr", _transports.SUDO_PROMPT + "\nSorry, try again.\n")
+        t.on_text("tty", _transports.SUDO_PROMPT + "\r\n" + _transports.SUDO_PROMPT)
 
 
-def test_sudo_without_password_is_non_interactive():
-    assert "-n" in _transports.make({"method": "sudo"}).argv(["py"])
+def test_sudo_wrong_password_in_sudos_words_fails_fast():
+    t = _transports.make({"method": "sudo", "password": "pw"})
+    assert t.on_text("tty", "lecture...\n" + _transports.SUDO_PROMPT) == b"pw\n"
+    with pytest.raises(ConnectError, match="sudo password was refused"):
+        t.on_text("stderr", "Sorry, try again.\n")
+
+
+def test_sudo_prompt_with_no_password_to_give_is_missing():
+    """No -n: sudo's own words for it are translated; a prompt is a prompt in any language."""
+    t = _transports.make({"method": "sudo"})
+    assert "-n" not in t.argv(["py"])
+    with pytest.raises(ConnectError, match="sudo needs a password and none was given"):
+        t.on_text("tty", _transports.SUDO_PROMPT)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["[sudo] Passwort f\u00fcr root:\u00a0", "Password:", "[sudo] password for deploy: ", "Mot de passe\u00a0: ", "パスワード："],
+)
+def test_sudo_answers_a_prompt_that_is_not_its_own(prompt):
+    t = _transports.make({"method": "sudo", "password": "pw"})
+    assert t.on_text("tty", "some banner\r\n" + prompt) == b"pw\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["It usually boils down to these three things:", "the password you type will not be visible.\n", "****"],
+)
+def test_sudo_does_not_answer_what_is_not_a_prompt(text):
+    assert _transports.make({"method": "sudo", "password": "pw"}).on_text("tty", text) is None
 
 
 def test_discovery_when_no_python_is_named():
