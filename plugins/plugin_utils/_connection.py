@@ -229,9 +229,9 @@ class MitogenConnectionBase(ConnectionBase):
                 return send(**kwargs)
         except InterpreterLost as exc:
             self._contexts.clear()  # a later call of this task starts a new interpreter, by its stack
-            raise _failures.translate(exc, self.method) from None
+            raise _failures.translate(exc, self.method, self.host_name()) from None
         except (StreamError, CallError, ProtocolError) as exc:
-            raise _failures.translate(exc, self.method) from None
+            raise _failures.translate(exc, self.method, self.host_name()) from None
 
     def _context(self, sudoable: bool) -> int:
         stack = self._stack(sudoable)

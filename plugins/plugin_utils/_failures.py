@@ -11,8 +11,12 @@ our diagnosis in parentheses.
 Rules it keeps: a lost *login* makes the host unreachable; a lost *interpreter* on a
 login that works fails the task with its exit status (vanilla's shell gives 137 for
 a killed module) and the next task starts anew; sudo refusing a password fails the
-task with vanilla's "Incorrect sudo password"; a result too large for a frame fails
-that task only. Hints name settings a user has (``_options.ansible_hint``), and the
+task with vanilla's "Incorrect sudo password", none given with vanilla's "Missing
+sudo password", each naming host, method and user; the become program itself
+failing (a bad flag, a user sudo refuses, no such program) fails the task as
+vanilla's module failure does, with the program's exit status and its own words in
+``module_stderr`` (``BecomeToolFailed``); a result too large for a frame fails that
+task only. Hints name settings a user has (``_options.ansible_hint``), and the
 password prompts we answered never appear in a message.
 """
 
@@ -66,10 +70,27 @@ class TaskInterpreterLost(AnsibleError):
         return self.status or 1, b"", to_bytes(self.text + "\n")
 
 
-def translate(exc: Exception, method: str) -> AnsibleError:
-    """Ansible's error for ``exc``, an error of the core met by a request over ``method``."""
+class BecomeToolFailed(TaskInterpreterLost):
+    """The become program (sudo) exited before the interpreter started, not for a password.
+
+    As vanilla runs the module under the program, its failure is the module's: a
+    command or module gets ``as_result()`` (the program's exit status, nothing on
+    stdout, the program's own words on stderr), from which Ansible words its module
+    failure; elsewhere the message says it.
+    """
+
+    def __init__(self, message: str, status: int, output: str) -> None:
+        super().__init__(message, status)
+        self.output = output
+
+    def as_result(self) -> Tuple[int, bytes, bytes]:
+        return self.status or 1, b"", to_bytes(self.output)
+
+
+def translate(exc: Exception, method: str, host: str = "") -> AnsibleError:
+    """Ansible's error for ``exc``, an error of the core met by a request over ``method`` to ``host``."""
     if isinstance(exc, ConnectError):
-        return connect_failure(exc, method)
+        return connect_failure(exc, method, host)
     if isinstance(exc, CallError):
         if exc.type_name.endswith(("ConnectError", "SpecError")):
             return AnsibleConnectionFailure("ns.mitogen: %s" % exc.remote_message)
@@ -84,24 +105,36 @@ def translate(exc: Exception, method: str) -> AnsibleError:
     return AnsibleError("ns.mitogen: %s" % exc)
 
 
-def connect_failure(exc: ConnectError, method: str) -> AnsibleError:
+def connect_failure(exc: ConnectError, method: str, host: str = "") -> AnsibleError:
     """Ansible's error for an interpreter that did not start, as vanilla classes it.
 
     The login failing makes the host unreachable; sudo refusing the password fails
-    the task (vanilla: "Incorrect sudo password"); a missing Python on the target
-    is ``InterpreterNotFound``, which a module run turns into the shell's exit
-    status 127, from which Ansible words its own "module interpreter not found".
+    the task (vanilla: "Incorrect sudo password"), as does a missing one; sudo
+    itself failing is ``BecomeToolFailed``; a missing Python on the target is
+    ``InterpreterNotFound``, which a module run turns into the shell's exit status
+    127, from which Ansible words its own "module interpreter not found".
     """
     exc.hint = _options.ansible_hint(exc.hint)
-    diagnosis = "(ns.mitogen: %s%s)" % (exc.reason, "; hint: %s" % exc.hint if exc.hint else "")
     if exc.context.startswith("sudo"):
-        words = _BECOME_WORDS.get(exc.reason) or "Privilege escalation failed: %s" % (
-            exc.output.replace("\r", "").strip() or exc.reason
-        )
-        return AnsibleError("%s\n%s" % (words, diagnosis))
+        return _become_failure(exc, host)
     if exc.stage == "spawn" and exc.reason.startswith("Python interpreter "):
         return InterpreterNotFound(unreachable_message(exc, method), output=exc.output)
     return AnsibleConnectionFailure(unreachable_message(exc, method))
+
+
+def _become_failure(exc: ConnectError, host: str) -> AnsibleError:
+    """A sudo hop that did not start: a password fault, the program's own failure, or ours."""
+    # e.g. "sudo:root via ssh:deploy@web1": method, user, login and host
+    where = exc.context if not host or host in exc.context else "%s on %s" % (exc.context, host)
+    diagnosis = "(ns.mitogen: %s, for %s%s)" % (exc.reason, where, "; hint: %s" % exc.hint if exc.hint else "")
+    words = _BECOME_WORDS.get(exc.reason)
+    if words:
+        return AnsibleError("%s\n%s" % (words, diagnosis))
+    output = exc.output.replace("\r", "").strip()
+    if exc.stage == "spawn" and exc.returncode is not None and not exc.reason.startswith("Python interpreter "):
+        text = output or exc.reason
+        return BecomeToolFailed("Privilege escalation failed: %s\n%s" % (text, diagnosis), exc.returncode, text + "\n")
+    return AnsibleError("Privilege escalation failed: %s\n%s" % (output or exc.reason, diagnosis))
 
 
 def unreachable_message(exc: ConnectError, method: str) -> str:

@@ -157,7 +157,9 @@ def _start(
     try:
         proc = ChildProcess(argv, transport.use_pty, name, owner=router)
     except OSError as exc:
-        raise ConnectError(name, "cannot run %s: %s" % (argv[0], exc), "spawn") from None
+        err = ConnectError(name, "cannot run %s: %s" % (argv[0], exc.strerror or exc), "spawn")
+        err.returncode = 127 if isinstance(exc, FileNotFoundError) else 126  # as a shell says it
+        raise err from None
     proc.transport = transport
     if on_spawn is not None:
         on_spawn()

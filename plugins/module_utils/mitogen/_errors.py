@@ -108,8 +108,8 @@ class ConnectError(StreamError):
     ``context`` names the context being started, ``stage`` says how far it got
     (``spawn``, ``authenticate``, ``interpreter``, ``handshake``), ``output`` holds
     what the child printed, for the reader of the error. ``returncode``: the exit
-    status of a child program that ended while starting (where it was seen; not
-    sent over the wire).
+    status of a child program that ended while starting (as a shell gives it: 127
+    for a program that does not exist), sent over the wire with the rest.
     """
 
     returncode: Optional[int] = None
@@ -128,13 +128,20 @@ class ConnectError(StreamError):
         super().__init__("; ".join(parts))
 
     def to_wire(self) -> tuple:  # type: ignore[override]
-        return (self.context, self.reason, self.stage, self.output, self.hint)
+        return (self.context, self.reason, self.stage, self.output, self.hint, self.returncode)
 
     @classmethod
     def from_wire(cls, state: object) -> "ConnectError":  # type: ignore[override]
-        if not (isinstance(state, tuple) and len(state) == 5 and all(isinstance(s, str) for s in state)):
+        if not (
+            isinstance(state, tuple)
+            and len(state) == 6
+            and all(isinstance(s, str) for s in state[:5])
+            and (state[5] is None or (isinstance(state[5], int) and not isinstance(state[5], bool)))
+        ):
             raise PeerProtocolError("malformed ConnectError state")
-        return cls(*state)
+        exc = cls(*state[:5])
+        exc.returncode = state[5]
+        return exc
 
 
 class ProtocolError(Error):
