@@ -20,13 +20,11 @@ import sys
 from typing import Any, Dict
 
 from ansible.errors import AnsibleError
+from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _fetch
-from ansible_collections.ns.mitogen.plugins.plugin_utils._options import split_words
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _fetch, _sudo_flags
 
 SUPPORTED_BECOME = ("sudo",)
-# sudo flags our sudo transport sets itself (or must not get): dropped from become_flags.
-_SUDO_OWN_FLAGS = {"-H", "-S", "-n", "--non-interactive", "--stdin", "--set-home"}
 
 
 class BecomeProxy:
@@ -71,15 +69,22 @@ def native(value: Any) -> Any:
 
 
 def sudo_spec(plugin: Any, timeout: int) -> Dict[str, Any]:
-    """The sudo hop spec the become ``plugin``'s options ask for (no interpreter named yet)."""
-    flags = [f for f in split_words(str(plugin.get_option("become_flags") or "")) if f not in _SUDO_OWN_FLAGS]
+    """The sudo hop spec the become ``plugin``'s options ask for (no interpreter named yet).
+
+    ``become_flags`` keep their meaning or are refused, saying why (``_sudo_flags``).
+    """
     spec: Dict[str, Any] = {
         "method": "sudo",
         "username": native(plugin.get_option("become_user") or "root"),
         "sudo_path": native(plugin.get_option("become_exe") or "sudo"),
-        "sudo_args": flags,
         "connect_timeout": timeout,
     }
+    spec.update(_sudo_flags.sudo_options(str(plugin.get_option("become_flags") or ""), Display().warning))
+    if plugin.has_option("sudo_chdir") and plugin.get_option("sudo_chdir"):
+        raise AnsibleError(
+            "ns.mitogen: sudo_chdir is not supported: sudo starts one interpreter for many tasks, and a module's "
+            "working directory is the task's (chdir, or the play's) instead"
+        )
     password = plugin.get_option("become_pass")
     if password:
         spec["password"] = str(password)

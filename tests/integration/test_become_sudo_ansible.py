@@ -6,7 +6,8 @@ testbed host. A wrong or a missing password fails the task with vanilla's words
 (then our diagnosis, naming method, user, login and host) in under 10 s with a 60 s
 timeout. sudo itself failing (a flag it does not know, a user not in sudoers, no
 such become user, no such program) is a module failure as vanilla's: the same
-``msg``, ``rc`` and sudo's own words in ``module_stderr``.
+``msg``, ``rc`` and sudo's own words in ``module_stderr``. A flag that cannot apply
+to a persistent interpreter is refused, saying why.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def results(testbed, tmp_path_factory):
         tmp = tmp_path_factory.mktemp(name)
         inv = inventory(testbed, tmp / "hosts", hosts=("h1",), ansible_connection=connection)
         rc, stats, output = run_playbook(tmp, inv, "become_sudo_failures.yml", "-e", "out=%s" % (tmp / "out.json"), env=env)
-        assert rc == 0 and stats["h1"]["ignored"] == 7, output[-4000:]
+        assert rc == 0 and stats["h1"]["ignored"] == 8, output[-4000:]
         out[name] = json.loads((tmp / "out.json").read_text())
     return out
 
@@ -67,3 +68,10 @@ def test_raw_with_sudo_refusing_the_user_fails_with_its_status_and_words(results
     ours, vanilla = results["ours"]["raw"], results["vanilla"]["raw"]
     assert ours["rc"] == vanilla["rc"] == 1 and ours["msg"] == vanilla["msg"]
     assert ours["stderr"] == "nsm-s-none is not in the sudoers file.\n"  # vanilla: on stdout, through its pty
+
+
+def test_a_flag_that_cannot_apply_is_refused_saying_why(results):
+    ours, vanilla = results["ours"]["refused"], results["vanilla"]["refused"]
+    assert vanilla["rc"] == 1 and "usage: sudo" in vanilla["module_stderr"]  # vanilla: sudo's usage text
+    assert ours["failed"] and "sudo's -u cannot apply to a persistent interpreter" in ours["msg"]
+    assert "become_user" in ours["msg"]

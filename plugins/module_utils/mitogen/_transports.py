@@ -516,6 +516,21 @@ def looks_like_prompt(line: str) -> bool:
     return bool(_PROMPT_END.search(line) and _PASSWORD_WORD.search(line))
 
 
+def through_shell(boot: List[str]) -> List[str]:
+    """``boot`` as a command that survives ``sudo -i``/``-s`` (a login shell's ``-c``).
+
+    sudo then joins the command into one string for the target's shell, with a
+    backslash before every character but letters, digits, ``_``, ``-`` and ``$``: a
+    newline becomes a line continuation (gone), and ``$`` still expands. So the
+    command is passed octal-escaped, made of neither, and a plain ``/bin/sh``
+    rebuilds and runs it (``eval`` of ``printf``'s output), after the login shell
+    has set the environment as for a login.
+    """
+    script = " ".join(shlex.quote(a) for a in boot)
+    octal = "".join("\\%03o" % b for b in script.encode("utf-8"))
+    return ["/bin/sh", "-c", "eval \"`printf '%s'`\"" % octal]
+
+
 class Sudo(Transport):
     """``sudo``, always on a private terminal, the password typed only at its prompt.
 
@@ -555,6 +570,8 @@ class Sudo(Transport):
         if s["preserve_env"]:
             argv.append("-E")
         argv += list(s["sudo_args"])
+        if any(a in ("--login", "--shell") or re.fullmatch(r"-[A-Za-z]*[is][A-Za-z]*", a) for a in s["sudo_args"]):
+            boot = through_shell(boot)
         return argv + ["--"] + boot
 
     def on_text(self, channel: str, text: str) -> Optional[bytes]:
