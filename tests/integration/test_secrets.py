@@ -5,7 +5,10 @@ A run with every diagnostic on (``NS_MITOGEN_LOG_DIR``, ``-vvvv``, Ansible's own
 password, an inline private key with its passphrase, ``no_log`` values in module
 arguments, a raw command and a file's content. Then a grep over everything the run
 wrote finds none of them, and the debug log files are private to their owner (0600),
-also inside a directory the user made readable to all beforehand.
+also inside a directory the user made readable to all beforehand. All along the run,
+every process's argv, title and environment (/proc/*/cmdline, comm, environ: the
+testbed's hosts share the controller's process table, so the target side too) is
+read every few milliseconds: no password is ever in one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import os
 import stat
 import subprocess
 import tempfile
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +65,75 @@ def _inventory(testbed, key_text: str) -> dict:
     return {"all": {"hosts": hosts, "vars": common}}
 
 
+class ProcessWatch:
+    """Reads the argv, title and environment of every process of this run until stopped.
+
+    A process of this run: a descendant of this test process (ansible-playbook and
+    its workers, ssh, the testbed's sshd and so every target-side process), or one
+    whose environment names ``marker`` (the multiplexer, which may leave the tree).
+    Other processes on the machine (other test runs) are not ours to judge.
+    Keeps each finding of a secret, and the titles of the processes seen.
+    """
+
+    def __init__(self, secrets: dict, marker: str) -> None:
+        self.secrets = {what: secret.encode() for what, secret in secrets.items()}
+        self.marker = marker.encode()
+        self.found: list = []
+        self.titles: set = set()
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="process-watch", daemon=True)
+
+    def __enter__(self) -> "ProcessWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def _read(path: Path) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError:
+            return b""
+
+    def _ours(self, pid: str, parents: dict) -> bool:
+        me = str(os.getpid())
+        seen = set()
+        while pid in parents and pid not in seen:
+            seen.add(pid)
+            pid = parents[pid]
+            if pid == me:
+                return True
+        return False
+
+    def _run(self) -> None:
+        me = str(os.getpid())
+        while not self._stop.is_set():
+            parents = {}
+            for proc in Path("/proc").iterdir():
+                if proc.name.isdigit():
+                    stat_line = self._read(proc / "stat")
+                    fields = stat_line[stat_line.rfind(b")") + 2 :].split()
+                    if len(fields) > 1:
+                        parents[proc.name] = fields[1].decode()
+            for pid in parents:
+                if pid == me:
+                    continue
+                data = {part: self._read(Path("/proc", pid, part)) for part in ("cmdline", "comm", "environ")}
+                if not (self._ours(pid, parents) or self.marker in data["environ"]):
+                    continue
+                self.titles.add(data["comm"].strip().decode(errors="replace"))
+                for part, text in data.items():
+                    for what, secret in self.secrets.items():
+                        if secret in text:
+                            self.found.append("%s in /proc/%s/%s: %r" % (what, pid, part, text[:300]))
+            self.rounds += 1
+            self._stop.wait(0.005)
+
+
 def test_no_secret_in_debug_logs_or_vvvv_output(testbed, tmp_path):
     key = tmp_path / "key"
     key.write_bytes(testbed.key.read_bytes())
@@ -71,22 +145,27 @@ def test_no_secret_in_debug_logs_or_vvvv_output(testbed, tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir(mode=0o755)  # made by the user beforehand, readable by all: the files must still be private
     local_tmp = tempfile.mkdtemp(prefix="nsm-", dir="/tmp")  # the agent's socket: a short path
+    passwords = {"ssh password": testbed.users.pw.password, "become password": testbed.users.sudopw.password}
     try:
-        rc, stats, output = run_playbook(
-            tmp_path,
-            str(inv),
-            "secrets.yml",
-            "-vvvv",
-            env={
-                "NS_MITOGEN_LOG_DIR": str(logs),
-                "ANSIBLE_LOG_PATH": str(tmp_path / "ansible.log"),
-                "ANSIBLE_SSH_AGENT": "auto",
-                "ANSIBLE_LOCAL_TEMP": local_tmp,
-            },
-        )
+        with ProcessWatch(dict(passwords, **{"key passphrase": PASSPHRASE}), str(tmp_path)) as watch:
+            rc, stats, output = run_playbook(
+                tmp_path,
+                str(inv),
+                "secrets.yml",
+                "-vvvv",
+                env={
+                    "NS_MITOGEN_LOG_DIR": str(logs),
+                    "ANSIBLE_LOG_PATH": str(tmp_path / "ansible.log"),
+                    "ANSIBLE_SSH_AGENT": "auto",
+                    "ANSIBLE_LOCAL_TEMP": local_tmp,
+                },
+            )
     finally:
         subprocess.run(["rm", "-rf", local_tmp], check=False)
     assert rc == 0, output[-4000:]
+    assert not watch.found, "\n".join(watch.found[:20])
+    assert watch.rounds > 10, watch.rounds
+    assert {"ansible-playboo", "ssh", "sshd", "sudo", "sleep"} <= watch.titles, watch.titles  # both sides watched
     assert all(stats[h]["ok"] >= 4 for h in ("h_pw", "h_become", "h_key")), stats
     files = sorted(logs.iterdir())
     assert any(f.name.startswith("mux-") for f in files) and any(f.name.startswith("worker-") for f in files), files
