@@ -149,3 +149,13 @@ def test_not_in_sudoers(session, testbed):
     via = login(session, testbed, user)
     err = _fails_fast(lambda: session.sudo(via=via, password=user.password), "may not use sudo")
     assert "is not in the sudoers file" in err.output
+
+
+def test_no_controlling_terminal_under_sudo(session, testbed):
+    """sudo's private terminal is not the interpreter's: a nested sudo fails at once instead of waiting."""
+    via = login(session, testbed, testbed.users.sudo)
+    ctx = session.sudo(via=via, username=testbed.users.sudopw.name)
+    start = time.monotonic()
+    out = ctx.call(rh.import_and_use, "subprocess", "getoutput", "timeout 20 sudo -u root true </dev/null; echo rc=$?")
+    assert time.monotonic() - start < 5 and out.endswith("rc=1"), out
+    assert "a terminal is required" in out

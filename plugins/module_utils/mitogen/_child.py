@@ -76,6 +76,33 @@ def _lead_own_group() -> None:
         pass  # already a session (hence group) leader: sshd and sudo make us one
 
 
+def _drop_terminal() -> None:
+    """Have no controlling terminal, as a module under vanilla's pipelining has none.
+
+    sudo runs on a private terminal (to answer its prompt, and for requiretty); we
+    inherit it. With it, a program a module runs that asks on /dev/tty (a nested
+    sudo, ssh's host key question) would wait for an answer nobody gives, where
+    without one it fails at once. Only this process lets go of it (not sudo's).
+    """
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return  # none: the usual case
+    # A session leader letting go hangs up its foreground group: that is us (a
+    # program that exec'd the interpreter in its place, as a stand-in sudo does).
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        import fcntl
+        import termios
+
+        fcntl.ioctl(fd, termios.TIOCNOTTY)
+    except (ImportError, AttributeError, OSError):
+        pass
+    finally:
+        os.close(fd)
+        signal.signal(signal.SIGHUP, old)
+
+
 def _hang_up_group() -> None:
     """Our parent left while calls were running: end what they started, as a hang-up would.
 
@@ -97,6 +124,7 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     state = STATE
     state.start_cwd, state.start_env = os.getcwd(), dict(os.environ)
     _lead_own_group()
+    _drop_terminal()
     in_fd, out_fd, out_r, err_r = _redirect_stdio()
     config, rest = _read_config(in_fd)
     state.payload, state.boot_modules = payload, frozenset(modules)
