@@ -81,6 +81,13 @@ notes:
     C(worker-<pid>.log) (each Ansible worker's requests with their durations).
     Nothing is written on targets.
   - Become methods supported so far - C(sudo) (one interpreter per become user, reused).
+  - C(sudo) runs on a private terminal (C(requiretty) works); the become password is typed
+    there only at sudo's prompt, whatever prompt sudo shows. A wrong or missing password
+    fails with vanilla's words; sudo itself failing is a module failure with its C(rc) and
+    words in C(module_stderr). C(become_flags) - C(-H), C(-E), C(-i), C(-s) take effect as
+    with vanilla; C(-S), C(-n) are how sudo gets the password; C(-p) is not used (warned);
+    C(-u), C(-U), C(-b), C(-T) and flags that run no command are refused, saying why; other
+    flags go to sudo.
   - A task's result travels back in one message of at most 64 MiB. A module or command
     whose output (stdout and stderr together) is over 63 MiB fails that task, with the
     sizes and the limit in its message, and is never held in the target's memory; the
