@@ -24,7 +24,14 @@ from ansible.errors import AnsibleError
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _fetch
 from ansible_collections.ns.mitogen.plugins.plugin_utils._options import split_words
 
-SUPPORTED_BECOME = ("sudo",)
+# Become methods with a transport of their own in the core; every other installed
+# become plugin runs through ``_become_any`` (its own command line and checks).
+NATIVE_BECOME = ("sudo",)
+# Plugins that cannot start a Python interpreter on a POSIX target, and why.
+UNSUPPORTED_BECOME = {
+    "runas": "it runs only on Windows targets (winrm, psrp), where no ns.mitogen interpreter runs",
+    "enable": "it enters privileged mode on network devices (network_cli), which run no Python",
+}
 # sudo flags our sudo transport sets itself (or must not get): dropped from become_flags.
 _SUDO_OWN_FLAGS = {"-H", "-S", "-n", "--non-interactive", "--stdin", "--set-home"}
 
@@ -52,12 +59,31 @@ class BecomeProxy:
         return cmd
 
 
+def short_name(plugin: Any) -> str:
+    """The plugin's name, without ``ansible.builtin.`` (``community.general.sudosu`` stays whole)."""
+    name = str(getattr(plugin, "ansible_name", None) or plugin.name)
+    return name[len("ansible.builtin.") :] if name.startswith("ansible.builtin.") else name
+
+
+def is_native(plugin: Any) -> bool:
+    """Whether the core has a transport of its own for ``plugin`` (else: ``_become_any``)."""
+    return short_name(plugin) in NATIVE_BECOME
+
+
 def check_supported(plugin: Any) -> None:
-    """Raise ``AnsibleError`` for a become plugin ns.mitogen cannot run (only sudo, for now)."""
-    if plugin is not None and plugin.name not in SUPPORTED_BECOME and not plugin.name.endswith(".sudo"):
+    """Raise ``AnsibleError`` for a become plugin that cannot start an interpreter (``UNSUPPORTED_BECOME``).
+
+    Every other installed plugin works: natively (``NATIVE_BECOME``), else driven by
+    its own logic (``_become_any``).
+    """
+    if plugin is None:
+        return
+    name = short_name(plugin)
+    why = UNSUPPORTED_BECOME.get(name.rsplit(".", 1)[-1] if name.startswith("ansible.") else name)
+    if why:
         raise AnsibleError(
-            "ns.mitogen: become method %r is not supported yet (supported: %s); "
-            "use ansible.builtin.ssh for this host or task" % (plugin.name, ", ".join(SUPPORTED_BECOME))
+            "ns.mitogen: become method %r cannot run a persistent interpreter: %s; "
+            "use a connection plugin that supports it for this host or task" % (plugin.name, why)
         )
 
 

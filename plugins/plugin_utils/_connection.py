@@ -41,6 +41,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import redacted
 from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _become,
+    _become_any,
     _compat,
     _debug,
     _failures,
@@ -155,7 +156,12 @@ class MitogenConnectionBase(ConnectionBase):
         raise NotImplementedError
 
     def _become_spec(self) -> Dict[str, Any]:
-        spec = _become.sudo_spec(self._real_become, self._timeout())
+        """The become hop: a native transport's spec, else the plugin's own logic (``_become_any``)."""
+        if _become.is_native(self._real_become):
+            spec = _become.sudo_spec(self._real_become, self._timeout())
+        else:
+            shell = str(getattr(self._play_context, "executable", None) or C.DEFAULT_EXECUTABLE or "/bin/sh")
+            spec = _become_any.plugin_spec(self._real_become, self._timeout(), shell)
         spec["python_min"] = _compat.TARGET_PYTHON_MIN
         python = self._python()
         if python:
@@ -418,4 +424,6 @@ def _describe(spec: Dict[str, Any]) -> str:
         return "ssh:%s@%s" % (spec.get("username") or "", spec.get("hostname"))
     if spec.get("method") == "sudo":
         return "sudo:%s" % spec.get("username")
+    if spec.get("method") == _become_any.METHOD:
+        return "%s:%s" % (spec.get("plugin"), spec.get("username"))
     return str(spec.get("method"))

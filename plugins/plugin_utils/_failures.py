@@ -94,6 +94,13 @@ def connect_failure(exc: ConnectError, method: str) -> AnsibleError:
     """
     exc.hint = _options.ansible_hint(exc.hint)
     diagnosis = "(ns.mitogen: %s%s)" % (exc.reason, "; hint: %s" % exc.hint if exc.hint else "")
+    if exc.context.startswith("become:"):  # any become plugin (``_become_any``): its checks' words
+        if exc.stage == "become":
+            return AnsibleError(
+                "%s\n(ns.mitogen: via %s%s)" % (exc.reason, exc.context, "; hint: %s" % exc.hint if exc.hint else "")
+            )
+        words = "Privilege escalation failed: %s" % (exc.output.replace("\r", "").strip() or exc.reason)
+        return AnsibleError("%s\n%s" % (words, diagnosis))
     if exc.context.startswith("sudo"):
         words = _BECOME_WORDS.get(exc.reason) or "Privilege escalation failed: %s" % (
             exc.output.replace("\r", "").strip() or exc.reason

@@ -40,6 +40,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     is_dead,
 )
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _muxfiles
+from ansible_collections.ns.mitogen.plugins.plugin_utils._become_any import BecomeService
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     FIRST_RUN_MODULES,
     MODULE_TREES,
@@ -73,6 +74,9 @@ class MuxServer:
         self._sources: Dict[str, bytes] = {}  # source_id -> a module's source, read for _source_to_attach
         self._delivered: Dict[int, Set[str]] = {}  # context_id -> source_ids it was sent
         self.router.on_route_lost.append(self._forget)
+        # any become plugin: its instances and prompts live here (``_become_any``)
+        self.become = BecomeService(self.router.context_id)
+        self.session.services.register(self.become)
         self.session.responder.companions[RUNNER] = RUNNER_COMPANIONS
         for name, source in (packages or {}).items():  # ansible/__init__ as AnsiballZ has it
             self.session.responder.provide(name, source)
@@ -251,7 +255,8 @@ class MuxServer:
                     break
             event.wait(120)
         try:
-            ctx = self.session.connect(stack[-1], via, on_spawn=self._prepare_soon)
+            spec = self.become.prepare(stack[-1], via.context_id if via is not None else None)
+            ctx = self.session.connect(spec, via, on_spawn=self._prepare_soon)
             with self._lock:
                 self._contexts[key] = ctx
             return ctx

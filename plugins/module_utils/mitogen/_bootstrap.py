@@ -32,12 +32,15 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from . import _transports
+from ._become_plugin import SERVICE as BECOME_SERVICE
+from ._become_plugin import PluginBecome
 from ._calls import Context, Receiver
 from ._errors import ConnectError, StreamError, TimeoutError
 from ._handshake import Handshake
 from ._logs import OutputForwarder
 from ._payload import PACKAGE, build_payload, core_modules, first_stage, payload
 from ._router import Router
+from ._service import call_service
 from ._spawn import ChildProcess, close_quietly, read_some, reap_all, write_some
 from ._state import STATE
 from ._wire import Message
@@ -63,6 +66,9 @@ __all__ = [
 
 LOG = logging.getLogger("ns.mitogen.bootstrap")
 
+# Any become plugin (``_become_plugin``): a transport of its own module, known to ``make``.
+_transports.TRANSPORTS.setdefault(PluginBecome.method, PluginBecome)
+
 
 def connect(
     router: Router,
@@ -86,6 +92,11 @@ def connect(
     transport may try again after a failure, see ``Transport.retry_pauses``).
     """
     transport = _transports.make(spec)
+    if isinstance(transport, PluginBecome):  # its plugin's logic runs in an ancestor
+        service_context = transport.spec["service_context"]
+        transport.ask = lambda method, kwargs, timeout: call_service(
+            router, service_context, BECOME_SERVICE, method, kwargs, timeout
+        )
     name = transport.describe()
     timeout = float(transport.spec["connect_timeout"])
     cid = context_id if context_id is not None else router.allocate_id()

@@ -37,7 +37,7 @@ from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError
 from ._importer import Responder, imported_names
 from ._logs import LogReceiver
 from ._router import Router
-from ._service import ServiceRegistry
+from ._service import CHILDREN, Service, ServiceRegistry, expose
 from ._transports import CORE_MIN_PYTHON, SpecError, Transport, make, option_value, redacted
 from ._wire import CALL_FUNCTION, DEFAULT_MAX_MESSAGE, FLAG_ERROR, FrameParser, Message, check_size
 
@@ -54,6 +54,7 @@ __all__ = [
     "TimeoutError",
     # the controller toolkit (see the end of this file)
     "CALL_FUNCTION",
+    "CHILDREN",
     "CORE_MIN_PYTHON",
     "CORE_PACKAGE",
     "DEFAULT_MAX_MESSAGE",
@@ -62,12 +63,14 @@ __all__ = [
     "Encoded",
     "FrameParser",
     "Message",
+    "Service",
     "Stream",
     "Transport",
     "check_size",
     "dead_error",
     "decode",
     "encode",
+    "expose",
     "imported_names",
     "is_dead",
     "make_transport",
