@@ -99,14 +99,19 @@ class PluginBecome(Transport):
         return answer
 
     def explain(self, output: str, returncode: Optional[int]) -> Tuple[str, str]:
-        """The tool's own end: its status and words (the task fails with them)."""
+        """The tool's own end: its status and words (the task fails with them).
+
+        Raises ``ConnectError`` (stage ``become``) when the plugin's checks find a
+        wrong or missing password in what it said: the tool may exit before its
+        words were judged on the way.
+        """
         if self.session and self.ask is not None:
             try:
                 verdict = self._ask("examine", {"session": self.session, "channel": "end", "output": output.encode("utf-8")})
             except Exception:  # the explanation below stands without it
                 verdict = {}
-            if verdict.get("error"):
-                return verdict["error"], verdict.get("hint") or ""
+            if verdict.get("error"):  # the plugin's words for what the tool said as it exited
+                raise ConnectError(self.describe(), verdict["error"], "become", output, verdict.get("hint") or "")
         return (
             "the %s command exited with status %s before the interpreter started" % (self.spec["plugin"], returncode),
             "check become_exe, become_flags and the become user",
