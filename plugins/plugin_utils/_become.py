@@ -2,7 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Become on ns.mitogen connections: one interpreter per become user (private).
 
-Owns: which become plugins are supported, the sudo hop spec a task's become plugin
+Owns: which become plugins run natively (sudo), which cannot run at all (runas,
+enable: ``check_supported`` says why) -- every other one runs through
+``_become_any``, driven by its own logic -- the sudo hop spec a task's become plugin
 asks for, the proxy that hands the become plugin to Ansible without letting it wrap
 commands, and stripping the success marker a become wrapper echoes (the one-shot
 path, where the task's own become plugin wraps the command).

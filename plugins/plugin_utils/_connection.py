@@ -8,8 +8,10 @@ multiplexer for the persistent interpreter of that stack, and running
 ``exec_command`` / ``put_file`` / ``fetch_file`` there as RPCs. The core's errors
 become Ansible's in one place, ``_failures``.
 
-Become: the command runs unwrapped in an interpreter that sudo started once (one
-per become user; ``_become`` has the proxy that keeps Ansible from wrapping it).
+Become: the command runs unwrapped in an interpreter that the become tool started
+once (one per become user; ``_become`` has the proxy that keeps Ansible from wrapping
+it); sudo natively, any other become plugin through its own logic (``_become_any``,
+chosen in ``_become_spec``).
 The decision of *when* to become is Ansible's own rule, repeated in
 ``_becomes()``. ``fetch_file`` called by ansible's own fetch action streams from
 the become interpreter (``_fetch`` says why and how). How actions hand modules to
