@@ -69,11 +69,15 @@ def test_custom_plugin_runs_two_tasks_in_one_interpreter_and_no_password_shows(t
     password = testbed.users.sudopw.password
     inv = _inventory(testbed, tmp_path, ansible_become_pass=password)
     text = REUSE.replace("METHOD", method).replace("PYTHON", os.path.join(ROOT, ".venv", "bin", "python"))
-    rc, stats, output = _run(tmp_path, inv, text, "-vvvv")
+    logs = tmp_path / "logs"
+    rc, stats, output = _run(tmp_path, inv, text, "-vvvv", env={"NS_MITOGEN_LOG_DIR": str(logs)})
     assert rc == 0 and stats["h1"]["failed"] == 0, output[-4000:]
     assert "ps -eo args" in output and "ns.mitogen: interpreter for" in output
-    log = (tmp_path / "ansible.log").read_text()
-    assert password not in output and password not in log
+    files = [tmp_path / "ansible.log"] + sorted(p for p in logs.rglob("*") if p.is_file())
+    assert len(files) > 2  # the mux's and the workers' debug logs too
+    for path in files:
+        assert password not in path.read_text(errors="replace"), path
+    assert password not in output
 
 
 FAILS = """

@@ -67,6 +67,7 @@ class PluginBecome(Transport):
         self.session = ""
         self._seen: Dict[str, int] = {}
         self.succeeded = False
+        self.typed: List[str] = []  # what was typed: masked in the output a failure shows
 
     def describe(self) -> str:
         return self.spec.get("name") or "become:%s:%s" % (self.spec["plugin"], self.spec.get("username") or "")
@@ -96,6 +97,9 @@ class PluginBecome(Transport):
         answer = verdict.get("answer")
         if answer is not None:
             self.prompts_answered += 1
+            typed = answer.decode("utf-8", "replace").strip()
+            if typed:
+                self.typed.append(typed)
         return answer
 
     def explain(self, output: str, returncode: Optional[int]) -> Tuple[str, str]:

@@ -40,6 +40,8 @@ class Handshake:
 
     def output(self) -> str:
         text = (self.err + self.tty + self.out).decode("utf-8", "replace")
+        for typed in getattr(self.t, "typed", ()):  # a tool that echoed the password typed (never shown)
+            text = text.replace(typed, _transports.REDACTED)
         return text.replace(_transports.SUDO_PROMPT, "")
 
     def _type(self, data: Optional[bytes], fd: Optional[int]) -> None:
