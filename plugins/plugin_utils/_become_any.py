@@ -20,7 +20,7 @@ How it goes:
    the shell plugin of the task's shell executable (``ansible_shell_executable``), as
    vanilla's connection plugins get it built; the instance is
    kept, under a session id, for the prompts. Only the context the token was made
-   for may ask.
+   for may ask, and once: the token and its options are then dropped.
 4. The hop sends what the child prints; ``examine`` judges it line by line as
    ``ansible.builtin.ssh``'s ``_examine_output`` does, in its order: a password prompt
    (answered once with ``become_pass``; a second one, or one without a password,
@@ -32,6 +32,7 @@ How it goes:
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any, Dict, Optional, Tuple
 
@@ -39,6 +40,8 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import CHIL
 
 METHOD = "become"
 SERVICE = "ns.mitogen.become"
+# A dialogue older than this (longer than any start may take) is dropped at the next build.
+_FORGOTTEN_AFTER = 3600.0
 
 
 def native(value: Any) -> Any:
@@ -72,6 +75,7 @@ class _Dialogue:
         self.caller = caller
         self.rest: Dict[str, bytes] = {}
         self.sent = False
+        self.started = time.monotonic()
 
 
 class BecomeService(Service):
@@ -100,7 +104,7 @@ class BecomeService(Service):
         from ansible.plugins.loader import become_loader  # the multiplexer has Ansible loaded
 
         with self._lock:
-            entry = self._tokens.get(token)
+            entry = self._tokens.pop(token, None)  # one start per token: the password is kept no longer
         if entry is None or entry[2] not in (None, caller):
             raise ValueError("unknown become token")
         name, options, _via, shell = entry
@@ -118,7 +122,10 @@ class BecomeService(Service):
         plugin, shell = self._plugin(token, caller)
         built = plugin.build_become_command(command, get_shell_plugin(executable=shell))
         session = uuid.uuid4().hex
+        now = time.monotonic()
         with self._lock:
+            for old in [k for k, d in self._dialogues.items() if now - d.started > _FORGOTTEN_AFTER]:
+                del self._dialogues[old]  # a start that died without a verdict
             self._dialogues[session] = _Dialogue(plugin, caller)
         return {"session": session, "command": str(built)}
 
