@@ -19,16 +19,13 @@ action the proxy reads as false (``_fetch`` says why and how).
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Optional
 
 from ansible.errors import AnsibleError
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _fetch
 from ansible_collections.ns.mitogen.plugins.plugin_utils._options import split_words
 
-# Become methods with a transport of their own in the core; every other installed
-# become plugin runs through ``_become_any`` (its own command line and checks).
-NATIVE_BECOME = ("sudo",)
 # Plugins that cannot start a Python interpreter on a POSIX target, and why.
 UNSUPPORTED_BECOME = {
     "runas": "it runs only on Windows targets (winrm, psrp), where no ns.mitogen interpreter runs",
@@ -67,15 +64,16 @@ def short_name(plugin: Any) -> str:
     return name[len("ansible.builtin.") :] if name.startswith("ansible.builtin.") else name
 
 
-def is_native(plugin: Any) -> bool:
-    """Whether the core has a transport of its own for ``plugin`` (else: ``_become_any``)."""
-    return short_name(plugin) in NATIVE_BECOME
+def native_spec(plugin: Any, timeout: int) -> Optional[Dict[str, Any]]:
+    """The hop spec of the core's own transport for ``plugin`` (``NATIVE_SPECS``); None: ``_become_any``."""
+    build = NATIVE_SPECS.get(short_name(plugin))
+    return build(plugin, timeout) if build is not None else None
 
 
 def check_supported(plugin: Any) -> None:
     """Raise ``AnsibleError`` for a become plugin that cannot start an interpreter (``UNSUPPORTED_BECOME``).
 
-    Every other installed plugin works: natively (``NATIVE_BECOME``), else driven by
+    Every other installed plugin works: natively (``NATIVE_SPECS``), else driven by
     its own logic (``_become_any``).
     """
     if plugin is None:
@@ -112,6 +110,11 @@ def sudo_spec(plugin: Any, timeout: int) -> Dict[str, Any]:
     if password:
         spec["password"] = str(password)
     return spec
+
+
+# Become methods with a transport of their own in the core, by name: their hop spec. Every
+# other installed become plugin runs through ``_become_any`` (its own command line and checks).
+NATIVE_SPECS: Dict[str, Callable[[Any, int], Dict[str, Any]]] = {"sudo": sudo_spec}
 
 
 def strip_success(stdout: bytes, marker: bytes) -> bytes:

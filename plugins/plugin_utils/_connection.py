@@ -159,9 +159,8 @@ class MitogenConnectionBase(ConnectionBase):
 
     def _become_spec(self) -> Dict[str, Any]:
         """The become hop: a native transport's spec, else the plugin's own logic (``_become_any``)."""
-        if _become.is_native(self._real_become):
-            spec = _become.sudo_spec(self._real_become, self._timeout())
-        else:
+        spec = _become.native_spec(self._real_become, self._timeout())
+        if spec is None:
             shell = str(getattr(self._play_context, "executable", None) or C.DEFAULT_EXECUTABLE or "/bin/sh")
             spec = _become_any.plugin_spec(self._real_become, self._timeout(), shell)
         spec["python_min"] = _compat.TARGET_PYTHON_MIN
