@@ -40,7 +40,12 @@ class BecomeProxy:
 
     It reads as false to ansible's own fetch action alone (see ``_fetch``), so
     that this streams the file instead of slurping it whole through a module.
+    Modules always travel to the become interpreter as pipelining sends them
+    (``pipelining`` is True whatever the plugin says: su's False is about its
+    one-shot command line, which never runs here), so no temp file is written.
     """
+
+    pipelining = True
 
     def __init__(self, plugin: Any) -> None:
         object.__setattr__(self, "_plugin", plugin)

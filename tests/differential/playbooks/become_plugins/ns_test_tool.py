@@ -56,6 +56,10 @@ DOCUMENTATION = """
 class BecomeModule(BecomeBase):
     name = "ns_test_tool"
 
+    # As su, ksu or machinectl: vanilla then writes temp files (see become_custom.yml);
+    # ns.mitogen never does.
+    pipelining = False
+
     fail = ("Sorry, try again.",)
     missing = ("a password is required",)
 
