@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import uuid
 
 import pytest
 
@@ -53,14 +54,22 @@ REUSE = """
   tasks:
     - {name: "pid 1", ansible.builtin.shell: 'echo "$PPID $(ps -o user= -p $PPID)"', become: true, become_method: METHOD, register: a}
     - {name: "pid 2", ansible.builtin.shell: 'echo "$PPID $(ps -o user= -p $PPID)"', become: true, become_method: METHOD, register: b}
-    - {name: "argv of every process here", ansible.builtin.command: ps -eo args, register: ps_target}
-    - {name: "argv of every process on the controller", ansible.builtin.command: ps -eo args, delegate_to: localhost,
-       vars: {ansible_connection: local, ansible_python_interpreter: PYTHON}, register: ps_controller}
+    - name: argv of the become interpreter and each of its ancestors (the tool, the login, sshd)
+      ansible.builtin.shell: 'p=$PPID; while [ "$p" -gt 1 ]; do ps -o args= -p $p; p=$(ps -o ppid= -p $p | tr -d " "); done'
+      become: true
+      become_method: METHOD
+      register: ps_target
+    - name: argv of this run's processes on the controller (ansible-playbook, workers, mux, ssh)
+      ansible.builtin.shell: ps -eww -o args= e | grep -F NSM_B3_RUN=MARKER
+      delegate_to: localhost
+      vars: {ansible_connection: local, ansible_python_interpreter: PYTHON}
+      register: ps_controller
     - ansible.builtin.assert:
         that:
           - a.stdout == b.stdout
           - a.stdout.split()[1] == "nsm-su"
-          - ps_target.stdout_lines | length > 3
+          - ps_target.stdout_lines | select("search", "python") | list | length >= 2
+          - ps_controller.stdout_lines | select("search", "ssh ") | list | length >= 1
 """
 
 
@@ -68,11 +77,13 @@ REUSE = """
 def test_custom_plugin_runs_two_tasks_in_one_interpreter_and_no_password_shows(testbed, tmp_path, method):
     password = testbed.users.sudopw.password
     inv = _inventory(testbed, tmp_path, ansible_become_pass=password)
+    marker = uuid.uuid4().hex  # this run's processes, among those of other runs on the machine
     text = REUSE.replace("METHOD", method).replace("PYTHON", os.path.join(ROOT, ".venv", "bin", "python"))
     logs = tmp_path / "logs"
-    rc, stats, output = _run(tmp_path, inv, text, "-vvvv", env={"NS_MITOGEN_LOG_DIR": str(logs)})
+    env = {"NS_MITOGEN_LOG_DIR": str(logs), "NSM_B3_RUN": marker}
+    rc, stats, output = _run(tmp_path, inv, text.replace("MARKER", marker), "-vvvv", env=env)
     assert rc == 0 and stats["h1"]["failed"] == 0, output[-4000:]
-    assert "ps -eo args" in output and "ns.mitogen: interpreter for" in output
+    assert "ns.mitogen: interpreter for" in output
     files = [tmp_path / "ansible.log"] + sorted(p for p in logs.rglob("*") if p.is_file())
     assert len(files) > 2  # the mux's and the workers' debug logs too
     for path in files:
