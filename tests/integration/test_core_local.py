@@ -267,6 +267,22 @@ def test_empty_file(session, tmp_path):
     assert (tmp_path / "empty2").read_bytes() == b""
 
 
+def test_push_file_timeout_bounds_the_wait_for_each_chunk(session, tmp_path):
+    """push_file's ``timeout`` was documented and ignored: the target waited 120 s."""
+    fifo = tmp_path / "stalled"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)  # a writer that never writes: the sender's read stalls
+    try:
+        a = session.local()
+        started = time.monotonic()
+        with pytest.raises(CallError, match="TimeoutError"):
+            session.push_file(a, str(fifo), str(tmp_path / "dest"), timeout=1.0)
+        assert time.monotonic() - started < 10
+        assert not (tmp_path / "dest").exists()
+    finally:
+        os.close(writer)  # EOF: the sender ends (its receiver is gone)
+
+
 # -- logging and output -----------------------------------------------------------------
 def test_target_logging_and_stray_output_reach_the_controller(tmp_path, caplog):
     caplog.set_level(logging.INFO)

@@ -181,14 +181,14 @@ class Session:
 
         ``mode`` (default: the local file's) is the mode of the file written there.
         Returns ``{"size", "sha256", "mode", "path"}`` as written there. ``timeout``
-        is not used yet: the target waits up to 120 s for each chunk
-        (``_files.pull_file``'s own bound), and the transfer as a whole has no bound.
-        Raises ``CallError`` for what failed there (the destination then keeps its
-        old content), ``StreamError`` if the context is lost.
+        bounds each wait of the target for the next chunk and for the end of the
+        stream, not the whole transfer. Raises ``CallError`` for what failed there (a
+        ``TimeoutError`` there among them; the destination then keeps its old
+        content), ``StreamError`` if the context is lost.
         """
         path = self.files.register(context.context_id, local_path)
         try:
-            return context.call(_files.pull_file, path, remote_path, mode, 0, timeout=None)  # type: ignore[no-any-return]
+            return context.call(_files.pull_file, path, remote_path, mode, 0, timeout, timeout=None)  # type: ignore[no-any-return]
         finally:
             self.files.unregister(context.context_id, path)
 
