@@ -496,6 +496,7 @@ def test_killed_controller_leaves_no_interpreter_behind():
         "time.sleep(120)\n" % (sys.path[:2],)
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
     try:
         pids = [int(p) for p in proc.stdout.readline().split()]
         assert len(pids) == 2 and all(_running(p) for p in pids)

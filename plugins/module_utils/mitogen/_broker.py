@@ -213,8 +213,7 @@ class Broker:
                 self._run_queue()
                 timeout = self._run_timers()
                 if self._stopping:
-                    self._check_shutdown_done()
-                    if not self._alive:
+                    if self._shutdown_done():
                         break
                     timeout = 0.05 if timeout is None else min(timeout, 0.05)
                 for key, mask in self._sel.select(timeout):
@@ -246,9 +245,11 @@ class Broker:
         for stream in list(self.streams):
             stream.close_soon("broker shutting down")
 
-    def _check_shutdown_done(self) -> None:
+    def _shutdown_done(self) -> bool:
+        """Whether a shutdown in progress is over (every stream gone, or out of time)."""
         if not self.streams or time.monotonic() > self._shutdown_deadline:
             self._alive = False
+        return not self._alive
 
     def _final_close(self) -> None:
         self._alive = False
