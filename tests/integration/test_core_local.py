@@ -448,7 +448,7 @@ def test_slow_peer_makes_the_sender_wait_not_the_memory_grow(session):
     """A stopped target stops reading: senders block near the high-water mark."""
     import threading
 
-    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._broker import HIGH_WATER
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._stream import HIGH_WATER
 
     a = session.local()
     pid = a.call(rh.identity)["pid"]

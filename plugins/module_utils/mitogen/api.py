@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from . import _bootstrap, _files
 from ._bootstrap import ChildProcess, read_some, write_some
-from ._broker import Broker, Stream
+from ._broker import Broker
 from ._calls import Context, Receiver, dead_error, is_dead
 from ._codec import Encoded, decode, encode
 from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError, StreamError, TimeoutError
@@ -38,6 +38,7 @@ from ._importer import Responder, imported_names
 from ._logs import LogReceiver
 from ._router import Router
 from ._service import ServiceRegistry
+from ._stream import Stream
 from ._transports import CORE_MIN_PYTHON, SpecError, Transport, make, option_value, redacted
 from ._wire import CALL_FUNCTION, DEFAULT_MAX_MESSAGE, FLAG_ERROR, FrameParser, Message, check_size
 
