@@ -77,13 +77,16 @@ if TYPE_CHECKING:
         remote_id: int
 
         def close_soon(self, reason: str) -> None: ...
+
         def disconnect(self, reason: str) -> None: ...
 
     class CallRouter(Protocol):
         """What ``_calls`` (receivers, contexts, the call pool) needs of ``_router.Router``."""
 
         def name_of(self, context_id: Optional[int]) -> str: ...
+
         def reply_policy(self, respondent: int) -> Callable[[Any], bool]: ...
+
         def add_handler(
             self,
             fn: Callable[[Any], Any],
@@ -92,8 +95,11 @@ if TYPE_CHECKING:
             persist: bool = True,
             respondent: Optional[int] = None,
         ) -> int: ...
+
         def del_handler(self, handle: int) -> None: ...
+
         def send(self, msg: Any) -> None: ...
+
         def run_call(self, msg: Any) -> None: ...
 
     class RunLike(Protocol):
