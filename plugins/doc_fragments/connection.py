@@ -58,6 +58,23 @@ options:
       - name: ansible_ssh_timeout
     cli:
       - name: timeout
+  max_interpreters:
+    description:
+      - At most this many become interpreters per target (per login interpreter; that
+        one is not counted and never retired). Before one more starts on a full
+        target, the least recently used idle one (no call in flight, no interpreter
+        stacked on it) is shut down, and the new one starts once it has exited. A
+        task that later uses the retired user again gets a new interpreter.
+      - If every one of them has a call in flight, the new one starts anyway and the
+        limit is exceeded, as the multiplexer's log (E(NS_MITOGEN_LOG_DIR)) says; waiting
+        instead could wait for ever on a call that itself waits for this task.
+      - As the original Mitogen's E(MITOGEN_MAX_INTERPRETERS) (its default, 20).
+    type: integer
+    default: 20
+    env:
+      - name: MITOGEN_MAX_INTERPRETERS
+    vars:
+      - name: mitogen_max_interpreters
   pipelining:
     description:
       - Kept for compatibility; ns.mitogen always runs modules through its own channel.
