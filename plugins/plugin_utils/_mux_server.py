@@ -279,7 +279,8 @@ class MuxServer:
         for depth in range(1, len(stack) + 1):
             group = stack_key(stack[:login_hops]) if depth > login_hops else None
             via = self._get_or_start(stack[:depth], via, group, int(max_interpreters))
-        assert via is not None
+        if via is None:  # for the type checker: stack is not empty
+            raise Error("empty connection stack")
         hello = self.session.hellos.get(via.context_id, {})
         login = hello.pop("login_output", None)  # ssh's debug lines: for the first worker that asks
         return {"context_id": via.context_id, "hello": hello if login is None else dict(hello, login_output=login)}
