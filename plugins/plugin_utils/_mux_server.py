@@ -4,25 +4,23 @@
 
 Owns: ``MuxServer`` (the requests ``_mux`` lists, served from the broker thread and
 the pool), ``main()`` (the process's entry point) and ``start()``, which binds the
-socket and forks the mux from the calling process (``_spawn``, ``_detach``). Uses
-nothing of Ansible's, only the core (through ``api``).
+socket and forks the mux from the calling process (``_mux_fork``); the interpreter
+limit's bookkeeping is ``_recycler``'s. Uses nothing of Ansible's, only the core
+(through ``api``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import logging
 import os
-import signal
 import socket
 import struct
 import sys
 import threading
 import time
-import warnings
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, Error, StreamError
@@ -39,7 +37,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     decode,
     is_dead,
 )
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _muxfiles
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _mux_fork, _muxfiles
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     FIRST_RUN_MODULES,
     MODULE_TREES,
@@ -457,14 +455,6 @@ def main(
     MuxServer(path, watch_pid, listen_fd, packages).serve()
 
 
-def _collections_root() -> str:
-    # .../ansible_collections/ns/mitogen/plugins/plugin_utils/_mux_server.py -> dir holding ansible_collections
-    here = os.path.abspath(__file__)
-    for _n in range(6):
-        here = os.path.dirname(here)
-    return here
-
-
 def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Optional[Dict[str, bytes]] = None) -> str:
     """Make sure a mux serves ``playbook_pid``; its socket path. Does not wait for it.
 
@@ -496,58 +486,5 @@ def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Option
 
 
 def _spawn(path: str, playbook_pid: int, listen_fd: int, paths: List[str], packages: Optional[Dict[str, bytes]]) -> int:
-    """Fork the mux from this process, which goes on at once.
-
-    A fork starts with the core already imported: a new interpreter spent 0.1 s on
-    imports on a quiet machine and 0.3 s beside a busy playbook process, all of it
-    on the first task's path. The child leaves the caller's session, and of the
-    caller's descriptors keeps only ``listen_fd`` (see ``_detach``). It never returns
-    into the caller's code: the caller gets the mux's pid.
-    """
-    with warnings.catch_warnings():
-        # 3.12+ warns of fork() in a threaded process; the child only runs the mux.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid:
-        return pid
-    status = 1
-    try:
-        _detach(listen_fd)
-        if _collections_root() not in sys.path:  # this copy of the core is the one served
-            sys.path.insert(0, _collections_root())
-        main(path, playbook_pid, listen_fd, paths, packages)
-        status = 0
-    except BaseException:  # nothing to report to: stdio is /dev/null
-        LOG.exception("the multiplexer failed")
-    finally:
-        os._exit(status)  # never the caller's atexit handlers, nor its stack
-
-
-def _detach(keep_fd: int) -> None:
-    """Make the forked child a process of its own.
-
-    Every descriptor it inherited but ``keep_fd`` is pointed at /dev/null rather than
-    closed: no pipe a reader of the caller waits on (its stdout, a result queue)
-    stays open here, and an inherited object that closes its descriptor later cannot
-    close one of the mux's that took its number. The inherited objects are frozen
-    out of the garbage collector, so none is finalized (or flushes a buffer) here.
-    """
-    os.setsid()  # no terminal's Ctrl-C: the mux ends when its playbook process does
-    null = os.open(os.devnull, os.O_RDWR)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in (keep_fd, null):
-            with contextlib.suppress(OSError):  # the listing's own descriptor, closed
-                os.dup2(null, fd, inheritable=fd <= 2)
-    os.close(null)
-    # ansible's Display wraps the inherited sys.stdout/stderr writes in its lock, which
-    # this process may inherit held for ever (2.16 forks workers inside it): a warning
-    # logged by the broker thread (logging's last resort writes to sys.stderr) hung the
-    # mux. Fresh objects over the same /dev/null descriptors.
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-    gc.freeze()
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a new interpreter
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-        signal.signal(signum, signal.SIG_DFL)
-    os.chdir("/")
+    """Fork the mux from this process, which goes on at once (``_mux_fork``); the mux's pid."""
+    return _mux_fork.fork_detached(listen_fd, lambda: main(path, playbook_pid, listen_fd, paths, packages))
