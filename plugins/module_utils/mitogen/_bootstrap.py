@@ -31,7 +31,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
-from . import _transports
+from . import (
+    _become_methods,  # noqa: F401  (puts su and doas in _transports.TRANSPORTS)
+    _transports,
+)
 from ._calls import Context, Receiver
 from ._errors import ConnectError, StreamError, TimeoutError
 from ._handshake import Handshake
