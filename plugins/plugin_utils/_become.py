@@ -24,7 +24,7 @@ from ansible.errors import AnsibleError
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _fetch
 from ansible_collections.ns.mitogen.plugins.plugin_utils._options import split_words
 
-SUPPORTED_BECOME = ("sudo",)
+SUPPORTED_BECOME = ("sudo", "su", "doas")
 # sudo flags our sudo transport sets itself (or must not get): dropped from become_flags.
 _SUDO_OWN_FLAGS = {"-H", "-S", "-n", "--non-interactive", "--stdin", "--set-home"}
 
@@ -53,12 +53,17 @@ class BecomeProxy:
 
 
 def check_supported(plugin: Any) -> None:
-    """Raise ``AnsibleError`` for a become plugin ns.mitogen cannot run (only sudo, for now)."""
-    if plugin is not None and plugin.name not in SUPPORTED_BECOME and not plugin.name.endswith(".sudo"):
+    """Raise ``AnsibleError`` for a become plugin ns.mitogen cannot run (sudo, su and doas only, for now)."""
+    if plugin is not None and method_of(plugin) not in SUPPORTED_BECOME:
         raise AnsibleError(
             "ns.mitogen: become method %r is not supported yet (supported: %s); "
             "use ansible.builtin.ssh for this host or task" % (plugin.name, ", ".join(SUPPORTED_BECOME))
         )
+
+
+def method_of(plugin: Any) -> str:
+    """The become method's short name: ``sudo`` for ``ansible.builtin.sudo``, ``doas`` for ``community.general.doas``."""
+    return str(plugin.name).rsplit(".", 1)[-1]
 
 
 def native(value: Any) -> Any:

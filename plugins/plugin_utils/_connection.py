@@ -41,6 +41,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import redacted
 from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _become,
+    _become_native,
     _compat,
     _debug,
     _failures,
@@ -155,7 +156,8 @@ class MitogenConnectionBase(ConnectionBase):
         raise NotImplementedError
 
     def _become_spec(self) -> Dict[str, Any]:
-        spec = _become.sudo_spec(self._real_become, self._timeout())
+        build = _become_native.SPECS.get(_become.method_of(self._real_become), _become.sudo_spec)
+        spec = build(self._real_become, self._timeout())
         spec["python_min"] = _compat.TARGET_PYTHON_MIN
         python = self._python()
         if python:
@@ -426,6 +428,6 @@ class MitogenConnectionBase(ConnectionBase):
 def _describe(spec: Dict[str, Any]) -> str:
     if spec.get("method") == "ssh":
         return "ssh:%s@%s" % (spec.get("username") or "", spec.get("hostname"))
-    if spec.get("method") == "sudo":
-        return "sudo:%s" % spec.get("username")
+    if spec.get("method") in ("sudo", "su", "doas"):
+        return "%s:%s" % (spec.get("method"), spec.get("username"))
     return str(spec.get("method"))
