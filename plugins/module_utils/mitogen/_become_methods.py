@@ -159,7 +159,8 @@ class Su(_Asking):
 
 
 class Doas(_Asking):
-    """``doas [-n] [flags] -u USER <boot command>``: doas runs the command itself.
+    """``doas [-n] [flags] -u USER <boot command>``: doas runs the command (Debian's,
+    built with PAM, as its child: it waits and exits with its status).
 
     ``-n`` without a password (nothing may wait on a question), as ansible's
     ``doas`` become plugin does.
