@@ -36,6 +36,11 @@ class BecomeProxy:
     that this streams the file instead of slurping it whole through a module.
     """
 
+    # Modules reach the become user through the interpreter the tool started, never
+    # through the tool per command: a become plugin that cannot pipeline (su, doas)
+    # must not make Ansible fall back to temp files.
+    pipelining = True
+
     def __init__(self, plugin: Any) -> None:
         object.__setattr__(self, "_plugin", plugin)
 

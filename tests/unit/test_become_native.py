@@ -46,7 +46,7 @@ def test_su_passes_flags_before_the_user_and_the_boot_command_to_c():
 def test_su_answers_its_prompt_in_any_language_once(prompt):
     t = _transports.make(SU)
     assert t.on_text("stderr", prompt) == b"pw\n"
-    with pytest.raises(ConnectError, match="su password for user 'nsm-su' was refused"):
+    with pytest.raises(ConnectError, match="Incorrect su password for user 'nsm-su'"):
         t.on_text("stderr", prompt + "\n" + prompt)
 
 
@@ -66,7 +66,7 @@ def test_su_exit_after_a_typed_password_is_a_refused_password_in_any_language():
     t = _transports.make(SU)
     t.on_text("stderr", "Passwort: ")
     reason, _hint = t.explain("Passwort: su: Fehler bei Authentifizierung", 1)
-    assert reason == "su password for user 'nsm-su' was refused"
+    assert reason == "Incorrect su password for user 'nsm-su' (refused)"
 
 
 def test_su_custom_prompts_replace_the_built_in_words():
@@ -84,7 +84,7 @@ def test_doas_is_non_interactive_without_a_password():
 def test_doas_answers_its_tty_prompt_and_explains_its_failures():
     t = _transports.make({"method": "doas", "username": "root", "password": "pw"})
     assert t.on_text("tty", "\rdoas (nsm-sudopw@vm) password: ") == b"pw\n"
-    assert "was refused" in t.explain("doas: Authentication failed", 1)[0]
+    assert "Incorrect doas password" in t.explain("doas: Authentication failed", 1)[0]
     assert "Missing doas password" in _transports.make({"method": "doas"}).explain("doas: Authentication required", 1)[0]
 
 

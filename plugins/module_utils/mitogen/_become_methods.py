@@ -98,7 +98,7 @@ class _Asking(Transport):
     def _refused(self, text: str) -> ConnectError:
         return ConnectError(
             self.describe(),
-            "%s password for user %r was refused" % (self.method, self.spec["username"]),
+            "Incorrect %s password for user %r (refused)" % (self.method, self.spec["username"]),
             "authenticate",
             text,
             "check the become password for %s" % self.spec["username"],
@@ -113,7 +113,7 @@ class _Asking(Transport):
         if self.spec.get("password") is None:
             raise ConnectError(
                 self.describe(),
-                "%s asked for a password for user %r and none was given (Missing %s password)"
+                "Missing %s password for user %r: %s asked for one and none was given"
                 % (self.method, self.spec["username"], self.method),
                 "authenticate",
                 text,
@@ -188,7 +188,7 @@ class Doas(_Asking):
     def explain(self, output: str, returncode: Optional[int]) -> Tuple[str, str]:
         if "Authentication required" in output:
             return (
-                "doas needs a password for user %r and none was given (Missing doas password)" % self.spec["username"],
+                "Missing doas password for user %r: doas needs one and none was given" % self.spec["username"],
                 "set the become password (ansible_become_password, or --ask-become-pass)",
             )
         if "Authentication failed" in output:
