@@ -97,7 +97,14 @@ notes:
     C(mux-<pid>.log) (the multiplexer, with every target's log records) and
     C(worker-<pid>.log) (each Ansible worker's requests with their durations).
     Nothing is written on targets.
-  - Become methods supported so far - C(sudo) (one interpreter per become user, reused).
+  - Become methods supported so far - C(sudo), C(su) and C(doas) (C(community.general.doas)),
+    one interpreter per become user, started once by the tool and reused. C(su) and C(doas)
+    run on a private pty; the password is typed only when the tool asks, never on a command
+    line. C(su) prompts are recognised in every language C(ansible.builtin.su) knows (or
+    its C(prompt_l10n)), with or without a colon. I(become_flags) go to the tool when it
+    starts the interpreter (su C(-)/C(-l)/C(-s SHELL)/C(-m) as su gives them; doas C(-n));
+    flags that cannot apply to a persistent interpreter fail the task saying why (su
+    C(-c)/C(-C)/C(-P), doas C(-s)/C(-L)/C(-C), a doas C(-u) other than I(become_user)).
   - A task's result travels back in one message of at most 64 MiB. A module or command
     whose output (stdout and stderr together) is over 63 MiB fails that task, with the
     sizes and the limit in its message, and is never held in the target's memory; the
