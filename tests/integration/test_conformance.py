@@ -3,7 +3,8 @@
 Transports: ``local``; ``ssh`` (nsm-key on h1); ``sudo-ssh`` (sudo to root from
 nsm-sudo's ssh login on h1); ``su-ssh`` (su to nsm-su with its password from
 nsm-key's ssh login on h1); ``doas-ssh`` (doas to root with nsm-sudopw's password,
-from its ssh login on h1); ``sudo-local`` (sudo to nsm-key from a local
+from its ssh login on h1); ``su-local`` (su to nsm-key from a local interpreter run
+as root); ``sudo-local`` (sudo to nsm-key from a local
 interpreter run as root); ``ssh-bastion`` (nsm-sudo on h3, which only h2 can
 reach, through an ssh login on h2). Adding one: see ``conformance.py``.
 """
@@ -39,12 +40,15 @@ def _sudo(user: str) -> Callable[[api.Session, Optional[api.Context]], api.Conte
     return open_sudo
 
 
-def _become(method: str, user: str, password: str) -> Callable[[api.Session, Optional[api.Context]], api.Context]:
+def _become(method: str, user: str, password: Optional[str]) -> Callable[[api.Session, Optional[api.Context]], api.Context]:
     """su or doas, typing ``password`` at the tool's prompt (on the private pty, or stdin)."""
 
     def open_become(s: api.Session, via: Optional[api.Context]) -> api.Context:
         assert via is not None, "%s is stacked on another context" % method
-        return s.connect({"method": method, "username": user, "password": password, "python": PY}, via)
+        spec = {"method": method, "username": user, "python": PY}
+        if password is not None:
+            spec["password"] = password
+        return s.connect(spec, via)
 
     return open_become
 
@@ -94,6 +98,15 @@ TRANSPORTS: Dict[str, Callable[[Any], Transport]] = {
         python=PY,
         version=VERSION,
         carrier=program_of_via,  # Debian's doas (PAM) forks and waits: as with su
+    ),
+    "su-local": lambda tb: Transport(
+        "su-local",
+        open_via=lambda s: s.local(python=PY),
+        open=_become("su", tb.users.key.name, None),  # root: PAM asks nothing
+        uid=tb.users.key.uid,
+        python=PY,
+        version=VERSION,
+        carrier=program_of_via,
     ),
     "ssh-bastion": lambda tb: Transport(
         "ssh-bastion",
