@@ -135,3 +135,20 @@ def test_su_prompt_standin(testbed, session, tmp_path, prompt):
     assert time.monotonic() - start < BOUND
     with pytest.raises(ConnectError, match=re.escape("Missing su password")):
         session.connect(spec, via)
+
+
+def test_su_flag_that_cannot_apply_fails_the_task_saying_why(testbed, tmp_path):
+    playbook = tmp_path / "pb.yml"
+    playbook.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.command: id -un\n      become: true\n      become_flags: '-P'\n"
+        "      ignore_errors: true\n      register: refused\n"
+        "    - ansible.builtin.command: id -un\n      become: true\n      become_flags: '-'\n      register: login\n"
+        "    - ansible.builtin.assert:\n        that: login.stdout == 'nsm-su'\n"
+    )
+    inv_vars = dict(ansible_user="nsm-key", ansible_become_method="su", ansible_become_user="nsm-su")
+    inv_vars["ansible_become_pass"] = testbed.users.su.password
+    rc, recap, output = _run(testbed, tmp_path, str(playbook), **inv_vars)
+    assert rc == 0 and recap["h1"]["ok"] == 3 and recap["h1"]["ignored"] == 1, output
+    assert "become_flags '-P' cannot apply to a persistent su interpreter" in output, output
+    assert "mangle its binary stream" in output, output
