@@ -32,7 +32,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from . import (
-    _become_methods,  # noqa: F401  (puts su and doas in _transports.TRANSPORTS)
+    _become_methods,  # noqa: F401 - puts su and doas in _transports.TRANSPORTS
     _transports,
 )
 from ._calls import Context, Receiver
