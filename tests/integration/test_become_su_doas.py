@@ -62,8 +62,8 @@ def test_wrong_or_missing_password_fails_fast_naming_host_method_and_user(
     start = time.monotonic()
     rc, recap, output = _run(testbed, tmp_path, str(playbook), **inv_vars)
     elapsed = time.monotonic() - start
-    assert rc != 0 and recap["h1"]["ok"] == 0, output
-    assert words in output and "fatal: [h1]" in output, output
+    assert rc != 0 and recap["h1"]["ok"] == 0 and recap["h1"]["failed"] == 1, output  # FAILED, as vanilla's
+    assert words in output and "fatal: [h1]: FAILED!" in output, output
     assert elapsed < BOUND + 5, "took %.1f s (ansible-playbook's own start included)" % elapsed
     assert "wrong-password" not in output
 
