@@ -88,6 +88,15 @@ def test_doas_answers_its_tty_prompt_and_explains_its_failures():
     assert "Missing doas password" in _transports.make({"method": "doas"}).explain("doas: Authentication required", 1)[0]
 
 
+def test_doas_custom_prompts_are_the_plugins_regular_expressions_at_a_line_start():
+    t = _transports.make({"method": "doas", "password": "pw", "prompts": [r"doas \(", r"Kennwort f.r"]})
+    assert t.on_text("tty", "note: doas (x@y) asks\r\n") is None
+    assert t.on_text("tty", "\rdoas (u@h) password: ") == b"pw\n"
+    other = _transports.make({"method": "doas", "password": "pw", "prompts": [r"Kennwort f.r"]})
+    assert other.on_text("tty", "\rdoas (u@h) password: ") is None
+    assert other.on_text("tty", "\nKennwort für u: ") == b"pw\n"
+
+
 def test_su_spec_from_the_real_su_plugin():
     plugin = _plugin("su", become_user="nsm-su", become_pass="pw", become_flags="- -s /bin/sh", become_exe="/bin/su")
     spec = _become_native.su_spec(plugin, 30)

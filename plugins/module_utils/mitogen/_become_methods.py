@@ -90,7 +90,12 @@ class _Asking(Transport):
         if not self.spec["username"]:
             raise SpecError("%s: option 'username' must not be empty" % self.method)
         words = list(self.spec.get("prompts") or ())
-        self.prompt = prompt_pattern(words or list(self.default_prompts), regex=self.prompts_are_regex)
+        if words and self.prompts_are_regex:
+            # the doas plugin's prompt_l10n: regular expressions matched at the start of a
+            # line of output (its re.match), such as its own default r"doas \("
+            self.prompt = re.compile(r"(?:^|[\r\n])(?:%s)" % "|".join(words))
+        else:
+            self.prompt = prompt_pattern(words or list(self.default_prompts), regex=self.prompts_are_regex)
 
     def describe(self) -> str:
         return self.spec.get("name") or "%s:%s" % (self.method, self.spec["username"])
@@ -172,7 +177,8 @@ class Doas(_Asking):
         "password": ((str, type(None)), None),
         "doas_path": ((str,), "doas"),
         "doas_args": ((list,), []),
-        # prompt regular expressions (the doas become plugin's prompt_l10n); default: DOAS_PROMPTS
+        # prompt regular expressions (the doas become plugin's prompt_l10n), matched at a
+        # line's start; default: DOAS_PROMPTS, at the end of the output
         "prompts": ((list, type(None)), None),
     }
     default_prompts = DOAS_PROMPTS
