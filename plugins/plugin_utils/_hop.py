@@ -15,30 +15,15 @@ plugin's (``_OptionsOf``).
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable, Dict, List, Optional
 
 from ansible.errors import AnsibleConnectionFailure
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _become
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _become_native
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
-# method -> (module under plugin_utils, function) building its hop spec from become-style options
-SPEC_BUILDERS = {
-    "sudo": ("_become", "sudo_spec"),
-    "su": ("_become_native", "su_spec"),
-    "doas": ("_become_native", "doas_spec"),
-}
-
-
-def spec_builder(method: str) -> Optional[Callable[[Any, int], Dict[str, Any]]]:
-    """The function building ``method``'s hop spec, None while this checkout has none."""
-    module, name = SPEC_BUILDERS[method]
-    try:
-        found = importlib.import_module("ansible_collections.ns.mitogen.plugins.plugin_utils." + module)
-    except ImportError:
-        return None
-    return getattr(found, name, None)  # type: ignore[no-any-return]
+# method -> the function building its hop spec from become-style options
+SPEC_BUILDERS: Dict[str, Callable[[Any, int], Dict[str, Any]]] = {"sudo": _become.sudo_spec, **_become_native.SPECS}
 
 
 class _OptionsOf:
@@ -61,13 +46,7 @@ class HopConnectionBase(MitogenConnectionBase):
         return self._hop_user()
 
     def _login_spec(self) -> Dict[str, Any]:
-        build = spec_builder(self.method)
-        if build is None:
-            raise AnsibleConnectionFailure(
-                "ns.mitogen.%s: this installation cannot start %s yet (no %s.%s)"
-                % ((self.method, self.method) + SPEC_BUILDERS[self.method])
-            )
-        spec = build(_OptionsOf(self), self._timeout())
+        spec = SPEC_BUILDERS[self.method](_OptionsOf(self), self._timeout())
         return self._with_python(spec)
 
     def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:

@@ -3,8 +3,7 @@
 Each runs the shared connection target (targets/connection_<method>/runme.sh) as the
 testbed's ``nsm-sudo`` account, becoming ``nsm-key`` on top; and a play checks who
 runs the tasks, the stack, the original name (``mitogen_sudo``) and that one
-interpreter serves every task. su and doas need ``_become_native`` (another change):
-their tests are skipped, saying so, while it is missing.
+interpreter serves every task.
 """
 
 from __future__ import annotations
@@ -14,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _hop
 from tests.integration.test_ansible_connection import run_playbook
 from tests.integration.test_connection_targets import host_lines, run_target
+from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.testbed
 
@@ -55,10 +54,8 @@ PLAY = """
 
 
 def need(method: str) -> None:
-    if _hop.spec_builder(method) is None:
-        pytest.skip("ns.mitogen.%s needs %s.%s, not in this checkout yet" % ((method,) + _hop.SPEC_BUILDERS[method]))
     if method == "doas" and not any(os.access(os.path.join(d, "doas"), os.X_OK) for d in ("/usr/bin", "/usr/sbin", "/bin")):
-        pytest.skip("doas is not installed on this machine")
+        unavailable("doas is not installed on this machine (scripts/setup installs opendoas)")
 
 
 @pytest.mark.parametrize("method", METHODS)

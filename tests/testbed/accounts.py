@@ -95,13 +95,16 @@ Defaults:{ACCOUNTS.sudopw.name} timestamp_timeout=0
 
 # -- su and doas (issue 16) ------------------------------------------------------------
 # su: nsm-key (or any login) becomes nsm-su with nsm-su's password. doas (opendoas):
-# nsm-sudopw is asked for its own password (no "persist": every time), nsm-sudo never.
+# nsm-sudopw is asked for its own password (no "persist": every time), nsm-sudo never;
+# root (the controller's test runner, for the ns.mitogen.doas hop) may become anyone,
+# never asked: doas, unlike su and sudo, has no rule of its own for root.
 # The file is machine-wide (the hosts share /etc); doas wants it root-owned, not writable.
 DOAS_CONF = Path("/etc/doas.conf")
 DOAS_TEXT = f"""\
 # ns.mitogen testbed accounts; managed by tests/testbed/accounts.py
 permit nopass {ACCOUNTS.sudo.name} as root
 permit {ACCOUNTS.sudopw.name} as root
+permit nopass root
 """
 
 
