@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Become on ns.mitogen connections: one interpreter per become user (private).
 
-Owns: which become plugins run natively (sudo), which cannot run at all (runas,
+Owns: which become plugins run natively (sudo here; su and doas from
+``_become_native``), which cannot run at all (runas,
 enable: ``check_supported`` says why) -- every other one runs through
 ``_become_any``, driven by its own logic -- the sudo hop spec a task's become plugin
 asks for, the proxy that hands the become plugin to Ansible without letting it wrap
@@ -23,7 +24,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ansible.errors import AnsibleError
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _fetch
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _become_native, _fetch
 from ansible_collections.ns.mitogen.plugins.plugin_utils._options import split_words
 
 # Plugins that cannot start a Python interpreter on a POSIX target, and why.
@@ -119,7 +120,13 @@ def sudo_spec(plugin: Any, timeout: int) -> Dict[str, Any]:
 
 # Become methods with a transport of their own in the core, by name: their hop spec. Every
 # other installed become plugin runs through ``_become_any`` (its own command line and checks).
-NATIVE_SPECS: Dict[str, Callable[[Any, int], Dict[str, Any]]] = {"sudo": sudo_spec}
+# Keyed by ``short_name``: ansible-core routes ``doas`` to ``community.general.doas``.
+NATIVE_SPECS: Dict[str, Callable[[Any, int], Dict[str, Any]]] = {
+    "sudo": sudo_spec,
+    "su": _become_native.su_spec,
+    "doas": _become_native.doas_spec,
+    "community.general.doas": _become_native.doas_spec,
+}
 
 
 def strip_success(stdout: bytes, marker: bytes) -> bytes:

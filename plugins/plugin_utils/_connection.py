@@ -200,10 +200,19 @@ class MitogenConnectionBase(ConnectionBase):
             raise AnsibleConnectionFailure(str(exc)) from None
         _original.check_environment(display.warning)
 
+    def _login_stack(self) -> List[Dict[str, Any]]:
+        """The connection's own hops: the last one's interpreter is the target's login interpreter."""
+        return [self._login_spec()]
+
+    def _recycling(self) -> Dict[str, int]:
+        """What the mux needs to apply the interpreter limit (``_recycler``) when it starts one."""
+        limit = self.get_option("max_interpreters") if self.has_option("max_interpreters") else None
+        return {"login_hops": len(self._login_stack()), "max_interpreters": int(limit or 20)}
+
     def _stack(self, sudoable: bool) -> List[Dict[str, Any]]:
         if not self._original_checked:
             self._check_original_names()
-        stack = [self._login_spec()]
+        stack = self._login_stack()
         if self._becomes(sudoable):
             stack.append(self._become_spec())
         return stack
@@ -245,7 +254,7 @@ class MitogenConnectionBase(ConnectionBase):
         key = _mux.stack_key(stack)
         if key not in self._contexts:
             self._say_interpreter(stack)
-            self._contexts[key] = self._request("connect", stack=stack)["context_id"]
+            self._contexts[key] = self._request("connect", stack=stack, **self._recycling())["context_id"]
         return self._contexts[key]
 
     def _call(self, sudoable: bool, ref: Tuple[str, str], *args: Any, **source: Optional[str]) -> Any:
@@ -261,14 +270,15 @@ class MitogenConnectionBase(ConnectionBase):
         if context_id is None:
             # One round trip: the mux starts (or finds) the interpreter and relays the call.
             self._say_interpreter(stack)
-        return self._request("call", stack=stack, ref=ref, args=args, context_id=context_id, **source)
+        return self._request("call", stack=stack, ref=ref, args=args, context_id=context_id, **source, **self._recycling())
 
     def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
         display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self.host_name())
 
     def login_hello(self) -> Dict[str, Any]:
         """The hello of the host's login interpreter (its ``executable``, ...), started if need be."""
-        return dict(self._request("connect", stack=[self._login_spec()])["hello"])
+        stack = self._login_stack()
+        return dict(self._request("connect", stack=stack, login_hops=len(stack))["hello"])
 
     def _shown(self, cmd: str) -> str:
         """``cmd`` as -vvv shows it: hidden for a ``no_log`` task (it may hold its secrets)."""
@@ -409,7 +419,7 @@ class MitogenConnectionBase(ConnectionBase):
 
     def reset(self) -> None:
         """Drop this host's interpreters (login and become); the next task starts new ones."""
-        self._request("reset", stack=[self._login_spec()])
+        self._request("reset", stack=self._login_stack())
         self._contexts.clear()
 
     def close(self) -> None:
@@ -423,8 +433,8 @@ class MitogenConnectionBase(ConnectionBase):
 def _describe(spec: Dict[str, Any]) -> str:
     if spec.get("method") == "ssh":
         return "ssh:%s@%s" % (spec.get("username") or "", spec.get("hostname"))
-    if spec.get("method") == "sudo":
-        return "sudo:%s" % spec.get("username")
+    if spec.get("method") in ("sudo", "su", "doas"):
+        return "%s:%s" % (spec.get("method"), spec.get("username"))
     if spec.get("method") == _become_any.METHOD:
         return "%s:%s" % (spec.get("plugin"), spec.get("username"))
     return str(spec.get("method"))

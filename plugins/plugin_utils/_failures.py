@@ -101,9 +101,13 @@ def connect_failure(exc: ConnectError, method: str) -> AnsibleError:
             )
         words = "Privilege escalation failed: %s" % (exc.output.replace("\r", "").strip() or exc.reason)
         return AnsibleError("%s\n%s" % (words, diagnosis))
-    if exc.context.startswith("sudo"):
-        words = _BECOME_WORDS.get(exc.reason) or "Privilege escalation failed: %s" % (
-            exc.output.replace("\r", "").strip() or exc.reason
+    if exc.context.startswith(("sudo", "su:", "doas:")):
+        # su and doas (``_become_methods``) word their password failures as vanilla does
+        own = exc.reason if exc.reason.startswith(("Incorrect ", "Missing ")) else None
+        words = (
+            _BECOME_WORDS.get(exc.reason)
+            or own
+            or "Privilege escalation failed: %s" % (exc.output.replace("\r", "").strip() or exc.reason)
         )
         return AnsibleError("%s\n%s" % (words, diagnosis))
     if exc.stage == "spawn" and exc.reason.startswith("Python interpreter "):

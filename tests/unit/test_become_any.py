@@ -91,10 +91,12 @@ def test_runas_is_refused_saying_why(name):
         _become.check_supported(plugin)
 
 
-def test_sudo_is_native_and_su_runs_through_its_plugin():
-    sudo, su = become_loader.get("sudo"), become_loader.get("su")
-    sudo.set_options(direct={})
-    su.set_options(direct={})
-    assert _become.native_spec(sudo, 30)["method"] == "sudo"
-    assert _become.native_spec(su, 30) is None
-    _become.check_supported(su)
+def test_sudo_su_and_doas_are_native_and_others_run_through_their_plugin():
+    sudo, su, site = become_loader.get("sudo"), become_loader.get("su"), become_loader.get("su")
+    for plugin in (sudo, su, site):
+        plugin.set_options(direct={})
+    site.ansible_name = "site.tools.su"  # a site's own plugin, whatever its code
+    assert (_become.native_spec(sudo, 30) or {}).get("method") == "sudo"
+    assert (_become.native_spec(su, 30) or {}).get("method") == "su"
+    assert _become.native_spec(site, 30) is None
+    _become.check_supported(site)

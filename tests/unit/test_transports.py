@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict, List
+
 import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
@@ -209,7 +211,7 @@ def test_ssh_retries_only_what_ssh_itself_failed_with_vanillas_pauses():
 
 
 def test_redacted_hides_every_secret_option_and_keeps_the_rest():
-    stack = [
+    stack: List[Dict[str, Any]] = [
         {"method": "ssh", "hostname": "h", "password": "pw1", "private_key": "KEY", "private_key_passphrase": "pp"},
         {"method": "sudo", "username": "root", "password": "pw2", "password_prompt": "Password:", "python": ["py"]},
     ]

@@ -31,7 +31,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
-from . import _transports
+from . import (
+    _become_methods,  # noqa: F401 - puts su and doas in _transports.TRANSPORTS
+    _transports,
+)
 from ._become_plugin import SERVICE as BECOME_SERVICE
 from ._become_plugin import PluginBecome
 from ._calls import Context, Receiver
