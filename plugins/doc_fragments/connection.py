@@ -58,6 +58,23 @@ options:
       - name: ansible_ssh_timeout
     cli:
       - name: timeout
+  max_interpreters:
+    description:
+      - At most this many become interpreters per target (per login interpreter; that
+        one is not counted and never retired). Before one more starts on a full
+        target, the least recently used idle one (no call in flight, no interpreter
+        stacked on it) is shut down, and the new one starts once it has exited. A
+        task that later uses the retired user again gets a new interpreter.
+      - If every one of them has a call in flight, the new one starts anyway and the
+        limit is exceeded, as the multiplexer's log (E(NS_MITOGEN_LOG_DIR)) says; waiting
+        instead could wait for ever on a call that itself waits for this task.
+      - As the original Mitogen's E(MITOGEN_MAX_INTERPRETERS) (its default, 20).
+    type: integer
+    default: 20
+    env:
+      - name: MITOGEN_MAX_INTERPRETERS
+    vars:
+      - name: mitogen_max_interpreters
   pipelining:
     description:
       - Kept for compatibility; ns.mitogen always runs modules through its own channel.
@@ -80,7 +97,16 @@ notes:
     C(mux-<pid>.log) (the multiplexer, with every target's log records) and
     C(worker-<pid>.log) (each Ansible worker's requests with their durations).
     Nothing is written on targets.
-  - Become methods supported so far - C(sudo) (one interpreter per become user, reused).
+  - Become - C(sudo), C(su) and C(doas) (C(community.general.doas)) natively, every other
+    installed become plugin driven by its own command line and prompt checks (C(runas) and
+    C(enable) are refused, saying why); one interpreter per become user, started once by
+    the tool and reused. C(su) and C(doas)
+    run on a private pty; the password is typed only when the tool asks, never on a command
+    line. C(su) prompts are recognised in every language C(ansible.builtin.su) knows (or
+    its C(prompt_l10n)), with or without a colon. I(become_flags) go to the tool when it
+    starts the interpreter (su C(-)/C(-l)/C(-s SHELL)/C(-m) as su gives them; doas C(-n));
+    flags that cannot apply to a persistent interpreter fail the task saying why (su
+    C(-c)/C(-C)/C(-P), doas C(-s)/C(-L)/C(-C), a doas C(-u) other than I(become_user)).
   - C(sudo) runs on a private terminal (C(requiretty) works); the become password is typed
     there only at sudo's prompt, whatever prompt sudo shows. A wrong or missing password
     fails with vanilla's words; sudo itself failing is a module failure with its C(rc) and

@@ -8,8 +8,10 @@ multiplexer for the persistent interpreter of that stack, and running
 ``exec_command`` / ``put_file`` / ``fetch_file`` there as RPCs. The core's errors
 become Ansible's in one place, ``_failures``.
 
-Become: the command runs unwrapped in an interpreter that sudo started once (one
-per become user; ``_become`` has the proxy that keeps Ansible from wrapping it).
+Become: the command runs unwrapped in an interpreter that the become tool started
+once (one per become user; ``_become`` has the proxy that keeps Ansible from wrapping
+it); sudo natively, any other become plugin through its own logic (``_become_any``,
+chosen in ``_become_spec``).
 The decision of *when* to become is Ansible's own rule, repeated in
 ``_becomes()``. ``fetch_file`` called by ansible's own fetch action streams from
 the become interpreter (``_fetch`` says why and how). How actions hand modules to
@@ -41,6 +43,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import redacted
 from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _become,
+    _become_any,
     _compat,
     _debug,
     _failures,
@@ -155,7 +158,11 @@ class MitogenConnectionBase(ConnectionBase):
         raise NotImplementedError
 
     def _become_spec(self) -> Dict[str, Any]:
-        spec = _become.sudo_spec(self._real_become, self._timeout())
+        """The become hop: a native transport's spec, else the plugin's own logic (``_become_any``)."""
+        spec = _become.native_spec(self._real_become, self._timeout())
+        if spec is None:
+            shell = str(getattr(self._play_context, "executable", None) or C.DEFAULT_EXECUTABLE or "/bin/sh")
+            spec = _become_any.plugin_spec(self._real_become, self._timeout(), shell)
         spec["python_min"] = _compat.TARGET_PYTHON_MIN
         python = self._python()
         if python:
@@ -193,10 +200,19 @@ class MitogenConnectionBase(ConnectionBase):
             raise AnsibleConnectionFailure(str(exc)) from None
         _original.check_environment(display.warning)
 
+    def _login_stack(self) -> List[Dict[str, Any]]:
+        """The connection's own hops: the last one's interpreter is the target's login interpreter."""
+        return [self._login_spec()]
+
+    def _recycling(self) -> Dict[str, int]:
+        """What the mux needs to apply the interpreter limit (``_recycler``) when it starts one."""
+        limit = self.get_option("max_interpreters") if self.has_option("max_interpreters") else None
+        return {"login_hops": len(self._login_stack()), "max_interpreters": int(limit or 20)}
+
     def _stack(self, sudoable: bool) -> List[Dict[str, Any]]:
         if not self._original_checked:
             self._check_original_names()
-        stack = [self._login_spec()]
+        stack = self._login_stack()
         if self._becomes(sudoable):
             stack.append(self._become_spec())
         return stack
@@ -238,7 +254,7 @@ class MitogenConnectionBase(ConnectionBase):
         key = _mux.stack_key(stack)
         if key not in self._contexts:
             self._say_interpreter(stack)
-            self._contexts[key] = self._request("connect", stack=stack)["context_id"]
+            self._contexts[key] = self._request("connect", stack=stack, **self._recycling())["context_id"]
         return self._contexts[key]
 
     def _call(self, sudoable: bool, ref: Tuple[str, str], *args: Any, **source: Optional[str]) -> Any:
@@ -254,14 +270,15 @@ class MitogenConnectionBase(ConnectionBase):
         if context_id is None:
             # One round trip: the mux starts (or finds) the interpreter and relays the call.
             self._say_interpreter(stack)
-        return self._request("call", stack=stack, ref=ref, args=args, context_id=context_id, **source)
+        return self._request("call", stack=stack, ref=ref, args=args, context_id=context_id, **source, **self._recycling())
 
     def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
         display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self.host_name())
 
     def login_hello(self) -> Dict[str, Any]:
         """The hello of the host's login interpreter (its ``executable``, ...), started if need be."""
-        return dict(self._request("connect", stack=[self._login_spec()])["hello"])
+        stack = self._login_stack()
+        return dict(self._request("connect", stack=stack, login_hops=len(stack))["hello"])
 
     def _shown(self, cmd: str) -> str:
         """``cmd`` as -vvv shows it: hidden for a ``no_log`` task (it may hold its secrets)."""
@@ -402,7 +419,7 @@ class MitogenConnectionBase(ConnectionBase):
 
     def reset(self) -> None:
         """Drop this host's interpreters (login and become); the next task starts new ones."""
-        self._request("reset", stack=[self._login_spec()])
+        self._request("reset", stack=self._login_stack())
         self._contexts.clear()
 
     def close(self) -> None:
@@ -416,6 +433,8 @@ class MitogenConnectionBase(ConnectionBase):
 def _describe(spec: Dict[str, Any]) -> str:
     if spec.get("method") == "ssh":
         return "ssh:%s@%s" % (spec.get("username") or "", spec.get("hostname"))
-    if spec.get("method") == "sudo":
-        return "sudo:%s" % spec.get("username")
+    if spec.get("method") in ("sudo", "su", "doas"):
+        return "%s:%s" % (spec.get("method"), spec.get("username"))
+    if spec.get("method") == _become_any.METHOD:
+        return "%s:%s" % (spec.get("plugin"), spec.get("username"))
     return str(spec.get("method"))

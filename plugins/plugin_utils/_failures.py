@@ -115,7 +115,13 @@ def connect_failure(exc: ConnectError, method: str, host: str = "") -> AnsibleEr
     127, from which Ansible words its own "module interpreter not found".
     """
     exc.hint = _options.ansible_hint(exc.hint)
-    if exc.context.startswith("sudo"):
+    if exc.context.startswith("become:"):  # any become plugin (``_become_any``): its checks' words
+        hint = "; hint: %s" % exc.hint if exc.hint else ""
+        if exc.stage == "become":
+            return AnsibleError("%s\n(ns.mitogen: via %s%s)" % (exc.reason, exc.context, hint))
+        words = "Privilege escalation failed: %s" % (exc.output.replace("\r", "").strip() or exc.reason)
+        return AnsibleError("%s\n(ns.mitogen: %s%s)" % (words, exc.reason, hint))
+    if exc.context.startswith(("sudo", "su:", "doas:")):
         return _become_failure(exc, host)
     if exc.stage == "spawn" and exc.reason.startswith("Python interpreter "):
         return InterpreterNotFound(unreachable_message(exc, method), output=exc.output)
@@ -123,11 +129,12 @@ def connect_failure(exc: ConnectError, method: str, host: str = "") -> AnsibleEr
 
 
 def _become_failure(exc: ConnectError, host: str) -> AnsibleError:
-    """A sudo hop that did not start: a password fault, the program's own failure, or ours."""
+    """A sudo, su or doas hop that did not start: a password fault, the program's own failure, or ours."""
     # e.g. "sudo:root via ssh:deploy@web1": method, user, login and host
     where = exc.context if not host or host in exc.context else "%s on %s" % (exc.context, host)
     diagnosis = "(ns.mitogen: %s, for %s%s)" % (exc.reason, where, "; hint: %s" % exc.hint if exc.hint else "")
-    words = _BECOME_WORDS.get(exc.reason)
+    # sudo's reasons map to vanilla's words; su and doas (``_become_methods``) give them as their reason
+    words = _BECOME_WORDS.get(exc.reason) or (exc.reason if exc.reason.startswith(("Incorrect ", "Missing ")) else None)
     if words:
         return AnsibleError("%s\n%s" % (words, diagnosis))
     output = exc.output.replace("\r", "").strip()

@@ -20,6 +20,11 @@ instead, over a private UNIX socket, with the same framing and codec as the core
 - ``push_file`` / ``fetch_file``: stream files between the controller and a context;
 - ``reset(stack)``: drop the contexts of a host (``meta: reset_connection``).
 
+A request that may start a context also says how many of its hops are the
+connection's own (``login_hops``) and the limit of interpreters stacked on that
+login interpreter (``max_interpreters``): the mux retires the least recently used
+idle one to keep it (``_recycler``).
+
 Rules it keeps: the socket lives in a 0700 directory (its files: ``_muxfiles``) and
 every peer's uid is checked (SO_PEERCRED); the mux exits when the ansible-playbook
 process it serves is gone, and takes every interpreter with it; it is forked from

@@ -49,6 +49,8 @@ class MuxClient:
         context_id: Optional[int] = None,
         source_id: Optional[str] = None,
         source_path: Optional[str] = None,
+        login_hops: int = 1,
+        max_interpreters: Optional[int] = None,
     ) -> Any:
         """Run ``ref`` (module, function) with ``args`` in the context for ``stack``.
 
@@ -57,10 +59,13 @@ class MuxClient:
         ``source_path`` let the mux attach the module's source where it was never
         sent (``source_path`` None: the request carries it). The stack and the
         arguments are encoded here: the mux relays them without decoding.
+        ``login_hops`` and ``max_interpreters``: as for the mux's ``connect``.
         """
         where: Dict[str, Any] = {"context_id": context_id}
         if context_id is None:
-            where = {"key": stack_key(stack), "stack": encode(stack)}
+            where = {"key": stack_key(stack), "stack": encode(stack), "login_hops": login_hops}
+            if max_interpreters is not None:
+                where["max_interpreters"] = max_interpreters
         return self.request("call", ref=ref, args=encode(tuple(args)), source_id=source_id, source_path=source_path, **where)
 
     def request(self, method: str, **kwargs: Any) -> Any:

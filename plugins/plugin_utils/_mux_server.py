@@ -4,26 +4,24 @@
 
 Owns: ``MuxServer`` (the requests ``_mux`` lists, served from the broker thread and
 the pool), ``main()`` (the process's entry point) and ``start()``, which binds the
-socket and forks the mux from the calling process (``_spawn``, ``_detach``). Uses
-nothing of Ansible's, only the core (through ``api``).
+socket and forks the mux from the calling process (``_mux_fork``); the interpreter
+limit's bookkeeping is ``_recycler``'s. Uses nothing of Ansible's, only the core
+(through ``api``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import logging
 import os
-import signal
 import socket
 import struct
 import sys
 import threading
 import time
-import warnings
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, Error, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
@@ -39,7 +37,8 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     decode,
     is_dead,
 )
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _muxfiles
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _mux_fork, _muxfiles
+from ansible_collections.ns.mitogen.plugins.plugin_utils._become_any import BecomeService
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     FIRST_RUN_MODULES,
     MODULE_TREES,
@@ -49,6 +48,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     socket_path,
     stack_key,
 )
+from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import DEFAULT_LIMIT, Recycler
 
 LOG = logging.getLogger("ns.mitogen.mux")
 
@@ -72,7 +72,14 @@ class MuxServer:
         self._prepared = False
         self._sources: Dict[str, bytes] = {}  # source_id -> a module's source, read for _source_to_attach
         self._delivered: Dict[int, Set[str]] = {}  # context_id -> source_ids it was sent
+        # Interpreter recycling (see _recycler): use of each context, under self._lock.
+        self._recycler = Recycler()
+        self._how: Dict[str, Tuple[int, int]] = {}  # a recyclable stack's key -> (login_hops, limit)
+        self._retiring: Dict[int, threading.Event] = {}  # context_id -> set once its route is gone
         self.router.on_route_lost.append(self._forget)
+        # any become plugin: its instances and prompts live here (``_become_any``)
+        self.become = BecomeService(self.router.context_id)
+        self.session.services.register(self.become)
         self.session.responder.companions[RUNNER] = RUNNER_COMPANIONS
         for name, source in (packages or {}).items():  # ansible/__init__ as AnsiballZ has it
             self.session.responder.provide(name, source)
@@ -131,25 +138,56 @@ class MuxServer:
             self._reply(stream, msg, CallError.from_exception(exc, "mux"), FLAG_ERROR)
             return
         if method == "call":
-            context_id = kwargs.get("context_id")
+            context_id, key = self._claim(kwargs.get("context_id"), kwargs.get("key"))
             if context_id is None:
-                with self._lock:
-                    ctx = self._contexts.get(kwargs.get("key"))  # type: ignore[arg-type]
-                if ctx is None:
-                    self.router.pool.submit_fn(lambda m: self._connect_and_relay(stream, m, kwargs), msg)
-                    return
-                context_id = ctx.context_id
+                self.router.pool.submit_fn(lambda m: self._connect_and_relay(stream, m, kwargs, key), msg)
+                return
             self._relay_call(stream, msg, context_id, kwargs)
             return
         self.router.pool.submit_fn(lambda m: self._run(stream, m, method, kwargs), msg)
 
-    def _connect_and_relay(self, stream: Stream, msg: Message, call: Dict[str, Any]) -> None:
+    def _claim(self, context_id: Any, key: Any) -> Tuple[Optional[int], Any]:
+        """The live context a call goes to, its call counted in flight; else (None, its stack's key).
+
+        A context id this mux retired is followed to its stack's interpreter now;
+        one lost otherwise is returned as it is (the call then fails as lost).
+        """
+        with self._lock:
+            if context_id is not None:
+                if self._recycler.claim(context_id):
+                    return context_id, None
+                key = self._recycler.retired_key(context_id)
+                if key is None:
+                    return context_id, None
+            ctx = self._contexts.get(key)
+            if ctx is not None and self._recycler.claim(ctx.context_id):
+                return ctx.context_id, None
+            return None, key
+
+    def _release(self, context_id: int) -> None:
+        with self._lock:
+            self._recycler.release(context_id)
+
+    def _claim_or_start(self, context_id: int) -> int:
+        """Pool thread: ``_claim``, starting the context again if it was retired."""
+        for _attempt in range(3):
+            claimed, key = self._claim(context_id, None)
+            if claimed is not None:
+                return claimed
+            login_hops, limit = self._how.get(key, (1, DEFAULT_LIMIT))
+            context_id = self.connect(json.loads(key), login_hops, limit)["context_id"]
+        raise Error("the interpreter was retired again as it started (interpreter limit too small?)")
+
+    def _connect_and_relay(self, stream: Stream, msg: Message, call: Dict[str, Any], key: Any) -> None:
         """Pool thread: start the context for the call's stack, then relay the call to it."""
         try:
-            stack = decode(call["stack"])
+            stack = decode(call["stack"]) if key == call.get("key") and "stack" in call else json.loads(key)
             if not isinstance(stack, list):
                 raise Error("malformed call: the stack is not a list")
-            context_id = self.connect(stack)["context_id"]
+            how = self._how.get(key, (1, DEFAULT_LIMIT))
+            login_hops = int(call.get("login_hops") or how[0])
+            limit = int(call.get("max_interpreters") or how[1])
+            context_id = self._claim_or_start(self.connect(stack, login_hops, limit)["context_id"])
         except Exception as exc:
             self._reply(stream, msg, _wire_error(exc), FLAG_ERROR)
             return
@@ -168,6 +206,7 @@ class MuxServer:
         try:
             self._relay(stream, req, context_id, call)
         except Exception as exc:  # a worker must get an answer, never wait forever
+            self._release(context_id)
             self._reply(stream, req, _wire_error(exc), FLAG_ERROR)
 
     def _relay(self, stream: Stream, req: Message, context_id: int, call: Dict[str, Any]) -> None:
@@ -181,6 +220,7 @@ class MuxServer:
                 extra["source"] = source
 
         def _back(reply: Message) -> None:
+            self._release(context_id)
             if is_dead(reply):
                 stream.send(Message.encoded(dead_error(reply), handle=req.reply_to, flags=FLAG_ERROR))
             else:
@@ -227,18 +267,28 @@ class MuxServer:
     def ping(self) -> Dict[str, Any]:
         return {"pid": os.getpid(), "contexts": len(self._contexts), "prepared": self._prepared}
 
-    def connect(self, stack: List[Dict[str, Any]]) -> Dict[str, Any]:
-        """Return ``{"context_id", "hello"}`` for the last hop of ``stack``."""
+    def connect(self, stack: List[Dict[str, Any]], login_hops: int = 1, max_interpreters: int = DEFAULT_LIMIT) -> Dict[str, Any]:
+        """Return ``{"context_id", "hello"}`` for the last hop of ``stack``.
+
+        ``login_hops``: how many of the hops are the connection's own (the target's
+        login interpreter is the last of them); the interpreters stacked on it count
+        against ``max_interpreters`` (see ``_recycler``).
+        """
         if not stack:
             raise Error("empty connection stack")
-        via = self._get_or_start(stack[:1], None)
-        for depth in range(2, len(stack) + 1):
-            via = self._get_or_start(stack[:depth], via)
+        login_hops = max(1, int(login_hops))
+        via: Optional[Context] = None
+        for depth in range(1, len(stack) + 1):
+            group = stack_key(stack[:login_hops]) if depth > login_hops else None
+            via = self._get_or_start(stack[:depth], via, group, int(max_interpreters))
+        if via is None:  # for the type checker: stack is not empty
+            raise Error("empty connection stack")
         hello = self.session.hellos.get(via.context_id, {})
         login = hello.pop("login_output", None)  # ssh's debug lines: for the first worker that asks
         return {"context_id": via.context_id, "hello": hello if login is None else dict(hello, login_output=login)}
 
-    def _get_or_start(self, stack: List[Dict[str, Any]], via: Optional[Context]) -> Context:
+    def _get_or_start(self, stack: List[Dict[str, Any]], via: Optional[Context], group: Optional[str], limit: int) -> Context:
+        """The context for ``stack``, started if need be; ``group``: the limit it counts against (None: none)."""
         key = stack_key(stack)
         while True:
             with self._lock:
@@ -248,17 +298,56 @@ class MuxServer:
                 event = self._starting.get(key)
                 if event is None:
                     event = self._starting[key] = threading.Event()
+                    if group is not None:
+                        self._recycler.starting(group, 1)
                     break
             event.wait(120)
         try:
-            ctx = self.session.connect(stack[-1], via, on_spawn=self._prepare_soon)
+            if group is not None:
+                self._make_room(group, limit)
+            spec = self.become.prepare(stack[-1], via.context_id if via is not None else None)
+            ctx = self.session.connect(spec, via, on_spawn=self._prepare_soon)
             with self._lock:
                 self._contexts[key] = ctx
+                self._recycler.add(ctx.context_id, key, via.context_id if via else None, group)
+                if group is not None:
+                    self._how[key] = (len(json.loads(group)), limit)
             return ctx
         finally:
             with self._lock:
                 self._starting.pop(key, None)
+                if group is not None:
+                    self._recycler.starting(group, -1)
             event.set()
+
+    def _make_room(self, group: str, limit: int) -> None:
+        """Retire the least recently used idle interpreters of ``group`` so that one more fits.
+
+        Each is shut down and waited for (its route gone: its process has closed
+        its channel, exiting) before the new one starts, so that the target does
+        not run more than the limit. If too few are idle, the limit is exceeded,
+        with a warning in the mux's log.
+        """
+        with self._lock:
+            room = self._recycler.make_room(group, limit)
+            doomed = []
+            for context_id, key in room.victims:
+                ctx = self._contexts.pop(key, None)
+                if ctx is not None:
+                    doomed.append(ctx)
+                    self._retiring[context_id] = threading.Event()
+        for ctx in doomed:
+            LOG.debug("interpreter limit %d: retiring %s, the least recently used", limit, ctx.name)
+            ctx.shutdown()
+        for ctx in doomed:
+            if not self._retiring[ctx.context_id].wait(30):
+                LOG.warning("%s was asked to exit as the interpreter limit was reached, and has not yet", ctx.name)
+            with self._lock:
+                self._retiring.pop(ctx.context_id, None)
+        if room.over:
+            LOG.warning(
+                "interpreter limit %d exceeded by %d: every interpreter of that target has a call in flight", limit, room.over
+            )
 
     def _forget(self, lost: Any, reason: str) -> None:
         with self._lock:
@@ -267,16 +356,30 @@ class MuxServer:
                     del self._contexts[key]
             for context_id in lost:
                 self._delivered.pop(context_id, None)
+                self.session.hellos.pop(context_id, None)
+                event = self._retiring.get(context_id)
+                if event is not None:
+                    event.set()
+            self._recycler.lost(lost)
+            self.session.contexts[:] = [c for c in self.session.contexts if c.context_id not in lost]
 
     def push_file(self, context_id: int, local_path: str, remote_path: str, mode: Optional[int] = None) -> Dict[str, Any]:
-        return self.session.push_file(self.router.context(context_id), local_path, remote_path, mode)
+        context_id = self._claim_or_start(context_id)
+        try:
+            return self.session.push_file(self.router.context(context_id), local_path, remote_path, mode)
+        finally:
+            self._release(context_id)
 
     def fetch_file(self, context_id: int, remote_path: str, local_path: str) -> Dict[str, Any]:
-        return self.session.fetch_file(self.router.context(context_id), remote_path, local_path)
+        context_id = self._claim_or_start(context_id)
+        try:
+            return self.session.fetch_file(self.router.context(context_id), remote_path, local_path)
+        finally:
+            self._release(context_id)
 
     def reset(self, stack: List[Dict[str, Any]]) -> int:
-        """Shut down the contexts at and below the first hop of ``stack``."""
-        prefix = stack_key(stack[:1])[:-1]
+        """Shut down the contexts at and below ``stack`` (a connection's own hops)."""
+        prefix = stack_key(stack)[:-1]
         with self._lock:
             doomed = [(k, c) for k, c in self._contexts.items() if k.startswith(prefix)]
             for key, _ctx in doomed:
@@ -357,14 +460,6 @@ def main(
     MuxServer(path, watch_pid, listen_fd, packages).serve()
 
 
-def _collections_root() -> str:
-    # .../ansible_collections/ns/mitogen/plugins/plugin_utils/_mux_server.py -> dir holding ansible_collections
-    here = os.path.abspath(__file__)
-    for _n in range(6):
-        here = os.path.dirname(here)
-    return here
-
-
 def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Optional[Dict[str, bytes]] = None) -> str:
     """Make sure a mux serves ``playbook_pid``; its socket path. Does not wait for it.
 
@@ -396,58 +491,5 @@ def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Option
 
 
 def _spawn(path: str, playbook_pid: int, listen_fd: int, paths: List[str], packages: Optional[Dict[str, bytes]]) -> int:
-    """Fork the mux from this process, which goes on at once.
-
-    A fork starts with the core already imported: a new interpreter spent 0.1 s on
-    imports on a quiet machine and 0.3 s beside a busy playbook process, all of it
-    on the first task's path. The child leaves the caller's session, and of the
-    caller's descriptors keeps only ``listen_fd`` (see ``_detach``). It never returns
-    into the caller's code: the caller gets the mux's pid.
-    """
-    with warnings.catch_warnings():
-        # 3.12+ warns of fork() in a threaded process; the child only runs the mux.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid:
-        return pid
-    status = 1
-    try:
-        _detach(listen_fd)
-        if _collections_root() not in sys.path:  # this copy of the core is the one served
-            sys.path.insert(0, _collections_root())
-        main(path, playbook_pid, listen_fd, paths, packages)
-        status = 0
-    except BaseException:  # nothing to report to: stdio is /dev/null
-        LOG.exception("the multiplexer failed")
-    finally:
-        os._exit(status)  # never the caller's atexit handlers, nor its stack
-
-
-def _detach(keep_fd: int) -> None:
-    """Make the forked child a process of its own.
-
-    Every descriptor it inherited but ``keep_fd`` is pointed at /dev/null rather than
-    closed: no pipe a reader of the caller waits on (its stdout, a result queue)
-    stays open here, and an inherited object that closes its descriptor later cannot
-    close one of the mux's that took its number. The inherited objects are frozen
-    out of the garbage collector, so none is finalized (or flushes a buffer) here.
-    """
-    os.setsid()  # no terminal's Ctrl-C: the mux ends when its playbook process does
-    null = os.open(os.devnull, os.O_RDWR)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in (keep_fd, null):
-            with contextlib.suppress(OSError):  # the listing's own descriptor, closed
-                os.dup2(null, fd, inheritable=fd <= 2)
-    os.close(null)
-    # ansible's Display wraps the inherited sys.stdout/stderr writes in its lock, which
-    # this process may inherit held for ever (2.16 forks workers inside it): a warning
-    # logged by the broker thread (logging's last resort writes to sys.stderr) hung the
-    # mux. Fresh objects over the same /dev/null descriptors.
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-    gc.freeze()
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a new interpreter
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-        signal.signal(signum, signal.SIG_DFL)
-    os.chdir("/")
+    """Fork the mux from this process, which goes on at once (``_mux_fork``); the mux's pid."""
+    return _mux_fork.fork_detached(listen_fd, lambda: main(path, playbook_pid, listen_fd, paths, packages))

@@ -35,6 +35,7 @@ RANGES: Dict[str, Tuple[int, Optional[int], str]] = {
     "ssh_debug_level": (0, 3, "a number of -v for ssh"),
     "keepalive_interval": (1, None, "a whole number of seconds"),
     "keepalive_count": (1, None, "a number of keepalives"),
+    "max_interpreters": (1, None, "a number of interpreters"),
 }
 
 

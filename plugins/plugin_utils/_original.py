@@ -77,11 +77,7 @@ ENVIRONMENT: Dict[str, Name] = {
         "MITOGEN_POOL_SIZE has no effect in ns.mitogen: its multiplexer starts every connection a task "
         "asks for at once (Ansible's forks setting bounds how many tasks ask together)",
     ),
-    "MITOGEN_MAX_INTERPRETERS": Name(
-        WARN,
-        "MITOGEN_MAX_INTERPRETERS has no effect in ns.mitogen yet: interpreters are not recycled; "
-        "meta: reset_connection ends a host's interpreters",
-    ),
+    "MITOGEN_MAX_INTERPRETERS": Name(HONOURED, "the ns.mitogen connections' option max_interpreters"),
     "MITOGEN_CPU_COUNT": Name(WARN, "MITOGEN_CPU_COUNT has no effect in ns.mitogen: one multiplexer process serves a run"),
     "MITOGEN_PROFILING": Name(
         WARN,

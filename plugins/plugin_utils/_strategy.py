@@ -37,6 +37,10 @@ REDIRECTS = {
     "smart": "ns.mitogen.ssh",
     "local": "ns.mitogen.local",
     "ansible.builtin.local": "ns.mitogen.local",
+    # the original Mitogen's own connection names, as its strategies knew them
+    "mitogen_sudo": "ns.mitogen.sudo",
+    "mitogen_su": "ns.mitogen.su",
+    "mitogen_doas": "ns.mitogen.doas",
 }
 
 

@@ -1,7 +1,10 @@
 """Every transport against the one conformance suite (``conformance.py``).
 
 Transports: ``local``; ``ssh`` (nsm-key on h1); ``sudo-ssh`` (sudo to root from
-nsm-sudo's ssh login on h1); ``sudo-local`` (sudo to nsm-key from a local
+nsm-sudo's ssh login on h1); ``su-ssh`` (su to nsm-su with its password from
+nsm-key's ssh login on h1); ``doas-ssh`` (doas to root with nsm-sudopw's password,
+from its ssh login on h1); ``su-local`` (su to nsm-key from a local interpreter run
+as root); ``sudo-local`` (sudo to nsm-key from a local
 interpreter run as root); ``ssh-bastion`` (nsm-sudo on h3, which only h2 can
 reach, through an ssh login on h2). Adding one: see ``conformance.py``.
 """
@@ -37,6 +40,19 @@ def _sudo(user: str) -> Callable[[api.Session, Optional[api.Context]], api.Conte
     return open_sudo
 
 
+def _become(method: str, user: str, password: Optional[str]) -> Callable[[api.Session, Optional[api.Context]], api.Context]:
+    """su or doas, typing ``password`` at the tool's prompt (on the private pty, or stdin)."""
+
+    def open_become(s: api.Session, via: Optional[api.Context]) -> api.Context:
+        assert via is not None, "%s is stacked on another context" % method
+        spec = {"method": method, "username": user, "python": PY}
+        if password is not None:
+            spec["password"] = password
+        return s.connect(spec, via)
+
+    return open_become
+
+
 def _ssh_via(tb: Testbed, host: str, user: str) -> Callable[[api.Session, Optional[api.Context]], api.Context]:
     return lambda s, via: s.ssh(tb[host].address, username=user, via=via, python=PY)
 
@@ -60,6 +76,33 @@ TRANSPORTS: Dict[str, Callable[[Any], Transport]] = {
         "sudo-local",
         open_via=lambda s: s.local(python=PY),
         open=_sudo(tb.users.key.name),
+        uid=tb.users.key.uid,
+        python=PY,
+        version=VERSION,
+        carrier=program_of_via,
+    ),
+    "su-ssh": lambda tb: Transport(
+        "su-ssh",
+        open_via=_ssh(tb, "h1", tb.users.key.name),
+        open=_become("su", tb.users.su.name, tb.users.su.password),
+        uid=tb.users.su.uid,
+        python=PY,
+        version=VERSION,
+        carrier=program_of_via,  # su's child inherits the pipes: killing su cuts nothing
+    ),
+    "doas-ssh": lambda tb: Transport(
+        "doas-ssh",
+        open_via=_ssh(tb, "h1", tb.users.sudopw.name),
+        open=_become("doas", "root", tb.users.sudopw.password),
+        uid=0,
+        python=PY,
+        version=VERSION,
+        carrier=program_of_via,  # Debian's doas (PAM) forks and waits: as with su
+    ),
+    "su-local": lambda tb: Transport(
+        "su-local",
+        open_via=lambda s: s.local(python=PY),
+        open=_become("su", tb.users.key.name, None),  # root: PAM asks nothing
         uid=tb.users.key.uid,
         python=PY,
         version=VERSION,

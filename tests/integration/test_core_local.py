@@ -267,6 +267,22 @@ def test_empty_file(session, tmp_path):
     assert (tmp_path / "empty2").read_bytes() == b""
 
 
+def test_push_file_timeout_bounds_the_wait_for_each_chunk(session, tmp_path):
+    """push_file's ``timeout`` was documented and ignored: the target waited 120 s."""
+    fifo = tmp_path / "stalled"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)  # a writer that never writes: the sender's read stalls
+    try:
+        a = session.local()
+        started = time.monotonic()
+        with pytest.raises(CallError, match="TimeoutError"):
+            session.push_file(a, str(fifo), str(tmp_path / "dest"), timeout=1.0)
+        assert time.monotonic() - started < 10
+        assert not (tmp_path / "dest").exists()
+    finally:
+        os.close(writer)  # EOF: the sender ends (its receiver is gone)
+
+
 # -- logging and output -----------------------------------------------------------------
 def test_target_logging_and_stray_output_reach_the_controller(tmp_path, caplog):
     caplog.set_level(logging.INFO)
@@ -432,7 +448,7 @@ def test_slow_peer_makes_the_sender_wait_not_the_memory_grow(session):
     """A stopped target stops reading: senders block near the high-water mark."""
     import threading
 
-    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._broker import HIGH_WATER
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._stream import HIGH_WATER
 
     a = session.local()
     pid = a.call(rh.identity)["pid"]
@@ -480,6 +496,7 @@ def test_killed_controller_leaves_no_interpreter_behind():
         "time.sleep(120)\n" % (sys.path[:2],)
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
     try:
         pids = [int(p) for p in proc.stdout.readline().split()]
         assert len(pids) == 2 and all(_running(p) for p in pids)

@@ -29,7 +29,12 @@ def test_warm_reads_basics_closure_ahead_and_serves_the_same(monkeypatch):
         assert count == len(warmed) >= 40 and "ansible.module_utils.common.text.converters" in warmed
         located = []
         real_locate = _importer._locate
-        monkeypatch.setattr(_importer, "_locate", lambda name: located.append(name) or real_locate(name))
+
+        def locate(name):
+            located.append(name)
+            return real_locate(name)
+
+        monkeypatch.setattr(_importer, "_locate", locate)
         assert served_to_a_child(warm) == expected
     assert located, "the child's own helper module is located on demand"
     assert not [n for n in located if n in warmed], "warmed modules were located again on the first request"

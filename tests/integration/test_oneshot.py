@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _methods
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _oneshot
 
 pytestmark = pytest.mark.testbed
@@ -25,7 +25,7 @@ def spec_for(tb, user, **extra):
 
 
 def argv_for(spec, command, tty=False):
-    argv = _transports.make(spec).argv([])
+    argv = _methods.make(spec).argv([])
     argv[-1] = command  # as ns.mitogen.ssh's _one_shot_argv
     if tty:
         argv.insert(argv.index("--"), "-tt")

@@ -22,7 +22,7 @@ strategy_loader.get("ns.mitogen.linear", class_only=True)
 connection_loader.get("ns.mitogen.ssh", class_only=True)
 out = {}
 for name in ("plugins.plugin_utils._mux_server", "plugins.plugin_utils._connection",
-             "plugins.module_utils.mitogen._router", "plugins.module_utils.mitogen._broker"):
+             "plugins.module_utils.mitogen._router", "plugins.module_utils.mitogen._stream"):
     mod = sys.modules["ansible_collections.ns.mitogen." + name]
     out[name] = {
         "standard_loader": isinstance(mod.__spec__.loader, importlib.machinery.SourceFileLoader),

@@ -95,6 +95,36 @@ Defaults:{ACCOUNTS.sudopw.name} timestamp_timeout=0
 {ACCOUNTS.sudopw.name} ALL=(ALL:ALL) ALL
 """
 
+# -- su and doas (issue 16) ------------------------------------------------------------
+# su: nsm-key (or any login) becomes nsm-su with nsm-su's password. doas (opendoas):
+# nsm-sudopw is asked for its own password (no "persist": every time), nsm-sudo never;
+# root (the controller's test runner, for the ns.mitogen.doas hop) may become anyone,
+# never asked: doas, unlike su and sudo, has no rule of its own for root.
+# The file is machine-wide (the hosts share /etc); doas wants it root-owned, not writable.
+DOAS_CONF = Path("/etc/doas.conf")
+DOAS_TEXT = f"""\
+# ns.mitogen testbed accounts; managed by tests/testbed/accounts.py
+permit nopass {ACCOUNTS.sudo.name} as root
+permit {ACCOUNTS.sudopw.name} as root
+permit nopass root
+"""
+
+
+def _ensure_doas() -> None:
+    try:
+        if DOAS_CONF.read_text() == DOAS_TEXT:
+            return
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=".doas.conf.", dir=DOAS_CONF.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(DOAS_TEXT)
+    os.chmod(tmp, 0o400)
+    os.replace(tmp, DOAS_CONF)
+
+
+# -- end of su and doas ---------------------------------------------------------------
+
 _resolved: Accounts | None = None
 
 
@@ -172,6 +202,7 @@ def ensure_accounts() -> Accounts:
         resolved[role] = Account(account.name, account.password, account.authorized, entry.pw_uid, entry.pw_gid)
     _ensure_passwords()
     _ensure_sudoers()
+    _ensure_doas()
     _resolved = Accounts(**resolved, extra=ensure_sudo_cases())
     return _resolved
 

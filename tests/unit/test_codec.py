@@ -98,7 +98,7 @@ def test_an_error_class_registers_where_it_is_defined():
 
     try:
         out = _codec.decode(_codec.encode(Registered("x")))
-        assert type(out) is Registered and str(out) == "x"
+        assert isinstance(out, Registered) and str(out) == "x"
         with pytest.raises(PeerProtocolError, match="not on the allow-list"):
             _codec.decode(_object("Plain", "x"))  # its undecorated base still is not
     finally:

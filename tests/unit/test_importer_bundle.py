@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import zlib
+from typing import Dict
 
 import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import PeerProtocolError
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._importer import pack_bundle, unpack_bundle
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._importer import Entry, pack_bundle, unpack_bundle
 
 
 def test_round_trip_and_compression():
-    bundle = {"pkg.mod": (False, "master:/x/mod.py", b"def f():\n    return 1\n" * 500, ("pkg",))}
+    bundle: Dict[str, Entry] = {"pkg.mod": (False, "master:/x/mod.py", b"def f():\n    return 1\n" * 500, ("pkg",))}
     data = pack_bundle(bundle)
     assert len(data) < len(_codec.encode(bundle)) / 10
     assert unpack_bundle(data, 1 << 20) == bundle

@@ -35,15 +35,28 @@ def tree(tmp_path, monkeypatch):
     return first, second
 
 
+def _origin(name):
+    spec = _importer._locate(name)
+    assert spec is not None, name
+    return spec.origin
+
+
+def _entry(session, name):
+    entry = session.responder._load_local(name)
+    assert entry is not None, name
+    return entry
+
+
 def test_locate_finds_modules_packages_and_namespace_portions(tree):
     first, second = tree
     namespace = _importer._locate("nsp")
     assert namespace is not None and namespace.loader is None
-    assert list(namespace.submodule_search_locations) == [str(first / "nsp"), str(second / "nsp")]
-    assert _importer._locate("nsp.alone").origin == str(first / "nsp" / "alone.py")
+    assert list(namespace.submodule_search_locations or ()) == [str(first / "nsp"), str(second / "nsp")]
+    assert _origin("nsp.alone") == str(first / "nsp" / "alone.py")
     package = _importer._locate("nsp.pkg")
+    assert package is not None
     assert package.origin == str(second / "nsp" / "pkg" / "__init__.py") and package.submodule_search_locations
-    assert _importer._locate("nsp.pkg.mod").origin == str(second / "nsp" / "pkg" / "mod.py")
+    assert _origin("nsp.pkg.mod") == str(second / "nsp" / "pkg" / "mod.py")
     assert _importer._locate("nsp.missing") is None
     assert _importer._locate("nsp.alone.attribute") is None  # not a package
 
@@ -53,8 +66,8 @@ def test_locate_ignores_the_processs_path_hooks(tree, monkeypatch):
     monkeypatch.setattr(sys, "path_importer_cache", {})
     assert importlib.machinery.PathFinder.find_spec("nsp") is None  # what the hook does to the standard finder
     first, second = tree
-    assert _importer._locate("nsp.pkg.mod").origin == str(second / "nsp" / "pkg" / "mod.py")
-    assert _importer._locate("nsp.alone").origin == str(first / "nsp" / "alone.py")
+    assert _origin("nsp.pkg.mod") == str(second / "nsp" / "pkg" / "mod.py")
+    assert _origin("nsp.alone") == str(first / "nsp" / "alone.py")
 
 
 @pytest.fixture
@@ -78,6 +91,6 @@ def test_namespace_package_in_an_allowed_tree_is_served_empty(tree):
     from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Session
 
     with Session(allow_imports=["nsp"]) as session:
-        assert session.responder._load_local("nsp")[:3] == (True, "<ns.mitogen:nsp>", b"")
-        assert session.responder._load_local("nsp.alone")[2] == b"A = 1\n"
-        assert session.responder._load_local("nsp.missing")[2] is None
+        assert _entry(session, "nsp")[:3] == (True, "<ns.mitogen:nsp>", b"")
+        assert _entry(session, "nsp.alone")[2] == b"A = 1\n"
+        assert _entry(session, "nsp.missing")[2] is None

@@ -15,11 +15,31 @@ MODULE_UTILS = Path(ansible.__file__).parent / "module_utils"
 OURS = Path(__file__).resolve().parents[2] / "plugins" / "module_utils" / "mitogen"
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node except the bodies of ``if TYPE_CHECKING:`` (their ``else`` runs)."""
+    for child in ast.iter_child_nodes(tree):
+        if _is_type_checking(child):
+            assert isinstance(child, ast.If)
+            for node in child.orelse:
+                yield node
+                yield from _runtime_nodes(node)
+            continue
+        yield child
+        yield from _runtime_nodes(child)
+
+
 def parsed_names(name: str, is_pkg: bool, source: bytes) -> Set[str]:
-    """What ast sees: every Import / ImportFrom anywhere, made absolute."""
+    """What ast sees: every Import / ImportFrom that can run, made absolute."""
     package = name if is_pkg else name.rpartition(".")[0]
     found: Set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in _runtime_nodes(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -77,3 +97,25 @@ def f():
 """
     found = imported_names("p.q.m", False, source)
     assert {"os", "sys", "p.q.sibling", "p.q.other", "p.uncle", "p.q.pkg.mod.a", "p.q.pkg.mod.b", "x.y.z", "lazy.mod"} <= found
+
+
+def test_imports_only_a_type_checker_follows_are_not_sent_along():
+    """The core's typed shapes (_shapes) crossed to every target with _runner: ~1 KiB for nothing."""
+    source = b"""
+import os
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+    from ._shapes import RunLike
+
+    import typing_only
+else:
+    import at_run_time
+import json
+def f():
+    if typing.TYPE_CHECKING:  # any indentation
+        import nested_typing_only
+    import lazy
+"""
+    found = imported_names("p.q.m", False, source)
+    assert {"os", "json", "at_run_time", "lazy"} <= found
+    assert not {"p.q._shapes", "p.q._shapes.RunLike", "typing_only", "nested_typing_only"} & found

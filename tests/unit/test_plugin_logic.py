@@ -34,10 +34,10 @@ def test_values_are_never_read_as_flags():
 
 def test_hints_name_settings_an_ansible_user_has():
     """Regression: the host-key hint said "set check_host_keys", a spec key no user can set."""
-    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _methods
 
-    ssh = _transports.make({"method": "ssh", "hostname": "h"})
-    sudo = _transports.make({"method": "sudo"})
+    ssh = _methods.make({"method": "ssh", "hostname": "h"})
+    sudo = _methods.make({"method": "sudo"})
     outputs = [
         "Host key verification failed.",
         "@@@ REMOTE HOST IDENTIFICATION HAS CHANGED! @@@",

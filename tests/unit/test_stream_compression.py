@@ -14,8 +14,9 @@ from typing import Any, List, Tuple
 
 import pytest
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _broker
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._broker import Broker, Stream
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _stream
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._broker import Broker
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._stream import Stream
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import HEADER, MAGIC, VERSION, Message
 
 MAX_MESSAGE = 4 * 1024 * 1024
@@ -121,7 +122,12 @@ def test_inflate_bomb_is_refused_in_bounded_steps(pair_factory, monkeypatch):
     pair = pair_factory(compress_a=False, compress_b=True)
     seen: List[int] = []
     real_feed = pair.b.parser.feed
-    monkeypatch.setattr(pair.b.parser, "feed", lambda data: (seen.append(len(data)), real_feed(data))[1])
+
+    def feed(data: bytes) -> Any:
+        seen.append(len(data))
+        return real_feed(data)
+
+    monkeypatch.setattr(pair.b.parser, "feed", feed)
     # A header announcing a frame over the limit, then 64 MiB of zeros: ~64 KiB compressed.
     header = HEADER.pack(MAGIC, VERSION, 0, 0, 0, 0, 0, MAX_MESSAGE * 16)
     bomb = zlib.compressobj(9)
@@ -130,4 +136,4 @@ def test_inflate_bomb_is_refused_in_bounded_steps(pair_factory, monkeypatch):
     pair.send_raw(blob)
     name, reason = pair.lost.get(timeout=10)
     assert name == "b" and "protocol error" in reason
-    assert seen and max(seen) <= _broker.INFLATE_STEP
+    assert seen and max(seen) <= _stream.INFLATE_STEP

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleError
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _methods
 from ansible_collections.ns.mitogen.plugins.plugin_utils._sudo_flags import sudo_options
 
 
@@ -50,7 +50,7 @@ def test_flags_that_cannot_apply_are_refused_saying_why(flags, why):
 
 
 def test_a_prompt_flag_is_not_used_and_said_so():
-    said = []
+    said: list = []
     assert sudo_options("-H -p 'Pass:'", said.append) == {"set_home": True, "preserve_env": False, "sudo_args": []}
     assert len(said) == 1 and "-p is not used" in said[0]
 
@@ -58,8 +58,8 @@ def test_a_prompt_flag_is_not_used_and_said_so():
 @pytest.mark.parametrize("args", [["-i"], ["-s"], ["--login"], ["-Hi"], ["--shell"]])
 def test_login_or_shell_flags_pass_the_command_octal_escaped(args):
     """sudo -i/-s join the command for a shell, eating newlines: none may remain."""
-    argv = _transports.make({"method": "sudo", "sudo_args": args}).argv(["/bin/sh", "-c", "a\nb $x", "x"])
+    argv = _methods.make({"method": "sudo", "sudo_args": args}).argv(["/bin/sh", "-c", "a\nb $x", "x"])
     command = argv[argv.index("--") + 1 :]
     assert command[:2] == ["/bin/sh", "-c"] and "\n" not in command[2] and "$" not in command[2]
-    plain = _transports.make({"method": "sudo", "sudo_args": ["-g", "sys"]}).argv(["py", "-c", "a\nb"])
+    plain = _methods.make({"method": "sudo", "sudo_args": ["-g", "sys"]}).argv(["py", "-c", "a\nb"])
     assert plain[-3:] == ["py", "-c", "a\nb"]

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict, List
+
 import pytest
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _transports
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _methods, _transports
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError
 
 
 def test_ssh_never_prompts_without_a_password():
-    argv = _transports.make({"method": "ssh", "hostname": "h"}).argv(["python3", "-c", "x"])
+    argv = _methods.make({"method": "ssh", "hostname": "h"}).argv(["python3", "-c", "x"])
     assert "BatchMode=yes" in argv and "StrictHostKeyChecking=yes" in argv
     assert argv[-3:] == ["--", "h", "python3 -c x"]
 
 
 def test_ssh_with_password_uses_a_pty_and_one_attempt():
-    t = _transports.make({"method": "ssh", "hostname": "h", "password": "pw", "check_host_keys": "ignore"})
+    t = _methods.make({"method": "ssh", "hostname": "h", "password": "pw", "check_host_keys": "ignore"})
     argv = t.argv(["python3"])
     assert t.use_pty and "NumberOfPasswordPrompts=1" in argv and "UserKnownHostsFile=/dev/null" in argv
     assert t.on_text("tty", "u@h's password: ") == b"pw\n"
@@ -27,14 +29,14 @@ def test_ssh_with_password_uses_a_pty_and_one_attempt():
 def test_ssh_answers_a_named_prompt_too():
     """``password_prompt`` (ansible's sshpass_prompt), e.g. a PKCS#11 token's PIN prompt."""
     spec = {"method": "ssh", "hostname": "h", "password": "1234", "password_prompt": "Enter PIN for"}
-    assert _transports.make(spec).on_text("tty", "Enter PIN for 'token 1': ") == b"1234\n"
-    plain = _transports.make(dict(spec, password_prompt=None))
+    assert _methods.make(spec).on_text("tty", "Enter PIN for 'token 1': ") == b"1234\n"
+    plain = _methods.make(dict(spec, password_prompt=None))
     assert plain.on_text("tty", "Enter PIN for 'token 1': ") is None
     assert plain.on_text("tty", "u@h's password: ") == b"1234\n"
 
 
 def test_sudo_password_is_typed_on_its_terminal_and_a_retry_fails_fast():
-    t = _transports.make({"method": "sudo", "username": "root", "password": "pw"})
+    t = _methods.make({"method": "sudo", "username": "root", "password": "pw"})
     argv = t.argv(["py"])
     assert t.use_pty and not t.password_on_stdin and "-S" not in argv and "-n" not in argv
     assert t.on_text("stderr", _transports.SUDO_PROMPT) is None  # typed on the terminal only
@@ -44,7 +46,7 @@ def test_sudo_password_is_typed_on_its_terminal_and_a_retry_fails_fast():
 
 
 def test_sudo_wrong_password_in_sudos_words_fails_fast():
-    t = _transports.make({"method": "sudo", "password": "pw"})
+    t = _methods.make({"method": "sudo", "password": "pw"})
     assert t.on_text("tty", "lecture...\n" + _transports.SUDO_PROMPT) == b"pw\n"
     with pytest.raises(ConnectError, match="sudo password was refused"):
         t.on_text("stderr", "Sorry, try again.\n")
@@ -52,7 +54,7 @@ def test_sudo_wrong_password_in_sudos_words_fails_fast():
 
 def test_sudo_prompt_with_no_password_to_give_is_missing():
     """No -n: sudo's own words for it are translated; a prompt is a prompt in any language."""
-    t = _transports.make({"method": "sudo"})
+    t = _methods.make({"method": "sudo"})
     assert "-n" not in t.argv(["py"])
     with pytest.raises(ConnectError, match="sudo needs a password and none was given"):
         t.on_text("tty", _transports.SUDO_PROMPT)
@@ -63,7 +65,7 @@ def test_sudo_prompt_with_no_password_to_give_is_missing():
     ["[sudo] Passwort f\u00fcr root:\u00a0", "Password:", "[sudo] password for deploy: ", "Mot de passe\u00a0: ", "パスワード："],
 )
 def test_sudo_answers_a_prompt_that_is_not_its_own(prompt):
-    t = _transports.make({"method": "sudo", "password": "pw"})
+    t = _methods.make({"method": "sudo", "password": "pw"})
     assert t.on_text("tty", "some banner\r\n" + prompt) == b"pw\n"
 
 
@@ -72,15 +74,15 @@ def test_sudo_answers_a_prompt_that_is_not_its_own(prompt):
     ["It usually boils down to these three things:", "the password you type will not be visible.\n", "****"],
 )
 def test_sudo_does_not_answer_what_is_not_a_prompt(text):
-    assert _transports.make({"method": "sudo", "password": "pw"}).on_text("tty", text) is None
+    assert _methods.make({"method": "sudo", "password": "pw"}).on_text("tty", text) is None
 
 
 def test_discovery_when_no_python_is_named():
-    t = _transports.make({"method": "ssh", "hostname": "h"})
+    t = _methods.make({"method": "ssh", "hostname": "h"})
     argv = t.boot_argv("STAGE", "")
     assert argv[:2] == ["/bin/sh", "-c"] and argv[3] == "STAGE" and "python3.13" in argv
     assert t.boot_argv("STAGE", "/usr/bin/python3")[-3:] == ["/usr/bin/python3", "-c", "STAGE"]
-    local = _transports.make({"method": "local"})
+    local = _methods.make({"method": "local"})
     assert local.boot_argv("STAGE", "/usr/bin/python3") == ["/usr/bin/python3", "-c", "STAGE"]
 
 
@@ -88,11 +90,11 @@ def test_ssh_interpreter_runs_under_a_shell_that_reports_its_status():
     """sshd is the login interpreter's parent: a shell waits for it instead, and exits
     with its status (ssh then exits with it), or a killed interpreter and a lost login
     would look the same (ssh exits 255 for both, saying nothing)."""
-    t = _transports.make({"method": "ssh", "hostname": "h", "python": "/usr/bin/python3 -E"})
+    t = _methods.make({"method": "ssh", "hostname": "h", "python": "/usr/bin/python3 -E"})
     assert t.boot_argv("STAGE", "") == ["/bin/sh", "-c", '"$@"; exit $?', "/bin/sh", "/usr/bin/python3", "-E", "-c", "STAGE"]
-    discover = _transports.make({"method": "ssh", "hostname": "h"}).boot_argv("S", "")
+    discover = _methods.make({"method": "ssh", "hostname": "h"}).boot_argv("S", "")
     assert '{ "$p" -c "$0"; exit $?; }' in discover[2] and "exec" not in discover[2]
-    assert 'exec "$p" -c "$0"' in _transports.make({"method": "local"}).boot_argv("S", "")[2]
+    assert 'exec "$p" -c "$0"' in _methods.make({"method": "local"}).boot_argv("S", "")[2]
 
 
 @pytest.mark.parametrize(
@@ -111,14 +113,14 @@ def test_ssh_interpreter_runs_under_a_shell_that_reports_its_status():
 )
 def test_a_lost_childs_cause(method, returncode, words, cause, status):
     spec = {"method": method, "hostname": "h"} if method == "ssh" else {"method": method}
-    text, got = _transports.make(spec).explain_loss(returncode, words, 42, [])
+    text, got = _methods.make(spec).explain_loss(returncode, words, 42, [])
     assert cause in text and got == status
 
 
 def test_a_keepalive_timeout_names_the_limit_ssh_used():
     """ssh keeps the first value of an option: the limit named is that one."""
     argv = ["ssh", "-oServerAliveInterval=5", "-o", "ServerAliveCountMax 4", "-o", "ServerAliveInterval=10", "--", "h", "x"]
-    text, status = _transports.make({"method": "ssh", "hostname": "h"}).explain_loss(
+    text, status = _methods.make({"method": "ssh", "hostname": "h"}).explain_loss(
         255, ["Timeout, server h not responding."], 42, argv
     )
     assert status is None
@@ -154,14 +156,14 @@ def test_a_keepalive_timeout_names_the_limit_ssh_used():
 )
 def test_malformed_specs(spec, message):
     with pytest.raises(_transports.SpecError, match=message):
-        _transports.make(spec)
+        _methods.make(spec)
 
 
 def test_only_network_hops_compress_by_default():
-    assert _transports.make({"method": "ssh", "hostname": "h"}).compress is True
-    assert _transports.make({"method": "ssh", "hostname": "h", "compression": False}).compress is False
-    assert _transports.make({"method": "sudo"}).compress is False
-    assert _transports.make({"method": "local"}).compress is False
+    assert _methods.make({"method": "ssh", "hostname": "h"}).compress is True
+    assert _methods.make({"method": "ssh", "hostname": "h", "compression": False}).compress is False
+    assert _methods.make({"method": "sudo"}).compress is False
+    assert _methods.make({"method": "local"}).compress is False
 
 
 def _index(argv, option):
@@ -189,7 +191,7 @@ def test_ssh_argv_is_in_ansible_builtin_ssh_order_and_ours_come_last():
         "verbosity": 2,
         "connect_timeout": 7,
     }
-    argv = _transports.make(spec).argv(["python3"])
+    argv = _methods.make(spec).argv(["python3"])
     first = argv.index("ServerAliveInterval=60")
     assert argv[1] == "-vv" and first == 3
     # vanilla's own options, in vanilla's order, between ssh_args and extra_args
@@ -206,7 +208,7 @@ def test_ssh_argv_is_in_ansible_builtin_ssh_order_and_ours_come_last():
 
 def test_ssh_pkcs11_and_password_options_as_vanilla():
     spec = {"method": "ssh", "hostname": "h", "password": "1234", "pkcs11_provider": "/lib/p11.so", "ssh_args": ["-4"]}
-    argv = _transports.make(spec).argv(["py"])
+    argv = _methods.make(spec).argv(["py"])
     assert argv[1:9] == [
         "-o",
         "KbdInteractiveAuthentication=no",
@@ -221,7 +223,7 @@ def test_ssh_pkcs11_and_password_options_as_vanilla():
 
 
 def test_ssh_retries_only_what_ssh_itself_failed_with_vanillas_pauses():
-    t = _transports.make({"method": "ssh", "hostname": "h", "connect_retries": 7, "connect_timeout": 10})
+    t = _methods.make({"method": "ssh", "hostname": "h", "connect_retries": 7, "connect_timeout": 10})
     assert t.retry_pauses() == [0, 1, 3, 7, 15, 30, 30]
     assert t.start_budget() == 8 * 10 + 86
     failed = ConnectError("h", "refused", "spawn")
@@ -231,15 +233,15 @@ def test_ssh_retries_only_what_ssh_itself_failed_with_vanillas_pauses():
     assert not t.should_retry(failed)
     refused = ConnectError("h", "ssh password was refused", "authenticate")
     assert not t.should_retry(refused)
-    typed = _transports.make({"method": "ssh", "hostname": "h", "password": "pw", "connect_retries": 2})
+    typed = _methods.make({"method": "ssh", "hostname": "h", "password": "pw", "connect_retries": 2})
     typed.on_text("tty", "u@h's password: ")
     failed.returncode = 255
     assert not typed.should_retry(failed)  # never after a password was typed
-    assert _transports.make({"method": "ssh", "hostname": "h"}).retry_pauses() == []
+    assert _methods.make({"method": "ssh", "hostname": "h"}).retry_pauses() == []
 
 
 def test_redacted_hides_every_secret_option_and_keeps_the_rest():
-    stack = [
+    stack: List[Dict[str, Any]] = [
         {"method": "ssh", "hostname": "h", "password": "pw1", "private_key": "KEY", "private_key_passphrase": "pp"},
         {"method": "sudo", "username": "root", "password": "pw2", "password_prompt": "Password:", "python": ["py"]},
     ]
@@ -253,5 +255,5 @@ def test_redacted_hides_every_secret_option_and_keeps_the_rest():
 
 def test_a_secret_of_the_wrong_type_is_not_repeated_in_the_error():
     with pytest.raises(_transports.SpecError, match="option .password. must be str/NoneType, not a secret of type int") as info:
-        _transports.make({"method": "sudo", "username": "root", "password": 987654})
+        _methods.make({"method": "sudo", "username": "root", "password": 987654})
     assert "987654" not in str(info.value)

@@ -31,13 +31,16 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
-from . import _transports
+from . import _methods, _transports
+from ._become_plugin import SERVICE as BECOME_SERVICE
+from ._become_plugin import PluginBecome
 from ._calls import Context, Receiver
 from ._errors import ConnectError, StreamError, TimeoutError
 from ._handshake import Handshake
 from ._logs import OutputForwarder
 from ._payload import PACKAGE, build_payload, core_modules, first_stage, payload
 from ._router import Router
+from ._service import call_service
 from ._spawn import ChildProcess, close_quietly, read_some, reap_all, write_some
 from ._state import STATE
 from ._wire import Message
@@ -85,7 +88,12 @@ def connect(
     to start it, never later than the spec's ``connect_timeout`` per attempt (a
     transport may try again after a failure, see ``Transport.retry_pauses``).
     """
-    transport = _transports.make(spec)
+    transport = _methods.make(spec)
+    if isinstance(transport, PluginBecome):  # its plugin's logic runs in an ancestor
+        service_context = transport.spec["service_context"]
+        transport.ask = lambda method, kwargs, timeout: call_service(
+            router, service_context, BECOME_SERVICE, method, kwargs, timeout
+        )
     name = transport.describe()
     timeout = float(transport.spec["connect_timeout"])
     cid = context_id if context_id is not None else router.allocate_id()
@@ -118,7 +126,7 @@ def connect(
             time.sleep(pauses[attempt])
             attempt += 1
             on_spawn = None
-            transport = _transports.make(spec)  # no prompt answered yet
+            transport = _methods.make(spec)  # no prompt answered yet
         except BaseException:
             hello.close()
             raise

@@ -186,15 +186,21 @@ def _router() -> Router:
     return router
 
 
-def pull_file(source: str, dest: str, mode: Optional[int] = None, source_context: int = 0) -> Dict[str, Any]:
-    """Run in a target: pull ``source`` from ``source_context``'s FileService to ``dest``."""
+def pull_file(
+    source: str, dest: str, mode: Optional[int] = None, source_context: int = 0, timeout: float = 120.0
+) -> Dict[str, Any]:
+    """Run in a target: pull ``source`` from ``source_context``'s FileService to ``dest``.
+
+    ``timeout`` bounds each wait for the next chunk and for the service's reply after
+    the last (``TimeoutError``), not the whole transfer.
+    """
     router = _router()
     recv = Receiver(router, respondent=source_context, persist=True)
     try:
         call = (SERVICE, "fetch", {"path": source, "handle": recv.handle})
         router.send(Message.encoded(call, dst_id=source_context, handle=CALL_SERVICE, reply_to=recv.handle))
-        result = receive_stream(router, recv, dest, mode)
-        recv.get(120.0).decode()  # the service's own reply, after the stream
+        result = receive_stream(router, recv, dest, mode, timeout)
+        recv.get(timeout).decode()  # the service's own reply, after the stream
         return result
     finally:
         recv.close()

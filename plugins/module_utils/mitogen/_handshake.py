@@ -40,6 +40,8 @@ class Handshake:
 
     def output(self) -> str:
         text = (self.err + self.tty + self.out).decode("utf-8", "replace")
+        for typed in getattr(self.t, "typed", ()):  # a tool that echoed the password typed (never shown)
+            text = text.replace(typed, _transports.REDACTED)
         return text.replace(_transports.SUDO_PROMPT, "")
 
     def _type(self, data: Optional[bytes], fd: Optional[int]) -> None:
@@ -100,20 +102,26 @@ class Handshake:
                     os.set_blocking(self.proc.stdin, True)
                     self._write_all(self.pending)
                 return rest
+            if getattr(self.t, "examines_stdout", False):  # a tool's prompt or words on stdout
+                self._type(self._examine(channel, self.out), None)
             return None
         buf = (self.err if channel == "stderr" else self.tty) + data
         if channel == "stderr":
             self.err = buf
         else:
             self.tty = buf
-        try:
-            answer = self.t.on_text(channel, buf.decode("utf-8", "replace"))
-        except ConnectError as exc:
-            exc.output = self.output()
-            raise
+        answer = self._examine(channel, buf)
         if answer is not None:
             self._type(answer, fd if channel == "tty" else None)
         return None
+
+    def _examine(self, channel: str, buf: bytes) -> Optional[bytes]:
+        """The transport's answer to the output on ``channel`` so far (its error, with all the output)."""
+        try:
+            return self.t.on_text(channel, buf.decode("utf-8", "replace"))
+        except ConnectError as exc:
+            exc.output = self.output()
+            raise
 
     def _write_all(self, data: bytes) -> None:
         os.set_blocking(self.proc.stdin, True)

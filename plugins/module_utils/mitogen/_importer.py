@@ -63,6 +63,11 @@ _IMPORT_RE = re.compile(
     re.M,
 )
 _COMMENT_RE = re.compile(rb"#[^\n]*")
+# ``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``) and the lines indented below it:
+# imports only a type checker follows, never sent along.
+_TYPE_CHECKING_RE = re.compile(
+    rb"^([ \t]*)if[ \t]+(?:typing\.)?TYPE_CHECKING[ \t]*:[^\n]*\n(?:(?:\1[ \t]+[^\n]*|[ \t]*)\n)*", re.M
+)
 #: The core's own modules: served lowered for every target Python (``_lower``).
 _CORE_PREFIX = __name__.rpartition(".")[0] + "."
 
@@ -71,7 +76,7 @@ def imported_names(name: str, is_pkg: bool, source: bytes) -> Set[str]:
     """Absolute names ``source`` (module ``name``) may import: modules and ``from`` targets."""
     package = name if is_pkg else name.rpartition(".")[0]
     found: Set[str] = set()
-    for match in _IMPORT_RE.finditer(source.replace(b"\\\n", b" ")):
+    for match in _IMPORT_RE.finditer(_TYPE_CHECKING_RE.sub(b"", source.replace(b"\\\n", b" "))):
         dots, module, names, plain = match.groups()
         if plain is not None:
             found.update(_names(plain))

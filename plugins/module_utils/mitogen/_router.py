@@ -26,10 +26,11 @@ import logging
 import threading
 from typing import Any, Callable, Iterable, List, Optional, Set
 
-from ._broker import Broker, Stream
+from ._broker import Broker
 from ._calls import AfterReply, CallPool, Context, Receiver, dead_message, resolve_function
 from ._errors import CallError, ConnectError, InterpreterLost, PeerProtocolError, ProtocolError, RefusedError, StreamError
 from ._routing import Deliver, Drop, Forward, Refuse, ReplyError, RouteTable
+from ._stream import Stream
 from ._wire import ADD_ROUTE, ALLOCATE_ID, CALL_FUNCTION, DEL_ROUTE, FLAG_ERROR, SHUTDOWN, Message, too_large
 
 LOG = logging.getLogger("ns.mitogen.router")

@@ -7,7 +7,7 @@ context names, handles with their policies, the ids the root allocated, counters
 and the actions it decides (``Deliver``, ``Forward``, ``Refuse``, ``Drop``,
 ``ReplyError``). ``_router.Router`` executes them: it sends, refuses with a reply,
 runs handlers and applies back-pressure. Nothing here sends, logs, sleeps or takes
-a lock; a stream is any hashable object (the router's are ``_broker.Stream``), so
+a lock; a stream is any hashable object (the router's are ``_stream.Stream``), so
 every rule is tested in memory (tests/unit/test_trust.py).
 
 Trust rules decided here (``route`` sees every message a peer sends):

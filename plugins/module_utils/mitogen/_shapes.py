@@ -4,7 +4,8 @@
 
 Owns: ``TypedDict``s of the dicts that cross the wire (a child's configuration and
 its hello, a module run request) and the ``Protocol``s of what ``_isolation`` and
-``_hooks`` need from a run and of what ``_calls`` needs from the router. Everything here is inside ``if TYPE_CHECKING:``: at run
+``_hooks`` need from a run, of what ``_calls`` needs from the router and of what
+the broker needs from a stream. Everything here is inside ``if TYPE_CHECKING:``: at run
 time this module defines nothing (targets run Python 3.6, which has neither
 ``TypedDict`` nor ``Protocol``; ``_lower`` lets such classes through only there),
 and others import it only under ``TYPE_CHECKING`` too, so it is never sent to a
@@ -70,11 +71,22 @@ if TYPE_CHECKING:
     #: registering it from its top-level code, if it was imported then)
     ExitHandler = Tuple[Callable[..., Any], Tuple[Any, ...], Dict[str, Any], Optional[str]]
 
+    class BrokerStream(Protocol):
+        """What ``_broker.Broker`` (and a reader of its ``streams``) needs of ``_stream.Stream``."""
+
+        remote_id: int
+
+        def close_soon(self, reason: str) -> None: ...
+
+        def disconnect(self, reason: str) -> None: ...
+
     class CallRouter(Protocol):
         """What ``_calls`` (receivers, contexts, the call pool) needs of ``_router.Router``."""
 
         def name_of(self, context_id: Optional[int]) -> str: ...
+
         def reply_policy(self, respondent: int) -> Callable[[Any], bool]: ...
+
         def add_handler(
             self,
             fn: Callable[[Any], Any],
@@ -83,8 +95,11 @@ if TYPE_CHECKING:
             persist: bool = True,
             respondent: Optional[int] = None,
         ) -> int: ...
+
         def del_handler(self, handle: int) -> None: ...
+
         def send(self, msg: Any) -> None: ...
+
         def run_call(self, msg: Any) -> None: ...
 
     class RunLike(Protocol):

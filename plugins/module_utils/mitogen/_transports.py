@@ -2,15 +2,17 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Command lines and prompts of each way to start a child (private module).
 
-Owns: one small class per transport (``local``, ``ssh``, ``sudo``) that turns a spec
-(a plain dict, so it can cross the wire to an intermediary) into an argv, answers
-the password prompts the program shows, and explains its failures in plain words.
-No I/O happens here; ``_bootstrap`` drives the process.
+Owns: ``Transport``, the base of every way to start a child: a small class that turns
+a spec (a plain dict, so it can cross the wire to an intermediary) into an argv,
+answers the password prompts the program shows, and explains its failures in plain
+words; ``local`` and ``ssh`` here, the become tools in ``_become_methods`` and
+``_become_plugin``, all named in ``_methods``. No I/O happens here; ``_bootstrap``
+drives the process.
 
 Rules it keeps:
 - Nothing ever waits on a question it cannot answer: ssh runs with ``BatchMode``
   unless a password was given, with ``StrictHostKeyChecking`` set explicitly, and
-  one password attempt; sudo runs with ``-n`` unless a password was given. The
+  one password attempt; a become tool's prompt with no password to give fails. The
   caller's own ssh options come first on the command line and so win over these
   (OpenSSH keeps the first value of an option): see ``Ssh``.
 - A wrong password fails at the first sign of it ("Sorry, try again", a second
@@ -23,7 +25,7 @@ from __future__ import annotations
 import re
 import shlex
 import signal
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple
 
 from ._errors import ConnectError
 
@@ -496,130 +498,3 @@ class Ssh(Transport):
                 count,
             )
         return cause, None
-
-
-# A password prompt that is not ours (``sudo -p`` ignored: a PAM module's own prompt
-# under ``passprompt_override`` off, a translated one, another sudo implementation):
-# the unfinished last line on the terminal names a password in a language sudo and
-# PAM are translated to, and ends as a question does (a colon, maybe a non-breaking
-# space).
-_PASSWORD_WORD = re.compile(
-    "password|passwort|passphrase|mot de passe|contraseña|contrasenya|senha|wachtwoord|lösenord|adgangskode|"
-    "passord|salasana|hasło|heslo|jelszó|parola|пароль|密码|密碼|パスワード|암호|비밀번호|κωδικός|סיסמה|كلمة",
-    re.IGNORECASE,
-)
-_PROMPT_END = re.compile(r"[:：?]\s*$")
-
-
-def looks_like_prompt(line: str) -> bool:
-    """Whether ``line`` (the unfinished last line a program printed) asks for a password."""
-    return bool(_PROMPT_END.search(line) and _PASSWORD_WORD.search(line))
-
-
-def through_shell(boot: List[str]) -> List[str]:
-    """``boot`` as a command that survives ``sudo -i``/``-s`` (a login shell's ``-c``).
-
-    sudo then joins the command into one string for the target's shell, with a
-    backslash before every character but letters, digits, ``_``, ``-`` and ``$``: a
-    newline becomes a line continuation (gone), and ``$`` still expands. So the
-    command is passed octal-escaped, made of neither, and a plain ``/bin/sh``
-    rebuilds and runs it (``eval`` of ``printf``'s output), after the login shell
-    has set the environment as for a login.
-    """
-    script = " ".join(shlex.quote(a) for a in boot)
-    octal = "".join("\\%03o" % b for b in script.encode("utf-8"))
-    return ["/bin/sh", "-c", "eval \"`printf '%s'`\"" % octal]
-
-
-class Sudo(Transport):
-    """``sudo``, always on a private terminal, the password typed only at its prompt.
-
-    The terminal makes ``requiretty`` work, and the password goes to sudo alone: it
-    is typed on the terminal (echo off, as sudo sets it) when a prompt appears, never
-    written ahead on a pipe the interpreter reads. Our own prompt (``-p``) is
-    recognised, and so is a prompt sudo shows instead of it (``looks_like_prompt``);
-    the lecture and ``pwfeedback``'s asterisks are only output. A second prompt, or
-    "Sorry, try again", means the password was refused; a prompt when no password
-    was given means it is missing: either fails at once, whatever the language.
-    """
-
-    method = "sudo"
-    use_pty = True
-    options: Dict[str, Tuple[Tuple[type, ...], Any]] = {
-        "username": ((str,), "root"),
-        "password": ((str, type(None)), None),
-        "sudo_path": ((str,), "sudo"),
-        # more arguments, after ours and before the command (the controller checks them)
-        "sudo_args": ((list,), []),
-        "preserve_env": ((bool,), False),
-        # -H (vanilla's default become_flags have it)
-        "set_home": ((bool,), True),
-    }
-
-    def describe(self) -> str:
-        return self.spec.get("name") or "sudo:%s" % self.spec["username"]
-
-    def argv(self, boot: List[str]) -> List[str]:
-        s = self.spec
-        argv = [s["sudo_path"]]
-        if s["set_home"]:
-            argv.append("-H")
-        # Never -n: a prompt with no password to give is "missing" in any language
-        # (sudo's own words for it are translated).
-        argv += ["-u", s["username"], "-p", SUDO_PROMPT]
-        if s["preserve_env"]:
-            argv.append("-E")
-        argv += list(s["sudo_args"])
-        if any(a in ("--login", "--shell") or re.fullmatch(r"-[A-Za-z]*[is][A-Za-z]*", a) for a in s["sudo_args"]):
-            boot = through_shell(boot)
-        return argv + ["--"] + boot
-
-    def on_text(self, channel: str, text: str) -> Optional[bytes]:
-        if "Sorry, try again" in text:
-            raise self._refused()
-        return super().on_text(channel, text)
-
-    def on_new_text(self, channel: str, text: str) -> Optional[bytes]:
-        if channel != "tty":
-            return None
-        last = text.replace("\r", "").rpartition("\n")[2]
-        if SUDO_PROMPT not in text and not looks_like_prompt(last):
-            return None
-        if self.prompts_answered or self.spec.get("password") is None:
-            # asked again: refused; asked with none to give (-n ignored): missing
-            raise self._refused() if self.prompts_answered else self._missing()
-        return self.password_bytes()
-
-    def _refused(self) -> ConnectError:
-        return ConnectError(
-            self.describe(), "sudo password was refused", "authenticate", "", "check the sudo password for this user"
-        )
-
-    def _missing(self) -> ConnectError:
-        return ConnectError(
-            self.describe(), "sudo needs a password and none was given", "authenticate", "", "set the sudo (become) password"
-        )
-
-    def explain(self, output: str, returncode: Optional[int]) -> Tuple[str, str]:
-        if "a password is required" in output or "a terminal is required" in output:
-            return "sudo needs a password and none was given", "set the sudo (become) password"
-        if "incorrect password attempt" in output or "Sorry, try again" in output:
-            return "sudo password was refused", "check the sudo password"
-        if "is not in the sudoers file" in output or "not allowed to execute" in output or "may not run sudo" in output:
-            return "this user may not use sudo for that target user", "check the sudoers rules"
-        if "unknown user" in output:
-            return "sudo: unknown target user", "check the become user"
-        return super().explain(output, returncode)
-
-
-TRANSPORTS: Dict[str, Type[Transport]] = {"local": Local, "ssh": Ssh, "sudo": Sudo}
-
-
-def make(spec: Any) -> Transport:
-    """The transport for ``spec``; raise ``SpecError`` if the spec is malformed."""
-    if not isinstance(spec, dict):
-        raise SpecError("a connection spec must be a dict, not %r" % type(spec).__name__)
-    cls = TRANSPORTS.get(spec.get("method"))  # type: ignore[arg-type]
-    if cls is None:
-        raise SpecError("unknown connection method %r (known: %s)" % (spec.get("method"), ", ".join(sorted(TRANSPORTS))))
-    return cls(spec)

@@ -30,15 +30,17 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from . import _bootstrap, _files
 from ._bootstrap import ChildProcess, read_some, write_some
-from ._broker import Broker, Stream
+from ._broker import Broker
 from ._calls import Context, Receiver, dead_error, is_dead
 from ._codec import Encoded, decode, encode
 from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError, StreamError, TimeoutError
 from ._importer import Responder, imported_names
 from ._logs import LogReceiver
+from ._methods import make
 from ._router import Router
-from ._service import ServiceRegistry
-from ._transports import CORE_MIN_PYTHON, SpecError, Transport, make, option_value, redacted
+from ._service import CHILDREN, Service, ServiceRegistry, expose
+from ._stream import Stream
+from ._transports import CORE_MIN_PYTHON, SpecError, Transport, option_value, redacted
 from ._wire import CALL_FUNCTION, DEFAULT_MAX_MESSAGE, FLAG_ERROR, FrameParser, Message, check_size
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "TimeoutError",
     # the controller toolkit (see the end of this file)
     "CALL_FUNCTION",
+    "CHILDREN",
     "CORE_MIN_PYTHON",
     "CORE_PACKAGE",
     "DEFAULT_MAX_MESSAGE",
@@ -62,12 +65,14 @@ __all__ = [
     "Encoded",
     "FrameParser",
     "Message",
+    "Service",
     "Stream",
     "Transport",
     "check_size",
     "dead_error",
     "decode",
     "encode",
+    "expose",
     "imported_names",
     "is_dead",
     "make_transport",
@@ -181,14 +186,14 @@ class Session:
 
         ``mode`` (default: the local file's) is the mode of the file written there.
         Returns ``{"size", "sha256", "mode", "path"}`` as written there. ``timeout``
-        is not used yet: the target waits up to 120 s for each chunk
-        (``_files.pull_file``'s own bound), and the transfer as a whole has no bound.
-        Raises ``CallError`` for what failed there (the destination then keeps its
-        old content), ``StreamError`` if the context is lost.
+        bounds each wait of the target for the next chunk and for the end of the
+        stream, not the whole transfer. Raises ``CallError`` for what failed there (a
+        ``TimeoutError`` there among them; the destination then keeps its old
+        content), ``StreamError`` if the context is lost.
         """
         path = self.files.register(context.context_id, local_path)
         try:
-            return context.call(_files.pull_file, path, remote_path, mode, 0, timeout=None)  # type: ignore[no-any-return]
+            return context.call(_files.pull_file, path, remote_path, mode, 0, timeout, timeout=None)  # type: ignore[no-any-return]
         finally:
             self.files.unregister(context.context_id, path)
 
