@@ -94,9 +94,14 @@ from x.y import \\
     z
 def f():
     import lazy.mod
+from .more import (
+    first,  # a comment (with parentheses) inside the list
+    second,
+)
 """
     found = imported_names("p.q.m", False, source)
     assert {"os", "sys", "p.q.sibling", "p.q.other", "p.uncle", "p.q.pkg.mod.a", "p.q.pkg.mod.b", "x.y.z", "lazy.mod"} <= found
+    assert {"p.q.more.first", "p.q.more.second"} <= found  # a ")" in a comment ended the list
 
 
 def test_imports_only_a_type_checker_follows_are_not_sent_along():

@@ -76,7 +76,9 @@ def imported_names(name: str, is_pkg: bool, source: bytes) -> Set[str]:
     """Absolute names ``source`` (module ``name``) may import: modules and ``from`` targets."""
     package = name if is_pkg else name.rpartition(".")[0]
     found: Set[str] = set()
-    for match in _IMPORT_RE.finditer(_TYPE_CHECKING_RE.sub(b"", source.replace(b"\\\n", b" "))):
+    # comments go first: a ")" in one would end a parenthesised list of names early
+    text = _COMMENT_RE.sub(b"", source.replace(b"\\\n", b" "))
+    for match in _IMPORT_RE.finditer(_TYPE_CHECKING_RE.sub(b"", text)):
         dots, module, names, plain = match.groups()
         if plain is not None:
             found.update(_names(plain))
