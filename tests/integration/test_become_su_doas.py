@@ -2,8 +2,9 @@
 
 Through ansible-playbook (ns.mitogen.ssh, the installed collection): su with a password
 to a second user, doas with and without one, interpreter reuse, wrong and missing
-passwords (failing fast, naming host, method and user). Core-level: PAM's German
-prompt (the target runs with LC_ALL=de_DE.UTF-8), and prompts no real su here prints
+passwords (failing fast, naming host, method and user), PAM's German prompt (the
+login runs with LC_ALL=de_DE.UTF-8, sent by ssh). Core-level: the German prompt's own
+words, and prompts no real su here prints
 (no colon, a non-breaking space) from a stand-in su that checks the password and that
 no process's command line holds it, then execs the real su.
 """
@@ -89,6 +90,28 @@ def test_su_german_prompt(testbed, session, monkeypatch):
         session.connect(dict(su, password="falsch"), via)
     assert time.monotonic() - start < BOUND
     assert "Fehler bei Authentifizierung" in str(info.value) and "Passwort:" in str(info.value)
+
+
+def test_su_german_prompt_through_ansible_playbook(testbed, tmp_path):
+    """The login runs in German (ssh sends LC_ALL, the testbed's sshd accepts it): su's
+    PAM prompt is ``Passwort:``, answered; a wrong password still fails with vanilla's words."""
+    playbook = tmp_path / "pb.yml"
+    playbook.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.command: env\n      become: true\n      register: env\n      changed_when: false\n"
+        "    - ansible.builtin.assert:\n        that: ['\"LC_ALL=de_DE.UTF-8\" in env.stdout_lines']\n"
+    )
+    common = "-o UserKnownHostsFile=%s -o SendEnv=LC_ALL" % testbed.known_hosts
+    su = dict(ansible_user=testbed.users.key.name, ansible_become_method="su", ansible_become_user=testbed.users.su.name)
+    for password, ok in ((testbed.users.su.password, True), ("falsch", False)):
+        inv = inventory(testbed, tmp_path / "inv", hosts=("h1",), ansible_timeout=60, ansible_ssh_common_args=common,
+                        ansible_become_pass=password, **su)  # fmt: skip
+        env = {"ANSIBLE_COLLECTIONS_PATH": INSTALLED, "LC_ALL": "de_DE.UTF-8"}
+        rc, recap, output = run_playbook(tmp_path, inv, str(playbook), env=env)
+        if ok:
+            assert rc == 0 and recap["h1"]["ok"] == 2, output
+        else:
+            assert recap["h1"]["failed"] == 1 and "Incorrect su password for user 'nsm-su'" in output, output
 
 
 # A stand-in su: prints PROMPT on stderr, reads the password on stdin, fails the start if
