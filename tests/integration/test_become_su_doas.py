@@ -11,6 +11,7 @@ no process's command line holds it, then execs the real su.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -175,3 +176,45 @@ def test_su_flag_that_cannot_apply_fails_the_task_saying_why(testbed, tmp_path):
     assert rc == 0 and recap["h1"]["ok"] == 3 and recap["h1"]["ignored"] == 1, output
     assert "become_flags '-P' cannot apply to a persistent su interpreter" in output, output
     assert "mangle its binary stream" in output, output
+
+
+@pytest.mark.parametrize(
+    "method,login,exe,words",
+    [
+        ("community.general.doas", "nsm-key", "doas", "Operation not permitted"),  # no doas.conf rule for nsm-key
+        ("su", "nsm-key", "/nonexistent/su", "/nonexistent/su"),  # the shell's or our words, naming it
+    ],
+    ids=["doas-not-permitted", "su-missing-binary"],
+)
+def test_tool_failure_is_a_module_failure_as_vanillas(testbed, tmp_path, method, login, exe, words):
+    """The become tool itself failing (not a password) fails the task as vanilla's does:
+    FAILED with the tool's rc and its own words in the module's output, not UNREACHABLE."""
+    results = {}
+    for name, connection in (("vanilla", "ansible.builtin.ssh"), ("ours", "ns.mitogen.ssh")):
+        out = tmp_path / ("%s.json" % name)
+        playbook = tmp_path / ("%s.yml" % name)
+        playbook.write_text(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n"
+            "    - ansible.builtin.command: id -un\n      become: true\n      ignore_errors: true\n      register: r\n"
+            "    - ansible.builtin.copy:\n        content: '{{ r | to_json }}'\n        dest: %s\n"
+            "      delegate_to: localhost\n" % out
+        )
+        inv_vars = dict(
+            ansible_connection=connection,
+            ansible_user=login,
+            ansible_become_method=method,
+            ansible_become_user="root" if "doas" in method else "nsm-su",
+            ansible_become_exe=exe,
+            ansible_become_pass=testbed.users.su.password,
+            # vanilla's su cannot pipeline: to an unprivileged user it needs this to get that far
+            ansible_shell_allow_world_readable_temp="true",
+        )
+        rc, recap, output = _run(testbed, tmp_path, str(playbook), **inv_vars)
+        assert recap["h1"]["unreachable"] == 0 and recap["h1"]["ignored"] == 1, output
+        results[name] = json.loads(out.read_text())
+    vanilla, ours = results["vanilla"], results["ours"]
+    assert ours["failed"] and vanilla["failed"]
+    assert ours.get("rc") == vanilla.get("rc"), (vanilla, ours)
+    for result in (vanilla, ours):
+        assert words in result.get("module_stdout", "") + result.get("module_stderr", ""), result
+    assert ours["msg"] == vanilla["msg"], (vanilla, ours)
