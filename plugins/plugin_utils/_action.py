@@ -1,9 +1,11 @@
 # Copyright (c) 2026 ns.mitogen contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one seam in Ansible's actions: module runs on ns.mitogen connections (private).
+"""The seams in Ansible's actions: module runs on ns.mitogen connections (private).
 
 Owns: ``install()``, which routes ``ActionBase._configure_module`` through
-``configure_module`` (the patch itself is ``_compat``'s), and reporting the
+``configure_module`` and lets our connections pipeline under every become plugin
+(ansible-core before 2.19 refuses it under ``su``; the patches themselves are
+``_compat``'s), and reporting the
 interpreter that discovery picked as ``ActionBase`` reports its own
 (``report_discovery``). For an ns.mitogen connection, a new-style Python module is
 planned for the in-process runner (``_planner``) and the action gets a marker in
@@ -25,8 +27,10 @@ display = Display()
 
 
 def install() -> None:
-    """Route ``ActionBase._configure_module`` through ``configure_module`` (idempotent)."""
+    """Route ``ActionBase._configure_module`` through ``configure_module``, and let
+    ns.mitogen connections pipeline under every become plugin (both idempotent)."""
     _compat.install_configure_module_hook(configure_module)
+    _compat.install_pipelining_hook(lambda connection: isinstance(connection, MitogenConnectionBase))
 
 
 def configure_module(

@@ -238,6 +238,38 @@ def install_configure_module_hook(hook: Callable[..., Any]) -> None:
     ActionBase._configure_module = _configure_module  # type: ignore[method-assign]
 
 
+def install_pipelining_hook(ours: Callable[[Any], bool]) -> None:
+    """Let a connection ``ours`` says is ns.mitogen pipeline under every become plugin (idempotent).
+
+    Before 2.19, ``ActionBase._is_pipelining_enabled`` refuses pipelining when the
+    become plugin is named ``su``, whatever the connection; Ansible then writes the
+    module to a temp file and fails to share it with an unprivileged su user. Ours
+    never runs su per command (the su interpreter was started once), so the rest of
+    ansible's own conditions decide. 2.19 asks the connection
+    (``is_pipelining_enabled``), and the become proxy's ``pipelining`` answers.
+    """
+    if VERSION >= (2, 19):
+        return
+    import ansible.constants as C
+    from ansible.plugins.action import ActionBase
+
+    if getattr(ActionBase._is_pipelining_enabled, "_ns_mitogen_hook", False):
+        return
+    original = ActionBase._is_pipelining_enabled
+
+    def _is_pipelining_enabled(self: Any, module_style: str, wrap_async: bool = False) -> bool:
+        connection = self._connection
+        if not ours(connection):
+            return bool(original(self, module_style, wrap_async))
+        always = connection.always_pipeline_modules
+        return bool(
+            connection.has_pipelining and module_style == "new" and not C.DEFAULT_KEEP_REMOTE_FILES and (not wrap_async or always)
+        )
+
+    _is_pipelining_enabled._ns_mitogen_hook = True  # type: ignore[attr-defined]
+    ActionBase._is_pipelining_enabled = _is_pipelining_enabled  # type: ignore[method-assign]
+
+
 def record_discovered_interpreter(action: Any, task_vars: Dict[str, Any], key: str, python: str) -> None:
     """The bookkeeping ``ActionBase._configure_module`` does after ``discover_interpreter()``."""
     action._discovered_interpreter = python
