@@ -42,6 +42,10 @@ METHOD = "become"
 SERVICE = "ns.mitogen.become"
 # A dialogue older than this (longer than any start may take) is dropped at the next build.
 _FORGOTTEN_AFTER = 3600.0
+# Ansible's plugin loaders are not thread-safe: two hosts' hops loading the same plugin
+# at once in the multiplexer's threads could see its module half-executed ("has no
+# attribute 'BecomeModule'"). Every load here goes through this lock.
+_LOADING = threading.Lock()
 
 
 def native(value: Any) -> Any:
@@ -108,7 +112,8 @@ class BecomeService(Service):
         if entry is None or entry[2] not in (None, caller):
             raise ValueError("unknown become token")
         name, options, _via, shell = entry
-        plugin = become_loader.get(name)
+        with _LOADING:
+            plugin = become_loader.get(name)
         if plugin is None:
             raise ValueError("become plugin %r is not installed on the controller" % name)
         plugin.set_options(direct=options)
@@ -120,7 +125,9 @@ class BecomeService(Service):
         from ansible.plugins.loader import get_shell_plugin
 
         plugin, shell = self._plugin(token, caller)
-        built = plugin.build_become_command(command, get_shell_plugin(executable=shell))
+        with _LOADING:
+            shell_plugin = get_shell_plugin(executable=shell)
+        built = plugin.build_become_command(command, shell_plugin)
         session = uuid.uuid4().hex
         now = time.monotonic()
         with self._lock:

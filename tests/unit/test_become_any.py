@@ -100,3 +100,28 @@ def test_sudo_su_and_doas_are_native_and_others_run_through_their_plugin():
     assert (_become.native_spec(su, 30) or {}).get("method") == "su"
     assert _become.native_spec(site, 30) is None
     _become.check_supported(site)
+
+
+def test_plugins_load_one_at_a_time(monkeypatch):
+    """Regression: two hosts' hops loading community.general.sudosu at once in the mux's
+    threads saw its module half-executed ("has no attribute 'BecomeModule'"): Ansible's
+    plugin loaders are not thread-safe, so every load holds one lock."""
+    from ansible.plugins import loader
+
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import _become_any
+
+    seen = []
+    real_get, real_shell = become_loader.get, loader.get_shell_plugin
+
+    def get(*args, **kwargs):
+        seen.append(_become_any._LOADING.locked())
+        return real_get(*args, **kwargs)
+
+    def get_shell_plugin(**kwargs):
+        seen.append(_become_any._LOADING.locked())
+        return real_shell(**kwargs)
+
+    monkeypatch.setattr(become_loader, "get", get)
+    monkeypatch.setattr(loader, "get_shell_plugin", get_shell_plugin)
+    _start("sudo")
+    assert seen[1:] == [True, True]  # the first is the test's own load of the plugin
