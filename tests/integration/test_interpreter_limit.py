@@ -19,6 +19,7 @@ from typing import List, Set
 import pytest
 
 from tests.integration.test_ansible_connection import inventory, run_playbook
+from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.testbed
 
@@ -59,7 +60,7 @@ def ensure_users(names: List[str]) -> Set[int]:
 @pytest.fixture(scope="module")
 def become_users():
     if os.geteuid() != 0:
-        pytest.skip("creating the become users needs root")
+        unavailable("creating the become users needs root")
     return ensure_users(USERS)
 
 

@@ -18,6 +18,7 @@ import pytest
 from ansible_collections.ns.mitogen.plugins.module_utils import mitogen
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._lower import LoweringError, lower_source
 from tests.testbed.pythons import pythons
+from tests.unavailable import unavailable
 
 CORE = sorted(Path(mitogen.__file__).parent.glob("*.py"))
 OLD_PYTHONS = ["3.6", "3.7"]
@@ -26,7 +27,7 @@ OLD_PYTHONS = ["3.6", "3.7"]
 def old_python(version: str) -> str:
     python = pythons().get(version)
     if python is None:
-        pytest.skip("needs pyenv's Python %s" % version)
+        unavailable("needs pyenv's Python %s" % version)
     return python
 
 
