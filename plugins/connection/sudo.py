@@ -11,26 +11,13 @@ description:
   - Starts, from the controller, one Python interpreter as O(become_user) with C(sudo)
     (once per run) and runs every command, file copy and module there as an RPC - the
     original Mitogen's C(mitogen_sudo) connection (that name is routed here).
-  - That interpreter is the host's login interpreter - a task's own C(become) stacks one
-    more interpreter on it (none when it would become the same user), and
-    O(max_interpreters) counts the interpreters stacked on it.
 author: ns.mitogen contributors (@ns-mitogen)
 version_added: "0.2.0"
 extends_documentation_fragment:
   - ns.mitogen.connection
   - ns.mitogen.original
+  - ns.mitogen.hop
 options:
-  become_user:
-    description:
-      - The user the interpreter runs as - the host's remote user (C(ansible_user), the
-        C(remote_user) keyword). Not C(ansible_become_user) - that names the user a
-        task's own C(become) then becomes.
-    type: string
-    default: root
-    vars:
-      - name: ansible_user
-    keyword:
-      - name: remote_user
   become_pass:
     description:
       - The password C(sudo) asks for, typed when it asks (never on a command line).
@@ -49,16 +36,15 @@ options:
   become_flags:
     description:
       - More options for C(sudo), as one string split like a shell's words.
-      - The flags the connection sets itself (C(-H), C(-S), C(-n)) are dropped, as for a
-        task's own C(become_method=sudo).
+      - Each flag keeps the meaning it has for a task's own C(become_method=sudo) (C(-H),
+        C(-E), C(-i), C(-s) as with vanilla; C(-S), C(-n) kept in effect) or is refused
+        saying why (C(-u), C(-U), C(-b), C(-T)); see the become notes of this connection.
     type: string
     default: "-H -S -n"
     env:
       - name: NS_MITOGEN_SUDO_FLAGS
     vars:
       - name: ansible_sudo_hop_flags
-notes:
-  - The host's address is not used - the target is always the controller.
 """
 
 EXAMPLES = r"""
