@@ -26,6 +26,7 @@ from ansible.errors import AnsibleError
 from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _become_native, _fetch, _sudo_flags
+from ansible_collections.ns.mitogen.plugins.plugin_utils._options import native
 
 # Plugins that cannot start a Python interpreter on a POSIX target, and why.
 UNSUPPORTED_BECOME = {
@@ -89,15 +90,6 @@ def check_supported(plugin: Any) -> None:
             "ns.mitogen: become method %r cannot run a persistent interpreter: %s; "
             "use a connection plugin that supports it for this host or task" % (plugin.name, why)
         )
-
-
-def native(value: Any) -> Any:
-    """A plain str/int/bool/list copy of an option value (no tags, no vault objects)."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [native(v) for v in value]
-    return str(value)
 
 
 def sudo_spec(plugin: Any, timeout: int) -> Dict[str, Any]:

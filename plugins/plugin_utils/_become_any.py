@@ -37,6 +37,7 @@ import uuid
 from typing import Any, Dict, Optional, Tuple
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import CHILDREN, Service, expose
+from ansible_collections.ns.mitogen.plugins.plugin_utils._options import native
 
 METHOD = "become"
 SERVICE = "ns.mitogen.become"
@@ -46,17 +47,6 @@ _FORGOTTEN_AFTER = 3600.0
 # at once in the multiplexer's threads could see its module half-executed ("has no
 # attribute 'BecomeModule'"). Every load here goes through this lock.
 _LOADING = threading.Lock()
-
-
-def native(value: Any) -> Any:
-    """A plain copy of an option value (no tags, no vault objects)."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [native(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): native(v) for k, v in value.items()}
-    return str(value)
 
 
 def plugin_spec(plugin: Any, timeout: int, shell: str) -> Dict[str, Any]:

@@ -5,7 +5,7 @@
 Owns: ``su_spec`` and ``doas_spec`` (the core's ``su``/``doas`` transports, see
 ``module_utils/mitogen/_become_methods``), built from the become plugin's own
 options (``become_user``, ``become_exe``, ``become_flags``, ``become_pass``,
-``prompt_l10n``), and ``SPECS``, the builder for each become method's short name.
+``prompt_l10n``); ``_become.NATIVE_SPECS`` names them by method.
 
 Flag emulation: the interpreter is started once by the tool and then runs every
 task of that become user, so ``become_flags`` go to the tool when it starts the
@@ -22,7 +22,7 @@ than ``become_user``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ansible.errors import AnsibleError
 
@@ -126,7 +126,3 @@ def _finish(spec: Dict[str, Any], plugin: Any) -> Dict[str, Any]:
     if prompts:
         spec["prompts"] = prompts
     return spec
-
-
-# become method short name -> its hop spec builder
-SPECS: Dict[str, Callable[[Any, int], Dict[str, Any]]] = {"su": su_spec, "doas": doas_spec}

@@ -15,15 +15,12 @@ plugin's (``_OptionsOf``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ansible.errors import AnsibleConnectionFailure
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _become_native
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _options
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
-
-# method -> the function building its hop spec from become-style options
-SPEC_BUILDERS: Dict[str, Callable[[Any, int], Dict[str, Any]]] = {"sudo": _become.sudo_spec, **_become_native.SPECS}
 
 
 class _OptionsOf:
@@ -43,13 +40,13 @@ class HopConnectionBase(MitogenConnectionBase):
     """ns.mitogen on an account of the controller, reached with a become method."""
 
     def _hop_user(self) -> str:
-        return str(_become.native(self.get_option("become_user")) or "root")
+        return str(_options.native(self.get_option("become_user")) or "root")
 
     def _remote_user(self) -> Optional[str]:
         return self._hop_user()
 
     def _login_spec(self) -> Dict[str, Any]:
-        spec = SPEC_BUILDERS[self.method](_OptionsOf(self), self._timeout())
+        spec = _become.NATIVE_SPECS[self.method](_OptionsOf(self), self._timeout())
         return self._with_python(spec)
 
     def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:

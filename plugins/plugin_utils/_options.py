@@ -53,6 +53,18 @@ def split_words(text: str) -> List[str]:
     return [word for word in _SHELL_WHITESPACE.split(text) if word]
 
 
+def native(value: Any) -> Any:
+    """A plain str/int/float/bool/list/dict copy of an option value (no tags, no vault objects):
+    what may cross to the multiplexer and a target."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [native(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): native(v) for k, v in value.items()}
+    return str(value)
+
+
 def validate(plugin: Any, task_keys: Optional[Mapping[str, Any]], var_options: Optional[Mapping[str, Any]], direct: Any) -> None:
     """Raise ``AnsibleOptionsError`` naming the first option of ``plugin`` whose value is bad."""
     definitions = C.config.get_configuration_definitions(plugin.plugin_type, _compat.plugin_load_name(plugin)) or {}
