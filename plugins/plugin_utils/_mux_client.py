@@ -33,7 +33,7 @@ class MuxClient:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(path)
-        self.mux_pid = _muxfiles.recorded_pid(path)  # to name it if it dies (diagnose_loss)
+        self.mux_pid = _muxfiles.recorded_pid(path, wait=True)  # to name it if it dies (diagnose_loss)
         self._parser = FrameParser()
         self._next = 1
         self._ready: List[Message] = []

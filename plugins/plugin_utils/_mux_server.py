@@ -477,6 +477,7 @@ def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Option
         if _muxfiles.listening(path):
             return path
         _muxfiles.remove_stale(os.path.dirname(path), keep=playbook_pid)  # what killed muxes left
+        _muxfiles.record_pid(lock, None)  # not a dead mux's: a client may connect before it is known
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             with contextlib.suppress(FileNotFoundError):

@@ -97,26 +97,44 @@ def locked(path: str, wait: bool = True, create: bool = True) -> Iterator[Option
             lock.close()  # and with it the lock
 
 
-def record_pid(lock: IO[str], pid: int) -> None:
-    """Note in the held ``lock`` file that ``pid`` is the mux just started."""
+def record_pid(lock: IO[str], pid: Optional[int]) -> None:
+    """Note in the held ``lock`` file that ``pid`` is the mux just started (None: none yet)."""
     lock.seek(0)
     lock.truncate()
-    lock.write("%d\n" % pid)
+    if pid is not None:
+        lock.write("%d\n" % pid)
     lock.flush()
 
 
-def recorded_pid(path: str) -> Optional[int]:
-    """The pid of the mux started last for the socket ``path``, if recorded (~6 us)."""
+def recorded_pid(path: str, wait: bool = False) -> Optional[int]:
+    """The pid of the mux started last for the socket ``path``, if recorded (~6 us).
+
+    ``wait``: if none is recorded yet, wait for the lock's holder and read again.
+    A client that connected while another process was starting the mux (its
+    socket listens before the mux's pid is known) gets the pid that way: its
+    starter holds the lock until it has written it.
+    """
     try:
         fd = os.open(path + ".lock", os.O_RDONLY)
     except OSError:
         return None
     try:
-        return int(os.read(fd, 32).strip() or b"0") or None
-    except (OSError, ValueError):
+        pid = _read_pid(fd)
+        if pid is None and wait:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            pid = _read_pid(fd)
+        return pid
+    except OSError:
         return None
     finally:
-        os.close(fd)
+        os.close(fd)  # and with it a shared lock
+
+
+def _read_pid(fd: int) -> Optional[int]:
+    try:
+        return int(os.pread(fd, 32, 0).strip() or b"0") or None
+    except ValueError:
+        return None
 
 
 def listening(path: str) -> bool:

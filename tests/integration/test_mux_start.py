@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -94,6 +95,41 @@ def test_a_client_of_a_mux_that_dies_names_it_and_removes_its_files(playbook, tm
     assert not os.path.exists(path) and not os.path.exists(path + ".lock")
 
 
+def test_a_client_that_connected_while_the_mux_started_names_it_when_it_dies(playbook, monkeypatch):
+    """Its socket listens before the mux's pid is recorded: a client connecting then
+    (another worker, at a play's first task) waits for the pid, so that it can name
+    the mux even after another client removed the dead mux's files."""
+    spawned, release = threading.Event(), threading.Event()
+    spawn = _mux_server._spawn
+
+    def slow_spawn(*args):
+        pid = spawn(*args)
+        spawned.set()
+        release.wait(10)
+        return pid
+
+    monkeypatch.setattr(_mux_server, "_spawn", slow_spawn)
+    starter = threading.Thread(target=_mux_server.start, args=(playbook.pid, []))
+    starter.start()
+    assert spawned.wait(10)
+    path = _mux.socket_path(playbook.pid)
+    early = []
+    connecting = threading.Thread(target=lambda: early.append(_mux_client.MuxClient(path)))
+    connecting.start()
+    time.sleep(0.2)  # connected, and reading the pid before it is recorded
+    release.set()
+    starter.join()
+    connecting.join()
+    pid = mux_pid(path)
+    late = _mux_client.MuxClient(path)
+    os.kill(pid, signal.SIGKILL)
+    for client in (late, early[0]):  # the first removes the files
+        with pytest.raises(StreamError, match=r"multiplexer \(pid %d\) died" % pid):
+            client.request("ping")
+        client.close()
+    assert not os.path.exists(path)
+
+
 def test_files_a_killed_mux_left_are_removed_at_the_next_start(playbook):
     """Another run's, whose playbook process is gone: no client of it will ever come."""
     gone = subprocess.Popen([sys.executable, "-c", ""])
@@ -120,7 +156,7 @@ def test_the_mux_keeps_none_of_its_starters_descriptors(playbook):
         path = _mux_server.start(playbook.pid, [])
         pid = mux_pid(path)
         pipe = os.readlink("/proc/self/fd/%d" % write_end)
-        held = {fd: os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)}
+        held = _descriptors(pid)
         assert pipe not in held.values(), held
         assert [held[str(fd)] for fd in (0, 1, 2)] == [os.devnull] * 3
         assert os.getsid(pid) == pid
@@ -131,3 +167,14 @@ def test_the_mux_keeps_none_of_its_starters_descriptors(playbook):
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
+
+
+def _descriptors(pid: int) -> dict:
+    """What ``pid``'s descriptors point at (one it closes meanwhile is left out)."""
+    held = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            held[fd] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:  # the mux, still starting, closed it meanwhile
+            pass
+    return held
