@@ -21,6 +21,7 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Tuple, cast
 
+from . import _zygote
 from ._broker import Broker
 from ._importer import Entry, Importer, Responder, install
 from ._logs import ForwardHandler, LogReceiver, OutputForwarder
@@ -128,6 +129,8 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     in_fd, out_fd, out_r, err_r = _redirect_stdio()
     config, rest = _read_config(in_fd)
     state.payload, state.boot_modules = payload, frozenset(modules)
+    # before any thread or module: the clean process forked runs start from
+    _zygote.start(modules, dict(config), close=(in_fd, out_fd, out_r, err_r))
 
     broker = Broker()
     router = Router(broker, config["context_id"], config["name"], config["max_message"])

@@ -19,7 +19,9 @@ Request: ``name`` (the module's import name, e.g. ``ansible.modules.command``),
 ``source`` (bytes, or None to use the cached copy), ``source_id`` (its sha1 hex),
 ``args`` (the JSON text AnsiballZ would hand the module), ``profile`` (the
 serialization profile, ansible-core >= 2.19; None before), ``env`` (variables added
-for this run), ``cwd`` (default: where the interpreter started). Other keys are
+for this run), ``cwd`` (default: where the interpreter started), ``fork`` (True:
+run it in a fork of the zygote, ``_zygote``) or ``async`` (N: start it as an async
+job of N seconds there, ``_jobs``; the reply is the job's start). Other keys are
 ignored.
 
 How a run goes: the module runs as ``__main__`` through ansible's own
@@ -65,7 +67,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, cast
 
-from . import _isolation, _sources, _target
+from . import _isolation, _sources, _target, _zygote
 from ._calls import AfterReply
 from ._capture import Capture, flush, oversized_result
 from ._sources import ModuleFinder, ParentPackages, Source, source_for
@@ -102,6 +104,11 @@ def run_module(request: Any, source: Optional[bytes] = None) -> Any:
     if source is not None and isinstance(request, dict):
         request = dict(request, source=source)
     request = _checked(request)
+    if request.get("fork") or request.get("async"):  # a fork of the zygote runs it (see _zygote)
+        found = source_for(request)
+        if found is None:
+            return {"need_source": True}
+        return _zygote.run(dict(request, source=found.data), __name__)
     refused = _refused_before_running(request)
     if refused is not None:
         return {"rc": 1, "stdout": refused, "stderr": b""}
