@@ -75,6 +75,22 @@ options:
       - name: MITOGEN_MAX_INTERPRETERS
     vars:
       - name: mitogen_max_interpreters
+  fork_modules:
+    description:
+      - Modules that always run in a fresh process forked from the target's zygote (a clean
+        process started beside each interpreter, which no module ran in), added to the
+        built-in list (the dnf family, yum, ansible-freeipa's modules; each known to leave
+        process-wide state behind that breaks a later run in the same interpreter).
+      - Names are C(fnmatch) patterns on the module's full name (V(ansible.builtin.dnf),
+        V(community.general.*)); a playbook's or role's C(library/) module by its bare name.
+      - To fork every module of some tasks, set C(mitogen_task_isolation=fork) on them.
+    type: list
+    elements: string
+    default: []
+    env:
+      - name: NS_MITOGEN_FORK_MODULES
+    vars:
+      - name: mitogen_fork_modules
   pipelining:
     description:
       - Kept for compatibility; ns.mitogen always runs modules through its own channel.

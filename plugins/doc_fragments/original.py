@@ -18,8 +18,16 @@ options:
       - name: mitogen_via
   mitogen_task_isolation:
     description:
-      - The original Mitogen's per-task isolation (V(fork)). Has no effect yet (a warning says
-        so, once per run); modules already run isolated inside the persistent interpreter.
+      - The original Mitogen's per-task isolation. V(fork) runs the task's modules each in a
+        fresh process forked from the target's zygote (a clean process beside the
+        interpreter, which no module ran in); the interpreter's pid is unchanged, nothing
+        the module does to its process reaches a later task, and it may use what a reused
+        interpreter cannot give it (C(signal.alarm)). About 30 ms more a task.
+      - V(default) (or unset) runs modules in the persistent interpreter (isolated there,
+        its process state put back after each run), except those on the always-fork
+        list (see O(fork_modules)). Any other value is reported once and taken as
+        V(default).
+      - Set it on a task, block, play, host or group, as any variable.
     type: raw
     vars:
       - name: mitogen_task_isolation

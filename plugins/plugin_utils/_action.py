@@ -3,7 +3,8 @@
 """The seams in Ansible's actions: module runs on ns.mitogen connections (private).
 
 Owns: ``install()``, which routes ``ActionBase._configure_module`` through
-``configure_module`` and lets our connections pipeline under every become plugin
+``configure_module`` and ``ActionBase._execute_module`` through ``execute_module``
+(async tasks), and lets our connections pipeline under every become plugin
 (ansible-core before 2.19 refuses it under ``su``; the patches themselves are
 ``_compat``'s), and reporting the
 interpreter that discovery picked as ``ActionBase`` reports its own
@@ -30,6 +31,7 @@ def install() -> None:
     """Route ``ActionBase._configure_module`` through ``configure_module``, and let
     ns.mitogen connections pipeline under every become plugin (both idempotent)."""
     _compat.install_configure_module_hook(configure_module)
+    _compat.install_execute_module_hook(execute_module)
     _compat.install_pipelining_hook(lambda connection: isinstance(connection, MitogenConnectionBase))
 
 
@@ -42,11 +44,36 @@ def configure_module(
     """
     connection = getattr(action, "_connection", None)
     if isinstance(connection, MitogenConnectionBase):
-        plan = _planner.plan(action, module_name, module_args)
+        plan = _planner.plan(action, module_name, module_args, display.warning)
         if plan is not None:
             report_discovery(connection, action, task_vars)
             return _compat.configure_module_result(plan.marker(), connection.shebang(), plan.request["profile"], plan.module_path)
     return original(action, module_name=module_name, module_args=module_args, task_vars=task_vars, **kwargs)
+
+
+def execute_module(action: Any, original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Start an async task's module as an async job in the target's zygote, for ns.mitogen connections.
+
+    Where the in-process runner can run the module (``_planner.in_process``), ansible's
+    own ``_execute_module`` runs without ``wrap_async`` (no ``async_wrapper``, no temp
+    files: the planner makes the request an async job, whose reply is
+    ``async_wrapper``'s start), and the result is marked changed as ansible marks an
+    async start. Anything else, and every other connection, goes ansible's own way.
+    """
+    wrap_async = kwargs.get("wrap_async")
+    connection = getattr(action, "_connection", None)
+    if not wrap_async or not isinstance(connection, MitogenConnectionBase):
+        return original(action, *args, **kwargs)
+    module_name = kwargs.get("module_name", args[0] if args else None) or action._task.action
+    if _planner.in_process(action, module_name) is None:
+        return original(action, *args, **kwargs)
+    setattr(action, _planner.ASYNC_ATTR, action._task.async_val)
+    try:
+        result = original(action, *args, **dict(kwargs, wrap_async=False))
+    finally:
+        delattr(action, _planner.ASYNC_ATTR)
+    result["changed"] = True  # as ansible's own async start (its "backwards compat" line)
+    return result
 
 
 def report_discovery(connection: MitogenConnectionBase, action: Any, task_vars: Any) -> None:

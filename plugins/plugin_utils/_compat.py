@@ -238,6 +238,30 @@ def install_configure_module_hook(hook: Callable[..., Any]) -> None:
     ActionBase._configure_module = _configure_module  # type: ignore[method-assign]
 
 
+def install_execute_module_hook(hook: Callable[..., Any]) -> None:
+    """Route ``ActionBase._execute_module`` through ``hook`` (idempotent).
+
+    ``hook(action, original, *args, **kwargs)`` gets ansible's own method as
+    ``original`` (unbound), and the arguments as the caller gave them; its
+    ``wrap_async`` (the seventh positional parameter on every supported version)
+    is passed on as a keyword.
+    """
+    from ansible.plugins.action import ActionBase
+
+    if getattr(ActionBase._execute_module, "_ns_mitogen_hook", None) is not None:
+        return
+    original = ActionBase._execute_module
+
+    def _execute_module(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(args) > 6:
+            kwargs["wrap_async"] = args[6]
+            args = args[:6]
+        return hook(self, original, *args, **kwargs)
+
+    _execute_module._ns_mitogen_hook = hook  # type: ignore[attr-defined]
+    ActionBase._execute_module = _execute_module  # type: ignore[method-assign]
+
+
 def install_pipelining_hook(ours: Callable[[Any], bool]) -> None:
     """Let a connection ``ours`` says is ns.mitogen pipeline under every become plugin (idempotent).
 

@@ -306,7 +306,8 @@ class MitogenConnectionBase(ConnectionBase):
         start directory.
         """
         host = self.host_name()
-        display.vvv("ns.mitogen RUN %s in process" % request["name"], host=host)
+        where = "as an async job" if request.get("async") else "in a fork" if request.get("fork") else "in process"
+        display.vvv("ns.mitogen RUN %s %s" % (request["name"], where), host=host)
         if display.verbosity >= 3:
             request = dict(request, log=True)  # the target's own log lines come back too
         request = dict(request)

@@ -48,12 +48,7 @@ VARIABLES: Dict[str, Name] = {
         "mitogen_via (connection delegation through another inventory host) is not supported by ns.mitogen "
         "yet, and connecting directly could reach another machine; " + _USE_PROXYJUMP,
     ),
-    "mitogen_task_isolation": Name(
-        WARN,
-        "mitogen_task_isolation has no effect in ns.mitogen yet: every module already runs isolated inside "
-        "the persistent interpreter (its process state is put back after each run), but not in a forked "
-        "child; to run one task in a fresh process, set mitogen_disable: true on it",
-    ),
+    "mitogen_task_isolation": Name(HONOURED, "the ns.mitogen connections' option mitogen_task_isolation (fork, default)"),
     "mitogen_mask_remote_name": Name(
         WARN,
         "mitogen_mask_remote_name has no effect in ns.mitogen: target interpreters never carry the "

@@ -6,11 +6,17 @@ Owns: ``plan()``, which finds the module a task runs, detects its style, and for
 new-style Python module builds a run request for the target's in-process runner
 (``module_utils/mitogen/_runner.py``) instead of an AnsiballZ zip; and the marker
 that stands for such a request on its way through ``ActionBase._execute_module`` to
-the connection's ``exec_command`` (the request itself waits in the worker). Every other case (async, binary, JSON_ARGS,
+the connection's ``exec_command`` (the request itself waits in the worker). Every other case (binary, JSON_ARGS,
 WANT_JSON, old-style modules, kept remote files, and modules that import a
 ``module_utils`` from a playbook's, role's or configured ``module_utils/``
 directory, which the multiplexer does not serve) returns None: Ansible's own path
-runs, over ns.mitogen's channel.
+runs, over ns.mitogen's channel (async ones with Ansible's ``async_wrapper``).
+
+Where the run goes on the target: an async task's module (``async: N``, started by
+``_action``'s seam, which marks the action with ``ASYNC_ATTR``) becomes an async job
+forked from the target's zygote (``"async": N`` in the request); a module that
+``_forking`` says must fork runs in a fork of the zygote (``"fork": True``); every
+other one runs in the interpreter itself.
 
 The request crosses as data: ``{"name", "source_id", "args", "profile", "env"}``
 where ``args`` is the JSON text Ansible's own encoder made, plus ``source_path``
@@ -31,9 +37,10 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 import ansible.constants as C
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _forking
 
 MARKER = b"#!ns.mitogen run-module\n"
+ASYNC_ATTR = "_ns_mitogen_async"  # set on an action while its async module is being started
 _PY_SUFFIX = re.compile(r"\.py$")  # compiled here, in the main process: each worker would compile it again
 _SOURCES: Dict[str, bytes] = {}  # source_id -> source, for need_source replies
 _FILES: Dict[str, "_ModuleFile"] = {}  # module path -> what plan() needs of it
@@ -210,9 +217,9 @@ def _provided_by_custom_dirs(names: Set[str]) -> bool:
     )
 
 
-def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional[Plan]:
-    """A run request for ``module_name``, or None if Ansible's own path must run it."""
-    if action._task.async_val or C.DEFAULT_KEEP_REMOTE_FILES:
+def in_process(action: Any, module_name: str) -> Optional[Tuple[str, _ModuleFile]]:
+    """``module_name``'s path and facts if the in-process runner can run it; else None."""
+    if C.DEFAULT_KEEP_REMOTE_FILES:
         return None
     path = _find_module(action, module_name)
     if path is None:
@@ -220,8 +227,21 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional
     module = _module_file(path)
     if not module.new_style or _provided_by_custom_dirs(module.module_utils):
         return None
+    return path, module
+
+
+def plan(action: Any, module_name: str, module_args: Dict[str, Any], warn: Any = None) -> Optional[Plan]:
+    """A run request for ``module_name``, or None if Ansible's own path must run it.
+
+    ``warn``: called once with the words for a ``mitogen_task_isolation`` value this
+    does not take.
+    """
+    found = in_process(action, module_name)
+    if found is None:
+        return None
+    path, module = found
     env = _compat.task_environment(action)
-    request = {
+    request: Dict[str, Any] = {
         "name": module.name,
         "source_id": module.source_id,
         "args": _compat.module_args_json(module_args, module.profile),
@@ -229,4 +249,9 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional
         "env": {str(k): str(v) for k, v in env.items()},
         "source_path": path,  # for the mux, which attaches the source where it was never sent
     }
+    limit = getattr(action, ASYNC_ATTR, None)
+    if limit:
+        request["async"] = int(limit)
+    elif _forking.fork_reason(action._connection, module.name, warn or (lambda _msg: None)):
+        request["fork"] = True
     return Plan(request, path)

@@ -47,6 +47,8 @@ HONOURED_CHECKS = {
     "mitogen_ssh_debug_level": ("2", lambda spec: spec["verbosity"] == 2),
     "mitogen_ssh_keepalive_interval": ("15", lambda spec: spec["keepalive_interval"] == 15),
     "mitogen_ssh_keepalive_count": ("4", lambda spec: spec["keepalive_count"] == 4),
+    # what fork does is checked by tests/integration/test_zygote.py (module pid, interpreter pid)
+    "mitogen_task_isolation": ("fork", lambda spec: True),
 }
 
 
@@ -62,7 +64,6 @@ def test_the_checks_cover_every_honoured_name():
 @pytest.mark.parametrize("strategy", ["ansible.builtin.linear", "ns.mitogen.linear"])
 def test_every_original_name_is_honoured_warned_or_refused(testbed, tmp_path, strategy):
     unused = {name: "1" for name, entry in _original.VARIABLES.items() if entry.status == _original.WARN}
-    unused["mitogen_task_isolation"] = "fork"
     honoured = {name: value for name, (value, _check) in HONOURED_CHECKS.items()}
     connection = "ns.mitogen.ssh" if strategy == "ansible.builtin.linear" else "ssh"
     inv = inventory(testbed, tmp_path / "hosts", ansible_connection=connection)
