@@ -20,10 +20,12 @@ so that ``async_status`` (ours or vanilla's, in this run or a later one) reads t
   (junk lines around it dropped, with a warning for trailing ones; ``stderr`` added
   when not empty), or with async_wrapper's failure (``cmd``, ``data``, ``stderr``,
   ``msg``) when the output holds no JSON object;
-- it supervises that process: after ``N`` seconds it kills the group (``SIGKILL``)
+- it supervises that process: when the limit is over it kills the group (``SIGKILL``)
   and the job file says ``{"msg": "Timeout exceeded", "failed": true, "child_pid":
-  pid}``. (async_wrapper checks every 5 s, or N/2 for shorter limits; this checks
-  every 0.1 s, so the job ends at its limit.)
+  pid}``, at the moment the controller's ansible-core's own async_wrapper would
+  (``_supervise``); a job that ends sooner ends its supervisor at once.
+- ``started``/``finished``/``failed`` are ``1``/``0`` up to ansible-core 2.18 and
+  booleans from 2.19, as each release's async_wrapper writes them.
 
 Job files are replaced atomically (``<jid>.tmp``, then rename).
 """
@@ -56,13 +58,15 @@ def _async_dir(env: Dict[str, Any]) -> str:
 def run_job(
     request: Dict[str, Any],
     limit: int,
+    version: Tuple[int, int],
     run_here: Callable[[Dict[str, Any]], Dict[str, Any]],
     send_started: Callable[[Dict[str, Any]], None],
     close: Callable[[], None],
 ) -> None:
     """Run ``request`` as an async job of ``limit`` seconds (see the module docstring).
 
-    In a fresh child of the zygote. ``run_here(request)``: the module's reply, run in
+    In a fresh child of the zygote; as the ``async_wrapper`` of ansible-core
+    ``version`` (the controller's). ``run_here(request)``: the module's reply, run in
     this process; ``send_started(start)`` answers the interpreter with the job's start
     (or failure); ``close()`` lets go of the channel to it (in the supervisor, once
     the module's own process holds it).
@@ -75,12 +79,13 @@ def run_job(
     os.umask(0o022)
     env = dict(request.get("env") or {})
     os.environ.update({str(k): str(v) for k, v in env.items()})
+    yes, no = (1, 0) if version < (2, 19) else (True, False)  # as that async_wrapper writes them
     jid = "j%d.%d" % (random.SystemRandom().randrange(999999999999), os.getpid())
     jobdir = _async_dir(env)
     job_path = os.path.join(jobdir, jid)
     try:
         os.makedirs(jobdir, exist_ok=True)
-        _jwrite(job_path, {"started": True, "finished": False, "ansible_job_id": jid})
+        _jwrite(job_path, {"started": yes, "finished": no, "ansible_job_id": jid})
     except Exception as exc:
         failed = {"failed": True, "msg": "could not create directory: %s - %s" % (jobdir, exc)}
         failed["exception"] = traceback.format_exc()
@@ -88,9 +93,9 @@ def run_job(
         return
     send_started(
         {
-            "failed": False,
-            "started": True,
-            "finished": False,
+            "failed": no,
+            "started": yes,
+            "finished": no,
             "ansible_job_id": jid,
             "results_file": job_path,
             "_ansible_suppress_tmpdir_delete": True,
@@ -110,18 +115,44 @@ def run_job(
         os.setpgid(pid, pid)
     except OSError:
         pass  # it did so itself, or is gone already
-    _supervise(pid, limit, job_path)
+    _supervise(pid, limit, job_path, version)
 
 
-def _supervise(pid: int, limit: int, job_path: str) -> None:
-    """Wait for the job's process; after ``limit`` seconds kill its group, as async_wrapper does."""
-    deadline = time.monotonic() + limit
+def _wait(pid: int, seconds: float) -> bool:
+    """True once process ``pid`` has ended (reaped), waiting up to ``seconds`` for it."""
+    deadline = time.monotonic() + seconds
     while True:
         done, _status = os.waitpid(pid, os.WNOHANG)
         if done:
-            return
+            return True
         left = deadline - time.monotonic()
         if left <= 0:
+            return False
+        time.sleep(min(0.1, left))
+
+
+def _supervise(pid: int, limit: int, job_path: str, version: Tuple[int, int]) -> None:
+    """Wait for the job's process; kill its group when ``version``'s async_wrapper would.
+
+    async_wrapper looks every ``step`` seconds (5; from 2.18, half the limit when
+    that is shorter): up to 2.17 the job is killed at the first look after the limit
+    plus one step (``async: 1`` runs for 10 s), from 2.18 at the first look at or
+    after the limit. The same looks are taken here, and a job that ends between two
+    ends its supervisor at once (async_wrapper's sleeps on).
+    """
+    legacy = version < (2, 18)
+    step = 5.0
+    if not legacy and limit and step >= limit:
+        step = limit / 2.0
+    remaining = float(limit)
+    if _wait(pid, step):
+        return
+    while True:
+        if legacy:
+            if _wait(pid, step):
+                return
+        remaining -= step
+        if remaining <= 0:
             try:
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
@@ -129,7 +160,8 @@ def _supervise(pid: int, limit: int, job_path: str) -> None:
             os.waitpid(pid, 0)
             _jwrite(job_path, {"msg": "Timeout exceeded", "failed": True, "child_pid": pid})
             return
-        time.sleep(min(0.1, left))
+        if not legacy and _wait(pid, step):
+            return
 
 
 def _job_result(request: Dict[str, Any], reply: Dict[str, Any], jid: str) -> Dict[str, Any]:

@@ -21,8 +21,9 @@ Request: ``name`` (the module's import name, e.g. ``ansible.modules.command``),
 serialization profile, ansible-core >= 2.19; None before), ``env`` (variables added
 for this run), ``cwd`` (default: where the interpreter started), ``fork`` (True:
 run it in a fork of the zygote, ``_zygote``) or ``async`` (N: start it as an async
-job of N seconds there, ``_jobs``; the reply is the job's start). Other keys are
-ignored.
+job of N seconds there, ``_jobs``, as the ``async_wrapper`` of the ansible-core
+release ``async_wrapper`` names, ``[major, minor]``; the reply is the job's start).
+Other keys are ignored.
 
 How a run goes: the module runs as ``__main__`` through ansible's own
 ``_ansiballz._loader.run_module`` (2.19+; so an uncaught exception becomes the same

@@ -235,7 +235,15 @@ def _child_main(fd: int, modules: Dict[str, Tuple[bool, str]], config: Dict[str,
     if limit:
         from . import _jobs  # only jobs need it: not in the boot payload
 
-        _jobs.run_job(request, int(limit), run_here, lambda started: channel.send({"started": started}), channel.close)
+        version = request.pop("async_wrapper", None) or (2, 19)
+        _jobs.run_job(
+            request,
+            int(limit),
+            (int(version[0]), int(version[1])),
+            run_here,
+            lambda started: channel.send({"started": started}),
+            channel.close,
+        )
     else:
         channel.send({"reply": run_here(request)})
 
