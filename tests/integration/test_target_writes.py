@@ -47,3 +47,19 @@ def test_run_writes_only_allowed_paths(make_testbed, tmp_path):
     created = {p for p in snapshot(host) - before if not p.startswith("tmp/nsm-conn")}
     unexpected = sorted(p for p in created if not any(fnmatch.fnmatch(p, e["path"]) for e in allowed))
     assert not unexpected, "the run wrote paths that are not on the allow-list: %s" % unexpected
+
+
+def test_async_jobs_write_only_their_job_files(make_testbed, tmp_path):
+    """Async tasks, polled and not, with become to an unprivileged user: only vanilla's job files."""
+    tb = make_testbed(hosts=1)
+    host = tb["h1"]
+    before = snapshot(host)
+    inv = inventory(tb, tmp_path / "hosts", hosts=("h1",))
+    rc, _stats, output = run_playbook(tmp_path, inv, "async_target_writes.yml")
+    assert rc == 0, output[-3000:]
+    with open(os.path.join(HERE, "target_writes_allowed.yml")) as fp:
+        allowed = yaml.safe_load(fp)
+    created = snapshot(host) - before
+    unexpected = sorted(p for p in created if not any(fnmatch.fnmatch(p, e["path"]) for e in allowed))
+    assert not unexpected, "the run wrote paths that are not on the allow-list: %s" % unexpected
+    assert any(fnmatch.fnmatch(p, "home/nsm-sudo/.ansible_async/j*") for p in created)  # the job left for later
