@@ -1,4 +1,4 @@
-"""A collection's module that imports its own collection's module_utils runs in RAM.
+"""A collection's module that imports its own collection's module_utils runs in RAM; respawn_module works.
 
 The collection (tests/integration/collection_src: nsm_test.utils) is built and
 installed with ansible-galaxy into a temporary collections path, as a user would
@@ -6,7 +6,9 @@ install it; its module imports a module_util from ``module_utils/`` (no
 ``__init__.py``) and one from ``module_utils/text/``, an implicit namespace package
 as in community.general's ``module_utils/source_control``. The playbook runs under
 vanilla Ansible and under ns.mitogen; the results must match, and ns.mitogen must
-have run the module in the persistent interpreter.
+have run the module in the persistent interpreter. The collection's ``respawn_probe``
+respawns itself on another Python (as dnf and apt do for their bindings), from the
+interpreter and from a fork of the zygote, nothing written to the target.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import pytest
 from tests.differential import normalize, runner
 from tests.integration.test_differential import check_run
 from tests.testbed import Testbed
+from tests.testbed.pythons import pythons
+from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.testbed
 
@@ -62,3 +66,25 @@ def test_collection_module_utils_in_a_namespace_package_run_in_process(
     check_run(ours)
     assert normalize.compare(vanilla, ours) == []
     assert ours.log().count(IN_PROCESS) == 2, ours.log_tail()
+
+
+@pytest.mark.parametrize("variant", ["mitogen_linear"])
+def test_respawn_module_runs_the_module_again_on_another_python(
+    variant: str, collections: Path, testbed: Testbed, tmp_path: Path
+) -> None:
+    python = pythons().get("3.12")
+    if python is None:
+        unavailable("pyenv's Python 3.12")
+    playbook = tmp_path / "collection_respawn.yml"
+    text = (HERE / "playbooks" / "collection_respawn.yml").read_text()
+    playbook.write_text(
+        text.replace("- name: respawn_module\n", "- name: respawn_module\n  vars:\n    respawn_python: %s\n" % python, 1)
+    )
+    vanilla = runner.run_playbook(testbed, playbook, "vanilla", tmp_path / "vanilla", collections_paths=[collections])
+    check_run(vanilla)
+    ours = runner.run_playbook(testbed, playbook, variant, tmp_path / variant, collections_paths=[collections], verbosity=3)
+    check_run(ours)
+    assert normalize.compare(vanilla, ours) == []
+    log = ours.log()
+    assert log.count("RUN ansible_collections.nsm_test.utils.plugins.modules.respawn_probe in process") == 2, ours.log_tail()
+    assert log.count("RUN ansible_collections.nsm_test.utils.plugins.modules.respawn_probe in a fork") == 2, ours.log_tail()

@@ -68,7 +68,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, cast
 
-from . import _isolation, _sources, _target, _zygote
+from . import _isolation, _respawn, _sources, _target, _zygote
 from ._calls import AfterReply
 from ._capture import Capture, flush, oversized_result
 from ._sources import ModuleFinder, ParentPackages, Source, source_for
@@ -119,6 +119,7 @@ def run_module(request: Any, source: Optional[bytes] = None) -> Any:
     _RUN_LOCK.acquire()
     deferred = False
     try:
+        _respawn.install()  # respawn_module without AnsiballZ (see _respawn)
         STATS["runs"] += 1
         run = _Run(request, found)
         if request.get("log"):

@@ -283,23 +283,27 @@ _COMPUTED = (
 )
 
 
+def fetch_run_closure(importer: Importer, name: str, source: bytes, profile: Any) -> None:
+    """Have ``importer`` fetch what module ``name`` (``source``) imports, and what its run does by computed names."""
+    from ._importer import imported_names
+
+    names = set(imported_names(name, False, source))
+    names.update(n % str(profile or "legacy") if "%s" in n else n for n in _COMPUTED)
+    for wanted in sorted(names):
+        if importer.policy.should_fetch(wanted, importer.cache):
+            try:
+                importer.fetch(wanted)
+            except Exception:
+                pass  # whoever imports it later fails as it would here
+
+
 def _preload(importer: Importer, request: Dict[str, Any]) -> Dict[str, Any]:
     """Every module this interpreter has, once it has what ``request``'s module imports.
 
     For an async job, which may outlive this interpreter: it asks nothing after
     starting unless the module imports, late, something neither it nor the run named.
     """
-    from ._importer import imported_names
-
-    profile = str(request.get("profile") or "legacy")
-    names = set(imported_names(request["name"], False, request["source"]))
-    names.update(name % profile if "%s" in name else name for name in _COMPUTED)
-    for name in sorted(names):
-        if importer.policy.should_fetch(name, importer.cache):
-            try:
-                importer.fetch(name)
-            except Exception:
-                pass  # the job asks again, and its import fails as it would here
+    fetch_run_closure(importer, request["name"], request["source"], request.get("profile"))
     return {name: list(entry) for name, entry in list(importer.cache.items())}
 
 
