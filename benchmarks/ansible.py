@@ -122,6 +122,13 @@ WORKLOADS = (
         "facts, files, copies (one of 1 MiB), template, lineinfile, stat, command/shell, become, handler, 5-item loop",
     ),
     Workload("hostname_100_x10", "hostname_100.yml", "hostname_100_floor.yml", 10, "hostname_100 on 10 hosts, default forks (5)"),
+    Workload(
+        "async_20",
+        "async_20.yml",
+        "async_20_floor.yml",
+        1,
+        "20 async round trips: `command: hostname` with poll 0, then `async_status` until done (no delay)",
+    ),
 )
 
 BUILTIN = {"ANSIBLE_STRATEGY": "ansible.builtin.linear"}
