@@ -22,7 +22,8 @@ options:
         fresh process forked from the target's zygote (a clean process beside the
         interpreter, which no module ran in); the interpreter's pid is unchanged, nothing
         the module does to its process reaches a later task, and it may use what a reused
-        interpreter cannot give it (C(signal.alarm)). About 30 ms more a task.
+        interpreter cannot give it (C(signal.alarm)). It costs a fork and the module's
+        imports afresh, 60-90 ms more a task on a small machine.
       - V(default) (or unset) runs modules in the persistent interpreter (isolated there,
         its process state put back after each run), except those on the always-fork
         list (see O(fork_modules)). Any other value is reported once and taken as

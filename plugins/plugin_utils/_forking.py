@@ -7,7 +7,8 @@ with the reason, and ``fork_reason()``, the decision for one run. A fork starts 
 the zygote beside the interpreter (``module_utils/mitogen/_zygote.py``), a process
 no module ever ran in, so nothing a module leaves behind reaches a later one, and a
 module may use what a reused interpreter cannot give it (``signal.alarm``, process-
-wide singletons). It costs one fork and the module's imports (~30 ms more a task).
+wide singletons). It costs one fork and the module's imports afresh (60-90 ms more a task on
+the 2-core test machine, from code the interpreter compiled once: ~3 ms in the interpreter).
 
 - ``mitogen_task_isolation: fork`` (a task, block, play, host or group variable, as
   in the original Mitogen) forks every module run it applies to;

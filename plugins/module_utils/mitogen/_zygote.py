@@ -19,7 +19,9 @@ interpreter's process group, so what ends the interpreter's runs ends it too) or
 pair, hands one end to the zygote (``SCM_RIGHTS``), and serves the child over the
 other: the child asks for the modules it imports (the interpreter answers from its
 importer, fetching from the controller what it lacks: each module still crosses
-each hop once per run), then sends its reply. An async job gets, at its start,
+each hop once per run), with the code it compiled for them (``_compiled``: once
+per module in the interpreter, where compiling ``basic``'s closure in every child
+took most of a fork's time), then sends its reply. An async job gets, at its start,
 every module the interpreter has once it has what the job's module imports (the
 job may outlive the interpreter); it still asks for anything else while the
 interpreter lives. Runs in forks are not serialised with each other or with runs
@@ -172,11 +174,29 @@ class _RelayImporter(Importer):
         self.policy = ImportPolicy(prefixes)
         self.cache = dict(cache)
         self._channel = channel
+        self.code: Dict[str, bytes] = {}  # module -> its marshalled code, as the interpreter sent it
         self._lock = threading.Lock()
         self.requests = 0
 
     def __repr__(self) -> str:
         return "_RelayImporter(cached=%d)" % len(self.cache)
+
+    def exec_module(self, module: Any) -> None:
+        """As ``Importer.exec_module``, with the code the interpreter compiled where it sent it."""
+        code = self.code.pop(module.__spec__.name, None)
+        if code is None:
+            super().exec_module(module)
+            return
+        import linecache
+        import marshal
+
+        is_pkg, filename, source, _related = self.cache[module.__spec__.name]
+        if is_pkg:
+            module.__path__ = []
+        module.__file__ = filename
+        text = (source or b"").decode("utf-8")
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        exec(marshal.loads(code), module.__dict__)
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if self.policy.should_fetch(fullname, self.cache):
@@ -205,6 +225,7 @@ class _RelayImporter(Importer):
             for name, entry in reply["bundle"].items():
                 if isinstance(entry, (list, tuple)) and len(entry) == 4:
                     self.cache[name] = (bool(entry[0]), str(entry[1]), entry[2], tuple(entry[3]))
+            self.code.update(reply.get("code") or {})
             self.cache.setdefault(fullname, (False, "", None, ()))  # absent: not asked again
             return self.cache[fullname]
 
@@ -222,7 +243,9 @@ def _child_main(fd: int, modules: Dict[str, Tuple[bool, str]], config: Dict[str,
     for name, entry in (init.get("preload") or {}).items():
         if isinstance(entry, (list, tuple)) and len(entry) == 4:
             cache[name] = (bool(entry[0]), str(entry[1]), entry[2], tuple(entry[3]))
-    install(_RelayImporter(channel, init.get("prefixes") or config.get("prefixes") or [], cache))
+    importer = _RelayImporter(channel, init.get("prefixes") or config.get("prefixes") or [], cache)
+    importer.code.update(init.get("code") or {})
+    install(importer)
     request = dict(init["request"])
     limit = request.pop("async", None)
     request.pop("fork", None)
@@ -251,6 +274,36 @@ def _child_main(fd: int, modules: Dict[str, Tuple[bool, str]], config: Dict[str,
 # -- the interpreter's side ------------------------------------------------------------
 def _interpreter_importer() -> Optional[Importer]:
     return next((f for f in sys.meta_path if isinstance(f, Importer) and not isinstance(f, _RelayImporter)), None)
+
+
+_CODE: Dict[str, Tuple[Optional[bytes], bytes]] = {}  # module -> (its source, its code, marshalled)
+_CODE_LOCK = threading.Lock()
+
+
+def _compiled(entries: Dict[str, Any]) -> Dict[str, bytes]:
+    """The marshalled code of ``entries``' modules, compiled once per source in this interpreter.
+
+    A fork of the zygote then executes what the interpreter compiled (the same
+    Python), where compiling ``basic``'s closure again would take most of a fork's
+    time.
+    """
+    import marshal
+
+    code: Dict[str, bytes] = {}
+    for name, (_is_pkg, filename, source, _related) in entries.items():
+        if not isinstance(source, bytes):
+            continue
+        with _CODE_LOCK:
+            cached = _CODE.get(name)
+        if cached is None or cached[0] is not source:
+            try:
+                cached = (source, marshal.dumps(compile(source.decode("utf-8"), filename, "exec", dont_inherit=True)))
+            except Exception:
+                continue  # the child compiles it, and reports what is wrong as an import would
+            with _CODE_LOCK:
+                _CODE[name] = cached
+        code[name] = cached[1]
+    return code
 
 
 def _bundle(importer: Optional[Importer], name: Any) -> Dict[str, Any]:
@@ -318,7 +371,8 @@ def _serve(channel: Channel, importer: Optional[Importer]) -> Any:
             return None
         if "import" in msg:
             try:
-                channel.send({"bundle": _bundle(importer, msg["import"])})
+                bundle = _bundle(importer, msg["import"])
+                channel.send({"bundle": bundle, "code": _compiled(bundle)})
             except OSError:
                 return None
             continue
@@ -358,9 +412,10 @@ def run(request: Dict[str, Any], runner: str) -> Any:
     channel = Channel(ours)
     importer = _interpreter_importer()
     STATS["jobs" if limit else "forks"] += 1
-    init = {"request": request, "runner": runner, "prefixes": list(importer.prefixes) if importer else []}
+    init: Dict[str, Any] = {"request": request, "runner": runner, "prefixes": list(importer.prefixes) if importer else []}
     if limit and importer is not None:
-        init["preload"] = _preload(importer, request)
+        preload = init["preload"] = _preload(importer, request)
+        init["code"] = _compiled(preload)
     try:
         channel.send(init)
     except OSError:
