@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 
 import pytest
 
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _runner, _zygote
+from tests.integration.runner_support import TARGET_PY, decode, extra_context, full_args, make_request, module_path
 from tests.integration.test_ansible_connection import inventory, run_playbook
 
 pytestmark = pytest.mark.testbed
@@ -76,3 +79,29 @@ def test_async_jobs_on_ten_hosts_at_once(make_testbed, tmp_path):
     assert rc == 0, output[-4000:]
     for host in hosts:
         assert stats[host]["failed"] == 0 and stats[host]["ok"] == 4, (host, output[-4000:])
+
+
+def test_a_fork_run_whose_zygote_is_gone_fails_saying_so(session, tmp_path):
+    """The zygote killed: a fork run fails with the reason, runs in the interpreter go on."""
+    with extra_context(session, lambda s: s.local(python=TARGET_PY)) as ctx:
+        zygote = ctx.call(_zygote.zygote_pid)
+        assert zygote and zygote != ctx.call(os.getpid)
+        request = make_request(module_path("ping"), full_args({}, "ping", str(tmp_path)))
+        assert decode(ctx.call(_runner.run_module, dict(request, fork=True))["stdout"])["ping"] == "pong"
+        os.kill(zygote, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while os.path.exists("/proc/%d" % zygote) and _state_of(zygote) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reply = ctx.call(_runner.run_module, dict(request, fork=True))
+        assert reply["rc"] == 1
+        assert "zygote (pid %d) is gone" % zygote in decode(reply["stdout"])["msg"]
+        assert decode(ctx.call(_runner.run_module, request)["stdout"])["ping"] == "pong"
+        assert not os.path.exists("/proc/%d" % zygote)  # reaped, not left a zombie
+
+
+def _state_of(pid: int) -> str:
+    try:
+        with open("/proc/%d/stat" % pid) as fp:
+            return fp.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""

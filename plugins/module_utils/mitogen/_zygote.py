@@ -407,6 +407,13 @@ def run(request: Dict[str, Any], runner: str) -> Any:
     try:
         with _SEND_LOCK:
             _send_fd(zygote, theirs.fileno())
+    except OSError as exc:
+        ours.close()
+        try:
+            os.waitpid(_ZYGOTE["pid"], os.WNOHANG)  # not left a zombie
+        except OSError:
+            pass
+        return _failed("this interpreter's zygote (pid %s) is gone (%s); the module did not run" % (_ZYGOTE.get("pid"), exc))
     finally:
         theirs.close()
     channel = Channel(ours)

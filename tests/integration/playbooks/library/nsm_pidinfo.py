@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # Copyright (c) 2026 ns.mitogen contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Test module: which process runs it (pid, parent, grandparent), and whether signal.alarm works there."""
