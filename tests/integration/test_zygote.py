@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import time
 
@@ -69,6 +70,15 @@ def test_async_job_outlives_its_run_and_a_later_vanilla_run_reads_it(testbed, tm
     assert r["status"]["finished"] and r["status"]["stdout"] == "late on h1" and r["status"]["rc"] == 0
     assert r["cleanup"]["erased"] == job["results_file"]
     assert r["gone"]["failed"] and r["gone"]["msg"] == "could not find job"
+
+
+def test_a_job_over_its_time_limit_leaves_nothing_running(testbed, tmp_path):
+    inv = inventory(testbed, tmp_path / "hosts", hosts=("h1",))
+    seconds = "37.%06d" % random.randrange(1000000)
+    t0 = time.monotonic()
+    rc, stats, output = run_playbook(tmp_path, inv, "async_killed.yml", "-e", "seconds=%s" % seconds)
+    assert rc == 0 and stats["h1"]["failed"] == 0, output[-4000:]
+    assert time.monotonic() - t0 < 30
 
 
 def test_async_jobs_on_ten_hosts_at_once(make_testbed, tmp_path):
