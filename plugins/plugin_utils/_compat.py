@@ -30,8 +30,9 @@ and the methods a strategy extends (``run``, ``_queue_task``, ``_execute_meta``)
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 from ansible.executor import module_common
 from ansible.release import __author__ as ANSIBLE_AUTHOR
@@ -345,3 +346,43 @@ def ini_option_value(plugin: Any, name: str, cfile: str) -> Any:
 def play_of(iterator: Any) -> Any:
     """The play a strategy's ``PlayIterator`` runs."""
     return iterator._play
+
+
+def hostvars_loader(hostvars: Any) -> Any:
+    """The DataLoader of the ``hostvars`` of a task's variables (to template another host's variables)."""
+    return getattr(hostvars, "_loader", None)
+
+
+def _omitted() -> Tuple[Type[BaseException], ...]:
+    try:  # ansible-core 2.19+: templating a value that is ``omit`` raises
+        from ansible.errors import AnsibleValueOmittedError
+
+        return (AnsibleValueOmittedError,)
+    except ImportError:
+        return ()
+
+
+#: What templating an omitted value raises (nothing before 2.19): the variable is then unset.
+OMITTED: Tuple[Type[BaseException], ...] = _omitted()
+
+
+@contextlib.contextmanager
+def connection_choice(choose: Callable[[Dict[str, Any], Any, Any], Any]) -> Iterator[None]:
+    """Meanwhile (and in the workers forked meanwhile), ``TaskExecutor._get_connection``
+    loads the connection ``choose(cvars, templar, name)`` gives for the one it was asked for.
+
+    ``cvars``: the variables of the host the connection is for (the delegated host's
+    for a delegated task, known only in the worker).
+    """
+    from ansible.executor.task_executor import TaskExecutor
+
+    original = TaskExecutor._get_connection
+
+    def _get_connection(self: Any, cvars: Any, templar: Any, current_connection: Any) -> Any:
+        return original(self, cvars, templar, choose(cvars, templar, current_connection))
+
+    TaskExecutor._get_connection = _get_connection  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        TaskExecutor._get_connection = original  # type: ignore[method-assign]

@@ -54,6 +54,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _options,
     _original,
     _planner,
+    _via,
 )
 
 display = Display()
@@ -96,12 +97,39 @@ class MitogenConnectionBase(ConnectionBase):
         self._contexts: Dict[str, int] = {}
         self._real_become: Any = None
         self._original_checked = False
+        self._task_keys: Any = None
+        # mitogen_via (``_via``): the task's variables, the hosts behind this one (when
+        # this is an intermediary), the hops before this host and their names
+        self._via_source: Optional[_via.Source] = None
+        self._via_chain: List[str] = []
+        self._via_hops: Optional[List[Dict[str, Any]]] = None
+        self._via_names: List[str] = []
+        self._delegated_name: Optional[str] = None
 
     # -- options -> specs -------------------------------------------------------------
     def set_options(self, task_keys: Any = None, var_options: Any = None, direct: Any = None) -> None:
         """Ansible's own parsing, then ours (``_options.validate``): a bad value fails here, before any connection."""
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
         _options.validate(self, task_keys, var_options, direct)
+        self._task_keys = task_keys
+        self._via_hops = None
+
+    def _resolve_option_variables(self, variables: Any, templar: Any) -> Any:
+        """ansible-core 2.17+ (tasks and ``meta: reset_connection``): keep the variables for ``mitogen_via``."""
+        if isinstance(variables, dict) and "hostvars" in variables:
+            self._via_source = _via.Source(variables)
+        return super()._resolve_option_variables(variables, templar)
+
+    def update_vars(self, variables: Any) -> None:
+        """Every release, after ``set_options``: the task's variables, where 2.16 gave none before."""
+        if isinstance(variables, dict) and "hostvars" in variables:
+            # A delegated task's: its one delegated host (whose vars name the task's host, as ansible-core sets them)
+            delegated = variables.get("ansible_delegated_vars") or {}
+            self._delegated_name = str(next(iter(delegated))) if len(delegated) == 1 else None
+            if self._via_source is None:
+                own = delegated.get(self._delegated_name) if self._delegated_name else None
+                self._via_source = _via.Source(dict(own, hostvars=variables["hostvars"]) if own else variables)
+        super().update_vars(variables)
 
     def set_become_plugin(self, plugin: Any) -> None:
         self._real_become = plugin
@@ -187,7 +215,7 @@ class MitogenConnectionBase(ConnectionBase):
         return None
 
     def _check_original_names(self) -> None:
-        """Warn about the original Mitogen's names that have no effect here; refuse ``mitogen_via``.
+        """Warn about the original Mitogen's names that have no effect here (refuse a ``REFUSE`` one).
 
         Once per task (this object); the warnings read the same for every host, so
         Ansible's display shows each once per run.
@@ -201,8 +229,29 @@ class MitogenConnectionBase(ConnectionBase):
         _original.check_environment(display.warning)
 
     def _login_stack(self) -> List[Dict[str, Any]]:
-        """The connection's own hops: the last one's interpreter is the target's login interpreter."""
-        return [self._login_spec()]
+        """The hops to the target's login interpreter (the last one's): ``mitogen_via``'s, then the connection's own."""
+        return self._via_stack() + [self._login_spec()]
+
+    def _via_stack(self) -> List[Dict[str, Any]]:
+        """The hops that reach this host's intermediary (``mitogen_via``), [] without one; once per task."""
+        if self._via_hops is None:
+            value = self.get_option("mitogen_via") if self.has_option("mitogen_via") else None
+            if value is None or value == "":
+                self._via_hops, self._via_names = [], []
+                return self._via_hops
+            chain = self._via_chain or [self._inventory_name()]
+            self._via_hops, names = _via.stack(self, value, self._via_source, chain)
+            self._via_names = names
+            if not self._via_chain:  # the task's own target: the chain it takes, once per task
+                display.vvv("ns.mitogen: mitogen_via chain %s -> %s" % (" -> ".join(names), chain[0]), host=self.host_name())
+        return self._via_hops
+
+    def _inventory_name(self) -> str:
+        """This host's inventory name (the delegated host's for a delegated task), else its address."""
+        if self._delegated_name:
+            return self._delegated_name
+        variables = self._via_source.variables if self._via_source is not None else {}
+        return str(variables.get("inventory_hostname") or self.host_name())
 
     def _recycling(self) -> Dict[str, int]:
         """What the mux needs to apply the interpreter limit (``_recycler``) when it starts one."""
@@ -367,6 +416,12 @@ class MitogenConnectionBase(ConnectionBase):
         on this path: then the original failure stands, with what to do.
         """
         becomes = self._becomes(sudoable)
+        if self._via_stack():
+            raise AnsibleConnectionFailure(
+                "ns.mitogen: no Python runs on %s, and a command without one is not run through mitogen_via "
+                "(%s); use ansible.builtin.ssh with a ProxyJump (mitogen_disable: true) to bootstrap Python"
+                % (self.host_name(), " -> ".join(self._via_names))
+            )
         spec = self._login_spec()
         if becomes and self._real_become.get_option("become_pass"):
             raise AnsibleConnectionFailure(

@@ -35,7 +35,6 @@ class Name(NamedTuple):
     text: str
 
 
-_USE_PROXYJUMP = "reach such hosts with ansible_ssh_common_args='-o ProxyJump=user@bastion'"
 _NO_CONTAINERS = (
     "ns.mitogen has no container connections yet; such hosts keep Ansible's own connection plugin "
     "(set that plugin's own executable option instead)"
@@ -43,11 +42,7 @@ _NO_CONTAINERS = (
 
 #: Inventory, play and task variables.
 VARIABLES: Dict[str, Name] = {
-    "mitogen_via": Name(
-        REFUSE,
-        "mitogen_via (connection delegation through another inventory host) is not supported by ns.mitogen "
-        "yet, and connecting directly could reach another machine; " + _USE_PROXYJUMP,
-    ),
+    "mitogen_via": Name(HONOURED, "the ns.mitogen connections' option mitogen_via (docs/via.md)"),
     "mitogen_task_isolation": Name(
         WARN,
         "mitogen_task_isolation has no effect in ns.mitogen yet: every module already runs isolated inside "

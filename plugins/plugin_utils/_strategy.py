@@ -66,6 +66,14 @@ def _redirect_vars(task_vars: Dict[str, Any], default: Optional[str]) -> None:
             display.warning(str(exc))
 
 
+def _delegated_connection(cvars: Dict[str, Any], templar: Any, name: Any) -> Any:
+    """In a worker, for a delegated task: ours for the delegated host's built-in connection, unless it opts out."""
+    disable = cvars.get("mitogen_disable", False)
+    if isinstance(disable, str) and "{{" in disable:
+        disable = templar.template(disable)
+    return name if _truthy(disable) else (redirect(name) or name)
+
+
 def _preload() -> None:
     """Load our connection plugins in the main process, before Ansible forks workers.
 
@@ -132,6 +140,10 @@ class MitogenStrategyMixin:
             _planner.warm_module(task.action, task.collections)  # the worker inherits what it read
         except Exception:  # an optimisation: the worker reads the module itself
             pass
+        if getattr(task, "delegate_to", None):
+            # The delegated host's variables are known only in the worker: it chooses there.
+            with _compat.connection_choice(_delegated_connection):
+                return super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
         return super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
 
     def _execute_meta(self, task: Any, play_context: Any, iterator: Any, target_host: Any) -> Any:

@@ -1,0 +1,183 @@
+"""``mitogen_via``: hosts reached through other inventory hosts, on real testbed hosts.
+
+The session testbed's h3 is reachable only from h2. Each test runs a small play with
+h3 behind h2 (``mitogen_via``), as a templated value, as ``sudo:root@h2``, as the
+target of ``delegate_to``, under ``ns.mitogen.linear`` and under the built-in linear
+strategy with ``ansible_connection=ns.mitogen.ssh``; and the errors: a cycle, an
+unknown host, a malformed value, each failing its own host only, naming the chain.
+A host behind an intermediary reads its own ssh files on the intermediary (its ssh
+runs there): h3's inventory leaves them at the testbed account's defaults there.
+The 3-hop chain under the differential suite is test_via_differential.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.integration.test_ansible_connection import ROOT, run_playbook
+
+pytestmark = pytest.mark.testbed
+
+STRATEGIES = {"ns.mitogen.linear": "ssh", "ansible.builtin.linear": "ns.mitogen.ssh"}
+
+# Which host answers: its addresses (h3's only network is its link to h2).
+PLAY = """
+- hosts: "{{ play_hosts_pattern | default('all') }}"
+  gather_facts: false
+  tasks:
+    - ns.mitogen.mitogen_get_stack:
+      register: stack
+    - ansible.builtin.command: ip -4 -o addr show
+      register: addrs
+      changed_when: false
+    - ansible.builtin.copy:
+        content: "{{ {'stack': stack.result, 'addrs': addrs.stdout} | to_json }}"
+        dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
+        mode: "0600"
+      delegate_to: localhost
+      vars:
+        ansible_connection: local
+        ansible_python_interpreter: "{{ ansible_playbook_python }}"
+"""
+
+
+def write_inventory(tb, path, extra="", h3_vars="mitogen_via=h2", connection="ns.mitogen.ssh"):
+    """h1, h2 reached directly (the testbed's key and known_hosts), h3 with ``h3_vars``."""
+    direct = "ansible_ssh_private_key_file=%s ansible_ssh_common_args='-o UserKnownHostsFile=%s'" % (tb.key, tb.known_hosts)
+    lines = [
+        "[all]",
+        "h1 ansible_host=%s %s" % (tb["h1"].address, direct),
+        "h2 ansible_host=%s %s" % (tb["h2"].address, direct),
+        "h3 ansible_host=%s %s" % (tb["h3"].address, h3_vars),
+        extra,
+        "[all:vars]",
+        "ansible_connection=%s" % connection,
+        "ansible_user=%s" % tb.users.sudo.name,
+        "ansible_python_interpreter=/usr/bin/python3",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def play(tmp_path, inv, *args, strategy="ns.mitogen.linear", text=PLAY):
+    (tmp_path / "play.yml").write_text(text)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    env = {"ANSIBLE_STRATEGY": strategy, "ANSIBLE_PLAYBOOK_DIR": ROOT}
+    rc, stats, output = run_playbook(tmp_path, inv, str(tmp_path / "play.yml"), "-e", "out_dir=%s" % out, *args, env=env)
+    return rc, stats, output, out
+
+
+def result(out, host):
+    return json.loads((out / ("%s.json" % host)).read_text())
+
+
+def hop_hosts(stack):
+    return [(spec["method"], spec.get("hostname") or spec.get("username")) for spec in stack]
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_templated_via_reaches_the_private_host_through_its_bastion(testbed, tmp_path, strategy):
+    inv = write_inventory(
+        testbed,
+        tmp_path / "hosts",
+        h3_vars="mitogen_via='{{ bastion_name }}'",
+        extra="[all:vars]\nbastion_name=h{{ 1 + 1 }}",
+        connection=STRATEGIES[strategy],
+    )
+    rc, stats, output, out = play(tmp_path, inv, "-vvv", strategy=strategy)
+    assert rc == 0, output[-4000:]
+    h3 = result(out, "h3")
+    assert hop_hosts(h3["stack"]) == [("ssh", testbed["h2"].address), ("ssh", testbed["h3"].address)]
+    assert testbed["h3"].address in h3["addrs"] and testbed["h2"].address not in h3["addrs"]
+    assert hop_hosts(result(out, "h2")["stack"]) == [("ssh", testbed["h2"].address)]
+    assert "ns.mitogen: mitogen_via chain h2 -> h3" in output
+    assert stats["h3"]["failed"] == 0 and stats["h1"]["failed"] == 0
+
+
+def test_sudo_root_at_bastion_runs_the_next_hop_as_root_there(testbed, tmp_path):
+    home = "/home/%s/.ssh" % testbed.users.sudo.name  # root has no key on h2: it reads the account's
+    h3_vars = (
+        "mitogen_via=sudo:root@h2 ansible_ssh_private_key_file=%s/id_ed25519 "
+        "ansible_ssh_common_args='-o UserKnownHostsFile=%s/known_hosts'" % (home, home)
+    )
+    inv = write_inventory(testbed, tmp_path / "hosts", h3_vars=h3_vars)
+    rc, stats, output, out = play(tmp_path, inv, "--limit", "h3")
+    assert rc == 0, output[-4000:]
+    stack = result(out, "h3")["stack"]
+    assert hop_hosts(stack) == [("ssh", testbed["h2"].address), ("sudo", "root"), ("ssh", testbed["h3"].address)]
+    assert testbed["h3"].address in result(out, "h3")["addrs"]
+
+
+def test_delegate_to_a_host_behind_a_bastion_uses_its_own_via(testbed, tmp_path):
+    text = """
+- hosts: h1
+  gather_facts: false
+  tasks:
+    - ansible.builtin.command: ip -4 -o addr show
+      delegate_to: h3
+      register: addrs
+      changed_when: false
+    - ansible.builtin.assert:
+        that: ["'{{ hostvars.h3.ansible_host }}' in addrs.stdout"]
+"""
+    inv = write_inventory(testbed, tmp_path / "hosts")
+    rc, stats, output, _out = play(tmp_path, inv, "-vvv", text=text)
+    assert rc == 0, output[-4000:]
+    assert stats["h1"]["ok"] == 2
+    assert "ns.mitogen: mitogen_via chain h2 -> h3" in output
+
+
+BAD = {
+    "cycle_a": ("mitogen_via=cycle_b", "mitogen_via cycle: cycle_a -> cycle_b -> cycle_a"),
+    "cycle_b": ("mitogen_via=cycle_a", "mitogen_via cycle: cycle_b -> cycle_a -> cycle_b"),
+    "itself": ("mitogen_via=itself", "mitogen_via cycle: itself -> itself"),
+    "unknown": ("mitogen_via=nosuch", "mitogen_via unknown -> nosuch: no host 'nosuch' in the inventory"),
+    "deep": ("mitogen_via=cycle_a", "mitogen_via cycle: deep -> cycle_a -> cycle_b -> cycle_a"),
+    "malformed": ("mitogen_via=a@b@c", "mitogen_via of malformed is 'a@b@c': expected host, user@host or become_method"),
+}
+
+
+@pytest.mark.parametrize("case", ["cycle", "unknown host", "malformed"])
+def test_a_bad_via_fails_its_host_naming_the_chain_and_others_go_on(testbed, tmp_path, case):
+    names = {"cycle": ["cycle_a", "cycle_b", "itself", "deep"], "unknown host": ["unknown"], "malformed": ["malformed"]}[case]
+    extra = "\n".join("%s ansible_host=%s %s" % (name, testbed["h1"].address, BAD[name][0]) for name in names)
+    inv = write_inventory(testbed, tmp_path / "hosts", extra=extra)
+    rc, stats, output, _out = play(tmp_path, inv, "--limit", ",".join(["h1", *names]))
+    flat = " ".join(output.split())
+    assert rc != 0
+    for name in names:
+        assert stats[name]["failed"] == 1 and stats[name]["ok"] == 0, output[-4000:]
+        assert BAD[name][1] in flat, (name, output[-4000:])
+    assert stats["h1"]["failed"] == 0 and stats["h1"]["ok"] == 3
+
+
+def test_one_bastion_interpreter_serves_the_bastion_and_the_hosts_behind_it(testbed, tmp_path):
+    text = """
+- hosts: h2,h3
+  gather_facts: false
+  tasks:
+    - ansible.builtin.command: "true"
+      changed_when: false
+    - ansible.builtin.shell: ps -eo args | grep -c '^[s]sh .*{{ hostvars.h2.ansible_host }}\\b' || true
+      register: logins
+      changed_when: false
+      delegate_to: localhost
+      run_once: true
+      vars:
+        ansible_connection: local
+        ansible_python_interpreter: "{{ ansible_playbook_python }}"
+    - ansible.builtin.assert:
+        that: ["logins.stdout | int == 1"]
+      run_once: true
+"""
+    inv = write_inventory(testbed, tmp_path / "hosts")
+    rc, stats, output, _out = play(tmp_path, inv, text=text)
+    assert rc == 0, output[-4000:]
+
+
+def _ids(text):
+    return re.findall(r"\d+", text)
