@@ -13,11 +13,15 @@ The 3-hop chain under the differential suite is test_via_differential.py.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import time
 
 import pytest
 
-from tests.integration.test_ansible_connection import ROOT, run_playbook
+from tests.integration.test_ansible_connection import BIN, ROOT, playbook_environ, run_playbook
 
 pytestmark = pytest.mark.testbed
 
@@ -179,5 +183,61 @@ def test_one_bastion_interpreter_serves_the_bastion_and_the_hosts_behind_it(test
     assert rc == 0, output[-4000:]
 
 
-def _ids(text):
-    return re.findall(r"\d+", text)
+FAULT_PLAY = """
+- hosts: h1,h3
+  gather_facts: false
+  tasks:
+    - ansible.builtin.command: "true"
+    - ansible.builtin.command: sleep 120
+      when: inventory_hostname == 'h3'
+      ignore_unreachable: true
+      ignore_errors: true
+    - ansible.builtin.command: "true"
+"""
+
+
+def _pids_in(host, wanted):
+    """Pids of the processes in ``host``'s network namespace whose argv (bytes) ``wanted`` accepts."""
+    pids = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True, check=True).stdout.split()
+    found = []
+    for pid in pids:
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as fp:
+                argv = fp.read().split(b"\0")
+        except OSError:
+            continue
+        if wanted(argv):
+            found.append(int(pid))
+    return found
+
+
+def test_a_killed_bastion_fails_the_hosts_behind_it_fast_and_the_next_task_rebuilds_the_chain(testbed, tmp_path):
+    inv = write_inventory(testbed, tmp_path / "hosts")
+    (tmp_path / "play.yml").write_text(FAULT_PLAY)
+    env = playbook_environ(tmp_path, {"ANSIBLE_STRATEGY": "ns.mitogen.linear"})
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inv, str(tmp_path / "play.yml")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not _pids_in(testbed["h3"], lambda argv: argv[:2] == [b"sleep", b"120"]):
+            assert time.monotonic() < deadline and proc.poll() is None, "the long task never started"
+            time.sleep(0.2)
+        bastion = _pids_in(testbed["h2"], lambda argv: argv[0].endswith(b"python3") and argv[1:2] == [b"-c"])
+        assert len(bastion) == 1, bastion
+        killed = time.monotonic()
+        os.kill(bastion[0], signal.SIGKILL)
+        output, _ = proc.communicate(timeout=60)
+        took = time.monotonic() - killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for pid in _pids_in(testbed["h3"], lambda argv: argv[:2] == [b"sleep", b"120"]):  # h3's orphan, if any
+            os.kill(pid, signal.SIGKILL)
+    assert took < 10, output[-3000:]
+    flat = " ".join(output.split())
+    assert "ssh:%s@%s disconnected" % (testbed.users.sudo.name, testbed["h2"].address) in flat, output[-3000:]
+    assert "killed by SIGKILL" in flat
+    recap = {host: dict(re.findall(r"(\w+)=(\d+)", counts)) for host, counts in re.findall(r"^(h\d)\s+:(.*)$", output, re.M)}
+    assert recap["h3"]["ok"] == "3" and recap["h3"]["ignored"] == "1", output[-3000:]  # the third task: a new chain
+    assert recap["h1"]["ok"] == "2" and recap["h1"]["failed"] == "0", output[-3000:]
