@@ -378,10 +378,18 @@ class MuxServer:
             self._release(context_id)
 
     def reset(self, stack: List[Dict[str, Any]]) -> int:
-        """Shut down the contexts at and below ``stack`` (a connection's own hops)."""
-        prefix = stack_key(stack)[:-1]
+        """Shut down a host's contexts: its login's (``stack``) and those stacked on it (become).
+
+        Another host's stack through it (mitogen_via) stays, and so does the login
+        while one does: resetting a bastion must not fail the hosts behind it.
+        """
+        login = stack_key(stack)
+        prefix = login[:-1]
         with self._lock:
-            doomed = [(k, c) for k, c in self._contexts.items() if k.startswith(prefix)]
+            under = [k for k in [*self._contexts, *self._starting] if k.startswith(prefix)]
+            own = [k for k in under if k in self._contexts and (k == login or self._how.get(k, (0, 0))[0] == len(stack))]
+            others = set(under) - set(own)
+            doomed = [(k, self._contexts[k]) for k in own if not any(o.startswith(k[:-1]) for o in others)]
             for key, _ctx in doomed:
                 del self._contexts[key]
         for _key, ctx in sorted(doomed, key=lambda kc: -len(kc[0])):

@@ -26,8 +26,8 @@ from typing import Any, Dict, Iterator, Optional
 
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux_server, _original, _planner
-from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import collection_roots
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux_server, _original, _planner, _via
+from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase, collection_roots
 
 display = Display()
 
@@ -91,15 +91,22 @@ def _preload() -> None:
 
 
 @contextlib.contextmanager
-def _connections_redirected(disabled: bool) -> Iterator[None]:
-    """Meanwhile, ``connection_loader.get`` of a built-in name we replace loads ours."""
+def _connections_redirected(disabled: bool, host_vars: Optional[Dict[str, Any]] = None) -> Iterator[None]:
+    """Meanwhile, ``connection_loader.get`` of a built-in name we replace loads ours.
+
+    ``host_vars``: the host's variables, for our connection's ``mitogen_via``
+    (ansible-core 2.16 hands them to no connection method there).
+    """
     from ansible.plugins import loader
 
     connection_loader = loader.connection_loader
     original = connection_loader.get
 
     def get(name: Any, *args: Any, **kwargs: Any) -> Any:
-        return original(name if disabled else (redirect(name) or name), *args, **kwargs)
+        plugin = original(name if disabled else (redirect(name) or name), *args, **kwargs)
+        if isinstance(plugin, MitogenConnectionBase) and host_vars is not None and "hostvars" in host_vars:
+            plugin._via_source = _via.Source(host_vars)
+        return plugin
 
     connection_loader.get = get  # type: ignore[method-assign]
     try:
@@ -150,10 +157,11 @@ class MitogenStrategyMixin:
         """``meta: reset_connection`` on a host we redirected resets our interpreters, not ssh's."""
         if task.args.get("_raw_params") != "reset_connection":
             return super()._execute_meta(task, play_context, iterator, target_host)  # type: ignore[misc]
+        host_vars = None
         try:
             host_vars = self._variable_manager.get_vars(play=_compat.play_of(iterator), host=target_host, task=task)  # type: ignore[attr-defined]
             disabled = _truthy(host_vars.get("mitogen_disable", False))
         except Exception:  # the built-in reset then runs as it would without us
             disabled = True
-        with _connections_redirected(disabled):
+        with _connections_redirected(disabled, host_vars):
             return super()._execute_meta(task, play_context, iterator, target_host)  # type: ignore[misc]

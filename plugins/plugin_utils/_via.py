@@ -125,9 +125,11 @@ def _intermediary(connection: "MitogenConnectionBase", hop: Hop, raw: Mapping[st
             % (named, hop.host, name)
         )
     load_name = _compat.plugin_load_name(plugin)
-    plugin.set_options(
-        task_keys=dict(connection._task_keys or {}), var_options=_option_vars("connection", load_name, raw, templar)
-    )
+    keys = dict(connection._task_keys or {})
+    # As TaskExecutor: the keyword timeout is the task's; the connection's is the play context's
+    # (``meta: reset_connection`` hands the task's own over).
+    keys["timeout"] = getattr(connection._play_context, "timeout", None) or keys.get("timeout")
+    plugin.set_options(task_keys=keys, var_options=_option_vars("connection", load_name, raw, templar))
     if hop.user and not hop.method:  # user@host: the login user (become_method:user@host: the become user)
         plugin.set_option("remote_user", hop.user)
     return plugin

@@ -25,7 +25,12 @@ from tests.integration.test_ansible_connection import BIN, ROOT, playbook_enviro
 
 pytestmark = pytest.mark.testbed
 
-STRATEGIES = {"ns.mitogen.linear": "ssh", "ansible.builtin.linear": "ns.mitogen.ssh"}
+STRATEGIES = {
+    "ns.mitogen.linear": "ssh",
+    "ns.mitogen.free": "ssh",
+    "ns.mitogen.host_pinned": "ssh",
+    "ansible.builtin.linear": "ns.mitogen.ssh",
+}
 
 # Which host answers: its addresses (h3's only network is its link to h2).
 PLAY = """
@@ -37,8 +42,15 @@ PLAY = """
     - ansible.builtin.command: ip -4 -o addr show
       register: addrs
       changed_when: false
+    - ansible.builtin.shell: echo $PPID
+      register: before
+      changed_when: false
+    - ansible.builtin.meta: reset_connection
+    - ansible.builtin.shell: echo $PPID
+      register: after
+      changed_when: false
     - ansible.builtin.copy:
-        content: "{{ {'stack': stack.result, 'addrs': addrs.stdout} | to_json }}"
+        content: "{{ {'stack': stack.result, 'addrs': addrs.stdout, 'pids': [before.stdout, after.stdout]} | to_json }}"
         dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
         mode: "0600"
       delegate_to: localhost
@@ -100,6 +112,8 @@ def test_templated_via_reaches_the_private_host_through_its_bastion(testbed, tmp
     assert hop_hosts(result(out, "h2")["stack"]) == [("ssh", testbed["h2"].address)]
     assert "ns.mitogen: mitogen_via chain h2 -> h3" in output
     assert stats["h3"]["failed"] == 0 and stats["h1"]["failed"] == 0
+    before, after = h3["pids"]
+    assert before != after  # meta: reset_connection gave h3 a new interpreter
 
 
 def test_sudo_root_at_bastion_runs_the_next_hop_as_root_there(testbed, tmp_path):
@@ -156,7 +170,7 @@ def test_a_bad_via_fails_its_host_naming_the_chain_and_others_go_on(testbed, tmp
     for name in names:
         assert stats[name]["failed"] == 1 and stats[name]["ok"] == 0, output[-4000:]
         assert BAD[name][1] in flat, (name, output[-4000:])
-    assert stats["h1"]["failed"] == 0 and stats["h1"]["ok"] == 3
+    assert stats["h1"]["failed"] == 0 and stats["h1"]["ok"] == 5
 
 
 def test_one_bastion_interpreter_serves_the_bastion_and_the_hosts_behind_it(testbed, tmp_path):
