@@ -28,25 +28,9 @@ from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux_server, _original, _planner, _via
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase, collection_roots
+from ansible_collections.ns.mitogen.plugins.plugin_utils._names import redirect
 
 display = Display()
-
-REDIRECTS = {
-    "ssh": "ns.mitogen.ssh",
-    "ansible.builtin.ssh": "ns.mitogen.ssh",
-    "smart": "ns.mitogen.ssh",
-    "local": "ns.mitogen.local",
-    "ansible.builtin.local": "ns.mitogen.local",
-    # the original Mitogen's own connection names, as its strategies knew them
-    "mitogen_sudo": "ns.mitogen.sudo",
-    "mitogen_su": "ns.mitogen.su",
-    "mitogen_doas": "ns.mitogen.doas",
-}
-
-
-def redirect(connection: Optional[str]) -> Optional[str]:
-    """Our connection for a built-in one we replace, else None."""
-    return REDIRECTS.get(str(connection)) if connection is not None else None
 
 
 def _truthy(value: Any) -> bool:

@@ -34,13 +34,14 @@ import ansible.constants as C
 from ansible.errors import AnsibleError
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
+from ansible_collections.ns.mitogen.plugins.plugin_utils._names import redirect
 
 if TYPE_CHECKING:
     from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
 FORMS = "host, user@host or become_method:user@host (an inventory host name)"
 # become_method: a name or a collection's FQCN; user: no '@', ':' or space; host: an inventory name
-_VIA = re.compile(r"^(?:(?P<method>[A-Za-z_][\w.]*):(?=[^@:\s]+@))?(?:(?P<user>[^@:\s]+)@)?(?P<host>[^@\s]+)$")
+_VIA = re.compile(r"^(?:(?P<method>[A-Za-z_][\w.]*):(?=[^@:\s]+@))?(?:(?P<user>[^@:\s]+)@)?(?P<host>[^@:\s]+)$")
 
 
 class ViaError(AnsibleError):
@@ -112,14 +113,11 @@ def _intermediary(connection: "MitogenConnectionBase", hop: Hop, raw: Mapping[st
     """An ns.mitogen connection plugin for the intermediary, its options set from its own variables."""
     from ansible.plugins.loader import connection_loader
 
-    from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
-    from ansible_collections.ns.mitogen.plugins.plugin_utils._strategy import redirect
-
     wanted = templar.template(raw["ansible_connection"]) if raw.get("ansible_connection") else None
     name = str(wanted) if wanted else connection._load_name
     name = redirect(name) or name
     plugin = connection_loader.get(name, connection._play_context, ansible_playbook_pid=str(connection._playbook_pid))
-    if not isinstance(plugin, MitogenConnectionBase):
+    if not callable(getattr(plugin, "_via_stack", None)):  # not a MitogenConnectionBase
         raise ViaError(
             "ns.mitogen: mitogen_via %s: %s cannot be an intermediary: its connection %r is not an ns.mitogen one"
             % (named, hop.host, name)
