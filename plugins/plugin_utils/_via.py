@@ -113,8 +113,9 @@ def _intermediary(connection: "MitogenConnectionBase", hop: Hop, raw: Mapping[st
     """An ns.mitogen connection plugin for the intermediary, its options set from its own variables."""
     from ansible.plugins.loader import connection_loader
 
+    # its ansible_connection, else the task's connection keyword (as for a target), else the target's
     wanted = templar.template(raw["ansible_connection"]) if raw.get("ansible_connection") else None
-    name = str(wanted) if wanted else connection._load_name
+    name = str(wanted or (connection._task_keys or {}).get("connection") or connection.transport)
     name = redirect(name) or name
     plugin = connection_loader.get(name, connection._play_context, ansible_playbook_pid=str(connection._playbook_pid))
     if not callable(getattr(plugin, "_via_stack", None)):  # not a MitogenConnectionBase
@@ -141,7 +142,7 @@ def _become_plugin(hop: Hop, raw: Mapping[str, Any], templar: Any, task_keys: An
     if plugin is None:
         raise ViaError("ns.mitogen: mitogen_via %s: no become method %r" % (named, hop.method))
     keys = {k: v for k, v in dict(task_keys or {}).items() if k == "become_pass"}  # -K: every host's
-    plugin.set_options(task_keys=keys, var_options=_option_vars("become", plugin._load_name, raw, templar))
+    plugin.set_options(task_keys=keys, var_options=_option_vars("become", _compat.plugin_load_name(plugin), raw, templar))
     plugin.set_option("become_user", hop.user)
     return plugin
 
