@@ -131,6 +131,8 @@ def test_sudo_root_at_bastion_runs_the_next_hop_as_root_there(testbed, tmp_path)
 
 
 def test_delegate_to_a_host_behind_a_bastion_uses_its_own_via(testbed, tmp_path):
+    """Hosts on ``ssh`` under ns.mitogen.linear: the delegated host's connection is chosen
+    in the worker (ansible-core computes its variables there), ours unless it opts out."""
     text = """
 - hosts: h1
   gather_facts: false
@@ -141,12 +143,19 @@ def test_delegate_to_a_host_behind_a_bastion_uses_its_own_via(testbed, tmp_path)
       changed_when: false
     - ansible.builtin.assert:
         that: ["'{{ hostvars.h3.ansible_host }}' in addrs.stdout"]
+    - ansible.builtin.command: "true"
+      delegate_to: h2
+      changed_when: false
 """
-    inv = write_inventory(testbed, tmp_path / "hosts")
+    inv = write_inventory(testbed, tmp_path / "hosts", connection="ssh")
+    inv_text = open(inv).read().replace("h2 ansible_host=%s" % testbed["h2"].address, "h2 mitogen_disable=true ansible_host=%s" % testbed["h2"].address)
+    open(inv, "w").write(inv_text)
     rc, stats, output, _out = play(tmp_path, inv, "-vvv", text=text)
     assert rc == 0, output[-4000:]
-    assert stats["h1"]["ok"] == 2
+    assert stats["h1"]["ok"] == 3
     assert "ns.mitogen: mitogen_via chain h2 -> h3" in output
+    # h2 opts out: the built-in ssh runs there (as the intermediary of h3, h2 is ours regardless)
+    assert "<%s> ESTABLISH SSH CONNECTION" % testbed["h2"].address in output
 
 
 BAD = {
