@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional
 
 import ansible.constants as C
 from ansible.errors import AnsibleError
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
 from ansible_collections.ns.mitogen.plugins.plugin_utils._names import redirect
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
 FORMS = "host, user@host or become_method:user@host (an inventory host name)"
 # become_method: a name or a collection's FQCN; user: no '@', ':' or space; host: an inventory name
+display = Display()
 _VIA = re.compile(r"^(?:(?P<method>[A-Za-z_][\w.]*):(?=[^@:\s]+@))?(?:(?P<user>[^@:\s]+)@)?(?P<host>[^@:\s]+)$")
 
 
@@ -122,6 +125,11 @@ def _intermediary(connection: "MitogenConnectionBase", hop: Hop, raw: Mapping[st
         raise ViaError(
             "ns.mitogen: mitogen_via %s: %s cannot be an intermediary: its connection %r is not an ns.mitogen one"
             % (named, hop.host, name)
+        )
+    if raw.get("mitogen_disable") is not None and boolean(templar.template(raw["mitogen_disable"]), strict=False):
+        display.warning(
+            "ns.mitogen: mitogen_disable has no effect on %s as an intermediary of mitogen_via (%s): "
+            "a chain is ns.mitogen's; only tasks on %s itself keep its built-in connection" % (hop.host, named, hop.host)
         )
     load_name = _compat.plugin_load_name(plugin)
     keys = dict(connection._task_keys or {})

@@ -156,6 +156,7 @@ def test_delegate_to_a_host_behind_a_bastion_uses_its_own_via(testbed, tmp_path)
     assert "ns.mitogen: mitogen_via chain h2 -> h3" in output
     # h2 opts out: the built-in ssh runs there (as the intermediary of h3, h2 is ours regardless)
     assert "<%s> ESTABLISH SSH CONNECTION" % testbed["h2"].address in output
+    assert "mitogen_disable has no effect on h2 as an intermediary of mitogen_via (h3 -> h2)" in " ".join(output.split())
 
 
 BAD = {
