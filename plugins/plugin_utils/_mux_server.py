@@ -378,16 +378,12 @@ class MuxServer:
             self._release(context_id)
 
     def reset(self, stack: List[Dict[str, Any]]) -> int:
-        """Shut down a host's contexts: its login's (``stack``) and those stacked on it (become).
-
-        Another host's stack through it (mitogen_via) stays, and so does the login
-        while one does: resetting a bastion must not fail the hosts behind it.
-        """
-        login = stack_key(stack)
-        prefix = login[:-1]
+        """Shut down a host's contexts (its login, ``stack``, and the become ones on it), but not one
+        another host's stack goes through (mitogen_via: a bastion's reset spares the hosts behind)."""
+        prefix = stack_key(stack)[:-1]
         with self._lock:
             under = [k for k in [*self._contexts, *self._starting] if k.startswith(prefix)]
-            own = [k for k in under if k in self._contexts and (k == login or self._how.get(k, (0, 0))[0] == len(stack))]
+            own = [k for k in under if k in self._contexts and (k == prefix + "]" or self._how.get(k, (0, 0))[0] == len(stack))]
             others = set(under) - set(own)
             doomed = [(k, self._contexts[k]) for k in own if not any(o.startswith(k[:-1]) for o in others)]
             for key, _ctx in doomed:
