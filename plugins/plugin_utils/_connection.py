@@ -473,8 +473,18 @@ class MitogenConnectionBase(ConnectionBase):
         self._request("fetch_file", context_id=context_id, remote_path=to_text(in_path), local_path=to_text(out_path))
 
     def reset(self) -> None:
-        """Drop this host's interpreters (login and become); the next task starts new ones."""
-        self._request("reset", stack=self._login_stack())
+        """Drop this host's interpreters (login and become); the next task starts new ones.
+
+        Not those of its intermediaries (``mitogen_via``), which others may use. Where its
+        chain cannot be known (ansible-core 2.16's own ``meta: reset_connection`` hands the
+        connection no variables), a warning says the reset did nothing.
+        """
+        try:
+            stack = self._login_stack()
+        except _via.ViaError as exc:
+            display.warning("ns.mitogen: reset_connection did nothing on %s: %s" % (self.host_name(), exc))
+            return
+        self._request("reset", stack=stack)
         self._contexts.clear()
 
     def close(self) -> None:
