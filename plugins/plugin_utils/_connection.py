@@ -296,6 +296,9 @@ class MitogenConnectionBase(ConnectionBase):
             self._contexts.clear()  # a later call of this task starts a new interpreter, by its stack
             raise _failures.translate(exc, self.method, self.host_name()) from None
         except (StreamError, CallError, ProtocolError) as exc:
+            if isinstance(exc, ConnectError) and self._via_names:  # which hop failed: its address; and the chain
+                chain = "%s -> %s" % (" -> ".join(self._via_names), self._inventory_name())
+                exc.hint = "; ".join(h for h in (_options.ansible_hint(exc.hint), "reached through mitogen_via " + chain) if h)
             raise _failures.translate(exc, self.method, self.host_name()) from None
 
     def _context(self, sudoable: bool) -> int:

@@ -148,7 +148,11 @@ def test_delegate_to_a_host_behind_a_bastion_uses_its_own_via(testbed, tmp_path)
       changed_when: false
 """
     inv = write_inventory(testbed, tmp_path / "hosts", connection="ssh")
-    inv_text = open(inv).read().replace("h2 ansible_host=%s" % testbed["h2"].address, "h2 mitogen_disable=true ansible_host=%s" % testbed["h2"].address)
+    inv_text = (
+        open(inv)
+        .read()
+        .replace("h2 ansible_host=%s" % testbed["h2"].address, "h2 mitogen_disable=true ansible_host=%s" % testbed["h2"].address)
+    )
     open(inv, "w").write(inv_text)
     rc, stats, output, _out = play(tmp_path, inv, "-vvv", text=text)
     assert rc == 0, output[-4000:]
@@ -265,3 +269,14 @@ def test_a_killed_bastion_fails_the_hosts_behind_it_fast_and_the_next_task_rebui
     recap = {host: dict(re.findall(r"(\w+)=(\d+)", counts)) for host, counts in re.findall(r"^(h\d)\s+:(.*)$", output, re.M)}
     assert recap["h3"]["ok"] == "3" and recap["h3"]["ignored"] == "1", output[-3000:]  # the third task: a new chain
     assert recap["h1"]["ok"] == "2" and recap["h1"]["failed"] == "0", output[-3000:]
+
+
+def test_an_unreachable_bastion_fails_the_host_behind_it_naming_the_hop_and_the_chain(testbed, tmp_path):
+    gone = testbed.unused_address()
+    extra = "gone ansible_host=%s ansible_ssh_private_key_file=%s" % (gone, testbed.key)
+    inv = write_inventory(testbed, tmp_path / "hosts", extra=extra, h3_vars="mitogen_via=gone")
+    rc, stats, output, _out = play(tmp_path, inv, "--limit", "h1,h3")
+    flat = " ".join(output.split())
+    assert stats["h3"]["unreachable"] == 1 and stats["h1"]["ok"] == 5, output[-3000:]
+    assert "connect to host %s port 22" % gone in flat, output[-3000:]
+    assert "reached through mitogen_via gone -> h3" in flat, output[-3000:]
