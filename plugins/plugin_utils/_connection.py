@@ -123,12 +123,8 @@ class MitogenConnectionBase(ConnectionBase):
     def update_vars(self, variables: Any) -> None:
         """Every release, after ``set_options``: the task's variables, where 2.16 gave none before."""
         if isinstance(variables, dict) and "hostvars" in variables:
-            # A delegated task's: its one delegated host (whose vars name the task's host, as ansible-core sets them)
-            delegated = variables.get("ansible_delegated_vars") or {}
-            self._delegated_name = str(next(iter(delegated))) if len(delegated) == 1 else None
-            if self._via_source is None:
-                own = delegated.get(self._delegated_name) if self._delegated_name else None
-                self._via_source = _via.Source(dict(own, hostvars=variables["hostvars"]) if own else variables)
+            source, self._delegated_name = _via.from_task_vars(variables)
+            self._via_source = self._via_source or source
         super().update_vars(variables)
 
     def set_become_plugin(self, plugin: Any) -> None:
@@ -296,9 +292,8 @@ class MitogenConnectionBase(ConnectionBase):
             self._contexts.clear()  # a later call of this task starts a new interpreter, by its stack
             raise _failures.translate(exc, self.method, self.host_name()) from None
         except (StreamError, CallError, ProtocolError) as exc:
-            if isinstance(exc, ConnectError) and self._via_names:  # which hop failed: its address; and the chain
-                chain = "%s -> %s" % (" -> ".join(self._via_names), self._inventory_name())
-                exc.hint = "; ".join(h for h in (_options.ansible_hint(exc.hint), "reached through mitogen_via " + chain) if h)
+            if isinstance(exc, ConnectError) and self._via_names:  # the failed hop is named by its address; the chain too
+                exc.hint = _via.hint(_options.ansible_hint(exc.hint), self._via_names, self._inventory_name())
             raise _failures.translate(exc, self.method, self.host_name()) from None
 
     def _context(self, sudoable: bool) -> int:
@@ -420,11 +415,7 @@ class MitogenConnectionBase(ConnectionBase):
         """
         becomes = self._becomes(sudoable)
         if self._via_stack():
-            raise AnsibleConnectionFailure(
-                "ns.mitogen: no Python runs on %s, and a command without one is not run through mitogen_via "
-                "(%s); use ansible.builtin.ssh with a ProxyJump (mitogen_disable: true) to bootstrap Python"
-                % (self.host_name(), " -> ".join(self._via_names))
-            )
+            raise AnsibleConnectionFailure(_via.no_python_message(self.host_name(), self._via_names))
         spec = self._login_spec()
         if becomes and self._real_become.get_option("become_pass"):
             raise AnsibleConnectionFailure(

@@ -69,6 +69,30 @@ class Source(NamedTuple):
         return self.variables.get("hostvars")
 
 
+def from_task_vars(variables: Mapping[str, Any]) -> Tuple[Source, Optional[str]]:
+    """(The source of a task's ``update_vars`` variables, its delegated host's name or None).
+
+    A delegated task's variables hold its one delegated host's (where ansible-core names
+    the task's own host as ``inventory_hostname``): those are the connection's.
+    """
+    delegated = variables.get("ansible_delegated_vars") or {}
+    name = str(next(iter(delegated))) if len(delegated) == 1 else None
+    own = delegated.get(name) if name else None
+    return Source(dict(own, hostvars=variables["hostvars"]) if own else variables), name
+
+
+def hint(hint: str, names: List[str], target: str) -> str:
+    """A connection error's ``hint`` for a host behind intermediaries ``names``: the chain added."""
+    return "; ".join(h for h in (hint, "reached through mitogen_via %s -> %s" % (" -> ".join(names), target)) if h)
+
+
+def no_python_message(host: str, names: List[str]) -> str:
+    return (
+        "ns.mitogen: no Python runs on %s, and a command without one is not run through mitogen_via (%s); "
+        "use ansible.builtin.ssh with a ProxyJump (mitogen_disable: true) to bootstrap Python" % (host, " -> ".join(names))
+    )
+
+
 def parse(value: Any, chain: List[str]) -> Hop:
     """The ``Hop`` a ``mitogen_via`` value names; ``ViaError`` naming ``chain`` if it is malformed."""
     text = value.strip() if isinstance(value, str) else None
