@@ -6,7 +6,8 @@ Owns: ``run_module(request)``, which runs one new-style Python module in this
 process the way AnsiballZ runs it in a fresh one, and returns
 ``{"rc", "stdout", "stderr"}`` with stdout exactly what the module printed (the
 result JSON from ``exit_json``/``fail_json``, or anything else), so the controller
-hands it to Ansible's own ``_parse_returned_data``. A request whose source is not
+hands it to Ansible's own ``_parse_returned_data``; a request with a ``style``
+(binary and script modules) is run from memory in a child by ``_programs``. A request whose source is not
 cached here yet gets ``{"need_source": True}``. Besides: request checking, the
 refusal of a run whose result could only be over the reply limit (``slurp`` of a
 large file), and ``_Run``, which puts one run together. Its parts live apart: the
@@ -108,6 +109,11 @@ def run_module(request: Any, source: Optional[bytes] = None) -> Any:
     found = source_for(request)
     if found is None:
         return {"need_source": True}
+    if request.get("style") is not None:  # binary and script modules: run from memory, in a child
+        from . import _programs
+
+        STATS["runs"] += 1
+        return _programs.run(cast("Dict[str, Any]", request), found)
     _RUN_LOCK.acquire()
     deferred = False
     try:
@@ -190,6 +196,10 @@ def _checked(request: Any) -> RunRequest:
         raise ValueError("run request: log must be a bool")
     if not isinstance(request.get("cwd"), (str, type(None))):
         raise ValueError("run request: cwd must be a str or None")
+    if request.get("style") is not None:
+        from . import _programs
+
+        _programs.check(cast("Dict[str, Any]", request))
     env = request.get("env") or {}
     if not isinstance(env, dict):
         raise ValueError("run request: env must be a dict")

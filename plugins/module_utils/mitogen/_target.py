@@ -112,14 +112,14 @@ def exec_command(
             env=environ,
             close_fds=True,
         )
-        (out, err), sizes = _communicate(proc, in_data or b"", limit)
+        (out, err), sizes = communicate(proc, in_data or b"", limit)
         rc = proc.wait()
     if sum(sizes) > limit:
         raise OutputTooLarge(too_much_output("the command", sizes, limit, rc, _COMMAND_ADVICE))
     return rc, out, err
 
 
-def _communicate(proc: "subprocess.Popen[bytes]", in_data: bytes, limit: int) -> Tuple[List[bytes], Tuple[int, int]]:
+def communicate(proc: "subprocess.Popen[bytes]", in_data: bytes, limit: int) -> Tuple[List[bytes], Tuple[int, int]]:
     """``proc.communicate(in_data)``, keeping at most ``limit`` bytes of output in all.
 
     Returns ``([stdout, stderr], (stdout size, stderr size))``; past the limit both
