@@ -66,7 +66,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, cast
 
-from . import _isolation, _sources, _target
+from . import _isolation, _sources, _sysenv, _target
 from ._calls import AfterReply
 from ._capture import Capture, flush, oversized_result
 from ._sources import ModuleFinder, ParentPackages, Source, source_for
@@ -109,6 +109,7 @@ def run_module(request: Any, source: Optional[bytes] = None) -> Any:
     found = source_for(request)
     if found is None:
         return {"need_source": True}
+    _sysenv.refresh()  # /etc/environment and /etc/resolv.conf, as a fresh process would read them
     if request.get("style") is not None:  # binary and script modules: run from memory, in a child
         from . import _programs
 

@@ -25,6 +25,7 @@ import selectors
 import subprocess
 from typing import Dict, List, Optional, Tuple
 
+from . import _sysenv
 from ._errors import Error
 from ._state import STATE
 from ._wire import DEFAULT_MAX_MESSAGE
@@ -90,6 +91,7 @@ def exec_command(
     terminal's CRLF line ends. Raises ``OutputTooLarge`` once the command has ended
     if its output was over ``output_limit()`` (that much at most was held in memory).
     """
+    _sysenv.refresh()
     environ = dict(STATE.start_env or os.environ)
     if env:
         environ.update(env)
