@@ -324,7 +324,16 @@ class MitogenConnectionBase(ConnectionBase):
             reply = self._call(sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=None)
         for line in reply.get("log") or ():
             display.vvv("ns.mitogen target: %s" % line, host=host)
+        if reply.get("retire"):
+            self._retire(sudoable, str(reply["retire"]))
         return reply["rc"], reply["stdout"], reply["stderr"]
+
+    def _retire(self, sudoable: bool, reason: str) -> None:
+        """Replace the task's interpreter (and those stacked on it) before the next task: ``reason``."""
+        stack = self._stack(sudoable)
+        display.vvv("ns.mitogen RETIRE %s: %s" % (" -> ".join(_describe(s) for s in stack), reason), host=self.host_name())
+        self._request("reset", stack=stack)
+        self._contexts.clear()
 
     # -- ConnectionBase ---------------------------------------------------------------
     def exec_command(self, cmd: str, in_data: Optional[bytes] = None, sudoable: bool = True) -> Tuple[int, bytes, bytes]:

@@ -3,9 +3,9 @@
 """Putting process state back after a module run (private).
 
 Owns: one context manager per kind of process state a module may change, which
-``_runner`` enters around each run (working directory, environment, umask, C
-locale, ``sys`` and interpreter settings, ``warnings`` filters, the root logger,
-signal handlers, the ``sys.modules`` table), and the interface ``_runner`` uses
+``_runner`` enters around each run (file descriptors, the standard library's
+names, working directory, environment, umask, C locale, ``sys`` and interpreter
+settings, ``warnings`` filters, loggers, signal handlers, the ``sys.modules`` table), and the interface ``_runner`` uses
 (``__all__``: ``run_state(run)``, the managers to enter; ``module_utils_state()``;
 ``leaves_with_run()``; ``SetupError``, ``OsExit`` and the real ``os._exit`` and
 ``atexit.register``). A run is anything with the attributes of
@@ -28,8 +28,28 @@ Isolated (each run starts from, and the interpreter returns to, the same state):
   ``unraisablehook``/``breakpointhook``, ``threading.excepthook``, recursion limit,
   switch interval, ``sys.dont_write_bytecode``, this thread's trace/profile hooks,
   names in ``builtins`` (``gettext.install()`` adds ``_``);
-- ``warnings`` filters and ``showwarning``; the root logger's handlers and level,
-  ``logging.disable``;
+- ``warnings`` filters and ``showwarning``; logging: during the run the root logger
+  is as in a fresh process (no handlers, ``WARNING``; this interpreter's own records
+  go to the controller through the ``ns.mitogen`` logger meanwhile), and after it
+  every logger's handlers, level, filters, ``propagate``, ``disabled`` and
+  ``logging.disable`` are put back (handlers the run added are closed);
+- the standard library (``_snapshots.stdlib_state``): every module-level name and
+  class attribute of a stdlib module loaded before the run is rebound to its
+  pre-run value (``subprocess.Popen = ...``, ``subprocess.Popen.communicate = ...``,
+  ``os.path.exists = ...``), and ``os.environ``'s own attributes
+  (``os.environ.get = ...``); except the import system, ``sys``/``builtins`` (above),
+  ``encodings`` and ``warnings``;
+- file descriptors the run left open (``_file_descriptors``): closed, by a garbage
+  collection for Python objects nothing refers to, by number for files and
+  directories no Python object holds; left open (logged at debug): those a live
+  object holds (a library that stays cached) and sockets, pipes and other kinds
+  without an owner (a C library's connection, e.g. libnss_sss's);
+- threads: a thread the run started that is still running after it (a daemon
+  thread, or a non-daemon one after ``_runner.THREAD_JOIN_TIMEOUT``) cannot be
+  stopped: the interpreter is *retired* instead. The reply says why (``retire``),
+  and the controller replaces the interpreter (and those stacked on it) before the
+  next task. A library that starts a thread when first imported thus costs each new
+  interpreter one replacement;
 - ``atexit``: handlers registered during the run are kept apart and ``_runner`` runs
   them at its end (after non-daemon threads it started are joined, as at interpreter
   exit), then drops them; the interpreter's own handlers are untouched. A handler a library module
@@ -64,17 +84,16 @@ Isolated (each run starts from, and the interpreter returns to, the same state):
   it was rebound to an equal object (a copy of a constant).
 
 Not isolated (cannot be, in one process):
-- threads the module leaves running (daemon threads, or non-daemon ones still alive
-  ``_runner.THREAD_JOIN_TIMEOUT`` seconds after it exits) and child processes it leaves;
-- state inside modules that stay cached: in-place mutation of module_utils
-  containers, ``functools.lru_cache`` contents, globals of a module_utils module
-  first imported *during* a run (its post-run state is what later runs see), and any
-  state of stdlib/site-packages modules (``socket.setdefaulttimeout``, ``codecs``
-  registrations, ``logging`` loggers other than root, ``threading`` locks held,
-  ``warnings`` "once" registries, ``syslog.openlog`` identity...);
+- child processes the module leaves;
+- state inside modules that stay cached: in-place mutation of module_utils or
+  stdlib containers, ``functools.lru_cache`` contents, globals of a module first
+  imported *during* a run (its post-run state is what later runs see), state held
+  in C (``socket.setdefaulttimeout``, ``codecs`` registrations, ``threading`` locks
+  held, ``warnings`` "once" registries, ``syslog.openlog`` identity...) and any
+  state of site-packages modules;
 - C-level process state: ``os.putenv``/``setenv`` from C code behind ``os.environ``'s
-  back, resource limits, uid/gid changes, ``os.setsid``, open file descriptors and
-  mmaps the module leaks, memory fragmentation, ``sys.addaudithook`` hooks
+  back, resource limits, uid/gid changes, ``os.setsid``, the file descriptors
+  named above and mmaps the module leaks, memory fragmentation, ``sys.addaudithook`` hooks
   (permanent by design), ``faulthandler``, ``os.register_at_fork`` callbacks;
 - ``os._exit`` from another thread of the module, ``os.kill(os.getpid(), ...)``, a
   segfault: they end the interpreter (the controller starts a new one);
@@ -92,11 +111,15 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import gc
+import io
 import locale
 import logging
 import os
 import re
 import signal
+import socket
+import stat
 import sys
 import threading
 import time
@@ -105,7 +128,7 @@ from typing import TYPE_CHECKING, Any, ContextManager, Dict, Iterator, List, Opt
 
 from . import _target
 from ._hooks import OsExit, real_atexit_register, real_getsignal, real_os_exit, real_signal, run_hooks
-from ._snapshots import MODULE_UTILS_RE, module_utils_state, restore_names, unchanged
+from ._snapshots import MODULE_UTILS_RE, module_utils_state, restore_names, stdlib_state, unchanged
 from ._state import STATE
 
 if TYPE_CHECKING:  # annotations only
@@ -140,13 +163,15 @@ def run_state(run: "RunLike") -> List[ContextManager[None]]:
     ``ansible.module_utils.basic`` is imported.
     """
     return [
+        _file_descriptors(),
+        stdlib_state(),
         _working_directory(run.cwd),
         _environment(run.env),
         _umask(),
         _c_locale(),
         _interpreter_state(run.filename),
         _warning_filters(),
-        _root_logger(),
+        _loggers(),
         _signal_handlers(),
         _module_table(run),
         run_hooks(run),
@@ -230,6 +255,7 @@ def _environment(extra: Dict[str, Any]) -> Iterator[None]:
     """The start-up environment plus ``extra`` for the run; then what was there."""
     environ = os.environ
     saved = dict(environ)
+    saved_attrs = dict(vars(environ))  # os.environ.get = ...: the instance's own attributes
     wanted = dict(STATE.start_env or saved)
     wanted.update((str(k), str(v)) for k, v in extra.items())
     _set_environ(wanted)
@@ -240,6 +266,9 @@ def _environment(extra: Dict[str, Any]) -> Iterator[None]:
     finally:
         changed_tz = os.environ.get("TZ") != saved.get("TZ")
         os.environ = environ  # noqa: B003 - the object itself, should the module have rebound it
+        if not unchanged(vars(environ), saved_attrs):
+            vars(environ).clear()
+            vars(environ).update(saved_attrs)
         _set_environ(saved)
         if changed_tz:
             time.tzset()
@@ -347,20 +376,123 @@ def _warning_filters() -> Iterator[None]:
         yield
 
 
+def _logger_state(logger: logging.Logger) -> Tuple[List[Any], int, bool, bool, List[Any]]:
+    return list(logger.handlers), logger.level, logger.propagate, logger.disabled, list(logger.filters)
+
+
+OWN_LOGGER = "ns.mitogen"  # this interpreter's own records (they go to the controller)
+
+
 @contextlib.contextmanager
-def _root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level, disabled = list(root.handlers), root.level, logging.root.manager.disable
+def _loggers() -> Iterator[None]:
+    """Logging as a fresh process has it during the run; every logger as it was after.
+
+    During the run the root logger has no handlers and level ``WARNING``, as in a new
+    interpreter (a module's ``logging.warning`` reaches its stderr through
+    ``logging.lastResort``, and ``logging.basicConfig`` configures); the handlers
+    that forward this interpreter's records to the controller serve the
+    ``ns.mitogen`` logger alone meanwhile. After it, every logger's handlers, level,
+    filters, ``propagate`` and ``disabled`` are put back, and ``logging.disable``;
+    handlers the run added are closed. Loggers created during the run stay (the
+    ``logging`` module keeps them by name), without the handlers or settings it gave them.
+    """
+    manager = logging.root.manager
+    root, own = logging.getLogger(), logging.getLogger(OWN_LOGGER)
+    saved = {name: _logger_state(lg) for name, lg in list(manager.loggerDict.items()) if isinstance(lg, logging.Logger)}
+    root_state, disabled = _logger_state(root), manager.disable
+    kept = {id(h) for state in list(saved.values()) + [root_state] for h in state[0]}
+    if root.handlers:
+        own.handlers[:] = own.handlers + [h for h in root.handlers if h not in own.handlers]
+        own.propagate = False
+        if own.level == logging.NOTSET:
+            own.level = root.level
+        root.handlers[:] = []
+    root.level = logging.WARNING
+    with contextlib.suppress(Exception):
+        manager._clear_cache()  # type: ignore[attr-defined]  # the levels loggers cached (3.7+)
     try:
         yield
     finally:
-        for handler in [h for h in root.handlers if h not in handlers]:
-            with contextlib.suppress(Exception):
-                handler.close()
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        if logging.root.manager.disable != disabled:
+        fresh: Tuple[List[Any], int, bool, bool, List[Any]] = ([], logging.NOTSET, True, False, [])
+        now = [(root, root_state)] + [
+            (lg, saved.get(name, fresh)) for name, lg in list(manager.loggerDict.items()) if isinstance(lg, logging.Logger)
+        ]
+        for logger, state in now:
+            if _logger_state(logger) == state:
+                continue
+            for handler in [h for h in logger.handlers if id(h) not in kept]:
+                with contextlib.suppress(Exception):
+                    handler.close()
+            logger.handlers[:] = state[0]
+            logger.filters[:] = state[4]
+            logger.propagate, logger.disabled = state[2], state[3]
+            logger.level = state[1]
+        with contextlib.suppress(Exception):
+            manager._clear_cache()  # type: ignore[attr-defined]
+        if manager.disable != disabled:
             logging.disable(disabled)
+
+
+def _open_fds() -> Optional[Set[int]]:
+    try:
+        return {int(n) for n in os.listdir("/proc/self/fd")}
+    except (OSError, ValueError):
+        return None  # no /proc: not followed
+
+
+def _python_owners(fds: Set[int]) -> Set[int]:
+    """Of ``fds``, those a live Python file or socket object holds (closing them is its job)."""
+    owned = set()
+    for obj in gc.get_objects():
+        if isinstance(obj, (io.IOBase, socket.socket)):
+            try:
+                fd = obj.fileno()
+            except Exception:
+                continue
+            if fd in fds:
+                owned.add(fd)
+    return owned
+
+
+@contextlib.contextmanager
+def _file_descriptors() -> Iterator[None]:
+    """File descriptors the run left open are closed.
+
+    Those of Python objects nothing refers to any more (``open()`` without close,
+    in the module's dropped globals) by a garbage collection, which closes them as
+    their objects go; of the rest, those no Python object holds that name a file or
+    directory are closed by number. Left open (and logged): descriptors a live object
+    still holds (a library that stays cached keeps it) and sockets, pipes and other
+    kinds without an owner (a C library's connection, e.g. to sssd).
+    """
+    before = _open_fds()
+    try:
+        yield
+    finally:
+        if before is not None:
+            leaked = (_open_fds() or set()) - before
+            if leaked:
+                gc.collect()
+                leaked &= _open_fds() or set()
+            if leaked:
+                _close_leaked(leaked - _python_owners(leaked))
+
+
+def _close_leaked(fds: Set[int]) -> None:
+    kept = []
+    for fd in sorted(fds):
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+                continue
+        kept.append(fd)
+    closed = sorted(set(fds) - set(kept))
+    if closed or kept:
+        LOG.debug("file descriptors the run left open: closed %s, left %s", closed, kept)
 
 
 @contextlib.contextmanager

@@ -46,7 +46,9 @@ After the module: a process it forked that leaves through ``sys.exit`` ends with
 ``os._exit`` after its atexit handlers, never returning into this interpreter's
 machinery. Otherwise non-daemon threads it started are joined (for up to
 ``THREAD_JOIN_TIMEOUT`` seconds, as at interpreter exit), then the atexit handlers
-registered during the run are called (not after ``os._exit``).
+registered during the run are called (not after ``os._exit``). A thread it started
+that is still running then (daemon threads are not waited for) makes the reply say
+``retire``: the controller replaces this interpreter before the next task.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ if TYPE_CHECKING:  # annotations only
 
 LOG = logging.getLogger("ns.mitogen.runner")
 
+OWN_THREADS = "ns.mitogen"  # the prefix of this interpreter's own threads' names (call pool, broker)
 THREAD_JOIN_TIMEOUT = 60.0  # wait for non-daemon threads a module leaves, as exit would
 MODLIB_PATH = "<ns.mitogen: in-process run, no module library on disk>"  # the module's _modlib_path
 NO_EXIT_LEGACY = '{"msg": "New-style module did not handle its own exit", "failed": true}'  # <= 2.18 wrapper
@@ -275,6 +278,7 @@ class _Run:
         self.paths_before: Set[str] = set()
         self.signals: Dict[int, Any] = {}
         self.threads_before: Set[threading.Thread] = set()
+        self.threads_left: List[str] = []  # names of threads the run left running
         self.run_exit_handlers = True
         self._stack = contextlib.ExitStack()
 
@@ -294,7 +298,10 @@ class _Run:
         if capture.oversized is not None:
             LOG.warning("%r: output of %d bytes discarded: over the reply's limit", self, sum(capture.oversized))
             return {"rc": 1, "stdout": oversized_result(self.name, rc, capture.oversized, capture.limit), "stderr": b""}
-        return {"rc": rc, "stdout": capture.stdout, "stderr": capture.stderr}
+        reply: RunReply = {"rc": rc, "stdout": capture.stdout, "stderr": capture.stderr}
+        if self.threads_left:
+            reply["retire"] = "the module left threads running: %s" % ", ".join(self.threads_left)
+        return reply
 
     def restore(self) -> None:
         """Put back the process state the run changed (see ``_isolation``); once."""
@@ -383,14 +390,17 @@ class _Run:
         _isolation.real_os_exit(rc)
 
     def _join_threads(self) -> None:
+        """Join the non-daemon threads the run started; note every thread it leaves running."""
         deadline = time.monotonic() + THREAD_JOIN_TIMEOUT
         current = threading.current_thread()
         for thread in threading.enumerate():
-            if thread in self.threads_before or thread.daemon or thread is current:
+            if thread in self.threads_before or thread is current or thread.name.startswith(OWN_THREADS):
                 continue
-            thread.join(max(0.0, deadline - time.monotonic()))
+            if not thread.daemon:
+                thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 LOG.warning("%r: thread %r still running after the module exited", self, thread.name)
+                self.threads_left.append(thread.name)
 
     def _call_exit_handlers(self) -> None:
         """Run the handlers registered during the run, as interpreter exit would.

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
         stderr: bytes
         log: List[str]
         need_source: bool
+        retire: str  # why the interpreter must be replaced before the next task
 
     #: an atexit handler registered during a run: (func, args, kwargs, the module
     #: registering it from its top-level code, if it was imported then)
