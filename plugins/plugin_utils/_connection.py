@@ -257,13 +257,13 @@ class MitogenConnectionBase(ConnectionBase):
             self._contexts[key] = self._request("connect", stack=stack, **self._recycling())["context_id"]
         return self._contexts[key]
 
-    def _call(self, sudoable: bool, ref: Tuple[str, str], *args: Any, **source: Optional[str]) -> Any:
+    def _call(self, sudoable: bool, ref: Tuple[str, str], *args: Any, **source: Any) -> Any:
         """Run the function ``ref`` (module, name) names with ``args`` in the task's interpreter.
 
         Never retried: if the interpreter dies during a call, the step may have had
         effects. The task fails (``_failures.TaskInterpreterLost``), or is unreachable when
         the login itself was lost; the next task gets a new interpreter.
-        ``source``: ``source_id`` and ``source_path`` of a module run (``MuxClient.call``).
+        ``source``: ``source_id``, ``source_path`` and ``module_utils_dirs`` of a module run (``MuxClient.call``).
         """
         stack = self._stack(sudoable)
         context_id = self._contexts.get(_mux.stack_key(stack)) if self._contexts else None
@@ -313,8 +313,11 @@ class MitogenConnectionBase(ConnectionBase):
         if cwd:
             request["cwd"] = cwd
         path = request.pop("source_path", None)  # the mux's, to attach the source where never sent
+        dirs = request.pop("module_utils_dirs", None)  # the mux's: playbook/role module_utils it serves first
         try:
-            reply = self._call(sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=path)
+            reply = self._call(
+                sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=path, module_utils_dirs=dirs
+            )
         except _failures.InterpreterNotFound as exc:
             return 127, b"", to_bytes(exc.output)
         except _failures.TaskInterpreterLost as exc:  # Ansible words the module failure, with this rc and stderr

@@ -215,6 +215,9 @@ class MuxServer:
             raise Error("malformed call request: arguments not encoded by the worker")
         extra: Dict[str, Any] = {}
         if ref == RUN_MODULE:
+            dirs = call.get("module_utils_dirs")
+            if isinstance(dirs, list) and all(isinstance(d, str) for d in dirs):  # a playbook's/role's module_utils
+                self.session.responder.search_first("ansible.module_utils", dirs)
             source = self._source_to_attach(context_id, call.get("source_id"), call.get("source_path"))
             if source is not None:
                 extra["source"] = source

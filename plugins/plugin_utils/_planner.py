@@ -9,11 +9,15 @@ that stands for such a request on its way through ``ActionBase._execute_module``
 the connection's ``exec_command`` (the request itself waits in the worker); and
 ``plan_program()``, which does the same for binary, WANT_JSON, JSON_ARGS and
 old-style modules once Ansible's own ``_configure_module`` has prepared them (the
-target runs them from memory: ``module_utils/mitogen/_programs.py``). Every other
-case (async, kept remote files, and modules that import a ``module_utils`` from a
-playbook's, role's or configured ``module_utils/`` directory, which the
-multiplexer does not serve) gets None: Ansible's own path runs, over ns.mitogen's
-channel.
+target runs them from memory: ``module_utils/mitogen/_programs.py``). Async tasks
+and kept remote files get None: Ansible's own path runs, over ns.mitogen's channel.
+A module that imports a ``module_utils`` from a playbook's, role's or configured
+``module_utils/`` directory runs in-process too: its request names those
+directories (``module_utils_dirs``, in Ansible's search order) and the multiplexer
+serves ``ansible.module_utils`` from them first, as Ansible would build the module.
+Such a module_util stays cached in the target interpreter as every module_util
+does: two directories of one run that give the same name different code are not
+told apart (the first one a target imported wins).
 
 The request crosses as data: ``{"name", "source_id", "args", "profile", "env"}``
 where ``args`` is the JSON text Ansible's own encoder made, plus ``source_path``
@@ -206,8 +210,8 @@ def _imported_module_utils(source: bytes) -> Set[str]:
 def _provided_by_custom_dirs(names: Set[str]) -> bool:
     """True if a custom directory provides one of the module_utils ``names`` (a module's imports).
 
-    Such a directory may also shadow a builtin name; Ansible's own path then builds
-    the module with the right one.
+    Such a directory may also shadow a builtin name: the multiplexer then serves the
+    directory's, as Ansible searches these directories first.
     """
     dirs = _custom_module_utils_dirs() if names else []
     return any(
@@ -223,10 +227,11 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional
     if path is None:
         return None  # let Ansible raise its own "module not found"
     module = _module_file(path)
-    if not module.new_style or _provided_by_custom_dirs(module.module_utils):
+    if not module.new_style:
         return None
+    dirs = _custom_module_utils_dirs() if _provided_by_custom_dirs(module.module_utils) else None
     env = _compat.task_environment(action)
-    request = {
+    request: Dict[str, Any] = {
         "name": module.name,
         "source_id": module.source_id,
         "args": _compat.module_args_json(module_args, module.profile),
@@ -234,6 +239,8 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any]) -> Optional
         "env": {str(k): str(v) for k, v in env.items()},
         "source_path": path,  # for the mux, which attaches the source where it was never sent
     }
+    if dirs:
+        request["module_utils_dirs"] = list(dirs)  # for the mux, which serves ansible.module_utils from them first
     return Plan(request, path)
 
 

@@ -95,11 +95,13 @@ def imported_names(name: str, is_pkg: bool, source: bytes) -> Set[str]:
     return found
 
 
-def _locate(name: str) -> Optional[importlib.machinery.ModuleSpec]:
+def _locate(name: str, first: Optional[Dict[str, List[str]]] = None) -> Optional[importlib.machinery.ModuleSpec]:
     """``name``'s spec found on ``sys.path`` without importing its parent packages.
 
     (``importlib.util.find_spec`` would run every parent ``__init__``: serving a
-    tree must not execute it on the controller.)
+    tree must not execute it on the controller.) ``first``: package name ->
+    directories searched for its submodules before its own (a playbook's
+    ``module_utils/`` for ``ansible.module_utils``).
     """
     parts = name.split(".")
     path: Optional[List[str]] = None
@@ -111,7 +113,7 @@ def _locate(name: str) -> Optional[importlib.machinery.ModuleSpec]:
         if i < len(parts) - 1:
             if spec.submodule_search_locations is None:
                 return None
-            path = list(spec.submodule_search_locations)
+            path = list((first or {}).get(".".join(parts[: i + 1]), ())) + list(spec.submodule_search_locations)
     return spec
 
 
@@ -300,6 +302,7 @@ class Responder:
         self._policy = ImportPolicy(prefixes)
         self._local: Dict[str, Entry] = {}  # controller: sources read from disk
         self._provided: Dict[str, bytes] = {}  # controller: package name -> the source it is served as
+        self._search_first: Dict[str, List[str]] = {}  # controller: package -> directories searched before its own
         # module -> names whose trees go with it the first time a child gets it (hints
         # from whoever knows what that module will import at run time, dynamically)
         self.companions: Dict[str, List[str]] = {}
@@ -339,6 +342,21 @@ class Responder:
         self._provided[name] = source
         self._local.pop(name, None)
 
+    def search_first(self, package: str, directories: Sequence[str]) -> None:
+        """Look for ``package``'s submodules in ``directories`` before its own (controller only).
+
+        For a playbook's or role's ``module_utils/`` (``ansible.module_utils``), which
+        Ansible searches before its own: the same names are served from there. A
+        changed list forgets what was read below ``package``, so that the next
+        request finds each name where the list now says.
+        """
+        directories = [str(d) for d in directories]
+        if self._search_first.get(package) == directories:
+            return
+        self._search_first[package] = directories
+        for name in [n for n in self._local if n.startswith(package + ".")]:
+            del self._local[name]
+
     def started_with(self, child: int, modules: FrozenSet[str]) -> None:
         """``child`` was booted with ``modules``: they never go to it in a bundle."""
         self.booted[child] = modules
@@ -356,7 +374,7 @@ class Responder:
             entry = (True, "<ns.mitogen:%s>" % name, b"", ())
         else:
             try:
-                spec = _locate(name)
+                spec = _locate(name, self._search_first) if self._search_first else _locate(name)
             except (ImportError, ValueError, AttributeError):
                 spec = None
             if spec is not None:
