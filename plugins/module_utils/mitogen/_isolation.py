@@ -443,14 +443,16 @@ def _open_fds() -> Optional[Set[int]]:
 def _python_owners(fds: Set[int]) -> Set[int]:
     """Of ``fds``, those a live Python file or socket object holds (closing them is its job)."""
     owned = set()
+    kinds = (io.IOBase, socket.socket)
     for obj in gc.get_objects():
-        if isinstance(obj, (io.IOBase, socket.socket)):
-            try:
-                fd = obj.fileno()
-            except Exception:
+        try:
+            if not isinstance(obj, kinds):  # (3.6: raises for objects without __class__)
                 continue
-            if fd in fds:
-                owned.add(fd)
+            fd = obj.fileno()
+        except Exception:
+            continue
+        if fd in fds:
+            owned.add(fd)
     return owned
 
 
@@ -470,12 +472,19 @@ def _file_descriptors() -> Iterator[None]:
         yield
     finally:
         if before is not None:
-            leaked = (_open_fds() or set()) - before
-            if leaked:
-                gc.collect()
-                leaked &= _open_fds() or set()
-            if leaked:
-                _close_leaked(leaked - _python_owners(leaked))
+            try:
+                _close_left_open(before)
+            except Exception:  # never fail the restoring: the rest must still be put back
+                LOG.debug("file descriptors left open: not closed", exc_info=True)
+
+
+def _close_left_open(before: Set[int]) -> None:
+    leaked = (_open_fds() or set()) - before
+    if leaked:
+        gc.collect()
+        leaked &= _open_fds() or set()
+    if leaked:
+        _close_leaked(leaked - _python_owners(leaked))
 
 
 def _close_leaked(fds: Set[int]) -> None:
