@@ -116,8 +116,9 @@ def run_module(request: Any, source: Optional[bytes] = None) -> Any:
     if request.get("style") is not None:  # binary and script modules: run from memory, in a child
         from . import _programs
 
-        STATS["runs"] += 1
-        return _programs.run(cast("Dict[str, Any]", request), found)
+        with _RUN_LOCK:  # the child inherits the process's directory and umask: not while a run changed them
+            STATS["runs"] += 1
+            return _programs.run(cast("Dict[str, Any]", request), found)
     _RUN_LOCK.acquire()
     deferred = False
     try:
