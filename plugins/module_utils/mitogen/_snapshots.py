@@ -105,9 +105,12 @@ _MODULE_UTILS = _Snapshots(lambda name, module: bool(MODULE_UTILS_RE.match(name)
 
 #: standard library modules left alone: the interpreter's own machinery (import
 #: system, ``sys``, ``builtins``: restored apart), packages that gain submodules
-#: as codecs load, and ``warnings`` (whose filters ``catch_warnings`` puts back)
+#: as codecs load, ``warnings`` (whose filters ``catch_warnings`` puts back) and
+#: ``abc`` (its invalidation counter only grows: putting it back could leave a
+#: class's negative subclass cache stale)
 _STDLIB_EXCLUDED = re.compile(
-    r"^(sys|builtins|__main__|_?imp|importlib|_frozen_importlib(_external)?|zipimport|encodings|warnings|_warnings)(\.|$)"
+    r"^(sys|builtins|__main__|_?imp|importlib|_frozen_importlib(_external)?|zipimport|encodings|_?warnings|_?abc|_py_abc)"
+    r"(\.|$)"
 )
 
 
