@@ -9,9 +9,10 @@ settings, ``warnings`` filters, loggers, signal handlers, the ``sys.modules`` ta
 (``__all__``: ``run_state(run)``, the managers to enter; ``module_utils_state()``;
 ``leaves_with_run()``; ``SetupError``, ``OsExit`` and the real ``os._exit`` and
 ``atexit.register``). A run is anything with the attributes of
-``_shapes.RunLike``. Two concerns live apart, and are re-exported here: the
-hooks that stand in for ``signal``, ``atexit``, ``os._exit`` and ``Popen`` while a
-run is active (``_hooks``), and the module_utils globals (``_snapshots``). Each
+``_shapes.RunLike``. Three concerns live apart: the hooks that stand in for
+``signal``, ``atexit``, ``os._exit`` and ``Popen`` while a run is active
+(``_hooks``, re-exported here), the module_utils and standard library globals
+(``_snapshots``), and loggers and file descriptors (``_leftovers``). Each
 manager saves its state on entry and restores it on exit, whatever the module
 did. One that cannot set up raises ``SetupError``: the module does not run, and
 the message is the run's stderr, rc 1.
@@ -39,7 +40,7 @@ Isolated (each run starts from, and the interpreter returns to, the same state):
   ``os.path.exists = ...``), and ``os.environ``'s own attributes
   (``os.environ.get = ...``); except the import system, ``sys``/``builtins`` (above),
   ``encodings`` and ``warnings``;
-- file descriptors the run left open (``_file_descriptors``): closed, by a garbage
+- file descriptors the run left open (``_leftovers.file_descriptors``): closed, by a garbage
   collection for Python objects nothing refers to, by number for files and
   directories no Python object holds; left open (logged at debug): those a live
   object holds (a library that stays cached) and sockets, pipes and other kinds
@@ -111,15 +112,11 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import gc
-import io
 import locale
 import logging
 import os
 import re
 import signal
-import socket
-import stat
 import sys
 import threading
 import time
@@ -128,6 +125,7 @@ from typing import TYPE_CHECKING, Any, ContextManager, Dict, Iterator, List, Opt
 
 from . import _target
 from ._hooks import OsExit, real_atexit_register, real_getsignal, real_os_exit, real_signal, run_hooks
+from ._leftovers import file_descriptors, loggers
 from ._snapshots import MODULE_UTILS_RE, module_utils_state, restore_names, stdlib_state, unchanged
 from ._state import STATE
 
@@ -163,7 +161,7 @@ def run_state(run: "RunLike") -> List[ContextManager[None]]:
     ``ansible.module_utils.basic`` is imported.
     """
     return [
-        _file_descriptors(),
+        file_descriptors(),
         stdlib_state(),
         _working_directory(run.cwd),
         _environment(run.env),
@@ -171,7 +169,7 @@ def run_state(run: "RunLike") -> List[ContextManager[None]]:
         _c_locale(),
         _interpreter_state(run.filename),
         _warning_filters(),
-        _loggers(),
+        loggers(),
         _signal_handlers(),
         _module_table(run),
         run_hooks(run),
@@ -374,134 +372,6 @@ def _library_hooks(now: List[Any], saved: List[Any], modules_at_entry: Set[str])
 def _warning_filters() -> Iterator[None]:
     with warnings.catch_warnings():
         yield
-
-
-def _logger_state(logger: logging.Logger) -> Tuple[List[Any], int, bool, bool, List[Any]]:
-    return list(logger.handlers), logger.level, logger.propagate, logger.disabled, list(logger.filters)
-
-
-OWN_LOGGER = "ns.mitogen"  # this interpreter's own records (they go to the controller)
-
-
-@contextlib.contextmanager
-def _loggers() -> Iterator[None]:
-    """Logging as a fresh process has it during the run; every logger as it was after.
-
-    During the run the root logger has no handlers and level ``WARNING``, as in a new
-    interpreter (a module's ``logging.warning`` reaches its stderr through
-    ``logging.lastResort``, and ``logging.basicConfig`` configures); the handlers
-    that forward this interpreter's records to the controller serve the
-    ``ns.mitogen`` logger alone meanwhile. After it, every logger's handlers, level,
-    filters, ``propagate`` and ``disabled`` are put back, and ``logging.disable``;
-    handlers the run added are closed. Loggers created during the run stay (the
-    ``logging`` module keeps them by name), without the handlers or settings it gave them.
-    """
-    manager = logging.root.manager
-    root, own = logging.getLogger(), logging.getLogger(OWN_LOGGER)
-    saved = {name: _logger_state(lg) for name, lg in list(manager.loggerDict.items()) if isinstance(lg, logging.Logger)}
-    root_state, disabled = _logger_state(root), manager.disable
-    kept = {id(h) for state in list(saved.values()) + [root_state] for h in state[0]}
-    if root.handlers:
-        own.handlers[:] = own.handlers + [h for h in root.handlers if h not in own.handlers]
-        own.propagate = False
-        if own.level == logging.NOTSET:
-            own.level = root.level
-        root.handlers[:] = []
-    root.level = logging.WARNING
-    with contextlib.suppress(Exception):
-        manager._clear_cache()  # type: ignore[attr-defined]  # the levels loggers cached (3.7+)
-    try:
-        yield
-    finally:
-        fresh: Tuple[List[Any], int, bool, bool, List[Any]] = ([], logging.NOTSET, True, False, [])
-        now = [(root, root_state)] + [
-            (lg, saved.get(name, fresh)) for name, lg in list(manager.loggerDict.items()) if isinstance(lg, logging.Logger)
-        ]
-        for logger, state in now:
-            if _logger_state(logger) == state:
-                continue
-            for handler in [h for h in logger.handlers if id(h) not in kept]:
-                with contextlib.suppress(Exception):
-                    handler.close()
-            logger.handlers[:] = state[0]
-            logger.filters[:] = state[4]
-            logger.propagate, logger.disabled = state[2], state[3]
-            logger.level = state[1]
-        with contextlib.suppress(Exception):
-            manager._clear_cache()  # type: ignore[attr-defined]
-        if manager.disable != disabled:
-            logging.disable(disabled)
-
-
-def _open_fds() -> Optional[Set[int]]:
-    try:
-        return {int(n) for n in os.listdir("/proc/self/fd")}
-    except (OSError, ValueError):
-        return None  # no /proc: not followed
-
-
-def _python_owners(fds: Set[int]) -> Set[int]:
-    """Of ``fds``, those a live Python file or socket object holds (closing them is its job)."""
-    owned = set()
-    kinds = (io.IOBase, socket.socket)
-    for obj in gc.get_objects():
-        try:
-            if not isinstance(obj, kinds):  # (3.6: raises for objects without __class__)
-                continue
-            fd = obj.fileno()
-        except Exception:
-            continue
-        if fd in fds:
-            owned.add(fd)
-    return owned
-
-
-@contextlib.contextmanager
-def _file_descriptors() -> Iterator[None]:
-    """File descriptors the run left open are closed.
-
-    Those of Python objects nothing refers to any more (``open()`` without close,
-    in the module's dropped globals) by a garbage collection, which closes them as
-    their objects go; of the rest, those no Python object holds that name a file or
-    directory are closed by number. Left open (and logged): descriptors a live object
-    still holds (a library that stays cached keeps it) and sockets, pipes and other
-    kinds without an owner (a C library's connection, e.g. to sssd).
-    """
-    before = _open_fds()
-    try:
-        yield
-    finally:
-        if before is not None:
-            try:
-                _close_left_open(before)
-            except Exception:  # never fail the restoring: the rest must still be put back
-                LOG.debug("file descriptors left open: not closed", exc_info=True)
-
-
-def _close_left_open(before: Set[int]) -> None:
-    leaked = (_open_fds() or set()) - before
-    if leaked:
-        gc.collect()
-        leaked &= _open_fds() or set()
-    if leaked:
-        _close_leaked(leaked - _python_owners(leaked))
-
-
-def _close_leaked(fds: Set[int]) -> None:
-    kept = []
-    for fd in sorted(fds):
-        try:
-            mode = os.fstat(fd).st_mode
-        except OSError:
-            continue
-        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-                continue
-        kept.append(fd)
-    closed = sorted(set(fds) - set(kept))
-    if closed or kept:
-        LOG.debug("file descriptors the run left open: closed %s, left %s", closed, kept)
 
 
 @contextlib.contextmanager
