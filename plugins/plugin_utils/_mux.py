@@ -15,7 +15,7 @@ instead, over a private UNIX socket, with the same framing and codec as the core
   ``connect`` and then a ``call``. The stack and the arguments come encoded by the
   worker and are relayed without being decoded (the stack only to start a
   context). A module run gets the module's source attached (as ``source=``) the
-  first time its context runs that module (``_source_to_attach``), so the target
+  first time its context runs that module (``_mux_sources``), so the target
   need not ask for it (``need_source``);
 - ``push_file`` / ``fetch_file``: stream files between the controller and a context;
 - ``reset(stack)``: drop the contexts of a host (``meta: reset_connection``).

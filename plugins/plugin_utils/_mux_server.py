@@ -5,14 +5,13 @@
 Owns: ``MuxServer`` (the requests ``_mux`` lists, served from the broker thread and
 the pool), ``main()`` (the process's entry point) and ``start()``, which binds the
 socket and forks the mux from the calling process (``_mux_fork``); the interpreter
-limit's bookkeeping is ``_recycler``'s. Uses nothing of Ansible's, only the core
-(through ``api``).
+limit's bookkeeping is ``_recycler``'s, the module sources' ``_mux_sources``'. Uses
+nothing of Ansible's, only the core (through ``api``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, Error, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
@@ -48,6 +47,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     socket_path,
     stack_key,
 )
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_sources import ModuleSources
 from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import DEFAULT_LIMIT, Recycler
 
 LOG = logging.getLogger("ns.mitogen.mux")
@@ -70,8 +70,7 @@ class MuxServer:
         self._starting: Dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._prepared = False
-        self._sources: Dict[str, bytes] = {}  # source_id -> a module's source, read for _source_to_attach
-        self._delivered: Dict[int, Set[str]] = {}  # context_id -> source_ids it was sent
+        self.sources = ModuleSources()  # module sources, and which context was sent which
         # Interpreter recycling (see _recycler): use of each context, under self._lock.
         self._recycler = Recycler()
         self._how: Dict[str, Tuple[int, int]] = {}  # a recyclable stack's key -> (login_hops, limit)
@@ -215,7 +214,7 @@ class MuxServer:
             raise Error("malformed call request: arguments not encoded by the worker")
         extra: Dict[str, Any] = {}
         if ref == RUN_MODULE:
-            source = self._source_to_attach(context_id, call.get("source_id"), call.get("source_path"))
+            source = self.sources.attach(context_id, call.get("source_id"), call.get("source_path"))
             if source is not None:
                 extra["source"] = source
 
@@ -229,39 +228,6 @@ class MuxServer:
         handle = self.router.add_handler(_back, persist=False, respondent=context_id, policy=self.router.reply_policy(context_id))
         body = (ref, Encoded(args), extra)
         self.router.send(Message.encoded(body, dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
-
-    def _source_to_attach(self, context_id: int, source_id: Any, path: Any) -> Optional[bytes]:
-        """A module's source for the first run of it ``context_id`` gets, else None.
-
-        The worker sends the module's sha1 and path, not its bytes (``source_path``
-        None: the request carries the source itself); without this the target's
-        first run of each module answers ``need_source`` and the worker sends again:
-        a round trip per module and target (20 ms at 20 ms RTT). A file that changed
-        since the worker read it is not attached (its sha1 differs): the target then
-        asks, as it does after evicting a source, and the worker sends its own copy.
-        Runs on the broker thread; the one read per module and run is of a local file
-        the worker has just read (so in the page cache), a blocking call kept that short.
-        """
-        if not isinstance(source_id, str):
-            return None
-        delivered = self._delivered.setdefault(context_id, set())
-        if path is None:
-            delivered.add(source_id)
-            return None
-        if source_id in delivered or not isinstance(path, str):
-            return None
-        source = self._sources.get(source_id)
-        if source is None:
-            try:
-                with open(path, "rb") as fp:
-                    data = fp.read()
-            except OSError:
-                return None
-            if hashlib.sha1(data).hexdigest() != source_id:
-                return None
-            source = self._sources[source_id] = data
-        delivered.add(source_id)
-        return source
 
     # -- methods ----------------------------------------------------------------------
     def ping(self) -> Dict[str, Any]:
@@ -354,8 +320,8 @@ class MuxServer:
             for key, ctx in list(self._contexts.items()):
                 if ctx.context_id in lost:
                     del self._contexts[key]
+            self.sources.forget(lost)
             for context_id in lost:
-                self._delivered.pop(context_id, None)
                 self.session.hellos.pop(context_id, None)
                 event = self._retiring.get(context_id)
                 if event is not None:
