@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, Error, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     CALL_FUNCTION,
+    DEFAULT_HOP_CACHE,
     FLAG_ERROR,
     Context,
     Encoded,
@@ -47,6 +48,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     socket_path,
     stack_key,
 )
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_hops import MuxHops
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_sources import ModuleSources
 from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import DEFAULT_LIMIT, Recycler
 
@@ -71,6 +73,8 @@ class MuxServer:
         self._lock = threading.Lock()
         self._prepared = False
         self.sources = ModuleSources()  # module sources, and which context was sent which
+        self.hops = MuxHops(self.sources)  # contexts behind intermediaries, and their caches
+        self.session.services.register(self.hops.root)
         # Interpreter recycling (see _recycler): use of each context, under self._lock.
         self._recycler = Recycler()
         self._how: Dict[str, Tuple[int, int]] = {}  # a recyclable stack's key -> (login_hops, limit)
@@ -88,6 +92,7 @@ class MuxServer:
             "push_file": self.push_file,
             "fetch_file": self.fetch_file,
             "reset": self.reset,
+            "stats": self.stats,
         }
         # Last: the broker thread serves requests as soon as it accepts.
         self._sock = socket.socket(fileno=listen_fd)  # bound and listening: see start()
@@ -214,9 +219,13 @@ class MuxServer:
             raise Error("malformed call request: arguments not encoded by the worker")
         extra: Dict[str, Any] = {}
         if ref == RUN_MODULE:
-            source = self.sources.attach(context_id, call.get("source_id"), call.get("source_path"))
-            if source is not None:
-                extra["source"] = source
+            if self.hops.hop_of(context_id) is not None:  # asks its parent: the intermediaries cache it
+                self.sources.read(call.get("source_id"), call.get("source_path"))
+                extra["fetch_source"] = True
+            else:
+                source = self.sources.attach(context_id, call.get("source_id"), call.get("source_path"))
+                if source is not None:
+                    extra["source"] = source
 
         def _back(reply: Message) -> None:
             self._release(context_id)
@@ -244,11 +253,16 @@ class MuxServer:
             raise Error("empty connection stack")
         login_hops = max(1, int(login_hops))
         via: Optional[Context] = None
+        hop: Optional[Context] = None
         for depth in range(1, len(stack) + 1):
             group = stack_key(stack[:login_hops]) if depth > login_hops else None
             via = self._get_or_start(stack[:depth], via, group, int(max_interpreters))
+            if depth == login_hops - 1:
+                hop = via  # the last intermediary before the target's own hops
         if via is None:  # for the type checker: stack is not empty
             raise Error("empty connection stack")
+        if hop is not None and via is not hop:
+            self.hops.behind(via.context_id, hop.context_id)
         hello = self.session.hellos.get(via.context_id, {})
         login = hello.pop("login_output", None)  # ssh's debug lines: for the first worker that asks
         return {"context_id": via.context_id, "hello": hello if login is None else dict(hello, login_output=login)}
@@ -321,6 +335,7 @@ class MuxServer:
                 if ctx.context_id in lost:
                     del self._contexts[key]
             self.sources.forget(lost)
+            self.hops.forget(lost)
             for context_id in lost:
                 self.session.hellos.pop(context_id, None)
                 event = self._retiring.get(context_id)
@@ -329,10 +344,23 @@ class MuxServer:
             self._recycler.lost(lost)
             self.session.contexts[:] = [c for c in self.session.contexts if c.context_id not in lost]
 
-    def push_file(self, context_id: int, local_path: str, remote_path: str, mode: Optional[int] = None) -> Dict[str, Any]:
+    def push_file(
+        self, context_id: int, local_path: str, remote_path: str, mode: Optional[int] = None, cache_size: Optional[int] = None
+    ) -> Dict[str, Any]:
+        """Stream a file to a context; through its intermediary's cache if it has one.
+
+        ``cache_size``: the bound of that cache in bytes (0: not through it; None:
+        ``api.DEFAULT_HOP_CACHE``).
+        """
         context_id = self._claim_or_start(context_id)
         try:
-            return self.session.push_file(self.router.context(context_id), local_path, remote_path, mode)
+            ctx = self.router.context(context_id)
+            hop = self.hops.hop_of(context_id)
+            limit = DEFAULT_HOP_CACHE if cache_size is None else int(cache_size)
+            if hop is not None and limit > 0:
+                self.hops.cached_pushes += 1
+                return self.session.push_file_cached(ctx, self.router.context(hop), local_path, remote_path, mode, limit)
+            return self.session.push_file(ctx, local_path, remote_path, mode)
         finally:
             self._release(context_id)
 
@@ -342,6 +370,10 @@ class MuxServer:
             return self.session.fetch_file(self.router.context(context_id), remote_path, local_path)
         finally:
             self._release(context_id)
+
+    def stats(self) -> Dict[str, Any]:
+        """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``)."""
+        return self.hops.stats(self.session)
 
     def reset(self, stack: List[Dict[str, Any]]) -> int:
         """Shut down the contexts at and below ``stack`` (a connection's own hops)."""
