@@ -7,8 +7,9 @@ target's login hop is not the first: ``login_hops`` > 1), the intermediary whose
 cache serves it (the context of ``stack[:login_hops - 1]``, the last hop before
 the target's own); the root of the module-source caches (``RootSources``, the
 service a first hop asks when it lacks a source: the core's ``_hopcache``); and
-the counters the tests read (``stats``). Used by ``_mux_server`` only; uses
-nothing of Ansible's, only the core (through ``api``).
+the counters the tests read (``stats``); and ``SetupSlots``, the bound on starts
+at once (the connections' ``pool_size``, ``MITOGEN_POOL_SIZE``). Used by
+``_mux_server`` only; uses nothing of Ansible's, only the core (through ``api``).
 
 Module sources: a run on a context behind an intermediary never carries its
 source. It is sent with ``fetch_source`` instead: the target asks its parent,
@@ -22,10 +23,17 @@ Files: ``push_file`` to such a context goes through the intermediary's file cach
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Iterator, Optional
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import CHILDREN, HOPCACHE_SERVICE, Service, expose
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
+    CHILDREN,
+    DEFAULT_POOL_SIZE,
+    HOPCACHE_SERVICE,
+    Service,
+    expose,
+)
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_sources import ModuleSources
 
 
@@ -49,6 +57,40 @@ class RootSources(Service):
         return found
 
 
+class SetupSlots:
+    """At most ``size`` interpreter starts at once; the others wait for a slot.
+
+    Every start holds a slot while it runs (a direct one here, or one an
+    intermediary runs for us: ``connect_remote``), never while it waits for
+    another start (a stack's earlier hops), so waiting cannot deadlock.
+    """
+
+    def __init__(self, size: int = DEFAULT_POOL_SIZE) -> None:
+        self.size = size
+        self.busy = 0
+        self.peak = 0  # most starts at once, for tests
+        self._cond = threading.Condition()
+
+    def resize(self, size: int) -> None:
+        with self._cond:
+            self.size = max(1, int(size))
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._cond:
+            while self.busy >= self.size:
+                self._cond.wait()
+            self.busy += 1
+            self.peak = max(self.peak, self.busy)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.busy -= 1
+                self._cond.notify()
+
+
 class MuxHops:
     """Which context is behind which intermediary, and the root of their caches."""
 
@@ -57,6 +99,7 @@ class MuxHops:
         self._lock = threading.Lock()
         self._hop_of: Dict[int, int] = {}  # context id -> the intermediary that caches for it
         self.cached_pushes = 0
+        self.setups = SetupSlots()
 
     def __repr__(self) -> str:
         return "MuxHops(%d contexts behind intermediaries)" % len(self._hop_of)
@@ -91,4 +134,6 @@ class MuxHops:
             "sources_served": sources,
             "modules_sent": {cid: dict(mods) for cid, mods in session.responder.sent.items()},
             "cached_pushes": self.cached_pushes,
+            "pool_size": self.setups.size,
+            "peak_starts": self.setups.peak,
         }

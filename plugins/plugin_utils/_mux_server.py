@@ -5,8 +5,10 @@
 Owns: ``MuxServer`` (the requests ``_mux`` lists, served from the broker thread and
 the pool), ``main()`` (the process's entry point) and ``start()``, which binds the
 socket and forks the mux from the calling process (``_mux_fork``); the interpreter
-limit's bookkeeping is ``_recycler``'s, the module sources' ``_mux_sources``'. Uses
-nothing of Ansible's, only the core (through ``api``).
+limit's bookkeeping is ``_recycler``'s, the module sources' ``_mux_sources``',
+starting and finding contexts (and the stack contract) ``_mux_contexts``', what
+intermediaries cache ``_mux_hops``'. Uses nothing of Ansible's, only the core
+(through ``api``).
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     RUNNER,
     RUNNER_COMPANIONS,
     socket_path,
-    stack_key,
 )
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_contexts import Contexts
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_hops import MuxHops
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_sources import ModuleSources
 from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import DEFAULT_LIMIT, Recycler
@@ -55,7 +57,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import DEFAUL
 LOG = logging.getLogger("ns.mitogen.mux")
 
 
-class MuxServer:
+class MuxServer(Contexts):
     """Serves workers on ``path`` until ``watch_pid`` exits."""
 
     def __init__(self, path: str, watch_pid: int, listen_fd: int, packages: Optional[Dict[str, bytes]] = None) -> None:
@@ -191,7 +193,8 @@ class MuxServer:
             how = self._how.get(key, (1, DEFAULT_LIMIT))
             login_hops = int(call.get("login_hops") or how[0])
             limit = int(call.get("max_interpreters") or how[1])
-            context_id = self._claim_or_start(self.connect(stack, login_hops, limit)["context_id"])
+            started = self.connect(stack, login_hops, limit, call.get("pool_size"))
+            context_id = self._claim_or_start(started["context_id"])
         except Exception as exc:
             self._reply(stream, msg, _wire_error(exc), FLAG_ERROR)
             return
@@ -242,108 +245,6 @@ class MuxServer:
     def ping(self) -> Dict[str, Any]:
         return {"pid": os.getpid(), "contexts": len(self._contexts), "prepared": self._prepared}
 
-    def connect(self, stack: List[Dict[str, Any]], login_hops: int = 1, max_interpreters: int = DEFAULT_LIMIT) -> Dict[str, Any]:
-        """Return ``{"context_id", "hello"}`` for the last hop of ``stack``.
-
-        ``login_hops``: how many of the hops are the connection's own (the target's
-        login interpreter is the last of them); the interpreters stacked on it count
-        against ``max_interpreters`` (see ``_recycler``).
-        """
-        if not stack:
-            raise Error("empty connection stack")
-        login_hops = max(1, int(login_hops))
-        via: Optional[Context] = None
-        hop: Optional[Context] = None
-        for depth in range(1, len(stack) + 1):
-            group = stack_key(stack[:login_hops]) if depth > login_hops else None
-            via = self._get_or_start(stack[:depth], via, group, int(max_interpreters))
-            if depth == login_hops - 1:
-                hop = via  # the last intermediary before the target's own hops
-        if via is None:  # for the type checker: stack is not empty
-            raise Error("empty connection stack")
-        if hop is not None and via is not hop:
-            self.hops.behind(via.context_id, hop.context_id)
-        hello = self.session.hellos.get(via.context_id, {})
-        login = hello.pop("login_output", None)  # ssh's debug lines: for the first worker that asks
-        return {"context_id": via.context_id, "hello": hello if login is None else dict(hello, login_output=login)}
-
-    def _get_or_start(self, stack: List[Dict[str, Any]], via: Optional[Context], group: Optional[str], limit: int) -> Context:
-        """The context for ``stack``, started if need be; ``group``: the limit it counts against (None: none)."""
-        key = stack_key(stack)
-        while True:
-            with self._lock:
-                ctx = self._contexts.get(key)
-                if ctx is not None:
-                    return ctx
-                event = self._starting.get(key)
-                if event is None:
-                    event = self._starting[key] = threading.Event()
-                    if group is not None:
-                        self._recycler.starting(group, 1)
-                    break
-            event.wait(120)
-        try:
-            if group is not None:
-                self._make_room(group, limit)
-            spec = self.become.prepare(stack[-1], via.context_id if via is not None else None)
-            ctx = self.session.connect(spec, via, on_spawn=self._prepare_soon)
-            with self._lock:
-                self._contexts[key] = ctx
-                self._recycler.add(ctx.context_id, key, via.context_id if via else None, group)
-                if group is not None:
-                    self._how[key] = (len(json.loads(group)), limit)
-            return ctx
-        finally:
-            with self._lock:
-                self._starting.pop(key, None)
-                if group is not None:
-                    self._recycler.starting(group, -1)
-            event.set()
-
-    def _make_room(self, group: str, limit: int) -> None:
-        """Retire the least recently used idle interpreters of ``group`` so that one more fits.
-
-        Each is shut down and waited for (its route gone: its process has closed
-        its channel, exiting) before the new one starts, so that the target does
-        not run more than the limit. If too few are idle, the limit is exceeded,
-        with a warning in the mux's log.
-        """
-        with self._lock:
-            room = self._recycler.make_room(group, limit)
-            doomed = []
-            for context_id, key in room.victims:
-                ctx = self._contexts.pop(key, None)
-                if ctx is not None:
-                    doomed.append(ctx)
-                    self._retiring[context_id] = threading.Event()
-        for ctx in doomed:
-            LOG.debug("interpreter limit %d: retiring %s, the least recently used", limit, ctx.name)
-            ctx.shutdown()
-        for ctx in doomed:
-            if not self._retiring[ctx.context_id].wait(30):
-                LOG.warning("%s was asked to exit as the interpreter limit was reached, and has not yet", ctx.name)
-            with self._lock:
-                self._retiring.pop(ctx.context_id, None)
-        if room.over:
-            LOG.warning(
-                "interpreter limit %d exceeded by %d: every interpreter of that target has a call in flight", limit, room.over
-            )
-
-    def _forget(self, lost: Any, reason: str) -> None:
-        with self._lock:
-            for key, ctx in list(self._contexts.items()):
-                if ctx.context_id in lost:
-                    del self._contexts[key]
-            self.sources.forget(lost)
-            self.hops.forget(lost)
-            for context_id in lost:
-                self.session.hellos.pop(context_id, None)
-                event = self._retiring.get(context_id)
-                if event is not None:
-                    event.set()
-            self._recycler.lost(lost)
-            self.session.contexts[:] = [c for c in self.session.contexts if c.context_id not in lost]
-
     def push_file(
         self, context_id: int, local_path: str, remote_path: str, mode: Optional[int] = None, cache_size: Optional[int] = None
     ) -> Dict[str, Any]:
@@ -374,17 +275,6 @@ class MuxServer:
     def stats(self) -> Dict[str, Any]:
         """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``)."""
         return self.hops.stats(self.session)
-
-    def reset(self, stack: List[Dict[str, Any]]) -> int:
-        """Shut down the contexts at and below ``stack`` (a connection's own hops)."""
-        prefix = stack_key(stack)[:-1]
-        with self._lock:
-            doomed = [(k, c) for k, c in self._contexts.items() if k.startswith(prefix)]
-            for key, _ctx in doomed:
-                del self._contexts[key]
-        for _key, ctx in sorted(doomed, key=lambda kc: -len(kc[0])):
-            ctx.shutdown()
-        return len(doomed)
 
     # -- life -------------------------------------------------------------------------
     def _prepare_soon(self) -> None:

@@ -182,6 +182,7 @@ def test_through_the_mux_ten_targets_share_one_bastion_and_each_source_crosses_o
     bastion_id = client.request("connect", stack=bastion_stack)["context_id"]
     ids = {client.request("connect", stack=stack, login_hops=2)["context_id"] for stack in stacks}
     assert len(ids) == TARGETS and bastion_id not in ids  # one interpreter per target, one bastion for all
+    assert client.request("ping")["contexts"] == TARGETS + 1  # the bastion's stack is every target's prefix
     stats = client.request("stats")
     assert stats["sources_served"] == {bastion_id: {request["source_id"]: 1}}, stats["sources_served"]
     assert set(stats["modules_sent"]) == {bastion_id}, stats["modules_sent"]
@@ -246,3 +247,53 @@ def test_through_the_mux_ten_targets_behind_a_bastion_start_concurrently(far_bas
         for c in clients:
             c.close()
     assert ten < 3 * one, "one start took %.2f s, ten at once %.2f s" % (one, ten)
+
+
+# -- a large file through the cache ------------------------------------------------------------
+@pytest.mark.slow
+def test_one_gib_through_a_far_bastion_cache_keeps_its_memory_bounded(make_testbed, tmp_path):
+    """The bastion (50 ms from the controller) writes the file to its cache on disk
+    and streams it on from there: its RSS grows by the transfer windows, not the file."""
+    tb = make_testbed(hosts=2, host_rtt_ms={"h1": 50}, private={"h2": "h1"})
+    size = 1 << 30
+    src = "/var/tmp/nsm-via-1gib-%d.bin" % os.getpid()
+    digest = hashlib.sha256()
+    try:
+        with open(src, "wb") as fp:
+            block = os.urandom(1 << 20)
+            for i in range(size >> 20):
+                chunk = block[:-8] + i.to_bytes(8, "big")  # no two blocks alike
+                digest.update(chunk)
+                fp.write(chunk)
+        with api.Session(allow_imports=[HELPERS], connect_timeout=60) as session:
+            bastion = _bastion(session, tb, "h1")
+            target = session.ssh(tb["h2"].address, username=tb.users.sudo.name, via=bastion, python=PY)
+            target.call(rh.echo, 1)
+            bastion.call(rh.peak_rss_reset)
+            base = bastion.call(rh.peak_rss)
+            pushed = session.push_file_cached(target, bastion, src, "/tmp/big.bin", limit=size, timeout=300)
+            assert pushed["sha256"] == digest.hexdigest()
+            assert target.call(rh.sha256_of, "/tmp/big.bin") == digest.hexdigest()
+            grew = bastion.call(rh.peak_rss) - base
+            cached = glob.glob(os.path.join(str(tb["h1"].tmp_dir), "ns-mitogen-hopcache-*", digest.hexdigest()))
+            assert len(cached) == 1, "not through the bastion's cache"
+        assert grew < 64 << 20, "bastion RSS grew by %d MiB" % (grew >> 20)
+    finally:
+        for path in (src, os.path.join(str(tb["h2"].tmp_dir), "big.bin")):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def test_the_pool_size_bounds_how_many_start_at_once(client, playbook, testbed):
+    """``pool_size`` (MITOGEN_POOL_SIZE): at most that many starts at once, the rest wait."""
+    bastion_stack, stacks = _stacks(testbed, 6)
+    clients = [client] + [_mux_client.connect_client(playbook.pid, []) for _n in range(5)]
+    try:
+        clients[0].request("connect", stack=bastion_stack, pool_size=2)
+        _in_threads(lambda i: clients[i].request("connect", stack=stacks[i], login_hops=2, pool_size=2), range(6))
+        stats = client.request("stats")
+    finally:
+        for c in clients[1:]:
+            c.close()
+    assert stats["pool_size"] == 2
+    assert stats["peak_starts"] == 2, stats  # reached, never passed
