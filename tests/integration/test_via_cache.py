@@ -80,7 +80,12 @@ def _in_threads(fn, items):
 
 def test_ten_targets_behind_a_bastion_get_each_module_across_its_link_once(session, testbed):
     bastion = _bastion(session, testbed)
-    targets = _targets(session, testbed, bastion)
+    before = _bytes_to(session, bastion)
+    targets = _targets(session, testbed, bastion, 1)
+    first = _bytes_to(session, bastion) - before  # the code that starts children, and the call
+    targets += _targets(session, testbed, bastion, TARGETS - 1)
+    rest = _bytes_to(session, bastion) - before - first
+    assert rest * 10 < first, "the first start sent %d bytes to the bastion, the next 9 %d" % (first, rest)
     ids = _in_threads(lambda t: t.call(rh.identity)["id"], targets)  # all import the helpers at once
     assert ids == [t.context_id for t in targets]
     sent = session.responder.sent
@@ -200,6 +205,9 @@ def test_through_the_mux_ten_targets_share_one_bastion_and_each_source_crosses_o
     assert after["cached_pushes"] == TARGETS
     crossed = after["bytes_out"][bastion_id] - before
     assert size <= crossed < size * 1.2, "%d bytes crossed for a %d-byte file" % (crossed, size)
+    # A reset of one target's stack shuts its interpreter only, never the shared bastion.
+    assert client.request("reset", stack=stacks[0]) == 1
+    assert client.request("ping")["contexts"] == TARGETS
 
 
 # -- parallel setup -----------------------------------------------------------------------
