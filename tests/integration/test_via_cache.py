@@ -205,6 +205,10 @@ def test_through_the_mux_ten_targets_share_one_bastion_and_each_source_crosses_o
     assert after["cached_pushes"] == TARGETS
     crossed = after["bytes_out"][bastion_id] - before
     assert size <= crossed < size * 1.2, "%d bytes crossed for a %d-byte file" % (crossed, size)
+    # hop_cache_size 0: straight through, as before.
+    context_id = client.request("connect", stack=stacks[1], login_hops=2)["context_id"]
+    client.request("push_file", context_id=context_id, local_path=src, remote_path="/tmp/direct", cache_size=0)
+    assert client.request("stats")["cached_pushes"] == TARGETS
     # A reset of one target's stack shuts its interpreter only, never the shared bastion.
     assert client.request("reset", stack=stacks[0]) == 1
     assert client.request("ping")["contexts"] == TARGETS
