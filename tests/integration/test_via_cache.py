@@ -309,3 +309,21 @@ def test_the_pool_size_bounds_how_many_start_at_once(client, playbook, testbed):
             c.close()
     assert stats["pool_size"] == 2
     assert stats["peak_starts"] == 2, stats  # reached, never passed
+
+
+def test_a_file_that_changed_since_its_checksum_is_refused_by_the_bastion(session, testbed, tmp_path):
+    """The bastion keeps a file under the SHA-256 the controller named only if what it
+    received has it: a file changed in place (same size and times) fails the copy,
+    and the target's destination keeps its old content."""
+    src = tmp_path / "changing.bin"
+    _random_file(str(src), 1 << 16)
+    st = os.stat(src)
+    session._sha256(str(src), st)  # as a first copy would have computed it
+    src.write_bytes(os.urandom(1 << 16))
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same size and times: the same key
+    bastion = _bastion(session, testbed)
+    target = _targets(session, testbed, bastion, 1)[0]
+    target.call(rh.write_file, "/tmp/kept.txt", "old")
+    with pytest.raises(api.CallError, match="changed on the controller"):
+        session.push_file_cached(target, bastion, str(src), "/tmp/kept.txt")
+    assert target.call(rh.sha256_of, "/tmp/kept.txt") == hashlib.sha256(b"old").hexdigest()
