@@ -327,3 +327,22 @@ def test_a_file_that_changed_since_its_checksum_is_refused_by_the_bastion(sessio
     with pytest.raises(api.CallError, match="changed on the controller"):
         session.push_file_cached(target, bastion, str(src), "/tmp/kept.txt")
     assert target.call(rh.sha256_of, "/tmp/kept.txt") == hashlib.sha256(b"old").hexdigest()
+
+
+def test_a_bastion_that_cannot_cache_lets_the_file_go_straight_through(session, testbed, tmp_path, caplog):
+    first, second = str(tmp_path / "f1.bin"), str(tmp_path / "f2.bin")
+    _random_file(first, 1 << 16)
+    digest = _random_file(second, 1 << 16)
+    bastion = _bastion(session, testbed)
+    target = _targets(session, testbed, bastion, 1)[0]
+    session.push_file_cached(target, bastion, first, "/tmp/first.bin")  # makes the cache directory
+    (cache,) = glob.glob(os.path.join(str(testbed["h2"].tmp_dir), "ns-mitogen-hopcache-*"))
+    os.chmod(cache, 0o500)  # as a full disk would: the bastion cannot write there any more
+    try:
+        pushed = session.push_file_cached(target, bastion, second, "/tmp/through.bin")
+    finally:
+        os.chmod(cache, 0o700)
+    assert pushed["sha256"] == digest
+    assert target.call(rh.sha256_of, "/tmp/through.bin") == digest
+    assert digest not in os.listdir(cache)
+    assert "cannot cache a file" in caplog.text and "directly" in caplog.text

@@ -24,7 +24,8 @@ disk, not RAM: a file may be as large as a 1 GiB image, and the interpreter's RS
 stays bounded (``_files``: a window of chunks per transfer). Its total size is
 bounded by the ``limit`` the controller passes (least recently used files go first;
 a file being sent is never removed; a file over the limit is not cached, and the
-controller sends such a file to the target directly). The directory is removed
+controller sends such a file to the target directly, as it does when the
+intermediary cannot write its cache: ``CacheUnavailable``). The directory is removed
 when the interpreter exits (``cleanup``, from ``_child.main``); an intermediary
 killed outright leaves it behind in its temporary directory.
 
@@ -69,6 +70,13 @@ def _cached(source_id: str, data: Optional[bytes] = None) -> Optional[Source]:
     """The source ``source_id`` in this interpreter's cache (``data``: cached first)."""
     request: Any = {"source_id": source_id} if data is None else {"source_id": source_id, "source": data}
     return source_for(request)
+
+
+class CacheUnavailable(Error):
+    """This intermediary cannot keep the file (no room, no writable temporary directory).
+
+    The controller then sends the file to the target directly (``api.Session.push_file_cached``).
+    """
 
 
 class _Once:
@@ -146,7 +154,10 @@ class HopCache(Service):
         ``path``: where the controller registered it for this context; ``size``: its
         size; ``limit``: the cache's bound in bytes.
         """
-        cached = self._cached_file(path, sha256, size, limit)
+        try:
+            cached = self._cached_file(path, sha256, size, limit)
+        except OSError as exc:  # its disk, not the transfer: the controller sends it directly
+            raise CacheUnavailable("%s cannot cache a file of %d bytes: %s" % (self.router.name, size, exc)) from None
         try:
             meta = _files.send_stream(self.router, cached, caller, handle, TIMEOUT)
         finally:
@@ -157,7 +168,7 @@ class HopCache(Service):
     def _cached_file(self, path: str, sha256: str, size: int, limit: int) -> str:
         """The cached copy's path, counted as being sent (``_done_sending`` releases it)."""
         if size > limit:
-            raise Error("%s: a file of %d bytes does not fit the intermediary's cache (%d)" % (self.router.name, size, limit))
+            raise CacheUnavailable("%s: a file of %d bytes does not fit its cache (%d)" % (self.router.name, size, limit))
         key = "file:" + sha256
         while True:
             with self._lock:

@@ -90,6 +90,7 @@ __all__ = [
 ]
 
 
+LOG = logging.getLogger("ns.mitogen.session")
 DEFAULT_HOP_CACHE = 512 << 20  # bytes an intermediary keeps of copied files (push_file_cached)
 
 
@@ -229,7 +230,8 @@ class Session:
 
         The file crosses the links above ``hop`` once for every context below it that
         gets it (by SHA-256, while it stays in that cache: ``_hopcache``); ``limit`` is
-        the cache's bound in bytes (a larger file is pushed as by ``push_file``).
+        the cache's bound in bytes (a larger file is pushed as by ``push_file``, as is
+        one the intermediary cannot keep: no room on its disk, say; with a warning).
         """
         st = os.stat(local_path)
         if st.st_size > limit:
@@ -237,21 +239,40 @@ class Session:
         digest = self._sha256(local_path, st)
         path = self.files.register(hop.context_id, local_path)
         try:
-            result = context.call(
-                _hopcache.pull_cached,
-                hop.context_id,
-                path,
-                digest,
-                st.st_size,
-                limit,
-                remote_path,
-                stat.S_IMODE(st.st_mode) if mode is None else mode,
-                timeout,
-                timeout=None,
-            )
+            result = self._pull_cached(context, hop, path, digest, st, limit, remote_path, mode, timeout)
+        except CallError as exc:
+            if not (exc.type_name.endswith(".CacheUnavailable") and exc.context == hop.name):
+                raise
+            LOG.warning("%s; sending %s to %s directly", exc.remote_message, local_path, context.name)
+            return self.push_file(context, local_path, remote_path, mode, timeout)
         finally:
             self.files.unregister(hop.context_id, path)
-        return result  # type: ignore[no-any-return]
+        return result
+
+    def _pull_cached(
+        self,
+        context: Context,
+        hop: Context,
+        path: str,
+        digest: str,
+        st: os.stat_result,
+        limit: int,
+        remote_path: str,
+        mode: Optional[int],
+        timeout: float,
+    ) -> Dict[str, Any]:
+        return context.call(  # type: ignore[no-any-return]
+            _hopcache.pull_cached,
+            hop.context_id,
+            path,
+            digest,
+            st.st_size,
+            limit,
+            remote_path,
+            stat.S_IMODE(st.st_mode) if mode is None else mode,
+            timeout,
+            timeout=None,
+        )
 
     def _sha256(self, path: str, st: os.stat_result) -> str:
         """The SHA-256 of the file at ``path``, computed once while its size and mtime stay."""
