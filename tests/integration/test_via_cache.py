@@ -192,6 +192,10 @@ def test_through_the_mux_ten_targets_share_one_bastion_and_each_source_crosses_o
     assert stats["sources_served"] == {bastion_id: {request["source_id"]: 1}}, stats["sources_served"]
     assert set(stats["modules_sent"]) == {bastion_id}, stats["modules_sent"]
     assert all(n == 1 for n in stats["modules_sent"][bastion_id].values()), stats["modules_sent"]
+    # Each target asked the bastion once for its first run's modules, as one not behind it
+    # asks the mux: the bastion sends along what the mux sent with them (companions).
+    for stack in stacks:
+        assert client.call(stack, (_mux.CORE + "._child", "stats"), (), login_hops=2)["import_requests"] == 1
     # A file copied to each crosses the link to the bastion once.
     size = 2 << 20
     src = str(tmp_path / "copy.bin")
