@@ -13,9 +13,12 @@ at once (the connections' ``pool_size``, ``MITOGEN_POOL_SIZE``). Used by
 
 Module sources: a run on a context behind an intermediary never carries its
 source. It is sent with ``fetch_source`` instead: the target asks its parent,
-which answers from its cache or asks its own parent, up to this mux. So each
-source crosses the link to the first hop once per run (while it stays in that
-hop's cache: ``_sources.MAX_SOURCES``), whatever the number of targets behind it.
+which answers from its cache or asks its own parent, up to this mux. The first
+time an intermediary's target runs a module, the mux hands the intermediary the
+source ahead of the call (``CACHE_SOURCE``, on the same stream, so it is kept
+there before the call passes): the target's ask stops there. So each source
+crosses the link to the first hop once per run (while it stays in that hop's
+cache: ``_sources.MAX_SOURCES``), whatever the number of targets behind it.
 Files: ``push_file`` to such a context goes through the intermediary's file cache
 (``api.Session.push_file_cached``), bounded by the connection's
 ``hop_cache_size``.
@@ -120,7 +123,7 @@ class MuxHops:
                 if context_id in lost or hop_id in lost:
                     del self._hop_of[context_id]
 
-    def stats(self, session: Any) -> Dict[str, Any]:
+    def stats(self, session: Any, sources: ModuleSources) -> Dict[str, Any]:
         """Counters: bytes sent on each stream to a direct child, and what crossed it."""
         router = session.router
         links = {}
@@ -128,10 +131,11 @@ class MuxHops:
             if stream.remote_id > 0 and router.route_for(stream.remote_id) is stream:
                 links[stream.remote_id] = stream.bytes_out
         with self.root._lock:
-            sources = {cid: dict(counts) for cid, counts in self.root.served.items()}
+            served = {cid: dict(counts) for cid, counts in self.root.served.items()}
         return {
             "bytes_out": links,
-            "sources_served": sources,
+            "sources_served": served,
+            "sources_given": {cid: dict(counts) for cid, counts in sources.given.items()},
             "modules_sent": {cid: dict(mods) for cid, mods in session.responder.sent.items()},
             "cached_pushes": self.cached_pushes,
             "pool_size": self.setups.size,

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, Error, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
+    CACHE_SOURCE,
     CALL_FUNCTION,
     DEFAULT_HOP_CACHE,
     FLAG_ERROR,
@@ -222,8 +223,11 @@ class MuxServer(Contexts):
             raise Error("malformed call request: arguments not encoded by the worker")
         extra: Dict[str, Any] = {}
         if ref == RUN_MODULE:
-            if self.hops.hop_of(context_id) is not None:  # asks its parent: the intermediaries cache it
-                self.sources.read(call.get("source_id"), call.get("source_path"))
+            hop = self.hops.hop_of(context_id)
+            if hop is not None:  # the target asks its parent, the intermediary, which has it
+                source = self.sources.give(hop, call.get("source_id"), call.get("source_path"))
+                if source is not None:  # on the same stream, ahead of the call: kept before it passes
+                    self.router.send(Message.encoded(source, dst_id=hop, handle=CACHE_SOURCE))
                 extra["fetch_source"] = True
             else:
                 source = self.sources.attach(context_id, call.get("source_id"), call.get("source_path"))
@@ -274,7 +278,7 @@ class MuxServer(Contexts):
 
     def stats(self) -> Dict[str, Any]:
         """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``)."""
-        return self.hops.stats(self.session)
+        return self.hops.stats(self.session, self.sources)
 
     # -- life -------------------------------------------------------------------------
     def _prepare_soon(self) -> None:

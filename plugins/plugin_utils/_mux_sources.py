@@ -21,6 +21,7 @@ class ModuleSources:
         self._lock = threading.Lock()
         self._sources: Dict[str, bytes] = {}  # source_id -> a module's source, read for attach()
         self._delivered: Dict[int, Set[str]] = {}  # context_id -> source_ids it was sent
+        self.given: Dict[int, Dict[str, int]] = {}  # intermediary -> source_id -> times given (tests)
 
     def __repr__(self) -> str:
         return "ModuleSources(%d sources, %d contexts)" % (len(self._sources), len(self._delivered))
@@ -75,6 +76,24 @@ class ModuleSources:
         if source is not None:
             with self._lock:
                 delivered.add(source_id)
+        return source
+
+    def give(self, hop_id: int, source_id: Any, path: Any) -> Optional[bytes]:
+        """The source to hand the intermediary ``hop_id`` ahead of a run, the first time only.
+
+        ``path`` None: the run carries the source itself, nothing to give.
+        """
+        if not isinstance(source_id, str) or not isinstance(path, str):
+            return None
+        with self._lock:
+            if source_id in self._delivered.setdefault(hop_id, set()):
+                return None
+        source = self.read(source_id, path)
+        if source is not None:
+            with self._lock:
+                self._delivered[hop_id].add(source_id)
+                counts = self.given.setdefault(hop_id, {})
+                counts[source_id] = counts.get(source_id, 0) + 1
         return source
 
     def forget(self, context_ids: Iterable[int]) -> None:

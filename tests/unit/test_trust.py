@@ -38,6 +38,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._routing import
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import (
     ADD_ROUTE,
     ALLOCATE_ID,
+    CACHE_SOURCE,
     CALL_FUNCTION,
     DEL_ROUTE,
     FLAG_ERROR,
@@ -357,6 +358,14 @@ def test_an_intermediary_cache_serves_only_contexts_below_it():
         policy = method._nsm_exposed[0]  # type: ignore[attr-defined]
         assert _service._admits(policy, t, msg(8, 5, 1000, A))  # a grandchild
         assert not _service._admits(policy, t, msg(1, 5, 1000, P))  # never the parent
+
+
+def test_only_the_parent_hands_an_intermediary_a_source_to_keep():
+    t = table()
+    HopCache(t)  # registers its CACHE_SOURCE handle on the table, as on a router
+    assert delivered(t, msg(1, 5, CACHE_SOURCE, P, body=b"x"))
+    assert isinstance(t.route(msg(6, 5, CACHE_SOURCE, A, body=b"x")), Refuse)  # a child may not
+    assert isinstance(t.route(msg(8, 5, CACHE_SOURCE, A, body=b"x")), Refuse)
 
 
 def test_a_module_source_from_a_parent_is_kept_only_if_its_sha1_matches():

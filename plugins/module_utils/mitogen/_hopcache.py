@@ -13,7 +13,10 @@ sha1); the parent answers from its own cache of sources (``_sources``, least
 recently used go first), else asks its own parent, and keeps what it gets. At the
 root the controller answers (the mux registers a service of this name). Each
 source thus crosses each hop at most once while it stays cached there; concurrent
-asks for one source make one ask upwards.
+asks for one source make one ask upwards. The controller may also hand an
+intermediary a source before the run that needs it (``CACHE_SOURCE``, from the
+parent only, kept if it is well formed): the target's ask then stops there, with
+no round trip to the controller.
 
 Files: ``pull_cached`` asks the intermediary the controller chose (``hop``) for a
 file by SHA-256 (``file``); the intermediary streams it from its cache, else first
@@ -54,7 +57,7 @@ from ._files import TransferError
 from ._service import CHILDREN, Service, call_service, expose
 from ._sources import Source, source_for
 from ._state import STATE
-from ._wire import CALL_SERVICE, Message
+from ._wire import CACHE_SOURCE, CALL_SERVICE, Message
 
 LOG = logging.getLogger("ns.mitogen.hopcache")
 
@@ -113,7 +116,8 @@ class HopCache(Service):
         self._dir: Optional[str] = None
         self._files: "collections.OrderedDict[str, int]" = collections.OrderedDict()  # sha256 -> size, LRU first
         self._sending: Dict[str, int] = {}  # sha256 -> transfers reading it now
-        self.stats = {"sources_fetched": 0, "sources_served": 0, "files_fetched": 0, "files_served": 0}
+        self.stats = {"sources_fetched": 0, "sources_given": 0, "sources_served": 0, "files_fetched": 0, "files_served": 0}
+        router.add_handler(self._on_source_given, CACHE_SOURCE, policy=router.from_parent)
 
     def __repr__(self) -> str:
         return "HopCache(%d files in %s)" % (len(self._files), self._dir)
@@ -126,6 +130,13 @@ class HopCache(Service):
         if found is not None:
             self.stats["sources_served"] += 1
         return found
+
+    def _on_source_given(self, msg: Message) -> None:
+        """Broker thread: keep a source the parent sent ahead of a child's run of it."""
+        data = msg.decode()
+        if isinstance(data, bytes):
+            _cached(_sha1(data), data)
+            self.stats["sources_given"] += 1
 
     def _source(self, source_id: str) -> Optional[bytes]:
         while True:

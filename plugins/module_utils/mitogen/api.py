@@ -45,7 +45,7 @@ from ._router import Router
 from ._service import CHILDREN, Service, ServiceRegistry, expose
 from ._stream import Stream
 from ._transports import CORE_MIN_PYTHON, SpecError, Transport, option_value, redacted
-from ._wire import CALL_FUNCTION, DEFAULT_MAX_MESSAGE, FLAG_ERROR, FrameParser, Message, check_size
+from ._wire import CACHE_SOURCE, CALL_FUNCTION, DEFAULT_MAX_MESSAGE, FLAG_ERROR, FrameParser, Message, check_size
 
 __all__ = [
     "Session",
@@ -59,6 +59,7 @@ __all__ = [
     "StreamError",
     "TimeoutError",
     # the controller toolkit (see the end of this file)
+    "CACHE_SOURCE",
     "CALL_FUNCTION",
     "CHILDREN",
     "CORE_MIN_PYTHON",
@@ -364,6 +365,8 @@ class Session:
 #   ``HOPCACHE_SERVICE``: the name of the service a context asks its parent for a
 #       module source it lacks (``source(source_id=sha1) -> bytes | None``, any
 #       descendant may call it): the root registers one of that name to answer.
+#   ``CACHE_SOURCE``: the handle an intermediary keeps a module source sent to it on
+#       (the encoded bytes; from its parent only), for the runs of its children.
 #
 # Connection setup
 #   ``DEFAULT_POOL_SIZE``: how many connections start at once by default, as the
