@@ -360,6 +360,16 @@ def test_an_intermediary_cache_serves_only_contexts_below_it():
         assert not _service._admits(policy, t, msg(1, 5, 1000, P))  # never the parent
 
 
+def test_an_intermediary_names_cached_files_only_by_a_sha256(tmp_path):
+    """A child names the file it wants by SHA-256, which becomes a file name in the
+    cache: anything else (a path) is refused before any I/O."""
+    cache = HopCache(table())
+    for bad in ("../../etc/passwd", "/etc/passwd", "A" * 64, "0" * 63, "0" * 64 + "\n"):
+        with pytest.raises(RefusedError, match="is not a SHA-256"):
+            cache.file(caller=8, path=str(tmp_path / "f"), sha256=bad, size=1, limit=10, handle=1000)
+    assert cache._dir is None  # no directory made, nothing read or written
+
+
 def test_only_the_parent_hands_an_intermediary_a_source_to_keep():
     t = table()
     HopCache(t)  # registers its CACHE_SOURCE handle on the table, as on a router

@@ -33,9 +33,10 @@ when the interpreter exits (``cleanup``, from ``_child.main``); an intermediary
 killed outright leaves it behind in its temporary directory.
 
 Rules it keeps: only descendants may ask (``CHILDREN``); a source is served only by
-its sha1 and checked against it on arrival; a file is served only by its SHA-256,
-and fetched from the controller only under a path the controller registered for
-this very context. Nothing here calls a parent: asks upwards are service calls
+its sha1 and checked against it on arrival; a file is served only by its SHA-256
+(64 hex digits, its name in the cache: nothing else is ever a name there), and
+fetched from the controller only under a path the controller registered for this
+very context. Nothing here calls a parent: asks upwards are service calls
 the parent's policy admits, as for module imports (``_importer``).
 """
 
@@ -45,6 +46,7 @@ import collections
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -52,7 +54,7 @@ from typing import Any, Dict, Optional
 
 from . import _files
 from ._calls import Receiver
-from ._errors import Error
+from ._errors import Error, RefusedError
 from ._files import TransferError
 from ._service import CHILDREN, Service, call_service, expose
 from ._sources import Source, source_for
@@ -63,6 +65,7 @@ LOG = logging.getLogger("ns.mitogen.hopcache")
 
 SERVICE = "ns.mitogen.hopcache"
 TIMEOUT = 120.0
+_SHA256 = re.compile(r"\A[0-9a-f]{64}\Z")  # a cached file's name: nothing else ever is
 
 
 def _sha1(data: bytes) -> str:
@@ -112,7 +115,7 @@ class HopCache(Service):
     def __init__(self, router: Any) -> None:
         self.router = router
         self._once = _Once()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # _path() makes the directory under it, once
         self._dir: Optional[str] = None
         self._files: "collections.OrderedDict[str, int]" = collections.OrderedDict()  # sha256 -> size, LRU first
         self._sending: Dict[str, int] = {}  # sha256 -> transfers reading it now
@@ -163,8 +166,11 @@ class HopCache(Service):
         """Stream the file ``sha256`` to ``handle`` in ``caller``; fetched first if not cached.
 
         ``path``: where the controller registered it for this context; ``size``: its
-        size; ``limit``: the cache's bound in bytes.
+        size; ``limit``: the cache's bound in bytes. A ``sha256`` that is not 64 hex
+        digits is refused before anything is touched (it names a file here).
         """
+        if not _SHA256.match(sha256):
+            raise RefusedError("%s: %r is not a SHA-256 (asked by %s)" % (self.router.name, sha256, self.router.name_of(caller)))
         try:
             cached = self._cached_file(path, sha256, size, limit)
         except OSError as exc:  # its disk, not the transfer: the controller sends it directly
@@ -230,9 +236,10 @@ class HopCache(Service):
                 pass
 
     def _path(self, sha256: str) -> str:
-        if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="ns-mitogen-hopcache-")  # mode 0700
-        return os.path.join(self._dir, sha256)
+        with self._lock:
+            if self._dir is None:
+                self._dir = tempfile.mkdtemp(prefix="ns-mitogen-hopcache-")  # mode 0700
+            return os.path.join(self._dir, sha256)
 
     def cleanup(self) -> None:
         """Remove the cache directory (as the interpreter exits)."""
