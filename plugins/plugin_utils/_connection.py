@@ -207,7 +207,8 @@ class MitogenConnectionBase(ConnectionBase):
     def _recycling(self) -> Dict[str, int]:
         """What the mux needs to apply the interpreter limit (``_recycler``) when it starts one."""
         limit = self.get_option("max_interpreters") if self.has_option("max_interpreters") else None
-        return {"login_hops": len(self._login_stack()), "max_interpreters": int(limit or 20)}
+        pool = self.get_option("pool_size") if self.has_option("pool_size") else None
+        return {"login_hops": len(self._login_stack()), "max_interpreters": int(limit or 20), "pool_size": int(pool or 16)}
 
     def _stack(self, sudoable: bool) -> List[Dict[str, Any]]:
         if not self._original_checked:
@@ -411,7 +412,14 @@ class MitogenConnectionBase(ConnectionBase):
         display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self.host_name())
         if not os.path.exists(to_bytes(in_path)):
             raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
-        self._request("push_file", context_id=self._context(False), local_path=to_text(in_path), remote_path=to_text(out_path))
+        cache = self.get_option("hop_cache_size") if self.has_option("hop_cache_size") else None
+        self._request(
+            "push_file",
+            context_id=self._context(False),
+            local_path=to_text(in_path),
+            remote_path=to_text(out_path),
+            cache_size=None if cache is None else max(0, int(cache)) << 20,
+        )
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         """Stream ``in_path`` to ``out_path``: from the login interpreter, as vanilla's.

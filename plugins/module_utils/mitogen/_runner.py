@@ -89,13 +89,14 @@ _RUN_LOCK = threading.Lock()
 STATS = {"runs": 0}
 
 
-def run_module(request: Any, source: Optional[bytes] = None) -> Any:
+def run_module(request: Any, source: Optional[bytes] = None, fetch_source: bool = False) -> Any:
     """Run the module ``request`` describes; ``{"rc", "stdout", "stderr"}``.
 
     ``{"need_source": True}`` if ``source`` is None and ``source_id`` is not cached.
     Raises ``ValueError`` for a malformed request (nothing ran then). ``source``: the
     module's source, as ``request["source"]`` (the mux attaches it this way, so it
-    can relay the request without decoding it).
+    can relay the request without decoding it). ``fetch_source``: a source not
+    cached here is asked of the parent first (an intermediary's cache: ``_hopcache``).
 
     A call target: the reply goes as an ``AfterReply``, whose ``then`` puts the
     process state back once the reply is on its way (~0.5 ms off every task's path;
@@ -110,6 +111,10 @@ def run_module(request: Any, source: Optional[bytes] = None) -> Any:
     if refused is not None:
         return {"rc": 1, "stdout": refused, "stderr": b""}
     found = source_for(request)
+    if found is None and fetch_source and isinstance(request.get("source_id"), str):
+        from ._hopcache import source_from_parent  # behind an intermediary only
+
+        found = source_from_parent(request["source_id"])
     if found is None:
         return {"need_source": True}
     _sysenv.refresh()  # /etc/environment and /etc/resolv.conf, as a fresh process would read them
