@@ -130,6 +130,41 @@ def configure_module_result(data: bytes, shebang: str, profile: Optional[str], m
     return "new", shebang, data, module_path
 
 
+def configured_parts(configured: Any) -> Tuple[str, Optional[str], bytes, Optional[str], str]:
+    """``(module_style, shebang, data, profile, module_path)`` of what ``ActionBase._configure_module`` returned.
+
+    2.19+ returns ``(_BuiltModule, path)``, earlier releases ``(style, shebang, data, path)``;
+    ``profile`` is None before 2.19.
+    """
+    if _BUILT_MODULE is not None:
+        built, path = configured
+        return built.module_style, built.shebang, built.b_module_data, built.serialization_profile, path
+    style, shebang, data, path = configured
+    return style, shebang, data, None, path
+
+
+def is_json_args(source: bytes) -> bool:
+    """True if ``source`` holds the marker Ansible replaces with the module's arguments (JSON_ARGS)."""
+    return module_common.REPLACER_JSONARGS in source
+
+
+def args_file_json(module_args: Any, profile: Optional[str]) -> str:
+    """The arguments file of a WANT_JSON or binary module, as ``ActionBase._execute_module`` writes it."""
+    if profile is not None:
+        from ansible.module_utils.common.json import Direction, get_module_encoder
+
+        return json.dumps(module_args, cls=get_module_encoder(profile, Direction.CONTROLLER_TO_MODULE))
+    return json.dumps(module_args)
+
+
+def remote_tmp(action: Any) -> str:
+    """The remote temp directory setting of the action's shell (``remote_tmp``)."""
+    try:
+        return str(action._connection._shell.get_option("remote_tmp"))
+    except Exception:
+        return "~/.ansible/tmp"
+
+
 def module_fqn(module_path: str, leaf_name: str) -> str:
     """The import name AnsiballZ would give the module (as ``_module_fqn``)."""
     try:

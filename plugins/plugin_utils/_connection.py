@@ -252,7 +252,8 @@ class MitogenConnectionBase(ConnectionBase):
     def _recycling(self) -> Dict[str, int]:
         """What the mux needs to apply the interpreter limit (``_recycler``) when it starts one."""
         limit = self.get_option("max_interpreters") if self.has_option("max_interpreters") else None
-        return {"login_hops": len(self._login_stack()), "max_interpreters": int(limit or 20)}
+        pool = self.get_option("pool_size") if self.has_option("pool_size") else None
+        return {"login_hops": len(self._login_stack()), "max_interpreters": int(limit or 20), "pool_size": int(pool or 16)}
 
     def _stack(self, sudoable: bool) -> List[Dict[str, Any]]:
         if not self._original_checked:
@@ -304,13 +305,13 @@ class MitogenConnectionBase(ConnectionBase):
             self._contexts[key] = self._request("connect", stack=stack, **self._recycling())["context_id"]
         return self._contexts[key]
 
-    def _call(self, sudoable: bool, ref: Tuple[str, str], *args: Any, **source: Optional[str]) -> Any:
+    def _call(self, sudoable: bool, ref: Tuple[str, str], *args: Any, **source: Any) -> Any:
         """Run the function ``ref`` (module, name) names with ``args`` in the task's interpreter.
 
         Never retried: if the interpreter dies during a call, the step may have had
         effects. The task fails (``_failures.TaskInterpreterLost``), or is unreachable when
         the login itself was lost; the next task gets a new interpreter.
-        ``source``: ``source_id`` and ``source_path`` of a module run (``MuxClient.call``).
+        ``source``: ``source_id``, ``source_path`` and ``module_utils_dirs`` of a module run (``MuxClient.call``).
         """
         stack = self._stack(sudoable)
         context_id = self._contexts.get(_mux.stack_key(stack)) if self._contexts else None
@@ -360,8 +361,11 @@ class MitogenConnectionBase(ConnectionBase):
         if cwd:
             request["cwd"] = cwd
         path = request.pop("source_path", None)  # the mux's, to attach the source where never sent
+        dirs = request.pop("module_utils_dirs", None)  # the mux's: playbook/role module_utils it serves first
         try:
-            reply = self._call(sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=path)
+            reply = self._call(
+                sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=path, module_utils_dirs=dirs
+            )
         except _failures.InterpreterNotFound as exc:
             return 127, b"", to_bytes(exc.output)
         except _failures.TaskInterpreterLost as exc:  # Ansible words the module failure, with this rc and stderr
@@ -371,7 +375,16 @@ class MitogenConnectionBase(ConnectionBase):
             reply = self._call(sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=None)
         for line in reply.get("log") or ():
             display.vvv("ns.mitogen target: %s" % line, host=host)
+        if reply.get("retire"):
+            self._retire(sudoable, str(reply["retire"]))
         return reply["rc"], reply["stdout"], reply["stderr"]
+
+    def _retire(self, sudoable: bool, reason: str) -> None:
+        """Replace the task's interpreter (and those stacked on it) before the next task: ``reason``."""
+        stack = self._stack(sudoable)
+        display.vvv("ns.mitogen RETIRE %s: %s" % (" -> ".join(_describe(s) for s in stack), reason), host=self.host_name())
+        self._request("reset", stack=stack)
+        self._contexts.clear()
 
     # -- ConnectionBase ---------------------------------------------------------------
     def exec_command(self, cmd: str, in_data: Optional[bytes] = None, sudoable: bool = True) -> Tuple[int, bytes, bytes]:
@@ -448,7 +461,14 @@ class MitogenConnectionBase(ConnectionBase):
         display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self.host_name())
         if not os.path.exists(to_bytes(in_path)):
             raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
-        self._request("push_file", context_id=self._context(False), local_path=to_text(in_path), remote_path=to_text(out_path))
+        cache = self.get_option("hop_cache_size") if self.has_option("hop_cache_size") else None
+        self._request(
+            "push_file",
+            context_id=self._context(False),
+            local_path=to_text(in_path),
+            remote_path=to_text(out_path),
+            cache_size=None if cache is None else max(0, int(cache)) << 20,
+        )
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         """Stream ``in_path`` to ``out_path``: from the login interpreter, as vanilla's.

@@ -67,11 +67,7 @@ for _tool in ("docker", "podman", "buildah", "kubectl", "lxc", "lxc_attach", "lx
 
 #: Environment variables of the controller.
 ENVIRONMENT: Dict[str, Name] = {
-    "MITOGEN_POOL_SIZE": Name(
-        WARN,
-        "MITOGEN_POOL_SIZE has no effect in ns.mitogen: its multiplexer starts every connection a task "
-        "asks for at once (Ansible's forks setting bounds how many tasks ask together)",
-    ),
+    "MITOGEN_POOL_SIZE": Name(HONOURED, "the ns.mitogen connections' option pool_size"),
     "MITOGEN_MAX_INTERPRETERS": Name(HONOURED, "the ns.mitogen connections' option max_interpreters"),
     "MITOGEN_CPU_COUNT": Name(WARN, "MITOGEN_CPU_COUNT has no effect in ns.mitogen: one multiplexer process serves a run"),
     "MITOGEN_PROFILING": Name(

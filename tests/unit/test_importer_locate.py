@@ -94,3 +94,17 @@ def test_namespace_package_in_an_allowed_tree_is_served_empty(tree):
         assert _entry(session, "nsp")[:3] == (True, "<ns.mitogen:nsp>", b"")
         assert _entry(session, "nsp.alone")[2] == b"A = 1\n"
         assert _entry(session, "nsp.missing")[2] is None
+
+
+def test_locate_searches_directories_given_for_a_package_first(tree, tmp_path):
+    """A playbook's module_utils/ for ansible.module_utils: its names win, others stay found."""
+    custom = tmp_path / "custom"
+    custom.mkdir()
+    (custom / "mod.py").write_text("B = 'custom'\n")
+    (custom / "extra.py").write_text("C = 3\n")
+    first = {"nsp.pkg": [str(custom)]}
+    mod, extra = _importer._locate("nsp.pkg.mod", first), _importer._locate("nsp.pkg.extra", first)
+    assert mod is not None and mod.origin == str(custom / "mod.py")
+    assert extra is not None and extra.origin == str(custom / "extra.py")
+    assert _importer._locate("nsp.pkg.extra") is None
+    assert _origin("nsp.pkg.mod") == str(tree[1] / "nsp" / "pkg" / "mod.py")

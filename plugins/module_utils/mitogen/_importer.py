@@ -21,7 +21,10 @@ Rules it keeps (the allow-list decisions are ``_allowlist.ImportPolicy``'s, pure
   stub AnsiballZ writes into each module's zip (``__version__``, ``__author__``).
 - Every hop keeps what passed through it: an intermediary answers its children
   from its cache, and asks upwards only for what it lacks. So each module crosses
-  each hop at most once per run (``Responder.sent`` counts it, for the tests).
+  each hop at most once per run (``Responder.sent`` counts it, for the tests). What
+  the parent sent along with a module (its companions) goes along with it to each
+  child too (``Importer.arrived_with``): a target behind an intermediary asks as
+  few times as one that is not.
 - The core's own modules are served lowered for every supported target Python
   (``_lower``: no annotations; lines where they are in the file).
 - Allow-listed trees are looked up here *before* the target's own ``sys.path``, so
@@ -95,11 +98,13 @@ def imported_names(name: str, is_pkg: bool, source: bytes) -> Set[str]:
     return found
 
 
-def _locate(name: str) -> Optional[importlib.machinery.ModuleSpec]:
+def _locate(name: str, first: Optional[Dict[str, List[str]]] = None) -> Optional[importlib.machinery.ModuleSpec]:
     """``name``'s spec found on ``sys.path`` without importing its parent packages.
 
     (``importlib.util.find_spec`` would run every parent ``__init__``: serving a
-    tree must not execute it on the controller.)
+    tree must not execute it on the controller.) ``first``: package name ->
+    directories searched for its submodules before its own (a playbook's
+    ``module_utils/`` for ``ansible.module_utils``).
     """
     parts = name.split(".")
     path: Optional[List[str]] = None
@@ -111,7 +116,7 @@ def _locate(name: str) -> Optional[importlib.machinery.ModuleSpec]:
         if i < len(parts) - 1:
             if spec.submodule_search_locations is None:
                 return None
-            path = list(spec.submodule_search_locations)
+            path = list((first or {}).get(".".join(parts[: i + 1]), ())) + list(spec.submodule_search_locations)
     return spec
 
 
@@ -204,6 +209,7 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self._lock = threading.Lock()
         self._inflight: Dict[str, threading.Event] = {}
         self.requests = 0
+        self.arrived_with: Dict[str, List[str]] = {}  # requested module -> what the parent sent with it
         router.add_handler(self._on_policy, IMPORT_POLICY, policy=router.from_parent)
 
     def __repr__(self) -> str:
@@ -269,7 +275,7 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                 self.router.send(
                     Message.encoded(fullname, dst_id=self.router.parent_id or 0, handle=GET_MODULE, reply_to=recv.handle)
                 )
-                self.store(unpack_bundle(recv.get(timeout).decode(), self.router.max_message))
+                self.store(unpack_bundle(recv.get(timeout).decode(), self.router.max_message), fullname)
             finally:
                 recv.close()
         finally:
@@ -278,13 +284,22 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             event.set()
         return self.cache.get(fullname)
 
-    def store(self, bundle: Any) -> None:
+    def store(self, bundle: Any, requested: Optional[str] = None) -> None:
+        """Cache every module of ``bundle``, the parent's answer for ``requested``.
+
+        What came with ``requested`` is remembered (``arrived_with``): this context
+        serves it along to a child that asks for ``requested`` (the parent's
+        companions for it, which only the root knows), sparing that child a round
+        trip per companion.
+        """
         if not isinstance(bundle, dict):
             raise PeerProtocolError("GET_MODULE reply is not a dict")
         for name, entry in bundle.items():
             if not _valid_entry(name, entry):
                 raise PeerProtocolError("malformed module entry for %r" % (name,))
             self.cache[name] = entry
+        if requested is not None and requested not in self.arrived_with:
+            self.arrived_with[requested] = [name for name in bundle if name != requested]
 
 
 class Responder:
@@ -300,6 +315,7 @@ class Responder:
         self._policy = ImportPolicy(prefixes)
         self._local: Dict[str, Entry] = {}  # controller: sources read from disk
         self._provided: Dict[str, bytes] = {}  # controller: package name -> the source it is served as
+        self._search_first: Dict[str, List[str]] = {}  # controller: package -> directories searched before its own
         # module -> names whose trees go with it the first time a child gets it (hints
         # from whoever knows what that module will import at run time, dynamically)
         self.companions: Dict[str, List[str]] = {}
@@ -339,6 +355,21 @@ class Responder:
         self._provided[name] = source
         self._local.pop(name, None)
 
+    def search_first(self, package: str, directories: Sequence[str]) -> None:
+        """Look for ``package``'s submodules in ``directories`` before its own (controller only).
+
+        For a playbook's or role's ``module_utils/`` (``ansible.module_utils``), which
+        Ansible searches before its own: the same names are served from there. A
+        changed list forgets what was read below ``package``, so that the next
+        request finds each name where the list now says.
+        """
+        directories = [str(d) for d in directories]
+        if self._search_first.get(package) == directories:
+            return
+        self._search_first[package] = directories
+        for name in [n for n in self._local if n.startswith(package + ".")]:
+            del self._local[name]
+
     def started_with(self, child: int, modules: FrozenSet[str]) -> None:
         """``child`` was booted with ``modules``: they never go to it in a bundle."""
         self.booted[child] = modules
@@ -356,7 +387,7 @@ class Responder:
             entry = (True, "<ns.mitogen:%s>" % name, b"", ())
         else:
             try:
-                spec = _locate(name)
+                spec = _locate(name, self._search_first) if self._search_first else _locate(name)
             except (ImportError, ValueError, AttributeError):
                 spec = None
             if spec is not None:
@@ -436,6 +467,8 @@ class Responder:
         todo = [name]
         if name not in have:  # companions are hints: only allowed trees, as ever
             todo += self.policy.companions(self.companions.get(name, []))
+            if self.importer is not None:  # an intermediary: what its parent sent along
+                todo += self.policy.companions(self.importer.arrived_with.get(name, []))
         bundle = self._closure(todo, self._lookup, lambda mod: (mod in have or mod in booted) and mod != name)
         for mod in bundle:
             have[mod] = have.get(mod, 0) + 1
@@ -467,7 +500,7 @@ class Responder:
             pending = self._waiting.pop(name, [])
             if not is_dead(reply):
                 try:
-                    importer.store(unpack_bundle(reply.decode(), self.router.max_message))
+                    importer.store(unpack_bundle(reply.decode(), self.router.max_message), name)
                 except Exception as exc:
                     LOG.error("%s: bad module reply from parent: %s", self.router.name, exc)
             importer.cache.setdefault(name, (False, "", None, ()))
