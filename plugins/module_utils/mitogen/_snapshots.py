@@ -136,7 +136,7 @@ def _is_stdlib(name: str, module: ModuleType) -> bool:
     origin = getattr(spec, "origin", None)
     if origin in ("built-in", "frozen"):
         return True
-    if not isinstance(origin, str):
+    if not isinstance(origin, str) or not os.path.isabs(origin):  # ours ("master:..."): and the cwd may be gone
         return False
     if not _STDLIB_DIRS:
         _STDLIB_DIRS.extend(_stdlib_dirs())
