@@ -29,7 +29,7 @@ Rules it keeps (the allow-list decisions are ``_allowlist.ImportPolicy``'s, pure
   (``_lower``: no annotations; lines where they are in the file).
 - Allow-listed trees are looked up here *before* the target's own ``sys.path``, so
   the controller's version of those trees always wins.
-- What a module imports is found by a line scan (``imported_names``), not by
+- What a module imports is found by a line scan (``_modscan.imported_names``), not by
   parsing it: parsing ``basic``'s closure (~50 modules, 400 KB) cost ~300 ms of
   the first task. The scan errs on the side of more names (an import inside a
   string is harmless: a name that is not a module is skipped).
@@ -41,7 +41,6 @@ import importlib.abc
 import importlib.machinery
 import linecache
 import logging
-import re
 import sys
 import threading
 import zlib
@@ -59,112 +58,8 @@ LOG = logging.getLogger("ns.mitogen.importer")
 # name -> (is_pkg, filename, source or None when absent, names of related modules)
 Entry = Tuple[bool, str, Optional[bytes], Tuple[str, ...]]
 
-# ``from <dots><module> import <names>`` (names possibly in parentheses over several
-# lines) and ``import <modules>``, at any indentation; ``\`` continuations joined.
-_IMPORT_RE = re.compile(
-    rb"^[ \t]*(?:from[ \t]+(\.*)[ \t]*([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n#;]*)|import[ \t]+([^\n#;]+))",
-    re.M,
-)
-_COMMENT_RE = re.compile(rb"#[^\n]*")
-# ``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``) and the lines indented below it:
-# imports only a type checker follows, never sent along.
-_TYPE_CHECKING_RE = re.compile(
-    rb"^([ \t]*)if[ \t]+(?:typing\.)?TYPE_CHECKING[ \t]*:[^\n]*\n(?:(?:\1[ \t]+[^\n]*|[ \t]*)\n)*", re.M
-)
 #: The core's own modules: served lowered for every target Python (``_lower``).
 _CORE_PREFIX = __name__.rpartition(".")[0] + "."
-
-
-def imported_names(name: str, is_pkg: bool, source: bytes) -> Set[str]:
-    """Absolute names ``source`` (module ``name``) may import: modules and ``from`` targets."""
-    package = name if is_pkg else name.rpartition(".")[0]
-    found: Set[str] = set()
-    # comments go first: a ")" in one would end a parenthesised list of names early
-    text = _COMMENT_RE.sub(b"", source.replace(b"\\\n", b" "))
-    for match in _IMPORT_RE.finditer(_TYPE_CHECKING_RE.sub(b"", text)):
-        dots, module, names, plain = match.groups()
-        if plain is not None:
-            found.update(_names(plain))
-            continue
-        base = module.decode("ascii", "replace")
-        if dots:
-            parts = package.split(".")
-            if len(dots) > 1:
-                parts = parts[: -(len(dots) - 1)]
-            base = ".".join(parts + ([base] if base else []))
-        if base:
-            found.add(base)
-            found.update("%s.%s" % (base, leaf) for leaf in _names(names))
-    return found
-
-
-def _locate(name: str, first: Optional[Dict[str, List[str]]] = None) -> Optional[importlib.machinery.ModuleSpec]:
-    """``name``'s spec found on ``sys.path`` without importing its parent packages.
-
-    (``importlib.util.find_spec`` would run every parent ``__init__``: serving a
-    tree must not execute it on the controller.) ``first``: package name ->
-    directories searched for its submodules before its own (a playbook's
-    ``module_utils/`` for ``ansible.module_utils``).
-    """
-    parts = name.split(".")
-    path: Optional[List[str]] = None
-    spec = None
-    for i in range(len(parts)):
-        spec = _find_on(".".join(parts[: i + 1]), sys.path if path is None else path)
-        if spec is None:
-            return None
-        if i < len(parts) - 1:
-            if spec.submodule_search_locations is None:
-                return None
-            path = list((first or {}).get(".".join(parts[: i + 1]), ())) + list(spec.submodule_search_locations)
-    return spec
-
-
-# Plain file finders, as in a process with no import hooks: the mux is forked from
-# ansible-playbook, whose collection loader hooks every sys.path entry.
-_FILE_LOADERS = [
-    (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
-    (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES),
-    (importlib.machinery.SourcelessFileLoader, importlib.machinery.BYTECODE_SUFFIXES),
-]
-_finders: Dict[str, importlib.machinery.FileFinder] = {}
-
-
-def _find_on(fullname: str, entries: Sequence[Any]) -> Optional[importlib.machinery.ModuleSpec]:
-    """What ``PathFinder.find_spec(fullname, entries)`` finds in directories, hooks aside.
-
-    A module or regular package in the first entry that has it; else a namespace
-    package made of every entry's portion.
-    """
-    portions: List[str] = []
-    for entry in entries:
-        if not isinstance(entry, str):
-            continue
-        finder = _finders.get(entry)
-        if finder is None:
-            finder = _finders.setdefault(entry, importlib.machinery.FileFinder(entry, *_FILE_LOADERS))
-        spec = finder.find_spec(fullname)
-        if spec is None:
-            continue
-        if spec.loader is not None:
-            return spec
-        portions.extend(spec.submodule_search_locations or ())
-    if not portions:
-        return None
-    spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
-    spec.submodule_search_locations = portions
-    return spec
-
-
-def _names(text: bytes) -> List[str]:
-    """``a, b as c, (d,\n e)`` -> ``["a", "b", "d", "e"]`` (identifiers only)."""
-    out = []
-    text = _COMMENT_RE.sub(b"", text)
-    for item in text.decode("ascii", "replace").strip("() \t\r\n").split(","):
-        word = item.strip().split(" as ")[0].strip()
-        if word and all(part.isidentifier() for part in word.split(".")):
-            out.append(word)
-    return out
 
 
 def pack_bundle(bundle: Dict[str, Entry]) -> bytes:
@@ -386,8 +281,10 @@ class Responder:
             # An ancestor package of an allowed tree: served empty, never its source.
             entry = (True, "<ns.mitogen:%s>" % name, b"", ())
         else:
+            from ._modscan import locate  # serving from files: the controller only
+
             try:
-                spec = _locate(name, self._search_first) if self._search_first else _locate(name)
+                spec = locate(name, self._search_first) if self._search_first else locate(name)
             except (ImportError, ValueError, AttributeError):
                 spec = None
             if spec is not None:
@@ -401,7 +298,7 @@ class Responder:
         if origin in (None, "namespace", "built-in", "frozen") or not str(origin).endswith(".py"):
             # Only a true namespace package is served (empty, as AnsiballZ adds an
             # empty __init__.py for it: a collection's module_utils/ or a directory in
-            # it often has none). ``_locate`` makes one with no loader; the standard
+            # it often has none). ``_modscan.locate`` makes one with no loader; the standard
             # finders' have a NamespaceLoader. Anything else without a .py file (e.g.
             # six.moves, made by six's own finder) is reported absent, so the target's
             # import machinery builds it the same way locally.
@@ -417,6 +314,8 @@ class Responder:
         return (is_pkg, "master:%s" % origin, source, tuple(sorted(self._related(name, is_pkg, source))))
 
     def _related(self, name: str, is_pkg: bool, source: bytes) -> Set[str]:
+        from ._modscan import imported_names  # the controller only
+
         return self.policy.related(name, imported_names(name, is_pkg, source))
 
     def warm(self, names: Sequence[str]) -> int:

@@ -38,9 +38,10 @@ from ._broker import Broker
 from ._calls import Context, Receiver, dead_error, is_dead
 from ._codec import Encoded, decode, encode
 from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError, StreamError, TimeoutError
-from ._importer import Responder, imported_names
+from ._importer import Responder
 from ._logs import LogReceiver
 from ._methods import make
+from ._modscan import imported_names
 from ._router import Router
 from ._service import CHILDREN, Service, ServiceRegistry, expose
 from ._stream import Stream
