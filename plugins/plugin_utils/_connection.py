@@ -75,8 +75,6 @@ def collection_roots() -> List[str]:
 RUN_MODULE = (_mux.RUNNER, "run_module")
 EXEC_COMMAND = (_mux.CORE + "._target", "exec_command")
 
-# ssh's own notice as a session on a pty ends (with or without a master)
-_PTY_CLOSED = re.compile(rb"(Shared connection|Connection) to \S+ closed\.\r?\n")
 # An interpreter setting only a shell can run: operators, expansions, a leading VAR=value.
 _SHELL_SYNTAX = re.compile(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
 
@@ -419,38 +417,8 @@ class MitogenConnectionBase(ConnectionBase):
         return b""
 
     def _exec_without_python(self, cmd: str, in_data: Optional[bytes], sudoable: bool, use_pty: bool) -> Tuple[int, bytes, bytes]:
-        """``cmd`` through a one-shot login, where no Python runs (``raw`` installing one).
-
-        As the built-in plugin runs it: the login shell runs the command, become
-        wraps it with the task's own become plugin. The login's password prompt is
-        answered as when an interpreter starts; a become password cannot be typed
-        on this path: then the original failure stands, with what to do.
-        """
-        becomes = self._becomes(sudoable)
-        if self._via_stack():
-            raise AnsibleConnectionFailure(_via.no_python_message(self.host_name(), self._via_names))
-        spec = self._login_spec()
-        if becomes and self._real_become.get_option("become_pass"):
-            raise AnsibleConnectionFailure(
-                "ns.mitogen: no Python runs on %s, and a command without one cannot answer a become password "
-                "prompt here; use ansible.builtin.ssh (mitogen_disable: true) to bootstrap Python" % self.host_name()
-            )
-        if becomes:
-            cmd = self._real_become.build_become_command(cmd, self._shell)
-        argv = self._one_shot_argv(spec, to_text(cmd), use_pty)
-        shown = argv[:-1] + [self._shown(argv[-1])]
-        display.vvv("ns.mitogen EXEC without Python (one-shot %s): %s" % (self.method, shown), host=self.host_name())
-        try:
-            rc, stdout, stderr = _oneshot.run_once(spec, argv, to_bytes(in_data or b""))
-        except ConnectError as exc:
-            raise AnsibleConnectionFailure(_failures.unreachable_message(exc, self.method)) from None
-        if rc == 255 and self.method == "ssh":  # as ansible.builtin.ssh: ssh's own failure
-            raise AnsibleConnectionFailure("Failed to connect to the host via ssh: %s" % to_text(stderr).strip())
-        if becomes:
-            stdout = _become.strip_success(stdout, to_bytes(self._real_become.success or ""))
-        if use_pty:  # the one-shot ssh runs without a master: its notice as vanilla's (over one) reads
-            stderr = _PTY_CLOSED.sub(b"", stderr) + self._pty_closed_notice()
-        return rc, stdout, stderr
+        """``cmd`` through a one-shot login, where no Python runs (``_oneshot.exec_without_python``)."""
+        return _oneshot.exec_without_python(self, cmd, in_data, sudoable, use_pty)
 
     def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
         """The argv that runs ``cmd`` once as the login user, without our interpreter."""
