@@ -108,8 +108,9 @@ options:
       - name: mitogen_jexec_path
 notes:
   - Variables of the original Mitogen that have no effect here yet are reported with one
-    warning per run. Its environment variables (E(MITOGEN_POOL_SIZE),
-    E(MITOGEN_MAX_INTERPRETERS), E(MITOGEN_CPU_COUNT), E(MITOGEN_PROFILING),
-    E(MITOGEN_ROUTER_DEBUG), E(MITOGEN_DUMP_THREAD_STACKS), E(MITOGEN_LOG_LEVEL),
-    E(MITOGEN_SAVE_PIDS)) are reported the same way, each with what to use instead.
+    warning per run. Of its environment variables, E(MITOGEN_POOL_SIZE) and
+    E(MITOGEN_MAX_INTERPRETERS) are honoured (options O(pool_size) and O(max_interpreters));
+    E(MITOGEN_CPU_COUNT), E(MITOGEN_PROFILING), E(MITOGEN_ROUTER_DEBUG),
+    E(MITOGEN_DUMP_THREAD_STACKS), E(MITOGEN_LOG_LEVEL) and E(MITOGEN_SAVE_PIDS) are reported
+    the same way, each with what to use instead.
 """
