@@ -396,11 +396,12 @@ class Connection(MitogenConnectionBase):
     def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
         """Also, with ssh's own verbosity on and -vvv, ssh's debug lines from the login (once per run)."""
         super()._say_interpreter(stack)
-        if display.verbosity < 3 or not stack[0].get("verbosity"):
+        hops = len(self._login_stack())  # the login's hop: after those of mitogen_via
+        if display.verbosity < 3 or not stack[hops - 1].get("verbosity"):
             return
-        login = self._request("connect", stack=stack[:1])["hello"].get("login_output")
+        login = self._request("connect", stack=stack[:hops], login_hops=hops)["hello"].get("login_output")
         if login:
-            argv = api.make_transport(stack[0]).argv([])[:-1]
+            argv = api.make_transport(stack[hops - 1]).argv([])[:-1]
             display.vvv("SSH: EXEC %s <the interpreter's start>" % shlex.join(argv), host=self.host_name())
             display.vvv(login.rstrip(), host=self.host_name())
 

@@ -75,6 +75,33 @@ options:
       - name: MITOGEN_MAX_INTERPRETERS
     vars:
       - name: mitogen_max_interpreters
+  pool_size:
+    description:
+      - How many interpreters the run's multiplexer starts at once, and how many an
+        intermediary (C(mitogen_via)) starts at once for the targets behind it; more
+        wait for a start to end. The multiplexer uses the value of the latest
+        connection that asked.
+      - As the original Mitogen's E(MITOGEN_POOL_SIZE) (its default, 16).
+    type: integer
+    default: 16
+    env:
+      - name: MITOGEN_POOL_SIZE
+    vars:
+      - name: mitogen_pool_size
+  hop_cache_size:
+    description:
+      - Mebibytes of copied files (C(copy), C(template), any C(put_file)) an
+        intermediary (C(mitogen_via)) keeps for the targets behind it, so that a file
+        copied to N of them crosses the links before it once. Kept by SHA-256 in a
+        private (0700) temporary directory on the intermediary (on disk, not in memory,
+        as a file may be large), least recently used first out, removed when the run ends.
+        A larger file goes straight through, uncached. V(0) caches nothing.
+    type: integer
+    default: 512
+    env:
+      - name: NS_MITOGEN_HOP_CACHE_SIZE
+    vars:
+      - name: ns_mitogen_hop_cache_size
   fork_modules:
     description:
       - Modules that always run in a fresh process forked from the target's zygote (a clean

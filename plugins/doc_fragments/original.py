@@ -10,9 +10,17 @@ class ModuleDocFragment:
 options:
   mitogen_via:
     description:
-      - Connection delegation of the original Mitogen (reach this host through another inventory
-        host). Not supported yet - a host that sets it is refused (reported unreachable, with
-        what to use instead), since connecting directly could reach another machine.
+      - Connection delegation, as in the original Mitogen - reach this host through another
+        inventory host, named as V(host), V(user@host) (log in there as V(user)) or
+        V(become_method:user@host) (through that become user's interpreter there, for example
+        V(sudo:root@bastion)). Templated like any variable; the intermediary may have its own
+        C(mitogen_via), to any depth.
+      - The intermediary is connected with its own inventory variables (address, port, user,
+        key, password, ssh arguments, become variables), as if it were the task's target, and
+        this host's own connection (its ssh) then runs on the intermediary, so paths in this
+        host's variables (a key file, a known_hosts file) are the intermediary's.
+      - A cycle, an unknown host or a malformed value fails the task with an error naming the
+        chain. C(-vvv) shows the chain of each task. See C(docs/via.md) in the collection.
     type: raw
     vars:
       - name: mitogen_via
@@ -109,9 +117,9 @@ options:
       - name: mitogen_jexec_path
 notes:
   - Variables of the original Mitogen that have no effect here yet are reported with one
-    warning per run; C(mitogen_via) makes the host fail (unreachable) rather than be
-    reached directly. Its environment variables (E(MITOGEN_POOL_SIZE),
-    E(MITOGEN_MAX_INTERPRETERS), E(MITOGEN_CPU_COUNT), E(MITOGEN_PROFILING),
-    E(MITOGEN_ROUTER_DEBUG), E(MITOGEN_DUMP_THREAD_STACKS), E(MITOGEN_LOG_LEVEL),
-    E(MITOGEN_SAVE_PIDS)) are reported the same way, each with what to use instead.
+    warning per run. Of its environment variables, E(MITOGEN_POOL_SIZE) and
+    E(MITOGEN_MAX_INTERPRETERS) are honoured (options O(pool_size) and O(max_interpreters));
+    E(MITOGEN_CPU_COUNT), E(MITOGEN_PROFILING), E(MITOGEN_ROUTER_DEBUG),
+    E(MITOGEN_DUMP_THREAD_STACKS), E(MITOGEN_LOG_LEVEL) and E(MITOGEN_SAVE_PIDS) are reported
+    the same way, each with what to use instead.
 """

@@ -48,6 +48,13 @@ def configure_module(
         if plan is not None:
             report_discovery(connection, action, task_vars)
             return _compat.configure_module_result(plan.marker(), connection.shebang(), plan.request["profile"], plan.module_path)
+        if _planner.may_run_program(action):
+            configured = original(action, module_name=module_name, module_args=module_args, task_vars=task_vars, **kwargs)
+            plan = _planner.plan_program(action, module_name, module_args, configured)
+            if plan is None:
+                return configured
+            _style, shebang, _data, profile, path = _compat.configured_parts(configured)
+            return _compat.configure_module_result(plan.marker(), shebang or connection.shebang(), profile, path)
     return original(action, module_name=module_name, module_args=module_args, task_vars=task_vars, **kwargs)
 
 

@@ -30,8 +30,9 @@ and the methods a strategy extends (``run``, ``_queue_task``, ``_execute_meta``)
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 from ansible.executor import module_common
 from ansible.release import __author__ as ANSIBLE_AUTHOR
@@ -127,6 +128,41 @@ def configure_module_result(data: bytes, shebang: str, profile: Optional[str], m
             b_module_data=data, module_style="new", shebang=shebang, serialization_profile=profile or "legacy"
         ), module_path
     return "new", shebang, data, module_path
+
+
+def configured_parts(configured: Any) -> Tuple[str, Optional[str], bytes, Optional[str], str]:
+    """``(module_style, shebang, data, profile, module_path)`` of what ``ActionBase._configure_module`` returned.
+
+    2.19+ returns ``(_BuiltModule, path)``, earlier releases ``(style, shebang, data, path)``;
+    ``profile`` is None before 2.19.
+    """
+    if _BUILT_MODULE is not None:
+        built, path = configured
+        return built.module_style, built.shebang, built.b_module_data, built.serialization_profile, path
+    style, shebang, data, path = configured
+    return style, shebang, data, None, path
+
+
+def is_json_args(source: bytes) -> bool:
+    """True if ``source`` holds the marker Ansible replaces with the module's arguments (JSON_ARGS)."""
+    return module_common.REPLACER_JSONARGS in source
+
+
+def args_file_json(module_args: Any, profile: Optional[str]) -> str:
+    """The arguments file of a WANT_JSON or binary module, as ``ActionBase._execute_module`` writes it."""
+    if profile is not None:
+        from ansible.module_utils.common.json import Direction, get_module_encoder
+
+        return json.dumps(module_args, cls=get_module_encoder(profile, Direction.CONTROLLER_TO_MODULE))
+    return json.dumps(module_args)
+
+
+def remote_tmp(action: Any) -> str:
+    """The remote temp directory setting of the action's shell (``remote_tmp``)."""
+    try:
+        return str(action._connection._shell.get_option("remote_tmp"))
+    except Exception:
+        return "~/.ansible/tmp"
 
 
 def module_fqn(module_path: str, leaf_name: str) -> str:
@@ -369,3 +405,43 @@ def ini_option_value(plugin: Any, name: str, cfile: str) -> Any:
 def play_of(iterator: Any) -> Any:
     """The play a strategy's ``PlayIterator`` runs."""
     return iterator._play
+
+
+def hostvars_loader(hostvars: Any) -> Any:
+    """The DataLoader of the ``hostvars`` of a task's variables (to template another host's variables)."""
+    return getattr(hostvars, "_loader", None)
+
+
+def _omitted() -> Tuple[Type[BaseException], ...]:
+    try:  # ansible-core 2.19+: templating a value that is ``omit`` raises
+        from ansible.errors import AnsibleValueOmittedError
+
+        return (AnsibleValueOmittedError,)
+    except ImportError:
+        return ()
+
+
+#: What templating an omitted value raises (nothing before 2.19): the variable is then unset.
+OMITTED: Tuple[Type[BaseException], ...] = _omitted()
+
+
+@contextlib.contextmanager
+def connection_choice(choose: Callable[[Dict[str, Any], Any, Any], Any]) -> Iterator[None]:
+    """Meanwhile (and in the workers forked meanwhile), ``TaskExecutor._get_connection``
+    loads the connection ``choose(cvars, templar, name)`` gives for the one it was asked for.
+
+    ``cvars``: the variables of the host the connection is for (the delegated host's
+    for a delegated task, known only in the worker).
+    """
+    from ansible.executor.task_executor import TaskExecutor
+
+    original = TaskExecutor._get_connection
+
+    def _get_connection(self: Any, cvars: Any, templar: Any, current_connection: Any) -> Any:
+        return original(self, cvars, templar, choose(cvars, templar, current_connection))
+
+    TaskExecutor._get_connection = _get_connection  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        TaskExecutor._get_connection = original  # type: ignore[method-assign]

@@ -54,6 +54,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _options,
     _original,
     _planner,
+    _via,
 )
 
 display = Display()
@@ -74,8 +75,6 @@ def collection_roots() -> List[str]:
 RUN_MODULE = (_mux.RUNNER, "run_module")
 EXEC_COMMAND = (_mux.CORE + "._target", "exec_command")
 
-# ssh's own notice as a session on a pty ends (with or without a master)
-_PTY_CLOSED = re.compile(rb"(Shared connection|Connection) to \S+ closed\.\r?\n")
 # An interpreter setting only a shell can run: operators, expansions, a leading VAR=value.
 _SHELL_SYNTAX = re.compile(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
 
@@ -96,12 +95,35 @@ class MitogenConnectionBase(ConnectionBase):
         self._contexts: Dict[str, int] = {}
         self._real_become: Any = None
         self._original_checked = False
+        self._task_keys: Any = None
+        # mitogen_via (``_via``): the task's variables, the hosts behind this one (when
+        # this is an intermediary), the hops before this host and their names
+        self._via_source: Optional[_via.Source] = None
+        self._via_chain: List[str] = []
+        self._via_hops: Optional[List[Dict[str, Any]]] = None
+        self._via_names: List[str] = []
+        self._delegated_name: Optional[str] = None
 
     # -- options -> specs -------------------------------------------------------------
     def set_options(self, task_keys: Any = None, var_options: Any = None, direct: Any = None) -> None:
         """Ansible's own parsing, then ours (``_options.validate``): a bad value fails here, before any connection."""
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
         _options.validate(self, task_keys, var_options, direct)
+        self._task_keys = task_keys
+        self._via_hops = None
+
+    def _resolve_option_variables(self, variables: Any, templar: Any) -> Any:
+        """ansible-core 2.17+ (tasks and ``meta: reset_connection``): keep the variables for ``mitogen_via``."""
+        if isinstance(variables, dict) and "hostvars" in variables:
+            self._via_source = _via.Source(variables)
+        return super()._resolve_option_variables(variables, templar)
+
+    def update_vars(self, variables: Any) -> None:
+        """Every release, after ``set_options``: the task's variables, where 2.16 gave none before."""
+        if isinstance(variables, dict) and "hostvars" in variables:
+            source, self._delegated_name = _via.from_task_vars(variables)
+            self._via_source = self._via_source or source
+        super().update_vars(variables)
 
     def set_become_plugin(self, plugin: Any) -> None:
         self._real_become = plugin
@@ -187,7 +209,7 @@ class MitogenConnectionBase(ConnectionBase):
         return None
 
     def _check_original_names(self) -> None:
-        """Warn about the original Mitogen's names that have no effect here; refuse ``mitogen_via``.
+        """Warn about the original Mitogen's names that have no effect here (refuse a ``REFUSE`` one).
 
         Once per task (this object); the warnings read the same for every host, so
         Ansible's display shows each once per run.
@@ -201,13 +223,35 @@ class MitogenConnectionBase(ConnectionBase):
         _original.check_environment(display.warning)
 
     def _login_stack(self) -> List[Dict[str, Any]]:
-        """The connection's own hops: the last one's interpreter is the target's login interpreter."""
-        return [self._login_spec()]
+        """The hops to the target's login interpreter (the last one's): ``mitogen_via``'s, then the connection's own."""
+        return self._via_stack() + [self._login_spec()]
+
+    def _via_stack(self) -> List[Dict[str, Any]]:
+        """The hops that reach this host's intermediary (``mitogen_via``), [] without one; once per task."""
+        if self._via_hops is None:
+            value = self.get_option("mitogen_via") if self.has_option("mitogen_via") else None
+            if value is None or value == "":
+                self._via_hops, self._via_names = [], []
+                return self._via_hops
+            chain = self._via_chain or [self._inventory_name()]
+            self._via_hops, names = _via.stack(self, value, self._via_source, chain)
+            self._via_names = names
+            if not self._via_chain:  # the task's own target: the chain it takes, once per task
+                display.vvv("ns.mitogen: mitogen_via chain %s -> %s" % (" -> ".join(names), chain[0]), host=self.host_name())
+        return self._via_hops
+
+    def _inventory_name(self) -> str:
+        """This host's inventory name (the delegated host's for a delegated task), else its address."""
+        if self._delegated_name:
+            return self._delegated_name
+        variables = self._via_source.variables if self._via_source is not None else {}
+        return str(variables.get("inventory_hostname") or self.host_name())
 
     def _recycling(self) -> Dict[str, int]:
         """What the mux needs to apply the interpreter limit (``_recycler``) when it starts one."""
         limit = self.get_option("max_interpreters") if self.has_option("max_interpreters") else None
-        return {"login_hops": len(self._login_stack()), "max_interpreters": int(limit or 20)}
+        pool = self.get_option("pool_size") if self.has_option("pool_size") else None
+        return {"login_hops": len(self._login_stack()), "max_interpreters": int(limit or 20), "pool_size": int(pool or 16)}
 
     def _stack(self, sudoable: bool) -> List[Dict[str, Any]]:
         if not self._original_checked:
@@ -247,6 +291,8 @@ class MitogenConnectionBase(ConnectionBase):
             self._contexts.clear()  # a later call of this task starts a new interpreter, by its stack
             raise _failures.translate(exc, self.method, self.host_name()) from None
         except (StreamError, CallError, ProtocolError) as exc:
+            if isinstance(exc, ConnectError) and self._via_names:  # the failed hop is named by its address; the chain too
+                exc.hint = _via.hint(_options.ansible_hint(exc.hint), self._via_names, self._inventory_name())
             raise _failures.translate(exc, self.method, self.host_name()) from None
 
     def _context(self, sudoable: bool) -> int:
@@ -257,13 +303,13 @@ class MitogenConnectionBase(ConnectionBase):
             self._contexts[key] = self._request("connect", stack=stack, **self._recycling())["context_id"]
         return self._contexts[key]
 
-    def _call(self, sudoable: bool, ref: Tuple[str, str], *args: Any, **source: Optional[str]) -> Any:
+    def _call(self, sudoable: bool, ref: Tuple[str, str], *args: Any, **source: Any) -> Any:
         """Run the function ``ref`` (module, name) names with ``args`` in the task's interpreter.
 
         Never retried: if the interpreter dies during a call, the step may have had
         effects. The task fails (``_failures.TaskInterpreterLost``), or is unreachable when
         the login itself was lost; the next task gets a new interpreter.
-        ``source``: ``source_id`` and ``source_path`` of a module run (``MuxClient.call``).
+        ``source``: ``source_id``, ``source_path`` and ``module_utils_dirs`` of a module run (``MuxClient.call``).
         """
         stack = self._stack(sudoable)
         context_id = self._contexts.get(_mux.stack_key(stack)) if self._contexts else None
@@ -314,8 +360,11 @@ class MitogenConnectionBase(ConnectionBase):
         if cwd:
             request["cwd"] = cwd
         path = request.pop("source_path", None)  # the mux's, to attach the source where never sent
+        dirs = request.pop("module_utils_dirs", None)  # the mux's: playbook/role module_utils it serves first
         try:
-            reply = self._call(sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=path)
+            reply = self._call(
+                sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=path, module_utils_dirs=dirs
+            )
         except _failures.InterpreterNotFound as exc:
             return 127, b"", to_bytes(exc.output)
         except _failures.TaskInterpreterLost as exc:  # Ansible words the module failure, with this rc and stderr
@@ -325,7 +374,16 @@ class MitogenConnectionBase(ConnectionBase):
             reply = self._call(sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=None)
         for line in reply.get("log") or ():
             display.vvv("ns.mitogen target: %s" % line, host=host)
+        if reply.get("retire"):
+            self._retire(sudoable, str(reply["retire"]))
         return reply["rc"], reply["stdout"], reply["stderr"]
+
+    def _retire(self, sudoable: bool, reason: str) -> None:
+        """Replace the task's interpreter (and those stacked on it) before the next task: ``reason``."""
+        stack = self._stack(sudoable)
+        display.vvv("ns.mitogen RETIRE %s: %s" % (" -> ".join(_describe(s) for s in stack), reason), host=self.host_name())
+        self._request("reset", stack=stack)
+        self._contexts.clear()
 
     # -- ConnectionBase ---------------------------------------------------------------
     def exec_command(self, cmd: str, in_data: Optional[bytes] = None, sudoable: bool = True) -> Tuple[int, bytes, bytes]:
@@ -360,36 +418,8 @@ class MitogenConnectionBase(ConnectionBase):
         return b""
 
     def _exec_without_python(self, cmd: str, in_data: Optional[bytes], sudoable: bool, use_pty: bool) -> Tuple[int, bytes, bytes]:
-        """``cmd`` through a one-shot login, where no Python runs (``raw`` installing one).
-
-        As the built-in plugin runs it: the login shell runs the command, become
-        wraps it with the task's own become plugin. The login's password prompt is
-        answered as when an interpreter starts; a become password cannot be typed
-        on this path: then the original failure stands, with what to do.
-        """
-        becomes = self._becomes(sudoable)
-        spec = self._login_spec()
-        if becomes and self._real_become.get_option("become_pass"):
-            raise AnsibleConnectionFailure(
-                "ns.mitogen: no Python runs on %s, and a command without one cannot answer a become password "
-                "prompt here; use ansible.builtin.ssh (mitogen_disable: true) to bootstrap Python" % self.host_name()
-            )
-        if becomes:
-            cmd = self._real_become.build_become_command(cmd, self._shell)
-        argv = self._one_shot_argv(spec, to_text(cmd), use_pty)
-        shown = argv[:-1] + [self._shown(argv[-1])]
-        display.vvv("ns.mitogen EXEC without Python (one-shot %s): %s" % (self.method, shown), host=self.host_name())
-        try:
-            rc, stdout, stderr = _oneshot.run_once(spec, argv, to_bytes(in_data or b""))
-        except ConnectError as exc:
-            raise AnsibleConnectionFailure(_failures.unreachable_message(exc, self.method)) from None
-        if rc == 255 and self.method == "ssh":  # as ansible.builtin.ssh: ssh's own failure
-            raise AnsibleConnectionFailure("Failed to connect to the host via ssh: %s" % to_text(stderr).strip())
-        if becomes:
-            stdout = _become.strip_success(stdout, to_bytes(self._real_become.success or ""))
-        if use_pty:  # the one-shot ssh runs without a master: its notice as vanilla's (over one) reads
-            stderr = _PTY_CLOSED.sub(b"", stderr) + self._pty_closed_notice()
-        return rc, stdout, stderr
+        """``cmd`` through a one-shot login, where no Python runs (``_oneshot.exec_without_python``)."""
+        return _oneshot.exec_without_python(self, cmd, in_data, sudoable, use_pty)
 
     def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
         """The argv that runs ``cmd`` once as the login user, without our interpreter."""
@@ -400,7 +430,14 @@ class MitogenConnectionBase(ConnectionBase):
         display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self.host_name())
         if not os.path.exists(to_bytes(in_path)):
             raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
-        self._request("push_file", context_id=self._context(False), local_path=to_text(in_path), remote_path=to_text(out_path))
+        cache = self.get_option("hop_cache_size") if self.has_option("hop_cache_size") else None
+        self._request(
+            "push_file",
+            context_id=self._context(False),
+            local_path=to_text(in_path),
+            remote_path=to_text(out_path),
+            cache_size=None if cache is None else max(0, int(cache)) << 20,
+        )
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         """Stream ``in_path`` to ``out_path``: from the login interpreter, as vanilla's.
@@ -419,8 +456,18 @@ class MitogenConnectionBase(ConnectionBase):
         self._request("fetch_file", context_id=context_id, remote_path=to_text(in_path), local_path=to_text(out_path))
 
     def reset(self) -> None:
-        """Drop this host's interpreters (login and become); the next task starts new ones."""
-        self._request("reset", stack=self._login_stack())
+        """Drop this host's interpreters (login and become); the next task starts new ones.
+
+        Not those of its intermediaries (``mitogen_via``), which others may use. Where its
+        chain cannot be known (ansible-core 2.16's own ``meta: reset_connection`` hands the
+        connection no variables), a warning says the reset did nothing.
+        """
+        try:
+            stack = self._login_stack()
+        except _via.ViaError as exc:
+            display.warning("ns.mitogen: reset_connection did nothing on %s: %s" % (self.host_name(), exc))
+            return
+        self._request("reset", stack=stack)
         self._contexts.clear()
 
     def close(self) -> None:

@@ -15,10 +15,17 @@ instead, over a private UNIX socket, with the same framing and codec as the core
   ``connect`` and then a ``call``. The stack and the arguments come encoded by the
   worker and are relayed without being decoded (the stack only to start a
   context). A module run gets the module's source attached (as ``source=``) the
-  first time its context runs that module (``_source_to_attach``), so the target
+  first time its context runs that module (``_mux_sources``), so the target
   need not ask for it (``need_source``);
-- ``push_file`` / ``fetch_file``: stream files between the controller and a context;
-- ``reset(stack)``: drop the contexts of a host (``meta: reset_connection``).
+- ``push_file`` / ``fetch_file``: stream files between the controller and a context
+  (to a context behind an intermediary, through that intermediary's file cache:
+  ``_mux_hops``);
+- ``reset(stack)``: drop the contexts of a host (``meta: reset_connection``);
+- ``stats()``: counters of what crossed the links to the first hops (for tests).
+
+Stacks share their prefixes: the context for ``stack[:n]`` serves every stack that
+begins with it, so targets behind one intermediary (``mitogen_via``) share it; the
+contract (``login_hops`` among it) is in ``_mux_contexts``.
 
 A request that may start a context also says how many of its hops are the
 connection's own (``login_hops``) and the limit of interpreters stacked on that

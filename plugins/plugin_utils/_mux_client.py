@@ -51,6 +51,8 @@ class MuxClient:
         source_path: Optional[str] = None,
         login_hops: int = 1,
         max_interpreters: Optional[int] = None,
+        pool_size: Optional[int] = None,
+        module_utils_dirs: Optional[List[str]] = None,
     ) -> Any:
         """Run ``ref`` (module, function) with ``args`` in the context for ``stack``.
 
@@ -59,13 +61,20 @@ class MuxClient:
         ``source_path`` let the mux attach the module's source where it was never
         sent (``source_path`` None: the request carries it). The stack and the
         arguments are encoded here: the mux relays them without decoding.
-        ``login_hops`` and ``max_interpreters``: as for the mux's ``connect``.
+        ``login_hops``, ``max_interpreters`` and ``pool_size``: as for the mux's ``connect``.
+        ``module_utils_dirs``: a playbook's and roles' ``module_utils/`` directories
+        the mux serves ``ansible.module_utils`` from first (a module run that imports
+        from them).
         """
         where: Dict[str, Any] = {"context_id": context_id}
         if context_id is None:
             where = {"key": stack_key(stack), "stack": encode(stack), "login_hops": login_hops}
             if max_interpreters is not None:
                 where["max_interpreters"] = max_interpreters
+            if pool_size is not None:
+                where["pool_size"] = pool_size
+        if module_utils_dirs:
+            where["module_utils_dirs"] = list(module_utils_dirs)
         return self.request("call", ref=ref, args=encode(tuple(args)), source_id=source_id, source_path=source_path, **where)
 
     def request(self, method: str, **kwargs: Any) -> Any:

@@ -5,14 +5,15 @@
 Owns: ``MuxServer`` (the requests ``_mux`` lists, served from the broker thread and
 the pool), ``main()`` (the process's entry point) and ``start()``, which binds the
 socket and forks the mux from the calling process (``_mux_fork``); the interpreter
-limit's bookkeeping is ``_recycler``'s. Uses nothing of Ansible's, only the core
+limit's bookkeeping is ``_recycler``'s, the module sources' ``_mux_sources``',
+starting and finding contexts (and the stack contract) ``_mux_contexts``', what
+intermediaries cache ``_mux_hops``'. Uses nothing of Ansible's, only the core
 (through ``api``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -21,11 +22,13 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, Error, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
+    CACHE_SOURCE,
     CALL_FUNCTION,
+    DEFAULT_HOP_CACHE,
     FLAG_ERROR,
     Context,
     Encoded,
@@ -46,14 +49,16 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     RUNNER,
     RUNNER_COMPANIONS,
     socket_path,
-    stack_key,
 )
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_contexts import Contexts
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_hops import MuxHops
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_sources import ModuleSources
 from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import DEFAULT_LIMIT, Recycler
 
 LOG = logging.getLogger("ns.mitogen.mux")
 
 
-class MuxServer:
+class MuxServer(Contexts):
     """Serves workers on ``path`` until ``watch_pid`` exits."""
 
     def __init__(self, path: str, watch_pid: int, listen_fd: int, packages: Optional[Dict[str, bytes]] = None) -> None:
@@ -70,8 +75,9 @@ class MuxServer:
         self._starting: Dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._prepared = False
-        self._sources: Dict[str, bytes] = {}  # source_id -> a module's source, read for _source_to_attach
-        self._delivered: Dict[int, Set[str]] = {}  # context_id -> source_ids it was sent
+        self.sources = ModuleSources()  # module sources, and which context was sent which
+        self.hops = MuxHops(self.sources)  # contexts behind intermediaries, and their caches
+        self.session.services.register(self.hops.root)
         # Interpreter recycling (see _recycler): use of each context, under self._lock.
         self._recycler = Recycler()
         self._how: Dict[str, Tuple[int, int]] = {}  # a recyclable stack's key -> (login_hops, limit)
@@ -89,6 +95,7 @@ class MuxServer:
             "push_file": self.push_file,
             "fetch_file": self.fetch_file,
             "reset": self.reset,
+            "stats": self.stats,
         }
         # Last: the broker thread serves requests as soon as it accepts.
         self._sock = socket.socket(fileno=listen_fd)  # bound and listening: see start()
@@ -187,7 +194,8 @@ class MuxServer:
             how = self._how.get(key, (1, DEFAULT_LIMIT))
             login_hops = int(call.get("login_hops") or how[0])
             limit = int(call.get("max_interpreters") or how[1])
-            context_id = self._claim_or_start(self.connect(stack, login_hops, limit)["context_id"])
+            started = self.connect(stack, login_hops, limit, call.get("pool_size"))
+            context_id = self._claim_or_start(started["context_id"])
         except Exception as exc:
             self._reply(stream, msg, _wire_error(exc), FLAG_ERROR)
             return
@@ -215,9 +223,19 @@ class MuxServer:
             raise Error("malformed call request: arguments not encoded by the worker")
         extra: Dict[str, Any] = {}
         if ref == RUN_MODULE:
-            source = self._source_to_attach(context_id, call.get("source_id"), call.get("source_path"))
-            if source is not None:
-                extra["source"] = source
+            dirs = call.get("module_utils_dirs")
+            if isinstance(dirs, list) and all(isinstance(d, str) for d in dirs):  # a playbook's/role's module_utils
+                self.session.responder.search_first("ansible.module_utils", dirs)
+            hop = self.hops.hop_of(context_id)
+            if hop is not None:  # the target asks its parent, the intermediary, which has it
+                source = self.sources.give(hop, call.get("source_id"), call.get("source_path"))
+                if source is not None:  # on the same stream, ahead of the call: kept before it passes
+                    self.router.send(Message.encoded(source, dst_id=hop, handle=CACHE_SOURCE))
+                extra["fetch_source"] = True
+            else:
+                source = self.sources.attach(context_id, call.get("source_id"), call.get("source_path"))
+                if source is not None:
+                    extra["source"] = source
 
         def _back(reply: Message) -> None:
             self._release(context_id)
@@ -230,143 +248,27 @@ class MuxServer:
         body = (ref, Encoded(args), extra)
         self.router.send(Message.encoded(body, dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
 
-    def _source_to_attach(self, context_id: int, source_id: Any, path: Any) -> Optional[bytes]:
-        """A module's source for the first run of it ``context_id`` gets, else None.
-
-        The worker sends the module's sha1 and path, not its bytes (``source_path``
-        None: the request carries the source itself); without this the target's
-        first run of each module answers ``need_source`` and the worker sends again:
-        a round trip per module and target (20 ms at 20 ms RTT). A file that changed
-        since the worker read it is not attached (its sha1 differs): the target then
-        asks, as it does after evicting a source, and the worker sends its own copy.
-        Runs on the broker thread; the one read per module and run is of a local file
-        the worker has just read (so in the page cache), a blocking call kept that short.
-        """
-        if not isinstance(source_id, str):
-            return None
-        delivered = self._delivered.setdefault(context_id, set())
-        if path is None:
-            delivered.add(source_id)
-            return None
-        if source_id in delivered or not isinstance(path, str):
-            return None
-        source = self._sources.get(source_id)
-        if source is None:
-            try:
-                with open(path, "rb") as fp:
-                    data = fp.read()
-            except OSError:
-                return None
-            if hashlib.sha1(data).hexdigest() != source_id:
-                return None
-            source = self._sources[source_id] = data
-        delivered.add(source_id)
-        return source
-
     # -- methods ----------------------------------------------------------------------
     def ping(self) -> Dict[str, Any]:
         return {"pid": os.getpid(), "contexts": len(self._contexts), "prepared": self._prepared}
 
-    def connect(self, stack: List[Dict[str, Any]], login_hops: int = 1, max_interpreters: int = DEFAULT_LIMIT) -> Dict[str, Any]:
-        """Return ``{"context_id", "hello"}`` for the last hop of ``stack``.
+    def push_file(
+        self, context_id: int, local_path: str, remote_path: str, mode: Optional[int] = None, cache_size: Optional[int] = None
+    ) -> Dict[str, Any]:
+        """Stream a file to a context; through its intermediary's cache if it has one.
 
-        ``login_hops``: how many of the hops are the connection's own (the target's
-        login interpreter is the last of them); the interpreters stacked on it count
-        against ``max_interpreters`` (see ``_recycler``).
+        ``cache_size``: the bound of that cache in bytes (0: not through it; None:
+        ``api.DEFAULT_HOP_CACHE``).
         """
-        if not stack:
-            raise Error("empty connection stack")
-        login_hops = max(1, int(login_hops))
-        via: Optional[Context] = None
-        for depth in range(1, len(stack) + 1):
-            group = stack_key(stack[:login_hops]) if depth > login_hops else None
-            via = self._get_or_start(stack[:depth], via, group, int(max_interpreters))
-        if via is None:  # for the type checker: stack is not empty
-            raise Error("empty connection stack")
-        hello = self.session.hellos.get(via.context_id, {})
-        login = hello.pop("login_output", None)  # ssh's debug lines: for the first worker that asks
-        return {"context_id": via.context_id, "hello": hello if login is None else dict(hello, login_output=login)}
-
-    def _get_or_start(self, stack: List[Dict[str, Any]], via: Optional[Context], group: Optional[str], limit: int) -> Context:
-        """The context for ``stack``, started if need be; ``group``: the limit it counts against (None: none)."""
-        key = stack_key(stack)
-        while True:
-            with self._lock:
-                ctx = self._contexts.get(key)
-                if ctx is not None:
-                    return ctx
-                event = self._starting.get(key)
-                if event is None:
-                    event = self._starting[key] = threading.Event()
-                    if group is not None:
-                        self._recycler.starting(group, 1)
-                    break
-            event.wait(120)
-        try:
-            if group is not None:
-                self._make_room(group, limit)
-            spec = self.become.prepare(stack[-1], via.context_id if via is not None else None)
-            ctx = self.session.connect(spec, via, on_spawn=self._prepare_soon)
-            with self._lock:
-                self._contexts[key] = ctx
-                self._recycler.add(ctx.context_id, key, via.context_id if via else None, group)
-                if group is not None:
-                    self._how[key] = (len(json.loads(group)), limit)
-            return ctx
-        finally:
-            with self._lock:
-                self._starting.pop(key, None)
-                if group is not None:
-                    self._recycler.starting(group, -1)
-            event.set()
-
-    def _make_room(self, group: str, limit: int) -> None:
-        """Retire the least recently used idle interpreters of ``group`` so that one more fits.
-
-        Each is shut down and waited for (its route gone: its process has closed
-        its channel, exiting) before the new one starts, so that the target does
-        not run more than the limit. If too few are idle, the limit is exceeded,
-        with a warning in the mux's log.
-        """
-        with self._lock:
-            room = self._recycler.make_room(group, limit)
-            doomed = []
-            for context_id, key in room.victims:
-                ctx = self._contexts.pop(key, None)
-                if ctx is not None:
-                    doomed.append(ctx)
-                    self._retiring[context_id] = threading.Event()
-        for ctx in doomed:
-            LOG.debug("interpreter limit %d: retiring %s, the least recently used", limit, ctx.name)
-            ctx.shutdown()
-        for ctx in doomed:
-            if not self._retiring[ctx.context_id].wait(30):
-                LOG.warning("%s was asked to exit as the interpreter limit was reached, and has not yet", ctx.name)
-            with self._lock:
-                self._retiring.pop(ctx.context_id, None)
-        if room.over:
-            LOG.warning(
-                "interpreter limit %d exceeded by %d: every interpreter of that target has a call in flight", limit, room.over
-            )
-
-    def _forget(self, lost: Any, reason: str) -> None:
-        with self._lock:
-            for key, ctx in list(self._contexts.items()):
-                if ctx.context_id in lost:
-                    del self._contexts[key]
-            for context_id in lost:
-                self._delivered.pop(context_id, None)
-                self.session.hellos.pop(context_id, None)
-                event = self._retiring.get(context_id)
-                if event is not None:
-                    event.set()
-            self._recycler.lost(lost)
-            self.session.contexts[:] = [c for c in self.session.contexts if c.context_id not in lost]
-
-    def push_file(self, context_id: int, local_path: str, remote_path: str, mode: Optional[int] = None) -> Dict[str, Any]:
         context_id = self._claim_or_start(context_id)
         try:
-            return self.session.push_file(self.router.context(context_id), local_path, remote_path, mode)
+            ctx = self.router.context(context_id)
+            hop = self.hops.hop_of(context_id)
+            limit = DEFAULT_HOP_CACHE if cache_size is None else int(cache_size)
+            if hop is not None and limit > 0:
+                self.hops.cached_pushes += 1
+                return self.session.push_file_cached(ctx, self.router.context(hop), local_path, remote_path, mode, limit)
+            return self.session.push_file(ctx, local_path, remote_path, mode)
         finally:
             self._release(context_id)
 
@@ -377,16 +279,9 @@ class MuxServer:
         finally:
             self._release(context_id)
 
-    def reset(self, stack: List[Dict[str, Any]]) -> int:
-        """Shut down the contexts at and below ``stack`` (a connection's own hops)."""
-        prefix = stack_key(stack)[:-1]
-        with self._lock:
-            doomed = [(k, c) for k, c in self._contexts.items() if k.startswith(prefix)]
-            for key, _ctx in doomed:
-                del self._contexts[key]
-        for _key, ctx in sorted(doomed, key=lambda kc: -len(kc[0])):
-            ctx.shutdown()
-        return len(doomed)
+    def stats(self) -> Dict[str, Any]:
+        """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``)."""
+        return self.hops.stats(self.session, self.sources)
 
     # -- life -------------------------------------------------------------------------
     def _prepare_soon(self) -> None:

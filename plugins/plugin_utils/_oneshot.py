@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """One command through a connection's transport, where no interpreter runs (private).
 
-Owns: ``run_once()``, the path of ``raw`` (and any command) on a target where no
+Owns: ``exec_without_python()`` (a connection's command, as the built-in plugin
+runs it) and ``run_once()``, the path of ``raw`` (and any command) on a target where no
 Python runs yet, as when a play installs one: the transport's argv runs the command
 once, its prompts answered as when an interpreter starts (ssh's password), its
 output collected. Controller only: targets never need it, so it is not in the core.
@@ -11,12 +12,58 @@ output collected. Controller only: targets never need it, so it is not in the co
 from __future__ import annotations
 
 import os
+import re
 import select
 import time
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ansible.errors import AnsibleConnectionFailure
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _failures, _via
+
+display = Display()
+
+# ssh's own notice as a session on a pty ends (with or without a master)
+_PTY_CLOSED = re.compile(rb"(Shared connection|Connection) to \S+ closed\.\r?\n")
+
+
+def exec_without_python(conn: Any, cmd: str, in_data: Optional[bytes], sudoable: bool, use_pty: bool) -> Tuple[int, bytes, bytes]:
+    """``cmd`` through a one-shot login, where no Python runs (``raw`` installing one).
+
+    As the built-in plugin runs it: the login shell runs the command, become
+    wraps it with the task's own become plugin. The login's password prompt is
+    answered as when an interpreter starts; a become password cannot be typed
+    on this path: then the original failure stands, with what to do.
+    """
+    becomes = conn._becomes(sudoable)
+    if conn._via_stack():
+        raise AnsibleConnectionFailure(_via.no_python_message(conn.host_name(), conn._via_names))
+    spec = conn._login_spec()
+    if becomes and conn._real_become.get_option("become_pass"):
+        raise AnsibleConnectionFailure(
+            "ns.mitogen: no Python runs on %s, and a command without one cannot answer a become password "
+            "prompt here; use ansible.builtin.ssh (mitogen_disable: true) to bootstrap Python" % conn.host_name()
+        )
+    if becomes:
+        cmd = conn._real_become.build_become_command(cmd, conn._shell)
+    argv = conn._one_shot_argv(spec, to_text(cmd), use_pty)
+    shown = argv[:-1] + [conn._shown(argv[-1])]
+    display.vvv("ns.mitogen EXEC without Python (one-shot %s): %s" % (conn.method, shown), host=conn.host_name())
+    try:
+        rc, stdout, stderr = run_once(spec, argv, to_bytes(in_data or b""))
+    except ConnectError as exc:
+        raise AnsibleConnectionFailure(_failures.unreachable_message(exc, conn.method)) from None
+    if rc == 255 and conn.method == "ssh":  # as ansible.builtin.ssh: ssh's own failure
+        raise AnsibleConnectionFailure("Failed to connect to the host via ssh: %s" % to_text(stderr).strip())
+    if becomes:
+        stdout = _become.strip_success(stdout, to_bytes(conn._real_become.success or ""))
+    if use_pty:  # the one-shot ssh runs without a master: its notice as vanilla's (over one) reads
+        stderr = _PTY_CLOSED.sub(b"", stderr) + conn._pty_closed_notice()
+    return rc, stdout, stderr
 
 
 def run_once(spec: Dict[str, Any], argv: List[str], stdin: bytes = b"") -> Tuple[int, bytes, bytes]:

@@ -35,7 +35,6 @@ class Name(NamedTuple):
     text: str
 
 
-_USE_PROXYJUMP = "reach such hosts with ansible_ssh_common_args='-o ProxyJump=user@bastion'"
 _NO_CONTAINERS = (
     "ns.mitogen has no container connections yet; such hosts keep Ansible's own connection plugin "
     "(set that plugin's own executable option instead)"
@@ -43,11 +42,7 @@ _NO_CONTAINERS = (
 
 #: Inventory, play and task variables.
 VARIABLES: Dict[str, Name] = {
-    "mitogen_via": Name(
-        REFUSE,
-        "mitogen_via (connection delegation through another inventory host) is not supported by ns.mitogen "
-        "yet, and connecting directly could reach another machine; " + _USE_PROXYJUMP,
-    ),
+    "mitogen_via": Name(HONOURED, "the ns.mitogen connections' option mitogen_via (docs/via.md)"),
     "mitogen_task_isolation": Name(HONOURED, "the ns.mitogen connections' option mitogen_task_isolation (fork, default)"),
     "mitogen_mask_remote_name": Name(
         WARN,
@@ -67,11 +62,7 @@ for _tool in ("docker", "podman", "buildah", "kubectl", "lxc", "lxc_attach", "lx
 
 #: Environment variables of the controller.
 ENVIRONMENT: Dict[str, Name] = {
-    "MITOGEN_POOL_SIZE": Name(
-        WARN,
-        "MITOGEN_POOL_SIZE has no effect in ns.mitogen: its multiplexer starts every connection a task "
-        "asks for at once (Ansible's forks setting bounds how many tasks ask together)",
-    ),
+    "MITOGEN_POOL_SIZE": Name(HONOURED, "the ns.mitogen connections' option pool_size"),
     "MITOGEN_MAX_INTERPRETERS": Name(HONOURED, "the ns.mitogen connections' option max_interpreters"),
     "MITOGEN_CPU_COUNT": Name(WARN, "MITOGEN_CPU_COUNT has no effect in ns.mitogen: one multiplexer process serves a run"),
     "MITOGEN_PROFILING": Name(

@@ -6,11 +6,19 @@ Owns: ``plan()``, which finds the module a task runs, detects its style, and for
 new-style Python module builds a run request for the target's in-process runner
 (``module_utils/mitogen/_runner.py``) instead of an AnsiballZ zip; and the marker
 that stands for such a request on its way through ``ActionBase._execute_module`` to
-the connection's ``exec_command`` (the request itself waits in the worker). Every other case (binary, JSON_ARGS,
-WANT_JSON, old-style modules, kept remote files, and modules that import a
-``module_utils`` from a playbook's, role's or configured ``module_utils/``
-directory, which the multiplexer does not serve) returns None: Ansible's own path
-runs, over ns.mitogen's channel (async ones with Ansible's ``async_wrapper``).
+the connection's ``exec_command`` (the request itself waits in the worker); and
+``plan_program()``, which does the same for binary, WANT_JSON, JSON_ARGS and
+old-style modules once Ansible's own ``_configure_module`` has prepared them (the
+target runs them from memory: ``module_utils/mitogen/_programs.py``). Kept remote
+files, and async tasks of other styles, get None: Ansible's own path runs, over
+ns.mitogen's channel.
+A module that imports a ``module_utils`` from a playbook's, role's or configured
+``module_utils/`` directory runs in-process too: its request names those
+directories (``module_utils_dirs``, in Ansible's search order) and the multiplexer
+serves ``ansible.module_utils`` from them first, as Ansible would build the module.
+Such a module_util stays cached in the target interpreter as every module_util
+does: two directories of one run that give the same name different code are not
+told apart (the first one a target imported wins).
 
 Where the run goes on the target: an async task's module (``async: N``, started by
 ``_action``'s seam, which marks the action with ``ASYNC_ATTR``) becomes an async job
@@ -32,6 +40,7 @@ import hashlib
 import itertools
 import os
 import re
+import shlex
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import ansible.constants as C
@@ -95,6 +104,7 @@ class _ModuleFile:
     def __init__(self, path: str, version: Tuple[int, int, int], source: bytes) -> None:
         self.version = version
         self.source_id = hashlib.sha1(source).hexdigest()
+        self.json_args = _compat.is_json_args(source)
         self.new_style = _is_new_style_python(path, source)
         self.module_utils = _imported_module_utils(source) if self.new_style else set()
         self.profile = _compat.module_profile(source) if self.new_style else None
@@ -208,8 +218,8 @@ def _imported_module_utils(source: bytes) -> Set[str]:
 def _provided_by_custom_dirs(names: Set[str]) -> bool:
     """True if a custom directory provides one of the module_utils ``names`` (a module's imports).
 
-    Such a directory may also shadow a builtin name; Ansible's own path then builds
-    the module with the right one.
+    Such a directory may also shadow a builtin name: the multiplexer then serves the
+    directory's, as Ansible searches these directories first.
     """
     dirs = _custom_module_utils_dirs() if names else []
     return any(
@@ -225,7 +235,7 @@ def in_process(action: Any, module_name: str) -> Optional[Tuple[str, _ModuleFile
     if path is None:
         return None  # let Ansible raise its own "module not found"
     module = _module_file(path)
-    if not module.new_style or _provided_by_custom_dirs(module.module_utils):
+    if not module.new_style:
         return None
     return path, module
 
@@ -240,6 +250,7 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any], warn: Any =
     if found is None:
         return None
     path, module = found
+    dirs = _custom_module_utils_dirs() if _provided_by_custom_dirs(module.module_utils) else None
     env = _compat.task_environment(action)
     request: Dict[str, Any] = {
         "name": module.name,
@@ -255,4 +266,67 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any], warn: Any =
         request["async_wrapper"] = list(_compat.VERSION)  # the job behaves as this release's async_wrapper
     elif _forking.fork_reason(action._connection, module.name, warn or (lambda _msg: None)):
         request["fork"] = True
+    if dirs:
+        request["module_utils_dirs"] = list(dirs)  # for the mux, which serves ansible.module_utils from them first
+    return Plan(request, path)
+
+
+def may_run_program(action: Any) -> bool:
+    """False where only Ansible's own path may run a module that ``plan()`` left (async, kept files)."""
+    return not (action._task.async_val or C.DEFAULT_KEEP_REMOTE_FILES)
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.]")
+
+
+def _args_file_text(style: str, module_args: Dict[str, Any], profile: Optional[str]) -> str:
+    if style == "old":  # as ActionBase._execute_module writes it
+        return "".join("%s=%s " % (k, shlex.quote(str(v))) for k, v in module_args.items())
+    return _compat.args_file_json(module_args, profile)
+
+
+def plan_program(action: Any, module_name: str, module_args: Dict[str, Any], configured: Any) -> Optional[Plan]:
+    """A run request for a binary, WANT_JSON, JSON_ARGS or old-style module, or None.
+
+    ``configured``: what Ansible's own ``_configure_module`` made of the module (the
+    shebang rewritten by the ``ansible_<x>_interpreter`` rules, JSON_ARGS
+    substituted). The target runs it from memory (``module_utils/mitogen/_programs``)
+    as vanilla's shell would run its temp files. The program crosses as the module
+    file does when Ansible left it as it was (once per interpreter: the mux attaches
+    it), else in the request. None for everything else (AnsiballZ, PowerShell).
+    """
+    style, shebang, data, profile, path = _compat.configured_parts(configured)
+    module = _module_file(path)
+    if style == "binary":
+        kind, argv, args_file = "binary", [], True
+    elif style in ("old", "non_native_want_json") or (
+        style == "new" and not module.new_style and not path.endswith(".ps1") and module.json_args
+    ):
+        try:
+            argv = shlex.split((shebang or "").replace("#!", "", 1).strip())
+        except ValueError:
+            return None
+        if not argv:
+            return None
+        kind, args_file = "script", style != "new"
+    else:
+        return None
+    data = bytes(data)
+    source_id = hashlib.sha1(data).hexdigest()
+    _SOURCES[source_id] = data
+    request: Dict[str, Any] = {
+        "name": _SAFE_NAME.sub("_", module_name) or "module",
+        "source_id": source_id,
+        "args": _args_file_text(style, module_args, profile) if args_file else "",
+        "args_file": args_file,
+        "profile": profile,
+        "env": {str(k): str(v) for k, v in _compat.task_environment(action).items()},
+        "style": kind,
+        "argv": argv,
+        "tmp": _compat.remote_tmp(action),
+    }
+    if source_id == module.source_id:
+        request["source_path"] = path  # unchanged: the mux attaches the file where never sent
+    else:
+        request["source"] = data
     return Plan(request, path)

@@ -26,27 +26,11 @@ from typing import Any, Dict, Iterator, Optional
 
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux_server, _original, _planner
-from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import collection_roots
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux_server, _original, _planner, _via
+from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase, collection_roots
+from ansible_collections.ns.mitogen.plugins.plugin_utils._names import redirect
 
 display = Display()
-
-REDIRECTS = {
-    "ssh": "ns.mitogen.ssh",
-    "ansible.builtin.ssh": "ns.mitogen.ssh",
-    "smart": "ns.mitogen.ssh",
-    "local": "ns.mitogen.local",
-    "ansible.builtin.local": "ns.mitogen.local",
-    # the original Mitogen's own connection names, as its strategies knew them
-    "mitogen_sudo": "ns.mitogen.sudo",
-    "mitogen_su": "ns.mitogen.su",
-    "mitogen_doas": "ns.mitogen.doas",
-}
-
-
-def redirect(connection: Optional[str]) -> Optional[str]:
-    """Our connection for a built-in one we replace, else None."""
-    return REDIRECTS.get(str(connection)) if connection is not None else None
 
 
 def _truthy(value: Any) -> bool:
@@ -66,6 +50,14 @@ def _redirect_vars(task_vars: Dict[str, Any], default: Optional[str]) -> None:
             display.warning(str(exc))
 
 
+def _delegated_connection(cvars: Dict[str, Any], templar: Any, name: Any) -> Any:
+    """In a worker, for a delegated task: ours for the delegated host's built-in connection, unless it opts out."""
+    disable = cvars.get("mitogen_disable", False)
+    if isinstance(disable, str) and "{{" in disable:
+        disable = templar.template(disable)
+    return name if _truthy(disable) else (redirect(name) or name)
+
+
 def _preload() -> None:
     """Load our connection plugins in the main process, before Ansible forks workers.
 
@@ -83,15 +75,22 @@ def _preload() -> None:
 
 
 @contextlib.contextmanager
-def _connections_redirected(disabled: bool) -> Iterator[None]:
-    """Meanwhile, ``connection_loader.get`` of a built-in name we replace loads ours."""
+def _connections_redirected(disabled: bool, host_vars: Optional[Dict[str, Any]] = None) -> Iterator[None]:
+    """Meanwhile, ``connection_loader.get`` of a built-in name we replace loads ours.
+
+    ``host_vars``: the host's variables, for our connection's ``mitogen_via``
+    (ansible-core 2.16 hands them to no connection method there).
+    """
     from ansible.plugins import loader
 
     connection_loader = loader.connection_loader
     original = connection_loader.get
 
     def get(name: Any, *args: Any, **kwargs: Any) -> Any:
-        return original(name if disabled else (redirect(name) or name), *args, **kwargs)
+        plugin = original(name if disabled else (redirect(name) or name), *args, **kwargs)
+        if isinstance(plugin, MitogenConnectionBase) and host_vars is not None and "hostvars" in host_vars:
+            plugin._via_source = _via.Source(host_vars)
+        return plugin
 
     connection_loader.get = get  # type: ignore[method-assign]
     try:
@@ -132,16 +131,21 @@ class MitogenStrategyMixin:
             _planner.warm_module(task.action, task.collections)  # the worker inherits what it read
         except Exception:  # an optimisation: the worker reads the module itself
             pass
+        if getattr(task, "delegate_to", None):
+            # The delegated host's variables are known only in the worker: it chooses there.
+            with _compat.connection_choice(_delegated_connection):
+                return super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
         return super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
 
     def _execute_meta(self, task: Any, play_context: Any, iterator: Any, target_host: Any) -> Any:
         """``meta: reset_connection`` on a host we redirected resets our interpreters, not ssh's."""
         if task.args.get("_raw_params") != "reset_connection":
             return super()._execute_meta(task, play_context, iterator, target_host)  # type: ignore[misc]
+        host_vars = None
         try:
             host_vars = self._variable_manager.get_vars(play=_compat.play_of(iterator), host=target_host, task=task)  # type: ignore[attr-defined]
             disabled = _truthy(host_vars.get("mitogen_disable", False))
         except Exception:  # the built-in reset then runs as it would without us
             disabled = True
-        with _connections_redirected(disabled):
+        with _connections_redirected(disabled, host_vars):
             return super()._execute_meta(task, play_context, iterator, target_host)  # type: ignore[misc]

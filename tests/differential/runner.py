@@ -358,6 +358,8 @@ def run_playbook(
     bin_dir: Path | None = None,
     python: str = PYTHON,
     collections_paths: Sequence[Path] = (),
+    inventory_data: Mapping[str, Any] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> RunResult:
     """Run `playbook` on `hosts` under `variant`; return every captured result.
 
@@ -371,6 +373,9 @@ def run_playbook(
     bin_dir: where ansible-playbook is (default `ansible_bin_dir()`).
     python: the targets' ansible_python_interpreter.
     collections_paths: searched for collections before the repo's own link farm.
+    inventory_data: the inventory to use instead of `inventory()`'s (e.g. with
+        intermediaries: then `extra_args` may `--limit` the run to `hosts`).
+    extra_args: more ansible-playbook arguments.
     A non-zero exit status is returned, not raised; a timeout or a missing
     capture raises RunError.
     """
@@ -387,14 +392,22 @@ def run_playbook(
     run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{v.name}-", dir=work_dir))
     inv, config, extra = run_dir / "inventory.yml", run_dir / "ansible.cfg", run_dir / "extra_vars.json"
     capture, log_path = run_dir / "capture.jsonl", run_dir / "ansible.log"
-    inv.write_text(json.dumps(inventory(tb, v, hosts, python), indent=2))
+    inv.write_text(json.dumps(inventory(tb, v, hosts, python) if inventory_data is None else inventory_data, indent=2))
     config.write_text("# empty: every setting comes from the environment the harness sets\n")
     extra.write_text(
         json.dumps(
             {"nsm_diff_run_dir": str(run_dir), "nsm_diff_target_dir": TARGET_DIR, "nsm_diff_known_hosts": str(tb.known_hosts)}
         )
     )
-    argv = [str((bin_dir or ansible_bin_dir()) / "ansible-playbook"), "-i", str(inv), "-e", f"@{extra}", str(playbook)]
+    argv = [
+        str((bin_dir or ansible_bin_dir()) / "ansible-playbook"),
+        "-i",
+        str(inv),
+        "-e",
+        f"@{extra}",
+        *extra_args,
+        str(playbook),
+    ]
     if meta.vault_password is not None:
         vault_file = run_dir / "vault-password"
         vault_file.write_text(meta.vault_password + "\n")

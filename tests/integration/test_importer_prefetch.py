@@ -5,7 +5,7 @@ Real local target interpreters."""
 
 from __future__ import annotations
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap, _child, _importer, _runner, api
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _bootstrap, _child, _modscan, _runner, api
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
 from tests.integration import remote_helpers as rh
 from tests.integration.runner_support import decode, full_args, make_request, module_path
@@ -28,13 +28,13 @@ def test_warm_reads_basics_closure_ahead_and_serves_the_same(monkeypatch):
         warmed = set(warm.responder._local)
         assert count == len(warmed) >= 40 and "ansible.module_utils.common.text.converters" in warmed
         located = []
-        real_locate = _importer._locate
+        real_locate = _modscan.locate
 
         def locate(name):
             located.append(name)
             return real_locate(name)
 
-        monkeypatch.setattr(_importer, "_locate", locate)
+        monkeypatch.setattr(_modscan, "locate", locate)
         assert served_to_a_child(warm) == expected
     assert located, "the child's own helper module is located on demand"
     assert not [n for n in located if n in warmed], "warmed modules were located again on the first request"

@@ -67,6 +67,7 @@ class Host:
     rtt_ms: float
     state_dir: Path
     link: Link = field(repr=False)
+    private_etc: tuple[str, ...] = ()
     sshd_proc: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
     relay_proc: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
 
@@ -79,6 +80,11 @@ class Host:
     def home_dir(self) -> Path:
         """The host's /home."""
         return self.state_dir / "home"
+
+    @property
+    def etc_dir(self) -> Path:
+        """Where the host's own copies of the ``private_etc`` files of /etc are."""
+        return self.state_dir / "etc"
 
     @property
     def root_home_dir(self) -> Path:
@@ -106,6 +112,10 @@ class Host:
             (self.root_home_dir / root.relative_to("/root")).mkdir(parents=True, exist_ok=True)
         for user in users.all():
             _make_home(self.user_home(user), user, user_key, known_hosts)
+        if self.private_etc:
+            self.etc_dir.mkdir(mode=0o755, exist_ok=True)
+            for name in self.private_etc:
+                shutil.copy2(Path("/etc", name), self.etc_dir / name)
         (self.state_dir / "sshd_config").write_text(self._sshd_config(users, host_key))
         enter = self.state_dir / "enter.sh"
         enter.write_text(self._enter_script())
@@ -152,6 +162,7 @@ class Host:
             f"mount --rbind {q(str(self.root_home_dir))} /root",
             f"mount --bind {q(str(self.tmp_dir))} /tmp",
             f"mount --bind {q(str(self.home_dir))} /home",
+            *(f"mount --bind {q(str(self.etc_dir / name))} {q('/etc/' + name)}" for name in self.private_etc),
             'exec "$@"',
         ]
         return "\n".join(lines) + "\n"

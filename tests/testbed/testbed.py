@@ -81,6 +81,10 @@ class Testbed:
     rtt_ms: added round-trip time for every host (0 = no relay at all).
     host_rtt_ms: per-host overrides of rtt_ms.
     private: {target: bastion}; target is then reachable only from bastion.
+    private_etc: names of files in /etc (e.g. "environment", "resolv.conf") each host
+        gets its own copy of, bind-mounted over the real one in its mount namespace
+        (so that a test may change them; edit them in place: a rename onto a mount
+        point fails). The copy is ``host.etc_dir / name``.
     state_dir: where the run keeps its files (default under registry.BASE);
         must not exist or be empty, and must not be under /tmp.
     """
@@ -94,6 +98,7 @@ class Testbed:
         rtt_ms: float = 0,
         host_rtt_ms: Mapping[str, float] | None = None,
         private: Mapping[str, str] | None = None,
+        private_etc: Sequence[str] = (),
         state_dir: str | os.PathLike[str] | None = None,
         clean_stale: bool = True,
     ) -> None:
@@ -111,6 +116,10 @@ class Testbed:
         self.rtt_ms = float(rtt_ms)
         self.host_rtt_ms = {k: float(v) for k, v in (host_rtt_ms or {}).items()}
         self.private = dict(private or {})
+        self.private_etc = tuple(private_etc)
+        for etc_name in self.private_etc:
+            if "/" in etc_name or etc_name in ("", ".", "..") or not Path("/etc", etc_name).is_file():
+                raise TestbedError(f"private_etc: {etc_name!r} is not a file in /etc")
         mentioned = [*self.host_rtt_ms, *self.private, *self.private.values()]
         for name in mentioned:
             if name not in names:
@@ -214,6 +223,7 @@ class Testbed:
                 rtt_ms=self.host_rtt_ms.get(name, self.rtt_ms),
                 state_dir=self.state_dir / "hosts" / name,
                 link=link,
+                private_etc=self.private_etc,
             )
         (self.state_dir / "hosts").mkdir(mode=0o700)
         known = known_hosts_text((h.address, h.port, self.host_key) for h in self.hosts.values())

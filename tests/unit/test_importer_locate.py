@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _importer
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _modscan
 
 
 class _Blind:
@@ -36,7 +36,7 @@ def tree(tmp_path, monkeypatch):
 
 
 def _origin(name):
-    spec = _importer._locate(name)
+    spec = _modscan.locate(name)
     assert spec is not None, name
     return spec.origin
 
@@ -49,16 +49,16 @@ def _entry(session, name):
 
 def test_locate_finds_modules_packages_and_namespace_portions(tree):
     first, second = tree
-    namespace = _importer._locate("nsp")
+    namespace = _modscan.locate("nsp")
     assert namespace is not None and namespace.loader is None
     assert list(namespace.submodule_search_locations or ()) == [str(first / "nsp"), str(second / "nsp")]
     assert _origin("nsp.alone") == str(first / "nsp" / "alone.py")
-    package = _importer._locate("nsp.pkg")
+    package = _modscan.locate("nsp.pkg")
     assert package is not None
     assert package.origin == str(second / "nsp" / "pkg" / "__init__.py") and package.submodule_search_locations
     assert _origin("nsp.pkg.mod") == str(second / "nsp" / "pkg" / "mod.py")
-    assert _importer._locate("nsp.missing") is None
-    assert _importer._locate("nsp.alone.attribute") is None  # not a package
+    assert _modscan.locate("nsp.missing") is None
+    assert _modscan.locate("nsp.alone.attribute") is None  # not a package
 
 
 def test_locate_ignores_the_processs_path_hooks(tree, monkeypatch):
@@ -94,3 +94,17 @@ def test_namespace_package_in_an_allowed_tree_is_served_empty(tree):
         assert _entry(session, "nsp")[:3] == (True, "<ns.mitogen:nsp>", b"")
         assert _entry(session, "nsp.alone")[2] == b"A = 1\n"
         assert _entry(session, "nsp.missing")[2] is None
+
+
+def test_locate_searches_directories_given_for_a_package_first(tree, tmp_path):
+    """A playbook's module_utils/ for ansible.module_utils: its names win, others stay found."""
+    custom = tmp_path / "custom"
+    custom.mkdir()
+    (custom / "mod.py").write_text("B = 'custom'\n")
+    (custom / "extra.py").write_text("C = 3\n")
+    first = {"nsp.pkg": [str(custom)]}
+    mod, extra = _modscan.locate("nsp.pkg.mod", first), _modscan.locate("nsp.pkg.extra", first)
+    assert mod is not None and mod.origin == str(custom / "mod.py")
+    assert extra is not None and extra.origin == str(custom / "extra.py")
+    assert _modscan.locate("nsp.pkg.extra") is None
+    assert _origin("nsp.pkg.mod") == str(tree[1] / "nsp" / "pkg" / "mod.py")

@@ -8,7 +8,7 @@ from typing import Set
 
 import pytest
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._importer import imported_names
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._modscan import imported_names
 
 ansible = pytest.importorskip("ansible")
 MODULE_UTILS = Path(ansible.__file__).parent / "module_utils"

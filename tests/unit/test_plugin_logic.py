@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("ansible")
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux, _options, _strategy  # noqa: E402
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux, _options, _strategy, _via  # noqa: E402
 from ansible_collections.ns.mitogen.plugins.plugin_utils._options import filter_ssh_args  # noqa: E402
 
 
@@ -184,3 +184,22 @@ def test_split_words_is_shlex_split():
 )
 def test_pty_closed_notice_is_the_one_ssh_prints(args, notice):
     assert _options.pty_closed_notice(args, "h") == notice
+
+
+@pytest.mark.parametrize(
+    "value, hop",
+    [
+        ("bastion", ("bastion", None, None)),
+        ("  ops@bastion.dc1 ", ("bastion.dc1", "ops", None)),
+        ("sudo:root@bastion", ("bastion", "root", "sudo")),
+        ("community.general.pbrun:app@gw", ("gw", "app", "community.general.pbrun")),
+    ],
+)
+def test_via_forms(value, hop):
+    assert tuple(_via.parse(value, ["t"])) == hop
+
+
+@pytest.mark.parametrize("value", ["", "  ", "a@b@c", "sudo:bastion", "a b", "@bastion", "ops@", None, 3, ["h"]])
+def test_malformed_via_is_refused_naming_the_chain(value):
+    with pytest.raises(_via.ViaError, match=r"mitogen_via of t -> b is .*: expected host, user@host or become_method"):
+        _via.parse(value, ["t", "b"])

@@ -1,7 +1,8 @@
 """Every trust rule of the core, one test each, decided in memory.
 
 The routing decisions (``_routing.RouteTable``), the importer's allow-list
-(``_allowlist.ImportPolicy``) and the file service's registry (``_files``) take
+(``_allowlist.ImportPolicy``), the file service's registry (``_files``) and who
+may use an intermediary's cache (``_hopcache``, the mux's ``RootSources``) take
 no I/O: streams here are plain objects, and the table under test is the one a
 real router holds. The real-process counterparts are in
 tests/integration/test_core_local.py and test_core_ssh.py ("forged",
@@ -17,12 +18,15 @@ The context under test is 5, in the middle of a tree::
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _allowlist, _service
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _allowlist, _hopcache, _service
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._allowlist import EMPTY, FETCH, FILE, PROVIDED, REFUSE, SERVE
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import PeerProtocolError, RefusedError, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._files import FileService
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._hopcache import HopCache
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._routing import (
     Deliver,
     Drop,
@@ -34,12 +38,14 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._routing import
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import (
     ADD_ROUTE,
     ALLOCATE_ID,
+    CACHE_SOURCE,
     CALL_FUNCTION,
     DEL_ROUTE,
     FLAG_ERROR,
     SHUTDOWN,
     Message,
 )
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_hops import RootSources
 
 
 class S:
@@ -329,3 +335,53 @@ def test_only_registered_files_are_served(tmp_path):
         files.fetch(caller=6, path=str(tmp_path / "g"), handle=1000)
     files.unregister(6, path)
     assert not files.allows(6, path)
+
+
+def test_file_registrations_are_counted_each_undone_once(tmp_path):
+    """Two copies of one file to one intermediary's cache overlap: the first to end
+    must not take the path away from the second."""
+    files = FileService(table())  # type: ignore[arg-type]
+    path = files.register(6, str(tmp_path / "f"))
+    files.register(6, path)
+    files.unregister(6, path)
+    assert files.allows(6, path)
+    files.unregister(6, path)
+    assert not files.allows(6, path)
+    files.unregister(6, path)  # one too many: no effect, no error
+    assert not files.allows(6, path)
+
+
+# -- intermediaries' caches ----------------------------------------------------------
+def test_an_intermediary_cache_serves_only_contexts_below_it():
+    t = table()
+    for method in (HopCache.source, HopCache.file, RootSources.source):
+        policy = method._nsm_exposed[0]  # type: ignore[attr-defined]
+        assert _service._admits(policy, t, msg(8, 5, 1000, A))  # a grandchild
+        assert not _service._admits(policy, t, msg(1, 5, 1000, P))  # never the parent
+
+
+def test_an_intermediary_names_cached_files_only_by_a_sha256(tmp_path):
+    """A child names the file it wants by SHA-256, which becomes a file name in the
+    cache: anything else (a path) is refused before any I/O."""
+    cache = HopCache(table())
+    for bad in ("../../etc/passwd", "/etc/passwd", "A" * 64, "0" * 63, "0" * 64 + "\n"):
+        with pytest.raises(RefusedError, match="is not a SHA-256"):
+            cache.file(caller=8, path=str(tmp_path / "f"), sha256=bad, size=1, limit=10, handle=1000)
+    assert cache._dir is None  # no directory made, nothing read or written
+
+
+def test_only_the_parent_hands_an_intermediary_a_source_to_keep():
+    t = table()
+    HopCache(t)  # registers its CACHE_SOURCE handle on the table, as on a router
+    assert delivered(t, msg(1, 5, CACHE_SOURCE, P, body=b"x"))
+    assert isinstance(t.route(msg(6, 5, CACHE_SOURCE, A, body=b"x")), Refuse)  # a child may not
+    assert isinstance(t.route(msg(8, 5, CACHE_SOURCE, A, body=b"x")), Refuse)
+
+
+def test_a_module_source_from_a_parent_is_kept_only_if_its_sha1_matches():
+    source = b"print('hi')\n"
+    good = hashlib.sha1(source).hexdigest()
+    assert _hopcache.checked_source(good, source) == source
+    assert _hopcache.checked_source(good, source + b"# changed\n") is None
+    assert _hopcache.checked_source(good, None) is None  # the parent had none
+    assert _hopcache.checked_source(good, source.decode()) is None  # not bytes

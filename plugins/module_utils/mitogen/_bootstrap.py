@@ -192,14 +192,22 @@ def _watch_stderr(router: Router, proc: ChildProcess, name: str) -> None:
         proc.stderr_watch = forwarder  # its last lines explain a loss (explain_loss)
 
 
-def connect_remote(spec: Dict[str, Any], context_id: int, log_level: int = logging.WARNING) -> Dict[str, Any]:
+def connect_remote(spec: Dict[str, Any], context_id: int, log_level: int = logging.WARNING, pool_size: int = 0) -> Dict[str, Any]:
     """Run in an intermediary: start the child ``spec`` below this context.
 
     The caller (an ancestor) allocated ``context_id``; the route to it reaches the
-    ancestors through ``ADD_ROUTE``. Returns the child's hello.
+    ancestors through ``ADD_ROUTE``. Returns the child's hello. This context then
+    serves its children module sources and files from its cache (``_hopcache``).
+    ``pool_size``: this context's call pool grows to at least that many threads, so
+    that as many children can start at once (each start holds a thread).
     """
     router = STATE.router
     if router is None:
         raise StreamError("connect_remote() runs only inside a child context")
+    if pool_size > router.pool.size:
+        router.pool.size = pool_size
+    from . import _hopcache  # on demand: only intermediaries need it
+
+    _hopcache.install(router)
     _ctx, hello = connect(router, spec, router.responder.prefixes, context_id, log_level)
     return hello

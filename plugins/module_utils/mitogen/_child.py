@@ -175,6 +175,9 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     spawn = sys.modules.get(__name__.rpartition(".")[0] + "._spawn")
     if spawn is not None:
         spawn.reap_all(5.0)
+    hopcache = sys.modules.get(__name__.rpartition(".")[0] + "._hopcache")  # an intermediary's files
+    if hopcache is not None:
+        hopcache.cleanup()
     os._exit(0)
 
 

@@ -24,7 +24,8 @@ import logging
 import os
 import stat
 import tempfile
-from typing import Any, Dict, Optional, Set
+import threading
+from typing import Any, Dict, Optional
 
 from . import _codec
 from ._calls import Receiver
@@ -149,19 +150,34 @@ class FileService(Service):
 
     def __init__(self, router: Router) -> None:
         self.router = router
-        self._registered: Dict[int, Set[str]] = {}
+        self._registered: Dict[int, Dict[str, int]] = {}  # context id -> path -> registrations
+        self._lock = threading.Lock()
 
     def register(self, context_id: int, path: str) -> str:
-        """Let ``context_id`` pull ``path``; return the absolute path to ask for."""
+        """Let ``context_id`` pull ``path``; return the absolute path to ask for.
+
+        Registrations are counted: the path stays readable until each is undone
+        (transfers of one file to one intermediary's cache may overlap).
+        """
         path = os.path.abspath(path)
-        self._registered.setdefault(context_id, set()).add(path)
+        with self._lock:
+            paths = self._registered.setdefault(context_id, {})
+            paths[path] = paths.get(path, 0) + 1
         return path
 
     def unregister(self, context_id: int, path: Optional[str] = None) -> None:
-        if path is None:
-            self._registered.pop(context_id, None)
-        else:
-            self._registered.get(context_id, set()).discard(os.path.abspath(path))
+        """Undo one ``register`` of ``path`` (None: every registration for ``context_id``)."""
+        with self._lock:
+            if path is None:
+                self._registered.pop(context_id, None)
+                return
+            paths = self._registered.get(context_id, {})
+            path = os.path.abspath(path)
+            left = paths.get(path, 0) - 1
+            if left > 0:
+                paths[path] = left
+            else:
+                paths.pop(path, None)
 
     def allows(self, caller: int, path: str) -> bool:
         """May ``caller`` read ``path``? Only the very path registered for it (no I/O)."""

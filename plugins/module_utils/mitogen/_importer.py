@@ -21,12 +21,15 @@ Rules it keeps (the allow-list decisions are ``_allowlist.ImportPolicy``'s, pure
   stub AnsiballZ writes into each module's zip (``__version__``, ``__author__``).
 - Every hop keeps what passed through it: an intermediary answers its children
   from its cache, and asks upwards only for what it lacks. So each module crosses
-  each hop at most once per run (``Responder.sent`` counts it, for the tests).
+  each hop at most once per run (``Responder.sent`` counts it, for the tests). What
+  the parent sent along with a module (its companions) goes along with it to each
+  child too (``Importer.arrived_with``): a target behind an intermediary asks as
+  few times as one that is not.
 - The core's own modules are served lowered for every supported target Python
   (``_lower``: no annotations; lines where they are in the file).
 - Allow-listed trees are looked up here *before* the target's own ``sys.path``, so
   the controller's version of those trees always wins.
-- What a module imports is found by a line scan (``imported_names``), not by
+- What a module imports is found by a line scan (``_modscan.imported_names``), not by
   parsing it: parsing ``basic``'s closure (~50 modules, 400 KB) cost ~300 ms of
   the first task. The scan errs on the side of more names (an import inside a
   string is harmless: a name that is not a module is skipped).
@@ -38,7 +41,6 @@ import importlib.abc
 import importlib.machinery
 import linecache
 import logging
-import re
 import sys
 import threading
 import zlib
@@ -56,110 +58,8 @@ LOG = logging.getLogger("ns.mitogen.importer")
 # name -> (is_pkg, filename, source or None when absent, names of related modules)
 Entry = Tuple[bool, str, Optional[bytes], Tuple[str, ...]]
 
-# ``from <dots><module> import <names>`` (names possibly in parentheses over several
-# lines) and ``import <modules>``, at any indentation; ``\`` continuations joined.
-_IMPORT_RE = re.compile(
-    rb"^[ \t]*(?:from[ \t]+(\.*)[ \t]*([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n#;]*)|import[ \t]+([^\n#;]+))",
-    re.M,
-)
-_COMMENT_RE = re.compile(rb"#[^\n]*")
-# ``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``) and the lines indented below it:
-# imports only a type checker follows, never sent along.
-_TYPE_CHECKING_RE = re.compile(
-    rb"^([ \t]*)if[ \t]+(?:typing\.)?TYPE_CHECKING[ \t]*:[^\n]*\n(?:(?:\1[ \t]+[^\n]*|[ \t]*)\n)*", re.M
-)
 #: The core's own modules: served lowered for every target Python (``_lower``).
 _CORE_PREFIX = __name__.rpartition(".")[0] + "."
-
-
-def imported_names(name: str, is_pkg: bool, source: bytes) -> Set[str]:
-    """Absolute names ``source`` (module ``name``) may import: modules and ``from`` targets."""
-    package = name if is_pkg else name.rpartition(".")[0]
-    found: Set[str] = set()
-    # comments go first: a ")" in one would end a parenthesised list of names early
-    text = _COMMENT_RE.sub(b"", source.replace(b"\\\n", b" "))
-    for match in _IMPORT_RE.finditer(_TYPE_CHECKING_RE.sub(b"", text)):
-        dots, module, names, plain = match.groups()
-        if plain is not None:
-            found.update(_names(plain))
-            continue
-        base = module.decode("ascii", "replace")
-        if dots:
-            parts = package.split(".")
-            if len(dots) > 1:
-                parts = parts[: -(len(dots) - 1)]
-            base = ".".join(parts + ([base] if base else []))
-        if base:
-            found.add(base)
-            found.update("%s.%s" % (base, leaf) for leaf in _names(names))
-    return found
-
-
-def _locate(name: str) -> Optional[importlib.machinery.ModuleSpec]:
-    """``name``'s spec found on ``sys.path`` without importing its parent packages.
-
-    (``importlib.util.find_spec`` would run every parent ``__init__``: serving a
-    tree must not execute it on the controller.)
-    """
-    parts = name.split(".")
-    path: Optional[List[str]] = None
-    spec = None
-    for i in range(len(parts)):
-        spec = _find_on(".".join(parts[: i + 1]), sys.path if path is None else path)
-        if spec is None:
-            return None
-        if i < len(parts) - 1:
-            if spec.submodule_search_locations is None:
-                return None
-            path = list(spec.submodule_search_locations)
-    return spec
-
-
-# Plain file finders, as in a process with no import hooks: the mux is forked from
-# ansible-playbook, whose collection loader hooks every sys.path entry.
-_FILE_LOADERS = [
-    (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
-    (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES),
-    (importlib.machinery.SourcelessFileLoader, importlib.machinery.BYTECODE_SUFFIXES),
-]
-_finders: Dict[str, importlib.machinery.FileFinder] = {}
-
-
-def _find_on(fullname: str, entries: Sequence[Any]) -> Optional[importlib.machinery.ModuleSpec]:
-    """What ``PathFinder.find_spec(fullname, entries)`` finds in directories, hooks aside.
-
-    A module or regular package in the first entry that has it; else a namespace
-    package made of every entry's portion.
-    """
-    portions: List[str] = []
-    for entry in entries:
-        if not isinstance(entry, str):
-            continue
-        finder = _finders.get(entry)
-        if finder is None:
-            finder = _finders.setdefault(entry, importlib.machinery.FileFinder(entry, *_FILE_LOADERS))
-        spec = finder.find_spec(fullname)
-        if spec is None:
-            continue
-        if spec.loader is not None:
-            return spec
-        portions.extend(spec.submodule_search_locations or ())
-    if not portions:
-        return None
-    spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
-    spec.submodule_search_locations = portions
-    return spec
-
-
-def _names(text: bytes) -> List[str]:
-    """``a, b as c, (d,\n e)`` -> ``["a", "b", "d", "e"]`` (identifiers only)."""
-    out = []
-    text = _COMMENT_RE.sub(b"", text)
-    for item in text.decode("ascii", "replace").strip("() \t\r\n").split(","):
-        word = item.strip().split(" as ")[0].strip()
-        if word and all(part.isidentifier() for part in word.split(".")):
-            out.append(word)
-    return out
 
 
 def pack_bundle(bundle: Dict[str, Entry]) -> bytes:
@@ -204,6 +104,7 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self._lock = threading.Lock()
         self._inflight: Dict[str, threading.Event] = {}
         self.requests = 0
+        self.arrived_with: Dict[str, List[str]] = {}  # requested module -> what the parent sent with it
         router.add_handler(self._on_policy, IMPORT_POLICY, policy=router.from_parent)
 
     def __repr__(self) -> str:
@@ -269,7 +170,7 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                 self.router.send(
                     Message.encoded(fullname, dst_id=self.router.parent_id or 0, handle=GET_MODULE, reply_to=recv.handle)
                 )
-                self.store(unpack_bundle(recv.get(timeout).decode(), self.router.max_message))
+                self.store(unpack_bundle(recv.get(timeout).decode(), self.router.max_message), fullname)
             finally:
                 recv.close()
         finally:
@@ -278,13 +179,22 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             event.set()
         return self.cache.get(fullname)
 
-    def store(self, bundle: Any) -> None:
+    def store(self, bundle: Any, requested: Optional[str] = None) -> None:
+        """Cache every module of ``bundle``, the parent's answer for ``requested``.
+
+        What came with ``requested`` is remembered (``arrived_with``): this context
+        serves it along to a child that asks for ``requested`` (the parent's
+        companions for it, which only the root knows), sparing that child a round
+        trip per companion.
+        """
         if not isinstance(bundle, dict):
             raise PeerProtocolError("GET_MODULE reply is not a dict")
         for name, entry in bundle.items():
             if not _valid_entry(name, entry):
                 raise PeerProtocolError("malformed module entry for %r" % (name,))
             self.cache[name] = entry
+        if requested is not None and requested not in self.arrived_with:
+            self.arrived_with[requested] = [name for name in bundle if name != requested]
 
 
 class Responder:
@@ -300,6 +210,7 @@ class Responder:
         self._policy = ImportPolicy(prefixes)
         self._local: Dict[str, Entry] = {}  # controller: sources read from disk
         self._provided: Dict[str, bytes] = {}  # controller: package name -> the source it is served as
+        self._search_first: Dict[str, List[str]] = {}  # controller: package -> directories searched before its own
         # module -> names whose trees go with it the first time a child gets it (hints
         # from whoever knows what that module will import at run time, dynamically)
         self.companions: Dict[str, List[str]] = {}
@@ -339,6 +250,21 @@ class Responder:
         self._provided[name] = source
         self._local.pop(name, None)
 
+    def search_first(self, package: str, directories: Sequence[str]) -> None:
+        """Look for ``package``'s submodules in ``directories`` before its own (controller only).
+
+        For a playbook's or role's ``module_utils/`` (``ansible.module_utils``), which
+        Ansible searches before its own: the same names are served from there. A
+        changed list forgets what was read below ``package``, so that the next
+        request finds each name where the list now says.
+        """
+        directories = [str(d) for d in directories]
+        if self._search_first.get(package) == directories:
+            return
+        self._search_first[package] = directories
+        for name in [n for n in self._local if n.startswith(package + ".")]:
+            del self._local[name]
+
     def started_with(self, child: int, modules: FrozenSet[str]) -> None:
         """``child`` was booted with ``modules``: they never go to it in a bundle."""
         self.booted[child] = modules
@@ -355,8 +281,10 @@ class Responder:
             # An ancestor package of an allowed tree: served empty, never its source.
             entry = (True, "<ns.mitogen:%s>" % name, b"", ())
         else:
+            from ._modscan import locate  # serving from files: the controller only
+
             try:
-                spec = _locate(name)
+                spec = locate(name, self._search_first) if self._search_first else locate(name)
             except (ImportError, ValueError, AttributeError):
                 spec = None
             if spec is not None:
@@ -370,7 +298,7 @@ class Responder:
         if origin in (None, "namespace", "built-in", "frozen") or not str(origin).endswith(".py"):
             # Only a true namespace package is served (empty, as AnsiballZ adds an
             # empty __init__.py for it: a collection's module_utils/ or a directory in
-            # it often has none). ``_locate`` makes one with no loader; the standard
+            # it often has none). ``_modscan.locate`` makes one with no loader; the standard
             # finders' have a NamespaceLoader. Anything else without a .py file (e.g.
             # six.moves, made by six's own finder) is reported absent, so the target's
             # import machinery builds it the same way locally.
@@ -386,6 +314,8 @@ class Responder:
         return (is_pkg, "master:%s" % origin, source, tuple(sorted(self._related(name, is_pkg, source))))
 
     def _related(self, name: str, is_pkg: bool, source: bytes) -> Set[str]:
+        from ._modscan import imported_names  # the controller only
+
         return self.policy.related(name, imported_names(name, is_pkg, source))
 
     def warm(self, names: Sequence[str]) -> int:
@@ -436,6 +366,8 @@ class Responder:
         todo = [name]
         if name not in have:  # companions are hints: only allowed trees, as ever
             todo += self.policy.companions(self.companions.get(name, []))
+            if self.importer is not None:  # an intermediary: what its parent sent along
+                todo += self.policy.companions(self.importer.arrived_with.get(name, []))
         bundle = self._closure(todo, self._lookup, lambda mod: (mod in have or mod in booted) and mod != name)
         for mod in bundle:
             have[mod] = have.get(mod, 0) + 1
@@ -467,7 +399,7 @@ class Responder:
             pending = self._waiting.pop(name, [])
             if not is_dead(reply):
                 try:
-                    importer.store(unpack_bundle(reply.decode(), self.router.max_message))
+                    importer.store(unpack_bundle(reply.decode(), self.router.max_message), name)
                 except Exception as exc:
                     LOG.error("%s: bad module reply from parent: %s", self.router.name, exc)
             importer.cache.setdefault(name, (False, "", None, ()))

@@ -3,15 +3,16 @@
 """Putting process state back after a module run (private).
 
 Owns: one context manager per kind of process state a module may change, which
-``_runner`` enters around each run (working directory, environment, umask, C
-locale, ``sys`` and interpreter settings, ``warnings`` filters, the root logger,
-signal handlers, the ``sys.modules`` table), and the interface ``_runner`` uses
+``_runner`` enters around each run (file descriptors, the standard library's
+names, working directory, environment, umask, C locale, ``sys`` and interpreter
+settings, ``warnings`` filters, loggers, signal handlers, the ``sys.modules`` table), and the interface ``_runner`` uses
 (``__all__``: ``run_state(run)``, the managers to enter; ``module_utils_state()``;
 ``leaves_with_run()``; ``SetupError``, ``OsExit`` and the real ``os._exit`` and
 ``atexit.register``). A run is anything with the attributes of
-``_shapes.RunLike``. Two concerns live apart, and are re-exported here: the
-hooks that stand in for ``signal``, ``atexit``, ``os._exit`` and ``Popen`` while a
-run is active (``_hooks``), and the module_utils globals (``_snapshots``). Each
+``_shapes.RunLike``. Three concerns live apart: the hooks that stand in for
+``signal``, ``atexit``, ``os._exit`` and ``Popen`` while a run is active
+(``_hooks``, re-exported here), the module_utils and standard library globals
+(``_snapshots``), and loggers and file descriptors (``_leftovers``). Each
 manager saves its state on entry and restores it on exit, whatever the module
 did. One that cannot set up raises ``SetupError``: the module does not run, and
 the message is the run's stderr, rc 1.
@@ -28,8 +29,28 @@ Isolated (each run starts from, and the interpreter returns to, the same state):
   ``unraisablehook``/``breakpointhook``, ``threading.excepthook``, recursion limit,
   switch interval, ``sys.dont_write_bytecode``, this thread's trace/profile hooks,
   names in ``builtins`` (``gettext.install()`` adds ``_``);
-- ``warnings`` filters and ``showwarning``; the root logger's handlers and level,
-  ``logging.disable``;
+- ``warnings`` filters and ``showwarning``; logging: during the run the root logger
+  is as in a fresh process (no handlers, ``WARNING``; this interpreter's own records
+  go to the controller through the ``ns.mitogen`` logger meanwhile), and after it
+  every logger's handlers, level, filters, ``propagate``, ``disabled`` and
+  ``logging.disable`` are put back (handlers the run added are closed);
+- the standard library (``_snapshots.stdlib_state``): every module-level name and
+  class attribute of a stdlib module loaded before the run is rebound to its
+  pre-run value (``subprocess.Popen = ...``, ``subprocess.Popen.communicate = ...``,
+  ``os.path.exists = ...``), and ``os.environ``'s own attributes
+  (``os.environ.get = ...``); except the import system, ``sys``/``builtins`` (above),
+  ``encodings`` and ``warnings``;
+- file descriptors the run left open (``_leftovers.file_descriptors``): closed, by a garbage
+  collection for Python objects nothing refers to, by number for files and
+  directories no Python object holds; left open (logged at debug): those a live
+  object holds (a library that stays cached) and sockets, pipes and other kinds
+  without an owner (a C library's connection, e.g. libnss_sss's);
+- threads: a thread the run started that is still running after it (a daemon
+  thread, or a non-daemon one after ``_runner.THREAD_JOIN_TIMEOUT``) cannot be
+  stopped: the interpreter is *retired* instead. The reply says why (``retire``),
+  and the controller replaces the interpreter (and those stacked on it) before the
+  next task. A library that starts a thread when first imported thus costs each new
+  interpreter one replacement;
 - ``atexit``: handlers registered during the run are kept apart and ``_runner`` runs
   them at its end (after non-daemon threads it started are joined, as at interpreter
   exit), then drops them; the interpreter's own handlers are untouched. A handler a library module
@@ -64,17 +85,16 @@ Isolated (each run starts from, and the interpreter returns to, the same state):
   it was rebound to an equal object (a copy of a constant).
 
 Not isolated (cannot be, in one process):
-- threads the module leaves running (daemon threads, or non-daemon ones still alive
-  ``_runner.THREAD_JOIN_TIMEOUT`` seconds after it exits) and child processes it leaves;
-- state inside modules that stay cached: in-place mutation of module_utils
-  containers, ``functools.lru_cache`` contents, globals of a module_utils module
-  first imported *during* a run (its post-run state is what later runs see), and any
-  state of stdlib/site-packages modules (``socket.setdefaulttimeout``, ``codecs``
-  registrations, ``logging`` loggers other than root, ``threading`` locks held,
-  ``warnings`` "once" registries, ``syslog.openlog`` identity...);
+- child processes the module leaves;
+- state inside modules that stay cached: in-place mutation of module_utils or
+  stdlib containers, ``functools.lru_cache`` contents, globals of a module first
+  imported *during* a run (its post-run state is what later runs see), state held
+  in C (``socket.setdefaulttimeout``, ``codecs`` registrations, ``threading`` locks
+  held, ``warnings`` "once" registries, ``syslog.openlog`` identity...) and any
+  state of site-packages modules;
 - C-level process state: ``os.putenv``/``setenv`` from C code behind ``os.environ``'s
-  back, resource limits, uid/gid changes, ``os.setsid``, open file descriptors and
-  mmaps the module leaks, memory fragmentation, ``sys.addaudithook`` hooks
+  back, resource limits, uid/gid changes, ``os.setsid``, the file descriptors
+  named above and mmaps the module leaks, memory fragmentation, ``sys.addaudithook`` hooks
   (permanent by design), ``faulthandler``, ``os.register_at_fork`` callbacks;
 - ``os._exit`` from another thread of the module, ``os.kill(os.getpid(), ...)``, a
   segfault: they end the interpreter (the controller starts a new one);
@@ -105,7 +125,8 @@ from typing import TYPE_CHECKING, Any, ContextManager, Dict, Iterator, List, Opt
 
 from . import _target
 from ._hooks import OsExit, real_atexit_register, real_getsignal, real_os_exit, real_signal, run_hooks
-from ._snapshots import MODULE_UTILS_RE, module_utils_state, restore_names, unchanged
+from ._leftovers import file_descriptors, loggers
+from ._snapshots import MODULE_UTILS_RE, module_utils_state, restore_names, stdlib_state, unchanged
 from ._state import STATE
 
 if TYPE_CHECKING:  # annotations only
@@ -140,13 +161,15 @@ def run_state(run: "RunLike") -> List[ContextManager[None]]:
     ``ansible.module_utils.basic`` is imported.
     """
     return [
+        file_descriptors(),
+        stdlib_state(),
         _working_directory(run.cwd),
         _environment(run.env),
         _umask(),
         _c_locale(),
         _interpreter_state(run.filename),
         _warning_filters(),
-        _root_logger(),
+        loggers(),
         _signal_handlers(),
         _module_table(run),
         run_hooks(run),
@@ -230,6 +253,7 @@ def _environment(extra: Dict[str, Any]) -> Iterator[None]:
     """The start-up environment plus ``extra`` for the run; then what was there."""
     environ = os.environ
     saved = dict(environ)
+    saved_attrs = dict(vars(environ))  # os.environ.get = ...: the instance's own attributes
     wanted = dict(STATE.start_env or saved)
     wanted.update((str(k), str(v)) for k, v in extra.items())
     _set_environ(wanted)
@@ -240,6 +264,9 @@ def _environment(extra: Dict[str, Any]) -> Iterator[None]:
     finally:
         changed_tz = os.environ.get("TZ") != saved.get("TZ")
         os.environ = environ  # noqa: B003 - the object itself, should the module have rebound it
+        if not unchanged(vars(environ), saved_attrs):
+            vars(environ).clear()
+            vars(environ).update(saved_attrs)
         _set_environ(saved)
         if changed_tz:
             time.tzset()
@@ -345,22 +372,6 @@ def _library_hooks(now: List[Any], saved: List[Any], modules_at_entry: Set[str])
 def _warning_filters() -> Iterator[None]:
     with warnings.catch_warnings():
         yield
-
-
-@contextlib.contextmanager
-def _root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level, disabled = list(root.handlers), root.level, logging.root.manager.disable
-    try:
-        yield
-    finally:
-        for handler in [h for h in root.handlers if h not in handlers]:
-            with contextlib.suppress(Exception):
-                handler.close()
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        if logging.root.manager.disable != disabled:
-            logging.disable(disabled)
 
 
 @contextlib.contextmanager

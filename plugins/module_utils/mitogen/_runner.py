@@ -6,7 +6,8 @@ Owns: ``run_module(request)``, which runs one new-style Python module in this
 process the way AnsiballZ runs it in a fresh one, and returns
 ``{"rc", "stdout", "stderr"}`` with stdout exactly what the module printed (the
 result JSON from ``exit_json``/``fail_json``, or anything else), so the controller
-hands it to Ansible's own ``_parse_returned_data``. A request whose source is not
+hands it to Ansible's own ``_parse_returned_data``; a request with a ``style``
+(binary and script modules) is run from memory in a child by ``_programs``. A request whose source is not
 cached here yet gets ``{"need_source": True}``. Besides: request checking, the
 refusal of a run whose result could only be over the reply limit (``slurp`` of a
 large file), and ``_Run``, which puts one run together. Its parts live apart: the
@@ -48,7 +49,9 @@ After the module: a process it forked that leaves through ``sys.exit`` ends with
 ``os._exit`` after its atexit handlers, never returning into this interpreter's
 machinery. Otherwise non-daemon threads it started are joined (for up to
 ``THREAD_JOIN_TIMEOUT`` seconds, as at interpreter exit), then the atexit handlers
-registered during the run are called (not after ``os._exit``).
+registered during the run are called (not after ``os._exit``). A thread it started
+that is still running then (daemon threads are not waited for) makes the reply say
+``retire``: the controller replaces this interpreter before the next task.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, cast
 
-from . import _isolation, _respawn, _sources, _target, _zygote
+from . import _isolation, _respawn, _sources, _sysenv, _target, _zygote
 from ._calls import AfterReply
 from ._capture import Capture, flush, oversized_result
 from ._sources import ModuleFinder, ParentPackages, Source, source_for
@@ -78,6 +81,7 @@ if TYPE_CHECKING:  # annotations only
 
 LOG = logging.getLogger("ns.mitogen.runner")
 
+OWN_THREADS = "ns.mitogen"  # the prefix of this interpreter's own threads' names (call pool, broker)
 THREAD_JOIN_TIMEOUT = 60.0  # wait for non-daemon threads a module leaves, as exit would
 MODLIB_PATH = "<ns.mitogen: in-process run, no module library on disk>"  # the module's _modlib_path
 NO_EXIT_LEGACY = '{"msg": "New-style module did not handle its own exit", "failed": true}'  # <= 2.18 wrapper
@@ -88,13 +92,14 @@ _RUN_LOCK = threading.Lock()
 STATS = {"runs": 0}
 
 
-def run_module(request: Any, source: Optional[bytes] = None) -> Any:
+def run_module(request: Any, source: Optional[bytes] = None, fetch_source: bool = False) -> Any:
     """Run the module ``request`` describes; ``{"rc", "stdout", "stderr"}``.
 
     ``{"need_source": True}`` if ``source`` is None and ``source_id`` is not cached.
     Raises ``ValueError`` for a malformed request (nothing ran then). ``source``: the
     module's source, as ``request["source"]`` (the mux attaches it this way, so it
-    can relay the request without decoding it).
+    can relay the request without decoding it). ``fetch_source``: a source not
+    cached here is asked of the parent first (an intermediary's cache: ``_hopcache``).
 
     A call target: the reply goes as an ``AfterReply``, whose ``then`` puts the
     process state back once the reply is on its way (~0.5 ms off every task's path;
@@ -114,8 +119,19 @@ def run_module(request: Any, source: Optional[bytes] = None) -> Any:
     if refused is not None:
         return {"rc": 1, "stdout": refused, "stderr": b""}
     found = source_for(request)
+    if found is None and fetch_source and isinstance(request.get("source_id"), str):
+        from ._hopcache import source_from_parent  # behind an intermediary only
+
+        found = source_from_parent(request["source_id"])
     if found is None:
         return {"need_source": True}
+    _sysenv.refresh()  # /etc/environment and /etc/resolv.conf, as a fresh process would read them
+    if request.get("style") is not None:  # binary and script modules: run from memory, in a child
+        from . import _programs
+
+        with _RUN_LOCK:  # the child inherits the process's directory and umask: not while a run changed them
+            STATS["runs"] += 1
+            return _programs.run(cast("Dict[str, Any]", request), found)
     _RUN_LOCK.acquire()
     deferred = False
     try:
@@ -199,6 +215,10 @@ def _checked(request: Any) -> RunRequest:
         raise ValueError("run request: log must be a bool")
     if not isinstance(request.get("cwd"), (str, type(None))):
         raise ValueError("run request: cwd must be a str or None")
+    if request.get("style") is not None:
+        from . import _programs
+
+        _programs.check(cast("Dict[str, Any]", request))
     env = request.get("env") or {}
     if not isinstance(env, dict):
         raise ValueError("run request: env must be a dict")
@@ -273,6 +293,7 @@ class _Run:
         self.paths_before: Set[str] = set()
         self.signals: Dict[int, Any] = {}
         self.threads_before: Set[threading.Thread] = set()
+        self.threads_left: List[str] = []  # names of threads the run left running
         self.run_exit_handlers = True
         self._stack = contextlib.ExitStack()
 
@@ -292,7 +313,10 @@ class _Run:
         if capture.oversized is not None:
             LOG.warning("%r: output of %d bytes discarded: over the reply's limit", self, sum(capture.oversized))
             return {"rc": 1, "stdout": oversized_result(self.name, rc, capture.oversized, capture.limit), "stderr": b""}
-        return {"rc": rc, "stdout": capture.stdout, "stderr": capture.stderr}
+        reply: RunReply = {"rc": rc, "stdout": capture.stdout, "stderr": capture.stderr}
+        if self.threads_left:
+            reply["retire"] = "the module left threads running: %s" % ", ".join(self.threads_left)
+        return reply
 
     def restore(self) -> None:
         """Put back the process state the run changed (see ``_isolation``); once."""
@@ -381,14 +405,17 @@ class _Run:
         _isolation.real_os_exit(rc)
 
     def _join_threads(self) -> None:
+        """Join the non-daemon threads the run started; note every thread it leaves running."""
         deadline = time.monotonic() + THREAD_JOIN_TIMEOUT
         current = threading.current_thread()
         for thread in threading.enumerate():
-            if thread in self.threads_before or thread.daemon or thread is current:
+            if thread in self.threads_before or thread is current or thread.name.startswith(OWN_THREADS):
                 continue
-            thread.join(max(0.0, deadline - time.monotonic()))
+            if not thread.daemon:
+                thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 LOG.warning("%r: thread %r still running after the module exited", self, thread.name)
+                self.threads_left.append(thread.name)
 
     def _call_exit_handlers(self) -> None:
         """Run the handlers registered during the run, as interpreter exit would.

@@ -57,6 +57,10 @@ if TYPE_CHECKING:
         env: Dict[str, str]  # variables added for this run
         cwd: Optional[str]  # default: where the interpreter started
         log: bool  # capture this run's ns.mitogen log records (-vvv)
+        style: str  # "binary" or "script": not new-style Python (``_programs``)
+        argv: List[str]  # a script's interpreter, from its shebang
+        args_file: bool  # whether ``args`` is the text of an arguments file (else none)
+        tmp: str  # the remote temp directory, where memory files cannot be had
 
     class RunReply(TypedDict, total=False):
         """What ``run_module`` returns: the output, or ``need_source``."""
@@ -66,6 +70,7 @@ if TYPE_CHECKING:
         stderr: bytes
         log: List[str]
         need_source: bool
+        retire: str  # why the interpreter must be replaced before the next task
 
     #: an atexit handler registered during a run: (func, args, kwargs, the module
     #: registering it from its top-level code, if it was imported then)

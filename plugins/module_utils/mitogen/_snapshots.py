@@ -1,10 +1,11 @@
 # Copyright (c) 2026 ns.mitogen contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""module_utils globals saved before a module run and put back after it (private).
+"""module_utils and standard library globals saved before a module run and put back after it (private).
 
 Owns: ``module_utils_state()``, the context manager that resets the per-run
 globals of ansible's module_utils and rebinds every module-level name and class
-attribute of a loaded module_utils module to its pre-run value (see
+attribute of a loaded module_utils module to its pre-run value,
+``stdlib_state()``, which does the same for the loaded standard library (see
 ``_isolation``'s docstring for what is, and is not, undone), the snapshots it
 keeps between runs, and ``restore_names``/``unchanged``, which ``_isolation``
 uses for ``builtins`` too.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import re
 import sys
 from types import ModuleType
@@ -25,6 +27,7 @@ LOG = logging.getLogger("ns.mitogen.runner")
 #: names of ansible's and collections' module_utils modules (they stay cached)
 MODULE_UTILS_RE = re.compile(r"^(ansible\.module_utils|ansible_collections\.[^.]+\.[^.]+\.plugins\.module_utils)(\.|$)")
 _MISSING = object()
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class whose attributes can be set (C types' cannot)
 
 
 _OURS = __name__.rpartition(".")[0]  # this package: the runner's own state, not a module's
@@ -51,48 +54,100 @@ _Snapshot = List[ModuleSnapshot]
 # Snapshots outlive a run: each run ends by restoring its modules to them, so a module
 # still in sys.modules is in its snapshot's state when the next run starts; only
 # modules new since then are copied (the copy was a third of a short module's run).
-_SNAPSHOTS: Dict[str, ModuleSnapshot] = {}
-_IS_MODULE_UTILS: Dict[str, bool] = {}
+class _Snapshots:
+    """The snapshots of one kind of module (module_utils; the standard library)."""
 
+    def __init__(self, matches: Callable[[str, ModuleType], bool]) -> None:
+        self.matches = matches
+        self.entries: Dict[str, ModuleSnapshot] = {}
+        self.matched: Dict[str, bool] = {}
+        self.last: List[Any] = [None, None]  # sys.modules as it was, and the snapshot made of it
 
-_LAST_SNAPSHOT: List[Any] = [None, None]  # sys.modules as it was, and the snapshot made of it
+    def take(self) -> _Snapshot:
+        """The loaded modules' snapshots (the last list again if ``sys.modules`` is the
+        same table: compared in C, modules by identity)."""
+        table, last = self.last
+        try:
+            if last is not None and sys.modules == table:
+                return list(last)
+        except Exception:  # something not a module in sys.modules, with an __eq__ that raises
+            pass
+        snapshot = self._of(sys.modules.copy())
+        self.last[:] = [sys.modules.copy(), snapshot]
+        return list(snapshot)
 
-
-def _snapshot_module_utils() -> _Snapshot:
-    """The loaded module_utils modules' snapshots (the last list again if ``sys.modules``
-    is the same table: compared in C, modules by identity)."""
-    table, last = _LAST_SNAPSHOT
-    try:
-        if last is not None and sys.modules == table:
-            return list(last)
-    except Exception:  # something not a module in sys.modules, with an __eq__ that raises
-        pass
-    snapshot = _snapshot_of(sys.modules.copy())
-    _LAST_SNAPSHOT[:] = [sys.modules.copy(), snapshot]
-    return list(snapshot)
-
-
-def _snapshot_of(table: Dict[str, Any]) -> _Snapshot:
-    snapshot: _Snapshot = []
-    for name, module in table.items():
-        entry = _SNAPSHOTS.get(name)
-        if entry is not None and entry.module is module:
+    def _of(self, table: Dict[str, Any]) -> _Snapshot:
+        snapshot: _Snapshot = []
+        for name, module in table.items():
+            entry = self.entries.get(name)
+            if entry is not None and entry.module is module:
+                snapshot.append(entry)
+                continue
+            if not isinstance(module, ModuleType):
+                continue
+            matches = self.matched.get(name)
+            if matches is None:
+                matches = self.matched[name] = not _is_ours(name) and self.matches(name, module)
+            if not matches:
+                continue
+            namespace = dict(module.__dict__)
+            classes = [
+                (value, dict(vars(value)))
+                for value in namespace.values()
+                if isinstance(value, type) and getattr(value, "__module__", None) == name and value.__flags__ & _HEAPTYPE
+            ]
+            entry = self.entries[name] = ModuleSnapshot(module, namespace, classes)
             snapshot.append(entry)
-            continue
-        matches = _IS_MODULE_UTILS.get(name)
-        if matches is None:
-            matches = _IS_MODULE_UTILS[name] = bool(MODULE_UTILS_RE.match(name)) and not _is_ours(name)
-        if not matches or not isinstance(module, ModuleType):
-            continue
-        namespace = dict(module.__dict__)
-        classes = [
-            (value, dict(vars(value)))
-            for value in namespace.values()
-            if isinstance(value, type) and getattr(value, "__module__", None) == name
-        ]
-        entry = _SNAPSHOTS[name] = ModuleSnapshot(module, namespace, classes)
-        snapshot.append(entry)
-    return snapshot
+        return snapshot
+
+
+_MODULE_UTILS = _Snapshots(lambda name, module: bool(MODULE_UTILS_RE.match(name)))
+
+#: standard library modules left alone: the interpreter's own machinery (import
+#: system, ``sys``, ``builtins``: restored apart), packages that gain submodules
+#: as codecs load, ``warnings`` (whose filters ``catch_warnings`` puts back) and
+#: ``abc`` (its invalidation counter only grows: putting it back could leave a
+#: class's negative subclass cache stale)
+_STDLIB_EXCLUDED = re.compile(
+    r"^(sys|builtins|__main__|_?imp|importlib|_frozen_importlib(_external)?|zipimport|encodings|_?warnings|_?abc|_py_abc)"
+    r"(\.|$)"
+)
+
+
+def _stdlib_dirs() -> List[str]:
+    import sysconfig
+
+    found = set()
+    for key in ("stdlib", "platstdlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            found.add(os.path.realpath(path) + os.sep)
+    return sorted(found)
+
+
+_STDLIB_DIRS: List[str] = []
+
+
+def _is_stdlib(name: str, module: ModuleType) -> bool:
+    """True for a module of the standard library (built in, frozen, or below its directory)."""
+    if _STDLIB_EXCLUDED.match(name):
+        return False
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None)
+    if origin in ("built-in", "frozen"):
+        return True
+    if not isinstance(origin, str) or not os.path.isabs(origin):  # ours ("master:..."): and the cwd may be gone
+        return False
+    if not _STDLIB_DIRS:
+        _STDLIB_DIRS.extend(_stdlib_dirs())
+    path = os.path.realpath(origin)
+    return any(
+        path.startswith(d) and "site-packages" not in path[len(d) :] and "dist-packages" not in path[len(d) :]
+        for d in _STDLIB_DIRS
+    )
+
+
+_STDLIB = _Snapshots(_is_stdlib)
 
 
 def unchanged(now: Any, saved: Dict[str, Any]) -> bool:
@@ -131,7 +186,7 @@ def restore_names(
     return restored
 
 
-def _restore_module_utils(snapshot: _Snapshot) -> List[str]:
+def _restore(snapshot: _Snapshot) -> List[str]:
     """Undo rebinding in ``snapshot``'s modules and classes; the names restored."""
     restored: List[str] = []
     for module, namespace, classes in snapshot:
@@ -164,7 +219,7 @@ def _reset_run_globals() -> None:
 
 @contextlib.contextmanager
 def module_utils_state() -> Iterator[None]:
-    snapshot = _snapshot_module_utils()
+    snapshot = _MODULE_UTILS.take()
     _reset_run_globals()
     try:
         yield
@@ -172,6 +227,24 @@ def module_utils_state() -> Iterator[None]:
         # The per-run globals first: the runner itself sets them in every run, and
         # snapshots hold them reset, so only what the module changed is left to undo.
         _reset_run_globals()
-        restored = _restore_module_utils(snapshot)
+        restored = _restore(snapshot)
         if restored:
             LOG.debug("module_utils names a module changed, restored: %s", ", ".join(sorted(restored)))
+
+
+@contextlib.contextmanager
+def stdlib_state() -> Iterator[None]:
+    """Module-level names and class attributes of the loaded standard library put back after the run.
+
+    So a module replacing ``subprocess.Popen``, ``os.path.exists`` or
+    ``socket.socket.connect`` leaves nothing behind. Lazily filled caches a module
+    rebinds (``platform._uname_cache``) are reset as well: later runs fill them again,
+    as a fresh process would.
+    """
+    snapshot = _STDLIB.take()
+    try:
+        yield
+    finally:
+        restored = _restore(snapshot)
+        if restored:
+            LOG.debug("standard library names a module changed, restored: %s", ", ".join(sorted(restored)))

@@ -25,6 +25,7 @@ import selectors
 import subprocess
 from typing import Dict, List, Optional, Tuple
 
+from . import _sysenv
 from ._errors import Error
 from ._state import STATE
 from ._wire import DEFAULT_MAX_MESSAGE
@@ -90,6 +91,7 @@ def exec_command(
     terminal's CRLF line ends. Raises ``OutputTooLarge`` once the command has ended
     if its output was over ``output_limit()`` (that much at most was held in memory).
     """
+    _sysenv.refresh()
     environ = dict(STATE.start_env or os.environ)
     if env:
         environ.update(env)
@@ -112,14 +114,14 @@ def exec_command(
             env=environ,
             close_fds=True,
         )
-        (out, err), sizes = _communicate(proc, in_data or b"", limit)
+        (out, err), sizes = communicate(proc, in_data or b"", limit)
         rc = proc.wait()
     if sum(sizes) > limit:
         raise OutputTooLarge(too_much_output("the command", sizes, limit, rc, _COMMAND_ADVICE))
     return rc, out, err
 
 
-def _communicate(proc: "subprocess.Popen[bytes]", in_data: bytes, limit: int) -> Tuple[List[bytes], Tuple[int, int]]:
+def communicate(proc: "subprocess.Popen[bytes]", in_data: bytes, limit: int) -> Tuple[List[bytes], Tuple[int, int]]:
     """``proc.communicate(in_data)``, keeping at most ``limit`` bytes of output in all.
 
     Returns ``([stdout, stderr], (stdout size, stderr size))``; past the limit both

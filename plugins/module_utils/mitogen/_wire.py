@@ -49,6 +49,7 @@ FORWARD_LOG = 7
 CALL_SERVICE = 8
 ALLOCATE_ID = 9
 IMPORT_POLICY = 10
+CACHE_SOURCE = 11  # a module source for an intermediary to keep for its children (_hopcache)
 FIRST_DYNAMIC_HANDLE = 1000
 
 

@@ -338,7 +338,7 @@ _COMPUTED = (
 
 def fetch_run_closure(importer: Importer, name: str, source: bytes, profile: Any) -> None:
     """Have ``importer`` fetch what module ``name`` (``source``) imports, and what its run does by computed names."""
-    from ._importer import imported_names
+    from ._modscan import imported_names
 
     names = set(imported_names(name, False, source))
     names.update(n % str(profile or "legacy") if "%s" in n else n for n in _COMPUTED)

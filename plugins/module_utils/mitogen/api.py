@@ -24,24 +24,29 @@ session and waits for their processes.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import stat
 import sys
-from typing import Any, Callable, Dict, Iterable, List, Optional
+import threading
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from . import _bootstrap, _files
+from . import _bootstrap, _files, _hopcache
 from ._bootstrap import ChildProcess, read_some, write_some
 from ._broker import Broker
 from ._calls import Context, Receiver, dead_error, is_dead
 from ._codec import Encoded, decode, encode
 from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError, StreamError, TimeoutError
-from ._importer import Responder, imported_names
+from ._importer import Responder
 from ._logs import LogReceiver
 from ._methods import make
+from ._modscan import imported_names
 from ._router import Router
 from ._service import CHILDREN, Service, ServiceRegistry, expose
 from ._stream import Stream
 from ._transports import CORE_MIN_PYTHON, SpecError, Transport, option_value, redacted
-from ._wire import CALL_FUNCTION, DEFAULT_MAX_MESSAGE, FLAG_ERROR, FrameParser, Message, check_size
+from ._wire import CACHE_SOURCE, CALL_FUNCTION, DEFAULT_MAX_MESSAGE, FLAG_ERROR, FrameParser, Message, check_size
 
 __all__ = [
     "Session",
@@ -55,11 +60,15 @@ __all__ = [
     "StreamError",
     "TimeoutError",
     # the controller toolkit (see the end of this file)
+    "CACHE_SOURCE",
     "CALL_FUNCTION",
     "CHILDREN",
     "CORE_MIN_PYTHON",
     "CORE_PACKAGE",
+    "DEFAULT_HOP_CACHE",
     "DEFAULT_MAX_MESSAGE",
+    "DEFAULT_POOL_SIZE",
+    "HOPCACHE_SERVICE",
     "FLAG_ERROR",
     "ChildProcess",
     "Encoded",
@@ -83,13 +92,19 @@ __all__ = [
 ]
 
 
+LOG = logging.getLogger("ns.mitogen.session")
+DEFAULT_HOP_CACHE = 512 << 20  # bytes an intermediary keeps of copied files (push_file_cached)
+
+
 class Session:
     """The controller side: a broker, a router, and the contexts started from it.
 
     ``allow_imports`` lists module trees (beyond the core itself) that contexts may
     import from this controller on demand. ``connect_timeout`` bounds every start
     (a spec's own ``connect_timeout`` wins). Calls have no default timeout: pass
-    ``timeout=`` to ``Context.call``.
+    ``timeout=`` to ``Context.call``. ``pool_size``: how many children an
+    intermediary starts at once (its call pool is grown to that size; starts are
+    concurrent from as many threads here).
     """
 
     def __init__(
@@ -97,8 +112,10 @@ class Session:
         allow_imports: Iterable[str] = (),
         connect_timeout: float = 60.0,
         log_level: Optional[int] = None,
+        pool_size: int = 16,
     ) -> None:
         self.connect_timeout = connect_timeout
+        self.pool_size = pool_size
         self.log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
         self.broker = Broker()
         self.router = Router(self.broker, 0, "controller")
@@ -110,6 +127,8 @@ class Session:
         self.logs = LogReceiver(self.router)
         self.contexts: List[Context] = []
         self.hellos: Dict[int, Dict[str, Any]] = {}
+        self._digests: Dict[Tuple[str, int, int, int, int], str] = {}  # (path, stat) -> SHA-256
+        self._digest_lock = threading.Lock()
         self._closed = False
         self.broker.start()
 
@@ -147,7 +166,9 @@ class Session:
             name = transport.describe()
             cid = self.router.allocate_id()
             try:
-                hello = via.call(_bootstrap.connect_remote, spec, cid, self.log_level, timeout=transport.start_budget() + 10)
+                hello = via.call(
+                    _bootstrap.connect_remote, spec, cid, self.log_level, self.pool_size, timeout=transport.start_budget() + 10
+                )
             except ConnectError as exc:
                 exc.context = "%s via %s" % (name, via.name)
                 raise
@@ -196,6 +217,79 @@ class Session:
             return context.call(_files.pull_file, path, remote_path, mode, 0, timeout, timeout=None)  # type: ignore[no-any-return]
         finally:
             self.files.unregister(context.context_id, path)
+
+    def push_file_cached(
+        self,
+        context: Context,
+        hop: Context,
+        local_path: str,
+        remote_path: str,
+        mode: Optional[int] = None,
+        limit: int = DEFAULT_HOP_CACHE,
+        timeout: float = 120.0,
+    ) -> Dict[str, Any]:
+        """As ``push_file``, through the file cache of ``hop``, an ancestor of ``context``.
+
+        The file crosses the links above ``hop`` once for every context below it that
+        gets it (by SHA-256, while it stays in that cache: ``_hopcache``); ``limit`` is
+        the cache's bound in bytes (a larger file is pushed as by ``push_file``, as is
+        one the intermediary cannot keep: no room on its disk, say; with a warning).
+        """
+        st = os.stat(local_path)
+        if st.st_size > limit:
+            return self.push_file(context, local_path, remote_path, mode, timeout)
+        digest = self._sha256(local_path, st)
+        path = self.files.register(hop.context_id, local_path)
+        try:
+            result = self._pull_cached(context, hop, path, digest, st, limit, remote_path, mode, timeout)
+        except CallError as exc:
+            if not (exc.type_name.endswith(".CacheUnavailable") and exc.context == hop.name):
+                raise
+            LOG.warning("%s; sending %s to %s directly", exc.remote_message, local_path, context.name)
+            return self.push_file(context, local_path, remote_path, mode, timeout)
+        finally:
+            self.files.unregister(hop.context_id, path)
+        return result
+
+    def _pull_cached(
+        self,
+        context: Context,
+        hop: Context,
+        path: str,
+        digest: str,
+        st: os.stat_result,
+        limit: int,
+        remote_path: str,
+        mode: Optional[int],
+        timeout: float,
+    ) -> Dict[str, Any]:
+        return context.call(  # type: ignore[no-any-return]
+            _hopcache.pull_cached,
+            hop.context_id,
+            path,
+            digest,
+            st.st_size,
+            limit,
+            remote_path,
+            stat.S_IMODE(st.st_mode) if mode is None else mode,
+            timeout,
+            timeout=None,
+        )
+
+    def _sha256(self, path: str, st: os.stat_result) -> str:
+        """The SHA-256 of the file at ``path``, computed once while its size and mtime stay."""
+        key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+        with self._digest_lock:
+            found = self._digests.get(key)
+        if found is None:
+            digest = hashlib.sha256()
+            with open(path, "rb") as fp:
+                for chunk in iter(lambda: fp.read(1 << 20), b""):
+                    digest.update(chunk)
+            found = digest.hexdigest()
+            with self._digest_lock:
+                self._digests[key] = found
+        return found
 
     def fetch_file(
         self, context: Context, remote_path: str, local_path: str, mode: Optional[int] = None, timeout: float = 120.0
@@ -269,6 +363,17 @@ class Session:
 # Module sources
 #   ``imported_names(name, is_pkg, source)``: the absolute names ``source`` (module
 #   ``name``) may import, modules and ``from`` targets, found statically.
+#   ``HOPCACHE_SERVICE``: the name of the service a context asks its parent for a
+#       module source it lacks (``source(source_id=sha1) -> bytes | None``, any
+#       descendant may call it): the root registers one of that name to answer.
+#   ``CACHE_SOURCE``: the handle an intermediary keeps a module source sent to it on
+#       (the encoded bytes; from its parent only), for the runs of its children.
+#
+# Connection setup
+#   ``DEFAULT_POOL_SIZE``: how many connections start at once by default, as the
+#       original Mitogen's (``MITOGEN_POOL_SIZE``); ``Session(pool_size=)``.
 
 CORE_PACKAGE = _bootstrap.PACKAGE
+HOPCACHE_SERVICE = _hopcache.SERVICE
+DEFAULT_POOL_SIZE = 16
 make_transport = make

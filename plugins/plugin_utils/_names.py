@@ -1,0 +1,29 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which ns.mitogen connection stands for the connection name a host sets (private).
+
+Owns: ``REDIRECTS`` and ``redirect()``, used by the strategies (a host on ``ssh`` runs
+on ``ns.mitogen.ssh``) and by ``_via`` (an intermediary on ``ssh`` is connected by
+``ns.mitogen.ssh``). Never imports Ansible or our other modules.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+REDIRECTS = {
+    "ssh": "ns.mitogen.ssh",
+    "ansible.builtin.ssh": "ns.mitogen.ssh",
+    "smart": "ns.mitogen.ssh",
+    "local": "ns.mitogen.local",
+    "ansible.builtin.local": "ns.mitogen.local",
+    # the original Mitogen's own connection names, as its strategies knew them
+    "mitogen_sudo": "ns.mitogen.sudo",
+    "mitogen_su": "ns.mitogen.su",
+    "mitogen_doas": "ns.mitogen.doas",
+}
+
+
+def redirect(connection: Optional[str]) -> Optional[str]:
+    """Our connection for a built-in one we replace, else None."""
+    return REDIRECTS.get(str(connection)) if connection is not None else None
