@@ -142,7 +142,7 @@ def run(checkpoints: List[int]) -> List[Dict[str, int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--tasks", default="100,5000", help="checkpoints: module runs after which RSS is read")
     parser.add_argument("--out", help="write the checkpoints as JSON here")
     args = parser.parse_args()

@@ -186,7 +186,7 @@ def summarize(runs: Dict[str, List[RunResult]]) -> List[List[str]]:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="benchmarks.via", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="benchmarks.via", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--targets", type=int, default=20, help="targets behind the bastion (default 20)")
     parser.add_argument("--rtt", type=float, default=50.0, help="ms between the controller and the bastion (default 50)")
     parser.add_argument("--blob-mib", type=float, default=10.0, help="size of the copied file in MiB (default 10)")

@@ -45,7 +45,7 @@ def test_the_variable_and_the_option_decide():
 
 def test_an_unknown_value_is_reported_once_and_taken_as_default():
     warnings: List[str] = []
-    for _ in range(3):
+    for _attempt in range(3):
         assert _forking.fork_reason(_Connection(mitogen_task_isolation="forked"), "ansible.modules.ping", warnings.append) is None
     assert len(warnings) == 1 and "'forked'" in warnings[0] and "fork or default" in warnings[0]
 

@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # Reports what earlier tasks could have left behind in a reused interpreter.
 import logging
 import os

@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # Leaves file descriptors open on /etc/hostname: a Python file object kept in a
 # global, and a raw descriptor from os.open.
 import os

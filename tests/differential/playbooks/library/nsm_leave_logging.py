@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # Leaves logging configured: a root handler and level (basicConfig), a handler and
 # level on a named logger, and logging.disable.
 import logging

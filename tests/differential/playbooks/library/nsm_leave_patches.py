@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # Monkey-patches the standard library and leaves it so: subprocess.Popen replaced,
 # a method of the real Popen class replaced, os.environ.get and os.path.exists replaced.
 import os

@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # Starts a daemon thread that never ends, and exits.
 import threading
 import time

@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # A new-style module importing a module_util from the playbook's own module_utils/.
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.nsm_styles_helper import greeting

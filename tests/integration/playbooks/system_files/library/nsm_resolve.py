@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # Resolves a name with socket.getaddrinfo in the module's own process (the persistent
 # interpreter under ns.mitogen): which servers its C resolver uses shows in the answer.
 import socket

@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # A role's module importing the role's own module_util.
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.nsm_role_helper import role_greeting
