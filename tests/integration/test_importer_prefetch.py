@@ -61,13 +61,14 @@ def test_a_first_module_run_asks_only_for_the_runner():
 
 
 def test_without_companions_the_same_run_takes_a_request_per_tree():
-    """The counterpart: what the hint saves (one round trip each)."""
+    """The counterpart: what the hint saves (one round trip each tree the runner
+    imports by computed names; how many depends on what the runner imports by name)."""
     with api.Session(allow_imports=ALLOW) as session:
         ctx = session.local()
         before = ctx.call(rh.stats)["import_requests"]
         request = make_request(module_path("command"), full_args({"_raw_params": "echo hi"}, "command", "/tmp"))
         assert ctx.call(_runner.run_module, request)["rc"] == 0
-        assert ctx.call(rh.stats)["import_requests"] - before >= 4
+        assert ctx.call(rh.stats)["import_requests"] - before >= 3  # with the hint: 1
 
 
 def test_companions_outside_the_allow_list_are_not_served():
