@@ -134,11 +134,16 @@ def configured_parts(configured: Any) -> Tuple[str, Optional[str], bytes, Option
     """``(module_style, shebang, data, profile, module_path)`` of what ``ActionBase._configure_module`` returned.
 
     2.19+ returns ``(_BuiltModule, path)``, earlier releases ``(style, shebang, data, path)``;
-    ``profile`` is None before 2.19.
+    ``profile`` is None before 2.19. 2.21 gives a binary module's data as ``b""``,
+    its marker for "the file itself, unmodified": then ``data`` is the file's.
     """
     if _BUILT_MODULE is not None:
         built, path = configured
-        return built.module_style, built.shebang, built.b_module_data, built.serialization_profile, path
+        data = built.b_module_data
+        if not data and built.module_style == "binary":
+            with open(path, "rb") as fp:
+                data = fp.read()
+        return built.module_style, built.shebang, data, built.serialization_profile, path
     style, shebang, data, path = configured
     return style, shebang, data, None, path
 
