@@ -88,20 +88,17 @@ def write_inventories(tb: Testbed, targets: Sequence[Host], work: Path) -> Dict[
         "Host nsm-bastion\n  HostName %s\n  Port %d\n  User %s\n  IdentityFile %s\n  IdentitiesOnly yes\n"
         "  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n" % (bastion.address, bastion.port, user, tb.key, tb.known_hosts)
     )
-    common = [
-        "ansible_user=%s" % user,
-        "ansible_python_interpreter=%s" % TARGET_PYTHON,
-        "ansible_ssh_private_key_file=%s" % tb.key,
-    ]
+    common = ["ansible_user=%s" % user, "ansible_python_interpreter=%s" % TARGET_PYTHON]
+    key = "ansible_ssh_private_key_file=%s" % tb.key  # a controller path: not for ssh run on the bastion
     hosts = ["%s ansible_host=%s ansible_port=%d" % (h.name, h.address, h.port) for h in targets]
-    vanilla = ["[targets]"] + hosts + ["[targets:vars]"] + common
+    vanilla = ["[targets]"] + hosts + ["[targets:vars]"] + common + [key]
     vanilla.append(
         "ansible_ssh_common_args='-F %s -o ProxyJump=nsm-bastion -o UserKnownHostsFile=%s'" % (ssh_config, tb.known_hosts)
     )
     # ns.mitogen: the bastion is an inventory host; each target's ssh runs on it, as the
     # bastion's account (whose ~/.ssh holds the testbed's key and known_hosts).
     via = ["[bastions]", "bastion ansible_host=%s ansible_port=%d" % (bastion.address, bastion.port)]
-    via += ["[bastions:vars]", "ansible_ssh_common_args='-o UserKnownHostsFile=%s'" % tb.known_hosts]
+    via += ["[bastions:vars]", key, "ansible_ssh_common_args='-o UserKnownHostsFile=%s'" % tb.known_hosts]
     via += ["[targets]"] + hosts + ["[targets:vars]", "mitogen_via=bastion"]
     via += ["[all:vars]"] + common
     out = {}
