@@ -450,3 +450,17 @@ def connection_choice(choose: Callable[[Dict[str, Any], Any, Any], Any]) -> Iter
         yield
     finally:
         TaskExecutor._get_connection = original  # type: ignore[method-assign]
+
+
+class TaskVariablesHook:
+    """A connection base that sees the task's variables where ansible-core 2.17+ resolves
+    its options from them (``ConnectionBase._resolve_option_variables``, private): they
+    go to the class's ``task_variables`` first. 2.16 has no such step (``update_vars``
+    then is the only one)."""
+
+    def task_variables(self, variables: Any) -> None:
+        raise NotImplementedError
+
+    def _resolve_option_variables(self, variables: Any, templar: Any) -> Any:
+        self.task_variables(variables)
+        return super()._resolve_option_variables(variables, templar)  # type: ignore[misc]

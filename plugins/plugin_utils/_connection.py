@@ -79,7 +79,7 @@ EXEC_COMMAND = (_mux.CORE + "._target", "exec_command")
 _SHELL_SYNTAX = re.compile(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
 
 
-class MitogenConnectionBase(ConnectionBase):
+class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
     """Runs each command in a persistent interpreter owned by the run's multiplexer."""
 
     has_pipelining = True
@@ -112,11 +112,11 @@ class MitogenConnectionBase(ConnectionBase):
         self._task_keys = task_keys
         self._via_hops = None
 
-    def _resolve_option_variables(self, variables: Any, templar: Any) -> Any:
-        """ansible-core 2.17+ (tasks and ``meta: reset_connection``): keep the variables for ``mitogen_via``."""
+    def task_variables(self, variables: Any) -> None:
+        """The task's variables, as ansible-core 2.17+ resolves the connection's options
+        (tasks and ``meta: reset_connection``; ``_compat.TaskVariablesHook``): kept for ``mitogen_via``."""
         if isinstance(variables, dict) and "hostvars" in variables:
             self._via_source = _via.Source(variables)
-        return super()._resolve_option_variables(variables, templar)
 
     def update_vars(self, variables: Any) -> None:
         """Every release, after ``set_options``: the task's variables, where 2.16 gave none before."""
