@@ -12,10 +12,9 @@ import hashlib
 import json
 import os
 
-import pytest
-
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _runner
 from tests.testbed.pythons import pythons
+from tests.unavailable import unavailable
 
 SCRIPT = b"""#!/bin/sh
 printf '{"program": "%s", "args_path": "%s", "args": "%s"}' "$0" "$1" "$(cat "$1")"
@@ -52,7 +51,7 @@ def test_script_runs_from_memory_files(target, tmp_path):
 def test_script_without_memfd_uses_a_temp_dir_and_removes_it(session, tmp_path):
     python = pythons().get("3.6")
     if python is None:
-        pytest.skip("no Python 3.6 here")
+        unavailable("pyenv's Python 3.6 (the memfd-less fallback)")
     remote_tmp = tmp_path / "remote_tmp"
     ctx = session.local(python=python)
     try:
