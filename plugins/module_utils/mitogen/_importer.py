@@ -128,6 +128,10 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                 raise ImportError(
                     "cannot fetch %s from %s: %s" % (fullname, self.router.name_of(self.router.parent_id), exc), name=fullname
                 ) from None
+        return self._cached_spec(fullname)
+
+    def _cached_spec(self, fullname: str) -> Optional[importlib.machinery.ModuleSpec]:
+        """The spec of ``fullname`` as the cache has it; None if absent or known missing."""
         entry = self.cache.get(fullname)
         if entry is None or entry[2] is None:
             return None

@@ -201,14 +201,7 @@ class _RelayImporter(Importer):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if self.policy.should_fetch(fullname, self.cache):
             self.fetch(fullname)
-        entry = self.cache.get(fullname)
-        if entry is None or entry[2] is None:
-            return None
-        import importlib.machinery
-
-        spec = importlib.machinery.ModuleSpec(fullname, self, origin=entry[1], is_package=entry[0])
-        spec.has_location = False
-        return spec
+        return self._cached_spec(fullname)
 
     def fetch(self, fullname: str, timeout: float = 120.0) -> Optional[Entry]:
         with self._lock:
