@@ -12,6 +12,10 @@ Owns: `Podman`, one test run's container engine setup:
   image and no registry needed; writes stay in the container), without a network;
   ``python=False`` hides every Python in the container's overlay;
 * podman's Docker API service (``podman system service``), started on first use;
+* buildah working containers (``buildah_from``): ``buildah from scratch`` filled with a
+  minimal copy of the host's Python (its interpreter, standard library, the libraries
+  they link and ``/bin/sh``), since no image can be pulled; ``buildah_executable`` is a
+  wrapper carrying the configuration, as for podman;
 * removal of all of it (``close``), and ``cleanup_stale()`` for containers of dead runs.
 
 Container names carry the run's prefix (``nsm-<pid>-<n>-``) so runs side by side never
@@ -90,8 +94,11 @@ class Podman:
         self.docker_executable = str(
             _wrapper(bin_dir / "docker", {"DOCKER_HOST": self.docker_host}, shutil.which("docker") or "docker")
         )
+        self.buildah_path = shutil.which("buildah") or "buildah"
+        self.buildah_executable = str(_wrapper(bin_dir / "buildah", self.env, self.buildah_path))
         self._service: subprocess.Popen[bytes] | None = None
         self._names: list[str] = []
+        self._buildah_names: list[str] = []
 
     def __enter__(self) -> Podman:
         return self
@@ -141,6 +148,26 @@ class Podman:
         if full in self._names:
             self._names.remove(full)
 
+    def buildah(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run ``buildah ARGS`` with this run's configuration."""
+        env = dict(os.environ, **self.env)
+        proc = subprocess.run([self.buildah_path, *args], check=False, env=env, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise TestbedError(f"buildah {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+        return proc
+
+    def buildah_from(self, name: str, *, python: bool = True) -> str:
+        """A buildah working container ``name`` holding a copy of this machine's Python; its full name."""
+        full = self.full_name(name)
+        self.buildah("from", "--name", full, "scratch")
+        self._buildah_names.append(full)
+        root = Path(self.buildah("mount", full).stdout.strip())
+        try:
+            _fill_rootfs(root, python)
+        finally:
+            self.buildah("umount", full)
+        return full
+
     def docker_api(self) -> str:
         """Start podman's Docker-compatible API service (once); its ``DOCKER_HOST``."""
         if self._service is None:
@@ -164,6 +191,9 @@ class Podman:
         """Remove this run's containers, stop the API service, remove the state dir."""
         for full in list(self._names):
             self.remove(full)
+        for full in self._buildah_names:
+            self.buildah("rm", full, check=False)
+        self._buildah_names.clear()
         if self._service is not None:
             try:
                 os.killpg(self._service.pid, signal.SIGTERM)
@@ -176,6 +206,30 @@ class Podman:
                 self._service.wait()
             self._service = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _fill_rootfs(root: Path, python: bool) -> None:
+    """A minimal root filesystem at ``root``: ``/bin/sh``, and (``python``) the host's Python 3."""
+    exe = Path(os.path.realpath("/usr/bin/python3"))
+    programs = [Path(os.path.realpath("/bin/sh"))] + ([exe] if python else [])
+    for sub in ("bin", "usr/bin", "tmp", "etc", "root"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "tmp").chmod(0o1777)
+    shutil.copy2(programs[0], root / "bin/sh")
+    libs = subprocess.run(["ldd", *map(str, programs)], check=True, capture_output=True, text=True).stdout
+    for lib in sorted(set(re.findall(r"(/\S+) \(0x", libs))):
+        dest = root / lib.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(os.path.realpath(lib), dest)
+    if python:
+        shutil.copy2(exe, root / "usr/bin" / exe.name)
+        (root / "usr/bin/python3").symlink_to(exe.name)
+        stdlib = f"usr/lib/{exe.name}"
+        tar = ["tar", "-C", "/", "--exclude=test", "--exclude=__pycache__", "--exclude=dist-packages", "-cf", "-", stdlib]
+        with subprocess.Popen(tar, stdout=subprocess.PIPE) as src:
+            subprocess.run(["tar", "-C", str(root), "-xf", "-"], stdin=src.stdout, check=True)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\nnogroup:x:65534:\n")
 
 
 def cleanup_stale() -> list[str]:
@@ -195,4 +249,18 @@ def cleanup_stale() -> list[str]:
             if match and not pid_alive(int(match[1])):
                 subprocess.run(["podman", "rm", "-f", "-t", "0", name], check=False, env=env, capture_output=True, timeout=60)
                 removed.append(f"container {name}")
+        if shutil.which("buildah"):
+            names = subprocess.run(
+                ["buildah", "containers", "--format", "{{.ContainerName}}"],
+                check=False,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout.split()
+            for name in names:
+                match = NAME_RE.match(name)
+                if match and not pid_alive(int(match[1])):
+                    subprocess.run(["buildah", "rm", name], check=False, env=env, capture_output=True, timeout=60)
+                    removed.append(f"buildah container {name}")
     return removed

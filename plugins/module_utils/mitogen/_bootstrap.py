@@ -165,7 +165,8 @@ def _start(
     try:
         proc = ChildProcess(argv, transport.use_pty, name, owner=router)
     except OSError as exc:
-        err = ConnectError(name, "cannot run %s: %s" % (argv[0], exc.strerror or exc), "spawn")
+        reason, hint = transport.explain_spawn(argv[0], exc)
+        err = ConnectError(name, reason, "spawn", hint=hint)
         err.returncode = 127 if isinstance(exc, FileNotFoundError) else 126  # as a shell says it
         raise err from None
     proc.transport = transport

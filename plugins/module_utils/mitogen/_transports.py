@@ -219,6 +219,10 @@ class Transport:
         """``on_text`` for the unanswered part of the output (override this)."""
         return None
 
+    def explain_spawn(self, program: str, exc: OSError) -> Tuple[str, str]:
+        """(reason, hint) when ``program`` could not be run at all (missing, not executable)."""
+        return ("cannot run %s: %s" % (program, exc.strerror or exc), "")
+
     def explain(self, output: str, returncode: Optional[int]) -> Tuple[str, str]:
         """(reason, hint) for a child that exited before it started."""
         python = " ".join(self.python_argv("python3"))
