@@ -55,22 +55,22 @@ options:
       - name: mitogen_kind
   mitogen_docker_path:
     description:
-      - The original Mitogen's path of C(docker). Has no effect (a warning says so, once per
-        run).
+      - The original Mitogen's path of C(docker), used by P(ns.mitogen.docker#connection); has no
+        effect on other connections (a warning says so, once per run).
     type: raw
     vars:
       - name: mitogen_docker_path
   mitogen_podman_path:
     description:
-      - The original Mitogen's path of C(podman). Has no effect (a warning says so, once per
-        run).
+      - The original Mitogen's path of C(podman), used by P(ns.mitogen.podman#connection); has no
+        effect on other connections (a warning says so, once per run).
     type: raw
     vars:
       - name: mitogen_podman_path
   mitogen_buildah_path:
     description:
-      - The original Mitogen's path of C(buildah). Has no effect (a warning says so, once per
-        run).
+      - The original Mitogen's path of C(buildah), used by P(ns.mitogen.buildah#connection); has no
+        effect on other connections (a warning says so, once per run).
     type: raw
     vars:
       - name: mitogen_buildah_path

@@ -85,6 +85,7 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
     has_pipelining = True
     method = ""
     login_shell = False  # commands without become run in the login shell, not /bin/sh (as sshd runs them)
+    original_honoured: Tuple[str, ...] = ()  # the original product's names this plugin honours (never warned about)
 
     def __init__(self, play_context: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(play_context, *args, **kwargs)
@@ -215,7 +216,11 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         Ansible's display shows each once per run.
         """
         self._original_checked = True
-        values = {name: self.get_option(name) for name in _original.VARIABLES if self.has_option(name)}
+        values = {
+            name: self.get_option(name)
+            for name in _original.VARIABLES
+            if self.has_option(name) and name not in self.original_honoured
+        }
         try:
             _original.check(values, values, display.warning)
         except _original.RefusedName as exc:
@@ -483,6 +488,8 @@ def _describe(spec: Dict[str, Any]) -> str:
         return "ssh:%s@%s" % (spec.get("username") or "", spec.get("hostname"))
     if spec.get("method") in ("sudo", "su", "doas"):
         return "%s:%s" % (spec.get("method"), spec.get("username"))
+    if spec.get("container"):
+        return "%s:%s" % (spec.get("method"), spec.get("container"))
     if spec.get("method") == _become_any.METHOD:
         return "%s:%s" % (spec.get("plugin"), spec.get("username"))
     return str(spec.get("method"))

@@ -21,6 +21,17 @@ REDIRECTS = {
     "mitogen_sudo": "ns.mitogen.sudo",
     "mitogen_su": "ns.mitogen.su",
     "mitogen_doas": "ns.mitogen.doas",
+    # containers: the counterparts, their old bare names (ansible 2.9) and the original's
+    "containers.podman.podman": "ns.mitogen.podman",
+    "podman": "ns.mitogen.podman",
+    "mitogen_podman": "ns.mitogen.podman",
+    "containers.podman.buildah": "ns.mitogen.buildah",
+    "buildah": "ns.mitogen.buildah",
+    "mitogen_buildah": "ns.mitogen.buildah",
+    "community.docker.docker": "ns.mitogen.docker",
+    "community.general.docker": "ns.mitogen.docker",
+    "docker": "ns.mitogen.docker",
+    "mitogen_docker": "ns.mitogen.docker",
 }
 
 

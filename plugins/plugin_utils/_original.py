@@ -55,7 +55,11 @@ VARIABLES: Dict[str, Name] = {
     "mitogen_ssh_keepalive_interval": Name(HONOURED, "ns.mitogen.ssh option keepalive_interval"),
     "mitogen_ssh_keepalive_count": Name(HONOURED, "ns.mitogen.ssh option keepalive_count"),
 }
-for _tool in ("docker", "podman", "buildah", "kubectl", "lxc", "lxc_attach", "lxc_info", "machinectl", "jexec"):
+for _tool in ("docker", "podman", "buildah"):  # honoured by ns.mitogen.<tool>, which does not warn
+    VARIABLES["mitogen_%s_path" % _tool] = Name(
+        WARN, "mitogen_%s_path has no effect on this host's connection: only ns.mitogen.%s uses it" % (_tool, _tool)
+    )
+for _tool in ("kubectl", "lxc", "lxc_attach", "lxc_info", "machinectl", "jexec"):
     VARIABLES["mitogen_%s_path" % _tool] = Name(
         WARN, "mitogen_%s_path (the path of %s) has no effect: %s" % (_tool, _tool.replace("_", "-"), _NO_CONTAINERS)
     )

@@ -19,7 +19,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
 import pytest
 
@@ -30,8 +30,14 @@ TARGETS = ROOT / "tests" / "integration" / "targets"
 BIN = os.path.dirname(sys.executable)
 
 
-def run_target(name: str, inventory: str, tmp_path: Path) -> Dict[str, Dict[str, int]]:
-    """Run targets/<name>/runme.sh; return the PLAY RECAP by host (fails the test on rc != 0)."""
+def run_target(
+    name: str, inventory: str, tmp_path: Path, env: Optional[Dict[str, str]] = None, args: Sequence[str] = ()
+) -> Dict[str, Dict[str, int]]:
+    """Run targets/<name>/runme.sh; return the PLAY RECAP by host (fails the test on rc != 0).
+
+    ``env``: more environment for the run (a container engine's configuration); ``args``:
+    more ansible-playbook arguments (``-e large_file_mib=16``).
+    """
     inv = tmp_path / "inventory"
     inv.write_text(inventory)
     environ = dict(os.environ)
@@ -46,8 +52,9 @@ def run_target(name: str, inventory: str, tmp_path: Path) -> Dict[str, Dict[str,
         ANSIBLE_DEPRECATION_WARNINGS="0",
         ANSIBLE_FORKS="4",
     )
+    environ.update(env or {})
     out = subprocess.run(
-        ["bash", str(TARGETS / name / "runme.sh")], capture_output=True, text=True, env=environ, timeout=600, check=False
+        ["bash", str(TARGETS / name / "runme.sh"), *args], capture_output=True, text=True, env=environ, timeout=600, check=False
     )
     output = out.stdout + out.stderr
     assert out.returncode == 0, output[-6000:]

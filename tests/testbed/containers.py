@@ -12,9 +12,9 @@ Owns: `Podman`, one test run's container engine setup:
   image and no registry needed; writes stay in the container), without a network;
   ``python=False`` hides every Python in the container's overlay;
 * podman's Docker API service (``podman system service``), started on first use;
-* buildah working containers (``buildah_from``): ``buildah from scratch`` filled with a
-  minimal copy of the host's Python (its interpreter, standard library, the libraries
-  they link and ``/bin/sh``), since no image can be pulled; ``buildah_executable`` is a
+* buildah working containers (``buildah_from``): ``buildah from scratch`` (no image
+  can be pulled) holding the host's ``/usr`` bound read-only and a copy of its
+  ``/etc``, or (``python=False``) only ``/bin/sh``; ``buildah_executable`` is a
   wrapper carrying the configuration, as for podman;
 * removal of all of it (``close``), and ``cleanup_stale()`` for containers of dead runs.
 
@@ -99,6 +99,7 @@ class Podman:
         self._service: subprocess.Popen[bytes] | None = None
         self._names: list[str] = []
         self._buildah_names: list[str] = []
+        self._bound: list[Path] = []  # bind mounts inside buildah containers, undone first
 
     def __enter__(self) -> Podman:
         return self
@@ -157,15 +158,32 @@ class Podman:
         return proc
 
     def buildah_from(self, name: str, *, python: bool = True) -> str:
-        """A buildah working container ``name`` holding a copy of this machine's Python; its full name."""
+        """A buildah working container ``name``; its full name.
+
+        With ``python``: the host's ``/usr`` bound read-only into it and a copy of its
+        ``/etc`` (Python, sudo, the host's accounts as they are now); the container stays
+        mounted until ``close``. Without: ``/bin/sh`` and the libraries it needs, alone.
+        """
         full = self.full_name(name)
         self.buildah("from", "--name", full, "scratch")
         self._buildah_names.append(full)
         root = Path(self.buildah("mount", full).stdout.strip())
-        try:
-            _fill_rootfs(root, python)
-        finally:
-            self.buildah("umount", full)
+        if not python:
+            try:
+                _fill_minimal(root)
+            finally:
+                self.buildah("umount", full)
+            return full
+        for sub in ("bin", "lib", "lib64", "sbin"):
+            (root / sub).symlink_to("usr/" + sub)
+        for sub in ("usr", "tmp", "var/tmp", "root", "run"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / "tmp").chmod(0o1777)
+        (root / "var/tmp").chmod(0o1777)
+        subprocess.run(["cp", "-a", "/etc", str(root / "etc")], check=True)
+        subprocess.run(["mount", "--bind", "/usr", str(root / "usr")], check=True)
+        self._bound.append(root / "usr")
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(root / "usr")], check=True)
         return full
 
     def docker_api(self) -> str:
@@ -191,7 +209,11 @@ class Podman:
         """Remove this run's containers, stop the API service, remove the state dir."""
         for full in list(self._names):
             self.remove(full)
+        for path in self._bound:
+            subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+        self._bound.clear()
         for full in self._buildah_names:
+            self.buildah("umount", full, check=False)
             self.buildah("rm", full, check=False)
         self._buildah_names.clear()
         if self._service is not None:
@@ -208,28 +230,20 @@ class Podman:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _fill_rootfs(root: Path, python: bool) -> None:
-    """A minimal root filesystem at ``root``: ``/bin/sh``, and (``python``) the host's Python 3."""
-    exe = Path(os.path.realpath("/usr/bin/python3"))
-    programs = [Path(os.path.realpath("/bin/sh"))] + ([exe] if python else [])
-    for sub in ("bin", "usr/bin", "tmp", "etc", "root"):
+def _fill_minimal(root: Path) -> None:
+    """A root filesystem at ``root`` with ``/bin/sh`` and the libraries it needs, and no Python."""
+    for sub in ("bin", "tmp", "etc"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "tmp").chmod(0o1777)
-    shutil.copy2(programs[0], root / "bin/sh")
-    libs = subprocess.run(["ldd", *map(str, programs)], check=True, capture_output=True, text=True).stdout
+    sh = os.path.realpath("/bin/sh")
+    shutil.copy2(sh, root / "bin/sh")
+    libs = subprocess.run(["ldd", sh], check=True, capture_output=True, text=True).stdout
     for lib in sorted(set(re.findall(r"(/\S+) \(0x", libs))):
         dest = root / lib.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(os.path.realpath(lib), dest)
-    if python:
-        shutil.copy2(exe, root / "usr/bin" / exe.name)
-        (root / "usr/bin/python3").symlink_to(exe.name)
-        stdlib = f"usr/lib/{exe.name}"
-        tar = ["tar", "-C", "/", "--exclude=test", "--exclude=__pycache__", "--exclude=dist-packages", "-cf", "-", stdlib]
-        with subprocess.Popen(tar, stdout=subprocess.PIPE) as src:
-            subprocess.run(["tar", "-C", str(root), "-xf", "-"], stdin=src.stdout, check=True)
-    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
-    (root / "etc/group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\n")
 
 
 def cleanup_stale() -> list[str]:
@@ -261,6 +275,10 @@ def cleanup_stale() -> list[str]:
             for name in names:
                 match = NAME_RE.match(name)
                 if match and not pid_alive(int(match[1])):
+                    root = subprocess.run(["buildah", "mount", name], check=False, env=env, capture_output=True, text=True).stdout
+                    if root.strip():  # a bound /usr inside (buildah_from) would keep it busy
+                        subprocess.run(["umount", "-l", root.strip() + "/usr"], check=False, capture_output=True)
+                    subprocess.run(["buildah", "umount", name], check=False, env=env, capture_output=True, timeout=60)
                     subprocess.run(["buildah", "rm", name], check=False, env=env, capture_output=True, timeout=60)
                     removed.append(f"buildah container {name}")
     return removed
