@@ -6,20 +6,27 @@ nsm-key's ssh login on h1); ``doas-ssh`` (doas to root with nsm-sudopw's passwor
 from its ssh login on h1); ``su-local`` (su to nsm-key from a local interpreter run
 as root); ``sudo-local`` (sudo to nsm-key from a local
 interpreter run as root); ``ssh-bastion`` (nsm-sudo on h3, which only h2 can
-reach, through an ssh login on h2). Adding one: see ``conformance.py``.
+reach, through an ssh login on h2); ``podman``, ``docker`` (the real docker CLI on
+podman's API), ``buildah`` (real containers on the controller) and ``podman-bastion``
+(the same podman container, from root on h2: ssh to h2 is the hop, then sudo and podman). Adding one: see
+``conformance.py``.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from typing import Any, Callable, Dict, Optional
+import tempfile
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from tests.integration import conformance
-from tests.integration.conformance import Transport, program_of_via
+from tests.integration import remote_helpers as rh
+from tests.integration.conformance import Opened, Transport, program_of_via
+from tests.testbed.containers import Podman
+from tests.testbed.containers import unavailable_reason as containers_unavailable_reason
 from tests.testbed.testbed import Testbed
 
 PY = "/usr/bin/python3"  # the testbed's hosts share /usr with the controller: the same Python
@@ -120,12 +127,102 @@ TRANSPORTS: Dict[str, Callable[[Any], Transport]] = {
 LOCAL_ONLY = {"local"}  # the others need the testbed (its hosts, or its accounts)
 
 
+def _container(
+    method: str, engine_path: str, container: str, **kw: Any
+) -> Callable[[api.Session, Optional[api.Context]], api.Context]:
+    spec = {"method": method, "container": container, "engine_path": engine_path, "python": PY, **kw}
+    return lambda s, via: s.connect(spec, via)
+
+
+# container context id -> the root context that started its engine's client
+_ROOT_OF: Dict[int, api.Context] = {}
+
+
+def _container_as_root(open_container: Callable[[api.Session, Optional[api.Context]], api.Context]) -> Any:
+    """``open_container`` from root (rootful podman) on the machine of ``via``: sudo, then the container."""
+
+    def open_it(s: api.Session, via: Optional[api.Context]) -> api.Context:
+        assert via is not None
+        root = s.sudo(via=via, username="root", python=PY)
+        ctx = open_container(s, root)
+        _ROOT_OF[ctx.context_id] = root
+        return ctx
+
+    return open_it
+
+
+def _engine_client(session: api.Session, opened: Opened) -> Tuple[int, str]:
+    """The carrier of a container behind sudo: the engine's client, root's child."""
+    return _ROOT_OF[opened.ctx.context_id].call(rh.transport_pid, opened.ctx.context_id), opened.ctx.name
+
+
+# Containers (``tests/testbed/containers.py``), sharing the controller's PID namespace
+# (``--pid=host``) so that the checks may signal the pids the targets report.
+# name -> the transport, given the testbed and ``Engine``
+CONTAINER_TRANSPORTS: Dict[str, Callable[[Any, "Engine"], Transport]] = {
+    "podman": lambda tb, e: Transport(
+        "podman", open=_container("podman", e.podman.executable, e.container), uid=0, python=PY, version=VERSION
+    ),
+    # the real docker CLI against podman's Docker-compatible API
+    "docker": lambda tb, e: Transport(
+        "docker", open=_container("docker", e.podman.docker_executable, e.container), uid=0, python=PY, version=VERSION
+    ),
+    "buildah": lambda tb, e: Transport(
+        "buildah",
+        open=_container("buildah", e.podman.buildah_executable, e.working, exec_args=["--pid=host"]),
+        uid=0,
+        python=PY,
+        version=VERSION,
+    ),
+    # the container on a remote host, reached as root there through ssh and sudo
+    "podman-bastion": lambda tb, e: Transport(
+        "podman-bastion",
+        open_via=_ssh(tb, "h2", tb.users.sudo.name),
+        open=_container_as_root(_container("podman", e.podman.host_executable(), e.container)),
+        uid=0,
+        python=PY,
+        version=VERSION,
+        carrier=_engine_client,
+    ),
+}
+
+
+class Engine:
+    """The conformance run's containers: one podman container, one buildah working container.
+
+    The engine's state (its configuration, the wrapper executables) lives under
+    /var/tmp, which the testbed's hosts share with the controller (their /tmp is
+    their own), so a podman client on a host reaches the same containers.
+    """
+
+    def __init__(self, podman: Podman) -> None:
+        self.podman: Podman = podman
+        self.container: str = podman.run("conformance", extra=["--pid=host"])
+        self.working: str = podman.buildah_from("conformance-b")
+
+
+@pytest.fixture(scope="session")
+def engine() -> Any:
+    reason = containers_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    podman = Podman(state_dir=tempfile.mkdtemp(prefix="nsm-conformance-", dir="/var/tmp"))
+    try:
+        podman.docker_api()
+        yield Engine(podman)
+    finally:
+        podman.close()
+
+
 @pytest.fixture(
-    scope="session", params=[pytest.param(n, marks=() if n in LOCAL_ONLY else pytest.mark.testbed) for n in TRANSPORTS]
+    scope="session",
+    params=[pytest.param(n, marks=() if n in LOCAL_ONLY else pytest.mark.testbed) for n in [*TRANSPORTS, *CONTAINER_TRANSPORTS]],
 )
 def transport(request) -> Transport:
     """Session scope: the testbed it may start is up before ``no_leaks`` looks."""
     tb = None if request.param in LOCAL_ONLY else request.getfixturevalue("testbed")
+    if request.param in CONTAINER_TRANSPORTS:
+        return CONTAINER_TRANSPORTS[request.param](tb, request.getfixturevalue("engine"))
     return TRANSPORTS[request.param](tb)
 
 

@@ -101,6 +101,20 @@ class Podman:
         self._buildah_names: list[str] = []
         self._bound: list[Path] = []  # bind mounts inside buildah containers, undone first
 
+    def host_executable(self) -> str:
+        """A podman wrapper for a testbed host (state dir not under /tmp, which hosts replace).
+
+        Hosts share /var and /run (podman's state) with the controller, but ``ip netns
+        exec`` gives them a /sys of their own, without the cgroup file systems podman
+        needs to join a container: the wrapper runs podman in this process's mount
+        namespace (the host's network namespace stays; the containers have none).
+        """
+        if Path("/tmp") in self.dir.resolve().parents:
+            raise TestbedError(f"{self.dir} is under /tmp, which the testbed's hosts do not share")
+        path = self.dir / "bin" / "podman-on-host"
+        program = f"nsenter --mount=/proc/{os.getpid()}/ns/mnt -- {self.podman_path}"
+        return str(_wrapper(path, self.env, program))
+
     def __enter__(self) -> Podman:
         return self
 
