@@ -8,10 +8,13 @@ container. Each inventory also holds a host on the counterpart plugin
 (``containers.podman.podman``, ``community.docker.docker``,
 ``containers.podman.buildah``, from the ``ansible`` package: ``scripts/setup``) that
 must pass the same playbook, so the checks test the connection, not ns.mitogen's idea
-of it. Become is sudo to ``nobody`` inside the container.
+of it. Become is sudo to ``nobody`` inside the container. The docker and buildah
+targets run in the full matrix (``NSM_FULL_MATRIX=1``), the podman one always.
 """
 
 from __future__ import annotations
+
+import pytest
 
 from tests.integration.test_connection_targets import host_lines, run_target
 from tests.testbed.containers import Podman
@@ -41,6 +44,7 @@ def test_connection_podman_target(podman: Podman, tmp_path):
     _check(recap, ("podman-nsm", "podman-builtin"))
 
 
+@pytest.mark.slow  # about 1.5 min: the full matrix only (CI runs the podman target)
 def test_connection_docker_target(podman_docker: Podman, tmp_path):
     ours, theirs = podman_docker.run("tgt-docker-nsm"), podman_docker.run("tgt-docker-builtin")
     args = "ansible_docker_extra_args='--host %s' %s" % (podman_docker.docker_host, COMMON)
@@ -55,6 +59,7 @@ def test_connection_docker_target(podman_docker: Podman, tmp_path):
     _check(recap, ("docker-nsm", "docker-builtin"))
 
 
+@pytest.mark.slow  # about 1.5 min: the full matrix only
 def test_connection_buildah_target(podman: Podman, tmp_path):
     ours, theirs = podman.buildah_from("tgt-buildah-nsm"), podman.buildah_from("tgt-buildah-builtin")
     inventory = host_lines(
