@@ -8,8 +8,8 @@ container. Each inventory also holds a host on the counterpart plugin
 (``containers.podman.podman``, ``community.docker.docker``,
 ``containers.podman.buildah``, from the ``ansible`` package: ``scripts/setup``) that
 must pass the same playbook, so the checks test the connection, not ns.mitogen's idea
-of it. Become is sudo to ``nobody`` inside the container. The docker and buildah
-targets run in the full matrix (``NSM_FULL_MATRIX=1``), the podman one always.
+of it. Become is sudo to ``nobody`` inside the container. The three run in the
+full matrix (``NSM_FULL_MATRIX=1``): about 1.5 min each here.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def _check(recap, hosts) -> None:
         assert recap[host]["failed"] == 0 and recap[host]["unreachable"] == 0 and recap[host]["ok"] >= 18, recap
 
 
+@pytest.mark.slow  # about 1.5 min: the full matrix only (podman's conformance and differential runs are in CI)
 def test_connection_podman_target(podman: Podman, tmp_path):
     ours, theirs = podman.run("tgt-podman-nsm"), podman.run("tgt-podman-builtin")
     exe = "ansible_podman_executable=%s %s" % (podman.executable, COMMON)
@@ -44,7 +45,7 @@ def test_connection_podman_target(podman: Podman, tmp_path):
     _check(recap, ("podman-nsm", "podman-builtin"))
 
 
-@pytest.mark.slow  # about 1.5 min: the full matrix only (CI runs the podman target)
+@pytest.mark.slow  # about 1.5 min: the full matrix only
 def test_connection_docker_target(podman_docker: Podman, tmp_path):
     ours, theirs = podman_docker.run("tgt-docker-nsm"), podman_docker.run("tgt-docker-builtin")
     args = "ansible_docker_extra_args='--host %s' %s" % (podman_docker.docker_host, COMMON)
