@@ -175,3 +175,50 @@ def test_modules_cross_to_the_host_once_for_every_container_behind_it(engine: Po
     assert stats["sources_served"] == {}, stats
     assert set(stats["modules_sent"]) == {login_id}, stats["modules_sent"]
     assert all(n == 1 for n in stats["modules_sent"][login_id].values()), stats["modules_sent"]
+
+
+DOCKER_PLAY = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - ns.mitogen.mitogen_get_stack:
+      register: stack
+    - ansible.builtin.shell: echo "$NSM_FOO $(pwd)"
+      changed_when: false
+      register: inside
+    - ansible.builtin.copy:
+        content: "{{ {'stack': stack, 'inside': inside.stdout} | to_json }}"
+        dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
+        mode: "0600"
+      delegate_to: localhost
+      vars:
+        ansible_connection: local
+        ansible_python_interpreter: "{{ ansible_playbook_python }}"
+"""
+
+
+def test_docker_options_and_mitogen_path_are_honoured_without_a_warning(engine: Podman, tmp_path) -> None:
+    """extra_env, working_dir, privileged, container_timeout reach docker exec; mitogen_docker_path wins."""
+    c = engine.run("plays-opts")
+    host = (
+        "d1 ansible_connection=ns.mitogen.docker ansible_host=%s ansible_docker_extra_args='--host %s' "
+        'ansible_docker_extra_env=\'{"NSM_FOO": "bar"}\' ansible_docker_working_dir=/srv '
+        "ansible_docker_privileged=true ansible_docker_timeout=45 mitogen_docker_path=%s "
+        "p1 ansible_connection=ns.mitogen.podman ansible_host=%s mitogen_podman_path=%s ansible_podman_executable=/nonexistent"
+        % (c, engine.docker_host, engine.docker_executable, c, engine.executable)
+    )
+    inv = tmp_path / "hosts"
+    inv.write_text("[all]\n%s\n[all:vars]\nansible_python_interpreter=%s\n" % (host.replace(" p1 ", "\np1 "), PY))
+    (tmp_path / "play.yml").write_text(DOCKER_PLAY)
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, stats, output = run_playbook(tmp_path, str(inv), str(tmp_path / "play.yml"), "-e", "out_dir=%s" % out)
+    assert rc == 0, output[-4000:]
+    d1 = json.loads((out / "d1.json").read_text())
+    spec = d1["stack"]["result"][0]
+    assert spec["exec_args"] == ["-e", "NSM_FOO=bar", "-w", "/srv", "--privileged"], spec
+    assert spec["engine_path"] == engine.docker_executable and spec["connect_timeout"] == 45
+    assert d1["inside"].startswith("bar "), d1  # the environment reached the interpreter's commands
+    p1 = json.loads((out / "p1.json").read_text())
+    assert p1["stack"]["result"][0]["engine_path"] == engine.executable
+    assert "mitogen_docker_path" not in output and "mitogen_podman_path" not in output  # honoured: no warning
