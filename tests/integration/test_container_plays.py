@@ -4,7 +4,8 @@
   ``community.docker.docker``, ``containers.podman.buildah``, their old bare names
   and the original product's ``mitogen_podman``/``mitogen_docker``/``mitogen_buildah``
   run on ``ns.mitogen.podman``/``docker``/``buildah``, with the counterparts'
-  variables; ``mitogen_disable: true`` keeps the counterpart.
+  variables; ``mitogen_disable: true`` keeps the counterpart. Become (sudo to
+  ``nobody`` inside the container) works on each.
 * Containers on a remote testbed host, reached with ``mitogen_via: sudo:root@h2``:
   the stack is h2's login (ssh), sudo to root, then the container; every module
   source and module crosses the link to h2 once, whatever the number of containers
@@ -37,8 +38,13 @@ PLAY = """
     - ansible.builtin.command: cat /etc/hostname
       changed_when: false
       register: inside
+    - ansible.builtin.command: id -un
+      changed_when: false
+      become: true
+      become_user: nobody
+      register: become_who
     - ansible.builtin.copy:
-        content: "{{ {'stack': stack, 'hostname': inside.stdout} | to_json }}"
+        content: "{{ {'stack': stack, 'hostname': inside.stdout, 'become': become_who.stdout} | to_json }}"
         dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
         mode: "0600"
       delegate_to: localhost
@@ -113,6 +119,7 @@ def test_the_counterparts_run_on_ours_and_mitogen_disable_keeps_theirs(engine: P
             assert spec["container"] == (b if method == "buildah" else c)
         if host[0] in "pd":
             assert result["hostname"] == hostname, (host, result)  # ran inside the container
+        assert result["become"] == "nobody", (host, result)  # sudo inside the container
     specs = {h: r["stack"]["result"][0] for h, r in results.items() if not h.endswith("-off")}
     assert specs["p-fqcn"]["engine_path"] == engine.executable
     assert specs["d-fqcn"]["engine_args"] == ["--host", engine.docker_host] and specs["d-fqcn"]["engine_path"] == "docker"
@@ -135,6 +142,7 @@ def test_containers_behind_a_host_through_mitogen_via(engine: Podman, testbed, t
         assert stack[0]["hostname"] == testbed["h2"].address and stack[1]["username"] == "root"
         assert stack[2]["container"] == name
         assert results["c%d" % i]["hostname"] == engine.exec(name, "cat", "/etc/hostname").strip()
+        assert results["c%d" % i]["become"] == "nobody"
 
 
 @pytest.fixture
