@@ -230,3 +230,40 @@ def test_docker_options_and_mitogen_path_are_honoured_without_a_warning(engine: 
     p1 = json.loads((out / "p1.json").read_text())
     assert p1["stack"]["result"][0]["engine_path"] == engine.executable
     assert "mitogen_docker_path" not in output and "mitogen_podman_path" not in output  # honoured: no warning
+
+
+RAW_PLAY = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - ansible.builtin.raw: echo "raw in $(cat /etc/hostname)"
+      register: raw
+    - ansible.builtin.copy:
+        content: "{{ raw.stdout }}"
+        dest: "{{ out_dir }}/{{ inventory_hostname }}.txt"
+        mode: "0600"
+      delegate_to: localhost
+      vars:
+        ansible_connection: local
+        ansible_python_interpreter: "{{ ansible_playbook_python }}"
+"""
+
+
+def test_raw_runs_in_a_container_without_python(engine: Podman, tmp_path) -> None:
+    """As when a play installs Python: raw goes through the engine's client once, no interpreter."""
+    c = engine.run("plays-nopy", python=False)
+    hosts = [
+        "p1 ansible_connection=ns.mitogen.podman ansible_host=%s ansible_podman_executable=%s" % (c, engine.executable),
+        "d1 ansible_connection=ns.mitogen.docker ansible_host=%s ansible_docker_extra_args='--host %s'" % (c, engine.docker_host),
+    ]
+    inv = tmp_path / "hosts"
+    # a named interpreter, as a play that installs Python names it (discovery fails the task, as on ssh)
+    inv.write_text("[all]\n%s\n[all:vars]\nansible_python_interpreter=%s\n" % ("\n".join(hosts), PY))
+    (tmp_path / "play.yml").write_text(RAW_PLAY)
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, stats, output = run_playbook(tmp_path, str(inv), str(tmp_path / "play.yml"), "-e", "out_dir=%s" % out)
+    assert rc == 0, output[-4000:]
+    hostname = engine.exec(c, "cat", "/etc/hostname").strip()
+    for host in ("p1", "d1"):
+        assert (out / ("%s.txt" % host)).read_text().strip() == "raw in %s" % hostname

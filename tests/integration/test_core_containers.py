@@ -150,7 +150,11 @@ def test_a_container_without_python_says_so(podman_docker: Podman, session, pyth
             assert err.context == "%s:%s" % (method, container)
             if err.stage == "interpreter":  # discovery's own words arrived: they say what was tried
                 assert err.reason.startswith("found no Python 3.") and "python3" in err.reason, err
-            else:  # the engine dropped them (or the named one is missing): the status says it
+            elif python:  # worded as the base transport's, which the plugins' raw path knows
+                where = "container %r (%s)" % (container, exe)
+                assert err.reason.startswith("Python interpreter %r was not found or cannot run in %s" % (PY, where)), err
+                assert "install Python 3 in the container" in err.hint
+            else:  # the engine dropped discovery's words: the status says it
                 assert err.reason.startswith("no Python runs in container %r (%s)" % (container, exe)), err
                 assert "install Python 3 in the container" in err.hint
     finally:

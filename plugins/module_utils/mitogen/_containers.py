@@ -115,12 +115,13 @@ class ContainerTransport(Transport):
         if returncode in (126, 127):
             # podman and docker may drop what the command printed once its input is
             # closed unread: the status alone says it, when the words are lost
-            said = _last_line(output)
-            tried = " ".join(self.python_argv("")) or " ".join(self.spec.get("python_candidates") or ()) or "discovery"
-            return (
-                "no Python runs in %s%s" % (self._where(), ": %s" % said if said else ""),
-                "install Python 3 in the container, or set ansible_python_interpreter to one it has (tried: %s)" % tried,
-            )
+            said = ": %s" % _last_line(output) if _last_line(output) else ""
+            hint = "install Python 3 in the container, or set ansible_python_interpreter to one it has"
+            named = " ".join(self.python_argv(""))
+            if named:  # worded as the base's: a raw task then runs without it (the plugins' one-shot path)
+                return ("Python interpreter %r was not found or cannot run in %s%s" % (named, self._where(), said), hint)
+            tried = " ".join(self.spec.get("python_candidates") or ())
+            return ("no Python runs in %s%s" % (self._where(), said), hint + (" (tried: %s)" % tried if tried else ""))
         reason, hint = super().explain(output, returncode)
         return "%s: %s" % (self._where(), reason), hint
 
