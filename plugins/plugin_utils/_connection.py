@@ -54,6 +54,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _options,
     _original,
     _planner,
+    _roundtrips,
     _via,
 )
 
@@ -103,6 +104,7 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         self._via_hops: Optional[List[Dict[str, Any]]] = None
         self._via_names: List[str] = []
         self._delegated_name: Optional[str] = None
+        self._trips: Dict[str, int] = {}  # round trips to target interpreters this task (``_count_trip``)
 
     # -- options -> specs -------------------------------------------------------------
     def set_options(self, task_keys: Any = None, var_options: Any = None, direct: Any = None) -> None:
@@ -312,11 +314,24 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         ``source``: ``source_id``, ``source_path`` and ``module_utils_dirs`` of a module run (``MuxClient.call``).
         """
         stack = self._stack(sudoable)
+        self._count_trip(stack)
         context_id = self._contexts.get(_mux.stack_key(stack)) if self._contexts else None
         if context_id is None:
             # One round trip: the mux starts (or finds) the interpreter and relays the call.
             self._say_interpreter(stack)
         return self._request("call", stack=stack, ref=ref, args=args, context_id=context_id, **source, **self._recycling())
+
+    def _count_trip(self, stack: List[Dict[str, Any]]) -> None:
+        """One request/reply round trip to the interpreter of ``stack`` (a call, a put, a fetch)."""
+        key = _describe(stack[-1]) if stack else "?"
+        self._trips[key] = self._trips.get(key, 0) + 1
+
+    def _report_trips(self) -> None:
+        """End of a task: its round trips per interpreter (``_roundtrips``), then start counting afresh."""
+        trips, self._trips = self._trips, {}
+        if trips:
+            keys = self._task_keys if isinstance(self._task_keys, dict) else {}
+            _roundtrips.report(self.host_name(), str(keys.get("action") or ""), trips, display.vvv)
 
     def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
         display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self.host_name())
@@ -431,6 +446,7 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         if not os.path.exists(to_bytes(in_path)):
             raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
         cache = self.get_option("hop_cache_size") if self.has_option("hop_cache_size") else None
+        self._count_trip(self._stack(False))
         self._request(
             "push_file",
             context_id=self._context(False),
@@ -453,6 +469,7 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
             % (in_path, out_path, " (as the task's become user)" if self._becomes(sudoable) else ""),
             host=self.host_name(),
         )
+        self._count_trip(self._stack(sudoable))
         self._request("fetch_file", context_id=context_id, remote_path=to_text(in_path), local_path=to_text(out_path))
 
     def reset(self) -> None:
@@ -472,6 +489,7 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
 
     def close(self) -> None:
         """End of a task: the interpreters stay alive in the multiplexer."""
+        self._report_trips()
         if self._client is not None:
             self._client.close()
             self._client = None
