@@ -55,6 +55,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _original,
     _planner,
     _roundtrips,
+    _tmpdirs,
     _via,
 )
 
@@ -75,6 +76,7 @@ def collection_roots() -> List[str]:
 # Target functions, by name: the worker never imports the target-side modules.
 RUN_MODULE = (_mux.RUNNER, "run_module")
 EXEC_COMMAND = (_mux.CORE + "._target", "exec_command")
+APPLY_OPS = (_mux.CORE + "._files", "apply_ops")
 
 # An interpreter setting only a shell can run: operators, expansions, a leading VAR=value.
 _SHELL_SYNTAX = re.compile(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
@@ -105,6 +107,7 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         self._via_names: List[str] = []
         self._delegated_name: Optional[str] = None
         self._trips: Dict[str, int] = {}  # round trips to target interpreters this task (``_count_trip``)
+        self.task_files = _tmpdirs.TaskFiles(self)  # the task's temporary directory, without round trips
 
     # -- options -> specs -------------------------------------------------------------
     def set_options(self, task_keys: Any = None, var_options: Any = None, direct: Any = None) -> None:
@@ -298,7 +301,9 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
             raise _failures.translate(exc, self.method, self.host_name()) from None
 
     def _context(self, sudoable: bool) -> int:
-        stack = self._stack(sudoable)
+        return self._context_of(self._stack(sudoable))
+
+    def _context_of(self, stack: List[Dict[str, Any]]) -> int:
         key = _mux.stack_key(stack)
         if key not in self._contexts:
             self._say_interpreter(stack)
@@ -314,12 +319,48 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         ``source``: ``source_id``, ``source_path`` and ``module_utils_dirs`` of a module run (``MuxClient.call``).
         """
         stack = self._stack(sudoable)
+        key = _mux.stack_key(stack)
+        self._send_waiting(key)
+        ops = self.task_files.take(key) if self.task_files.pending else []
+        if ops and ref == RUN_MODULE:  # the task's files travel with the module run that needs them
+            args = (dict(args[0], prelude=ops),) + args[1:]
+        elif ops and ref == EXEC_COMMAND:
+            args = args + (ops,)
+        elif ops:
+            self._call_on(stack, APPLY_OPS, (ops,), {})
+        return self._call_on(stack, ref, args, source)
+
+    def _call_on(self, stack: List[Dict[str, Any]], ref: Tuple[str, str], args: Tuple[Any, ...], source: Dict[str, Any]) -> Any:
         self._count_trip(stack)
         context_id = self._contexts.get(_mux.stack_key(stack)) if self._contexts else None
         if context_id is None:
             # One round trip: the mux starts (or finds) the interpreter and relays the call.
             self._say_interpreter(stack)
         return self._request("call", stack=stack, ref=ref, args=args, context_id=context_id, **source, **self._recycling())
+
+    def _send_waiting(self, key: Optional[str]) -> None:
+        """Send the task's deferred file operations for interpreters other than ``key``'s (``_tmpdirs``)."""
+        for other in self.task_files.waiting_elsewhere(key):
+            self._call_on(self.task_files.stacks[other], APPLY_OPS, (self.task_files.take(other),), {})
+
+    # -- the task's temporary directory (``_tmpdirs``) --------------------------------
+    def stack_key(self, stack: List[Dict[str, Any]]) -> str:
+        return _mux.stack_key(stack)
+
+    def hello_of(self, stack: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """The hello of the interpreter of ``stack``, started if need be (a request to the mux only)."""
+        key = _mux.stack_key(stack)
+        if key not in self._contexts:
+            self._say_interpreter(stack)
+        reply = self._request("connect", stack=stack, **self._recycling())
+        self._contexts[key] = reply["context_id"]
+        return dict(reply["hello"])
+
+    def remove_soon(self, stack: List[Dict[str, Any]], paths: List[str]) -> None:
+        """Have ``paths`` removed in the interpreter of ``stack`` without waiting for it."""
+        context_id = self._contexts.get(_mux.stack_key(stack))
+        if context_id is not None:
+            self._request("remove_soon", context_id=context_id, paths=paths)
 
     def _count_trip(self, stack: List[Dict[str, Any]]) -> None:
         """One request/reply round trip to the interpreter of ``stack`` (a call, a put, a fetch)."""
@@ -445,11 +486,17 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self.host_name())
         if not os.path.exists(to_bytes(in_path)):
             raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
+        key = self.task_files.put(to_text(in_path), to_text(out_path))
+        if key == "":
+            display.vvv("ns.mitogen: %s goes with the next call" % out_path, host=self.host_name())
+            return
+        stack = self.task_files.stacks[key] if key else self._stack(False)
+        self._send_waiting(None)  # the directory must exist before the stream
         cache = self.get_option("hop_cache_size") if self.has_option("hop_cache_size") else None
-        self._count_trip(self._stack(False))
+        self._count_trip(stack)
         self._request(
             "push_file",
-            context_id=self._context(False),
+            context_id=self._context_of(stack),
             local_path=to_text(in_path),
             remote_path=to_text(out_path),
             cache_size=None if cache is None else max(0, int(cache)) << 20,
@@ -463,6 +510,7 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         """
         super().fetch_file(in_path, out_path)
         sudoable = _fetch.called_by_fetch_action(sys._getframe(1))
+        self._send_waiting(None)
         context_id = self._context(sudoable)
         display.vvv(
             "ns.mitogen FETCH %s TO %s%s"
@@ -470,7 +518,12 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
             host=self.host_name(),
         )
         self._count_trip(self._stack(sudoable))
-        self._request("fetch_file", context_id=context_id, remote_path=to_text(in_path), local_path=to_text(out_path))
+        self._request(
+            "fetch_file",
+            context_id=context_id,
+            remote_path=to_text(in_path),
+            local_path=to_text(out_path),
+        )
 
     def reset(self) -> None:
         """Drop this host's interpreters (login and become); the next task starts new ones.
@@ -490,6 +543,7 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
     def close(self) -> None:
         """End of a task: the interpreters stay alive in the multiplexer."""
         self._report_trips()
+        self.task_files = _tmpdirs.TaskFiles(self)
         if self._client is not None:
             self._client.close()
             self._client = None

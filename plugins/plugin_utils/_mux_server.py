@@ -94,6 +94,7 @@ class MuxServer(Contexts):
             "connect": self.connect,
             "push_file": self.push_file,
             "fetch_file": self.fetch_file,
+            "remove_soon": self.remove_soon,
             "reset": self.reset,
             "stats": self.stats,
         }
@@ -278,6 +279,10 @@ class MuxServer(Contexts):
             return self.session.fetch_file(self.router.context(context_id), remote_path, local_path)
         finally:
             self._release(context_id)
+
+    def remove_soon(self, context_id: int, paths: List[str]) -> None:
+        """Have ``paths`` removed in a context (a task's temporary directory); no reply is awaited from it."""
+        self.session.remove_soon(self.router.context(context_id), paths)
 
     def stats(self) -> Dict[str, Any]:
         """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``)."""

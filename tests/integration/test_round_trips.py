@@ -9,6 +9,7 @@ rests on; a change that adds one fails here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -21,6 +22,7 @@ TASKS = [
     "copy small",
     "copy small unchanged",
     "copy 1 MiB",
+    "copy 2 MiB",
     "template",
     "fetch",
     "stat",
@@ -32,10 +34,11 @@ TASKS = [
 ROUND_TRIPS = {
     False: {
         "command": 1,
-        "copy small": 7,
-        "copy small unchanged": 5,
-        "copy 1 MiB": 7,
-        "template": 7,
+        "copy small": 2,  # stat, copy (7 before: echo ~, mkdir, stat, put, chmod, copy, rm)
+        "copy small unchanged": 2,  # stat, file (5 before)
+        "copy 1 MiB": 2,  # the file goes with the copy module's call
+        "copy 2 MiB": 3,  # stat, put (streamed), copy
+        "template": 2,
         "fetch": 2,
         "stat": 1,
         "lineinfile": 1,
@@ -43,10 +46,11 @@ ROUND_TRIPS = {
     },
     True: {
         "command": 1,
-        "copy small": 7,
-        "copy small unchanged": 5,
-        "copy 1 MiB": 7,
-        "template": 7,
+        "copy small": 2,  # as the become user, in its own home (7 before, 5 of them as the login user)
+        "copy small unchanged": 2,
+        "copy 1 MiB": 2,
+        "copy 2 MiB": 3,
+        "template": 2,
         "fetch": 2,
         "stat": 1,
         "lineinfile": 1,
@@ -57,19 +61,32 @@ ROUND_TRIPS = {
 
 def run_tasks(testbed, tmp_path, become):
     big = tmp_path / "big"
-    big.write_bytes(os.urandom(1024 * 1024))
+    data = os.urandom(1024 * 1024)
+    big.write_bytes(data)
+    (tmp_path / "bigger").write_bytes(os.urandom(2 * 1024 * 1024))
     template = tmp_path / "t.j2"
     template.write_text("host {{ inventory_hostname }}\n")
     fetched = tmp_path / "fetched"
     fetched.mkdir()
     trips = tmp_path / "trips.jsonl"
     inv = inventory(testbed, tmp_path / "hosts", hosts=("h1",))
-    args = ["-e", "nsm_become=%s" % become, "-e", "nsm_big=%s" % big, "-e", "nsm_template=%s" % template]
-    args += ["-e", "nsm_fetched=%s" % fetched]
+    args = [
+        "-e",
+        "nsm_become=%s" % become,
+        "-e",
+        "nsm_big=%s" % big,
+        "-e",
+        "nsm_bigger=%s" % (tmp_path / "bigger"),
+        "-e",
+        "nsm_template=%s" % template,
+    ]
+    args += ["-e", "nsm_fetched=%s" % fetched, "-e", "nsm_big_sha1=%s" % hashlib.sha1(data).hexdigest()]
     rc, recap, log = run_playbook(tmp_path, inv, "round_trips.yml", *args, env={"NS_MITOGEN_ROUND_TRIPS": str(trips)})
     assert rc == 0, log[-3000:]
     lines = [json.loads(line) for line in trips.read_text().splitlines()]
-    assert len(lines) == len(TASKS) + 1, lines  # the first task warms the interpreters
+    assert lines[0]["action"] == "ansible.builtin.command"  # the first task warms the interpreters
+    assert [line["action"].rpartition(".")[2] for line in lines[1 : len(TASKS) + 1]] == [t.split()[0] for t in TASKS]
+    assert (fetched / "h1" / "tmp" / ("nsm-rt-%s" % become) / "big").read_bytes() == data
     return {task: line for task, line in zip(TASKS, lines[1:])}
 
 

@@ -164,6 +164,8 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
         "executable": sys.executable,
         "hostname": socket.gethostname(),
         "uid": os.getuid(),
+        "gid": os.getgid(),
+        "home": _home(),
     }
     router.send(Message.encoded(hello, dst_id=config["parent_id"], handle=config["hello_handle"]))
     broker.join()
@@ -200,3 +202,13 @@ def stats() -> Dict[str, Any]:
         "import_requests": importer.requests if importer else 0,
         "cached_modules": sorted(importer.cache) if importer else [],
     }
+
+
+def _home() -> str:
+    """This user's home as the password database has it (as ``echo ~user`` says), else ``$HOME``."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except (ImportError, KeyError):
+        return os.path.expanduser("~")

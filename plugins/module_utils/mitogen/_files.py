@@ -15,6 +15,10 @@ Rules it keeps:
   its mode, and renamed over the destination. A failed transfer leaves the old file.
 - A context may pull only files that its controller registered for that very
   context (``FileService.register``); anything else is refused.
+- The file operations a worker defers to its next call (``apply_ops``: a task's
+  temporary directory, a small file put there, a chmod of them, their removal) run
+  before that call, in the order given; each may run twice (a call sent again with
+  the module's source), so each is idempotent.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import stat
 import tempfile
 import threading
@@ -225,3 +230,65 @@ def pull_file(
 def push_file(path: str, dst_id: int, handle: int) -> Dict[str, Any]:
     """Run in a target: stream the local ``path`` to ``handle`` in ``dst_id``."""
     return send_stream(_router(), path, dst_id, handle)
+
+
+def apply_ops(ops: Any) -> None:
+    """Run in a target: file operations deferred by the worker (see ``_tmpdirs`` there).
+
+    ``("mkdir", path, owner)``: ``path`` and its missing parents made, mode 0700 (as
+    ``umask 77 && mkdir -p`` makes them), as ansible-core makes a task's temporary
+    directory. ``("write", path, data, mode, owner)``: ``data`` written to ``path``
+    (replaced atomically) with ``mode``, as ``receive_stream`` writes a pushed file.
+    ``owner``: None, or the ``(uid, gid)`` a root interpreter gives what it makes (the
+    login user's, whose directory it is). ``("chmod", paths, bits)``: ``bits`` added
+    to each path's mode (``u+rwx``). ``("rm", path)``: ``path`` removed with
+    everything under it, if it exists. Raises ``ValueError`` for an operation it
+    does not know (those before it ran).
+    """
+    if not isinstance(ops, (list, tuple)):
+        raise ValueError("file operations must be a list")
+    for op in ops:
+        kind = op[0] if isinstance(op, (list, tuple)) and op else None
+        if kind == "mkdir":
+            _make_dirs(op[1], op[2])
+        elif kind == "write":
+            _write_atomically(op[1], op[2], op[3], op[4])
+        elif kind == "chmod":
+            for path in op[1]:
+                os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | int(op[2]))
+        elif kind == "rm":
+            shutil.rmtree(op[1], ignore_errors=True)
+        else:
+            raise ValueError("unknown file operation %r" % (kind,))
+
+
+def _make_dirs(path: str, owner: Any) -> None:
+    missing = []
+    while path and path != os.path.dirname(path) and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(directory, 0o700)  # whatever the umask
+        if owner:
+            os.chown(directory, owner[0], owner[1])
+
+
+def _write_atomically(path: str, data: bytes, mode: int, owner: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".nsm-part", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(data)
+        os.chmod(tmp, mode & 0o7777)
+        if owner:
+            os.chown(tmp, owner[0], owner[1])
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

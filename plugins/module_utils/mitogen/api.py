@@ -291,6 +291,10 @@ class Session:
                 self._digests[key] = found
         return found
 
+    def remove_soon(self, context: Context, paths: List[str]) -> None:
+        """Have ``paths`` (and what is under them) removed in ``context``; no reply is awaited."""
+        context.call_no_reply(_files.apply_ops, [("rm", str(p)) for p in paths])
+
     def fetch_file(
         self, context: Context, remote_path: str, local_path: str, mode: Optional[int] = None, timeout: float = 120.0
     ) -> Dict[str, Any]:
