@@ -54,6 +54,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _options,
     _original,
     _planner,
+    _progress,
     _roundtrips,
     _tmpdirs,
     _via,
@@ -500,6 +501,7 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
             local_path=to_text(in_path),
             remote_path=to_text(out_path),
             cache_size=None if cache is None else max(0, int(cache)) << 20,
+            **self._progress("PUT %s" % out_path),
         )
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
@@ -523,7 +525,18 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
             context_id=context_id,
             remote_path=to_text(in_path),
             local_path=to_text(out_path),
+            **self._progress("FETCH %s" % in_path),
         )
+
+    def _progress(self, what: str) -> Dict[str, Any]:
+        """At -v, what a put or fetch needs to report its progress (``_progress``): a line every few seconds."""
+        if display.verbosity < 1:
+            return {}
+        host = self.host_name()
+        return {
+            "on_progress": lambda report: display.v("ns.mitogen %s" % _progress.line(what, report), host=host),
+            "progress_interval": _progress.interval(),
+        }
 
     def reset(self) -> None:
         """Drop this host's interpreters (login and become); the next task starts new ones.

@@ -77,13 +77,19 @@ class MuxClient:
             where["module_utils_dirs"] = list(module_utils_dirs)
         return self.request("call", ref=ref, args=encode(tuple(args)), source_id=source_id, source_path=source_path, **where)
 
-    def request(self, method: str, **kwargs: Any) -> Any:
+    def request(self, method: str, on_progress: Optional[Callable[[Any], None]] = None, **kwargs: Any) -> Any:
         """Send one request and return its decoded reply (raises the remote error).
 
         Raises ``ProtocolError`` (nothing sent) for a request over the frame limit.
+        ``on_progress``: called with each progress report the mux sends meanwhile (a
+        put or fetch: ``_progress``), which it sends to the ``progress_handle`` given it.
         """
         handle = self._next
         self._next += 1
+        progress_handle = None
+        if on_progress is not None:
+            progress_handle = kwargs["progress_handle"] = self._next
+            self._next += 1
         msg = Message.encoded((method, kwargs), handle=0, reply_to=handle)
         check_size(msg, DEFAULT_MAX_MESSAGE)  # the mux would drop this worker's stream for it
         data = msg.pack()
@@ -94,10 +100,15 @@ class MuxClient:
                     if msg.handle == handle:
                         del self._ready[i]
                         return msg.decode()
-                data = self.sock.recv(262144)
-                if not data:
-                    raise StreamError(_muxfiles.diagnose_loss(self.path, "", self.mux_pid))
-                self._ready.extend(self._parser.feed(data))
+                    if msg.handle == progress_handle and on_progress is not None:
+                        del self._ready[i]
+                        on_progress(msg.decode())
+                        break
+                else:
+                    data = self.sock.recv(262144)
+                    if not data:
+                        raise StreamError(_muxfiles.diagnose_loss(self.path, "", self.mux_pid))
+                    self._ready.extend(self._parser.feed(data))
         except OSError as exc:  # it died with our request unread: reset, not end of file
             raise StreamError(_muxfiles.diagnose_loss(self.path, ": %s" % exc, self.mux_pid)) from None
 

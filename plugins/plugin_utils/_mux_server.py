@@ -53,6 +53,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_contexts import Contexts
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_hops import MuxHops
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_sources import ModuleSources
+from ansible_collections.ns.mitogen.plugins.plugin_utils._progress import Throttle
 from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import DEFAULT_LIMIT, Recycler
 
 LOG = logging.getLogger("ns.mitogen.mux")
@@ -205,10 +206,18 @@ class MuxServer(Contexts):
     def _run(self, stream: Stream, msg: Message, method: str, kwargs: Dict[str, Any]) -> None:
         try:
             fn = self._methods[method]
+            if kwargs.get("progress_handle") is not None:  # a put or fetch reporting as it goes
+                kwargs = dict(kwargs)
+                handle, every = int(kwargs.pop("progress_handle")), float(kwargs.pop("progress_interval", 5.0))
+                kwargs["progress"] = Throttle(lambda report: self._notify(stream, handle, report), every)
             value, flags = fn(**kwargs), 0
         except Exception as exc:
             value, flags = _wire_error(exc), FLAG_ERROR
         self._reply(stream, msg, value, flags)
+
+    def _notify(self, stream: Stream, handle: int, report: Dict[str, Any]) -> None:
+        """A message to a worker that is waiting for a reply: its progress so far."""
+        self.router.broker.defer(stream.send, Message.encoded(report, handle=handle))
 
     def _relay_call(self, stream: Stream, req: Message, context_id: int, call: Dict[str, Any]) -> None:
         """Broker thread: send the call on, its arguments as the worker encoded them."""
@@ -254,12 +263,19 @@ class MuxServer(Contexts):
         return {"pid": os.getpid(), "contexts": len(self._contexts), "prepared": self._prepared}
 
     def push_file(
-        self, context_id: int, local_path: str, remote_path: str, mode: Optional[int] = None, cache_size: Optional[int] = None
+        self,
+        context_id: int,
+        local_path: str,
+        remote_path: str,
+        mode: Optional[int] = None,
+        cache_size: Optional[int] = None,
+        progress: Optional[Throttle] = None,
     ) -> Dict[str, Any]:
         """Stream a file to a context; through its intermediary's cache if it has one.
 
         ``cache_size``: the bound of that cache in bytes (0: not through it; None:
-        ``api.DEFAULT_HOP_CACHE``).
+        ``api.DEFAULT_HOP_CACHE``). ``progress``: told as chunks leave (not through a
+        cache: a file that fits one is small).
         """
         context_id = self._claim_or_start(context_id)
         try:
@@ -269,14 +285,16 @@ class MuxServer(Contexts):
             if hop is not None and limit > 0:
                 self.hops.cached_pushes += 1
                 return self.session.push_file_cached(ctx, self.router.context(hop), local_path, remote_path, mode, limit)
-            return self.session.push_file(ctx, local_path, remote_path, mode)
+            return self.session.push_file(ctx, local_path, remote_path, mode, progress=progress)
         finally:
             self._release(context_id)
 
-    def fetch_file(self, context_id: int, remote_path: str, local_path: str) -> Dict[str, Any]:
+    def fetch_file(
+        self, context_id: int, remote_path: str, local_path: str, progress: Optional[Throttle] = None
+    ) -> Dict[str, Any]:
         context_id = self._claim_or_start(context_id)
         try:
-            return self.session.fetch_file(self.router.context(context_id), remote_path, local_path)
+            return self.session.fetch_file(self.router.context(context_id), remote_path, local_path, progress=progress)
         finally:
             self._release(context_id)
 

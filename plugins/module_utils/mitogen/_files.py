@@ -30,7 +30,7 @@ import shutil
 import stat
 import tempfile
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import _codec
 from ._calls import Receiver
@@ -46,17 +46,24 @@ CHUNK = 256 * 1024
 WINDOW = 8
 SERVICE = "ns.mitogen.files"
 
+#: ``progress(done, total)``: called as a transfer goes, after each chunk (bytes so far, file size)
+Progress = Callable[[int, int], None]
+
 
 class TransferError(Error):
     """A file transfer failed (checksum mismatch, short stream, I/O error)."""
 
 
-def send_stream(router: Router, path: str, dst_id: int, handle: int, timeout: float = 120.0) -> Dict[str, Any]:
+def send_stream(
+    router: Router, path: str, dst_id: int, handle: int, timeout: float = 120.0, progress: Optional[Progress] = None
+) -> Dict[str, Any]:
     """Stream the file at ``path`` to ``handle`` in ``dst_id``; return its metadata.
 
-    The receiver acknowledges each chunk; at most ``WINDOW`` are in flight. The last
-    message (``FLAG_LAST``) carries ``{"size", "sha256", "mode"}``, also returned once
-    the receiver has acknowledged it, i.e. after the file is in place there.
+    The first message announces the file's size (``{"size": n}``, for the
+    receiver's progress), then come its chunks. The receiver acknowledges each
+    message; at most ``WINDOW`` are in flight. The last message (``FLAG_LAST``)
+    carries ``{"size", "sha256", "mode"}``, also returned once the receiver has
+    acknowledged it, i.e. after the file is in place there.
     """
     acks = Receiver(router, respondent=dst_id, persist=True)
     digest = hashlib.sha256()
@@ -65,6 +72,8 @@ def send_stream(router: Router, path: str, dst_id: int, handle: int, timeout: fl
     try:
         with open(path, "rb") as fp:
             st = os.fstat(fp.fileno())
+            router.send(Message.encoded({"size": st.st_size}, dst_id=dst_id, handle=handle, reply_to=acks.handle))
+            in_flight += 1
             while True:
                 chunk = fp.read(CHUNK)
                 if not chunk:
@@ -76,6 +85,8 @@ def send_stream(router: Router, path: str, dst_id: int, handle: int, timeout: fl
                 size += len(chunk)
                 router.send(Message(dst_id=dst_id, handle=handle, reply_to=acks.handle, data=_codec.encode(chunk)))
                 in_flight += 1
+                if progress is not None:
+                    progress(size, st.st_size)
         meta = {"size": size, "sha256": digest.hexdigest(), "mode": stat.S_IMODE(st.st_mode)}
         router.send(Message.encoded(meta, dst_id=dst_id, handle=handle, reply_to=acks.handle, flags=FLAG_LAST))
         in_flight += 1  # the receiver acknowledges the end once the file is in place
@@ -94,20 +105,27 @@ def _check_ack(msg: Message) -> None:
 
 
 def receive_stream(
-    router: Router, recv: Receiver, dest: str, mode: Optional[int] = None, timeout: float = 120.0
+    router: Router,
+    recv: Receiver,
+    dest: str,
+    mode: Optional[int] = None,
+    timeout: float = 120.0,
+    progress: Optional[Progress] = None,
 ) -> Dict[str, Any]:
     """Write the chunks arriving on ``recv`` to ``dest`` atomically; return metadata.
 
     ``recv`` is also the reply handle of the call that started the sender, so a
     sender that fails before or during the stream raises its ``CallError`` here.
     ``mode`` overrides the sender's mode. Raises ``TransferError`` on a checksum or
-    size mismatch (the destination is then left untouched).
+    size mismatch (the destination is then left untouched). ``progress``: called
+    after each chunk with the bytes so far and the size the sender announced.
     """
     dest = os.path.abspath(os.path.expanduser(dest))
     directory = os.path.dirname(dest) or "."
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), suffix=".nsm-part", dir=directory)
     digest = hashlib.sha256()
     size = 0
+    total = -1
     last: Optional[Message] = None
     try:
         with os.fdopen(fd, "wb") as fp:
@@ -117,12 +135,18 @@ def receive_stream(
                     meta = msg.decode()
                     break
                 chunk = msg.decode()
+                if total < 0 and isinstance(chunk, dict) and isinstance(chunk.get("size"), int):
+                    total = chunk["size"]  # the announcement, first
+                    router.send(msg.reply_message(True))
+                    continue
                 if not isinstance(chunk, bytes):
                     raise PeerProtocolError("file chunk is not bytes")
                 fp.write(chunk)
                 digest.update(chunk)
                 size += len(chunk)
                 router.send(msg.reply_message(True))
+                if progress is not None:
+                    progress(size, total)
             if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str) or not isinstance(meta.get("size"), int):
                 raise PeerProtocolError("malformed end of file stream")
             if meta["size"] != size or meta["sha256"] != digest.hexdigest():
@@ -156,16 +180,20 @@ class FileService(Service):
     def __init__(self, router: Router) -> None:
         self.router = router
         self._registered: Dict[int, Dict[str, int]] = {}  # context id -> path -> registrations
+        self._progress: Dict[Tuple[int, str], Progress] = {}  # (context id, path) -> its reader's progress
         self._lock = threading.Lock()
 
-    def register(self, context_id: int, path: str) -> str:
+    def register(self, context_id: int, path: str, progress: Optional[Progress] = None) -> str:
         """Let ``context_id`` pull ``path``; return the absolute path to ask for.
 
         Registrations are counted: the path stays readable until each is undone
         (transfers of one file to one intermediary's cache may overlap).
+        ``progress``: told how the next transfer of it to that context goes.
         """
         path = os.path.abspath(path)
         with self._lock:
+            if progress is not None:
+                self._progress[(context_id, path)] = progress
             paths = self._registered.setdefault(context_id, {})
             paths[path] = paths.get(path, 0) + 1
         return path
@@ -178,6 +206,7 @@ class FileService(Service):
                 return
             paths = self._registered.get(context_id, {})
             path = os.path.abspath(path)
+            self._progress.pop((context_id, path), None)
             left = paths.get(path, 0) - 1
             if left > 0:
                 paths[path] = left
@@ -196,7 +225,9 @@ class FileService(Service):
                 "%s: %s may not read %r: the file was not registered for it"
                 % (self.router.name, self.router.name_of(caller), path)
             )
-        return send_stream(self.router, path, caller, handle)
+        with self._lock:
+            progress = self._progress.pop((caller, path), None)
+        return send_stream(self.router, path, caller, handle, progress=progress)
 
 
 # -- functions the controller calls in a target ------------------------------------
