@@ -16,6 +16,11 @@ The decision of *when* to become is Ansible's own rule, repeated in
 ``_becomes()``. ``fetch_file`` called by ansible's own fetch action streams from
 the become interpreter (``_fetch`` says why and how). How actions hand modules to
 these connections is ``_action``'s.
+
+A task's temporary directory, a small file put there and their chmod go with the
+task's next call to the interpreter (``_tmpdirs``); every call, put and fetch is one
+round trip, counted per interpreter and reported as the task ends (``_roundtrips``);
+a large put or fetch reports its progress at -v (``_progress``).
 """
 
 from __future__ import annotations
