@@ -50,6 +50,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _fetch,
     _mux,
     _mux_client,
+    _mux_limits,
     _oneshot,
     _options,
     _original,
@@ -273,6 +274,8 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
                 self._client = _mux_client.connect_client(self._playbook_pid, collection_roots, _compat.ansiballz_package_stubs())
             except (OSError, ConnectError) as exc:
                 raise AnsibleConnectionFailure("ns.mitogen: cannot reach the multiplexer: %s" % exc) from None
+            if self._client.started:
+                display.vvv(_mux_limits.started_message())
         self._connected = True
         return self
 

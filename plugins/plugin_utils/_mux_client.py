@@ -37,6 +37,7 @@ class MuxClient:
         self._parser = FrameParser()
         self._next = 1
         self._ready: List[Message] = []
+        self.started = False  # this process started the mux (-vvv says so)
 
     def __repr__(self) -> str:
         return "MuxClient(%s)" % self.path
@@ -124,6 +125,8 @@ def connect_client(
             raise
     start(playbook_pid, paths() if callable(paths) else paths, packages)
     try:
-        return MuxClient(path)
+        client = MuxClient(path)
+        client.started = True
+        return client
     except OSError as exc:
         raise ConnectError("ns.mitogen multiplexer", "cannot connect to %s: %s" % (path, exc)) from None

@@ -40,7 +40,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     decode,
     is_dead,
 )
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _mux_fork, _muxfiles
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _mux_fork, _mux_limits, _muxfiles
 from ansible_collections.ns.mitogen.plugins.plugin_utils._become_any import BecomeService
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     FIRST_RUN_MODULES,
@@ -352,6 +352,8 @@ def main(
         if extra not in sys.path:
             sys.path.append(extra)
     _debug.start("mux")
+    before, after = _mux_limits.raise_nofile()
+    LOG.debug("open-file limit (RLIMIT_NOFILE): %d, raised from %d", after, before)
     MuxServer(path, watch_pid, listen_fd, packages).serve()
 
 

@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator, Optional
 
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux_server, _original, _planner, _via
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux_limits, _mux_server, _original, _planner, _via
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase, collection_roots
 from ansible_collections.ns.mitogen.plugins.plugin_utils._names import redirect
 
@@ -109,6 +109,7 @@ class MitogenStrategyMixin:
             # Start the multiplexer now, from the main process, so workers find it
             # (not waiting for it: its socket takes their requests meanwhile).
             _mux_server.start(os.getpid(), collection_roots(), _compat.ansiballz_package_stubs())
+            display.vvv(_mux_limits.started_message())
             _original.check_environment(display.warning)
             try:
                 _preload()
