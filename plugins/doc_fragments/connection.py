@@ -82,6 +82,11 @@ options:
         wait for a start to end. The multiplexer uses the value of the latest
         connection that asked.
       - As the original Mitogen's E(MITOGEN_POOL_SIZE) (its default, 16).
+      - Why 16 - a start mostly waits (the ssh handshake, the target's interpreter
+        starting), so a few per controller core keep the controller busy; more at once
+        only raise the peak of ssh processes, descriptors and memory. With 300 hosts and
+        50 forks asking, 16 started at once, never more (the NSM_FULL_MATRIX=1 300-host
+        test checks it).
     type: integer
     default: 16
     env:
@@ -133,7 +138,8 @@ options:
 notes:
   - Interpreters are owned by one multiplexer process per C(ansible-playbook) run, which
     exits with the run. Set E(NS_MITOGEN_MUX_RUSAGE) to a file path to have it append
-    the CPU seconds it and its ssh/sudo children used when it exits (for benchmarks).
+    the CPU seconds it and its ssh/sudo children used when it exits (for benchmarks),
+    with its O(pool_size) and the most starts it had at once.
   - Diagnostics - with C(-vvv) each step shows as an RPC line (C(RUN), C(EXEC), C(PUT),
     C(FETCH)) and a module run also shows the target interpreter's own log lines. Set
     E(NS_MITOGEN_LOG_DIR) to a directory for per-process debug logs on the controller -

@@ -321,7 +321,12 @@ class MuxServer(Contexts):
                 _muxfiles.remove_run_files(self.path, lock)
         self.session.close()
         self._sock.close()
-        _write_rusage(os.environ.get("NS_MITOGEN_MUX_RUSAGE", ""))
+        setups = self.hops.setups
+        _write_rusage(
+            os.environ.get("NS_MITOGEN_MUX_RUSAGE", ""),
+            pool_size=setups.size,
+            peak_starts=setups.peak,
+        )
 
 
 def _wire_error(exc: Exception) -> Exception:
@@ -329,15 +334,16 @@ def _wire_error(exc: Exception) -> Exception:
     return exc if isinstance(exc, StreamError) else CallError.from_exception(exc, "mux")
 
 
-def _write_rusage(path: str) -> None:
-    """Benchmarks: record the CPU the mux and its children (ssh, sudo) used."""
+def _write_rusage(path: str, **extra: Any) -> None:
+    """Benchmarks: record the CPU the mux and its children (ssh, sudo) used; ``extra`` too."""
     if not path:
         return
     import resource
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(path, "a") as fp:
-        fp.write(json.dumps({"pid": os.getpid(), "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime}) + "\n")
+        cpu_s = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+        fp.write(json.dumps({"pid": os.getpid(), "cpu_s": cpu_s, **extra}) + "\n")
 
 
 def main(
