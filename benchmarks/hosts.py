@@ -15,7 +15,9 @@ N hosts with ``--forks`` forks (the same for every variant), under:
   on, ControlPersist (only up to ``--max-vanilla-hosts``: it is the slow one);
 * ``ns.mitogen``: ``ns.mitogen.linear`` (hosts switched to ``ns.mitogen.ssh``);
 * ``ns.mitogen.ssh``: ``ansible.builtin.linear`` with ``ansible_connection=ns.mitogen.ssh``;
-* ``floor``: the same play with every task a ``debug`` (no connection): Ansible's own cost.
+* ``floor``: the same play with every task a ``debug`` (no connection): Ansible's own cost;
+* ``ns.mitogen_2mux`` (only when named): ``ns.mitogen.linear`` with two multiplexers
+  (``MITOGEN_CPU_COUNT=2``).
 
 Per run, through ``benchmarks.supervise`` (which also counts what outlives the
 playbook: the multiplexer and its ssh processes, ControlPersist masters): wall time,
@@ -67,7 +69,10 @@ VARIANTS = (
     Variant("ns.mitogen", {"ANSIBLE_STRATEGY": "ns.mitogen.linear"}, "ns.mitogen.linear"),
     Variant("ns.mitogen.ssh", {**BUILTIN, "ANSIBLE_TRANSPORT": "ns.mitogen.ssh"}, "built-in linear + ns.mitogen.ssh"),
     Variant("floor", BUILTIN, "all-debug twin, no connection", floor=True),
+    # not run by default: for deciding cpu_count's default (--variants ns.mitogen,ns.mitogen_2mux)
+    Variant("ns.mitogen_2mux", {"ANSIBLE_STRATEGY": "ns.mitogen.linear", "MITOGEN_CPU_COUNT": "2"}, "ns.mitogen.linear, 2 muxes"),
 )
+DEFAULT_VARIANTS = ("vanilla_pipelining", "ns.mitogen", "ns.mitogen.ssh", "floor")
 COLUMNS = (
     "Hosts",
     "Variant",
@@ -296,7 +301,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=100, help="command: hostname tasks per host (default 100)")
     parser.add_argument("--forks", type=int, default=50, help="ansible-playbook -f for every variant (default 50)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per cell (default 1)")
-    parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS), help="comma-separated subset")
+    parser.add_argument(
+        "--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated, of: %s" % ", ".join(v.name for v in VARIANTS)
+    )
     parser.add_argument("--max-vanilla-hosts", type=int, default=30, help="vanilla_pipelining only up to this many hosts")
     parser.add_argument("--out", type=Path, help="JSON output (default benchmarks/results/hosts[-quick].json)")
     args = parser.parse_args(argv)

@@ -93,6 +93,24 @@ options:
       - name: MITOGEN_POOL_SIZE
     vars:
       - name: mitogen_pool_size
+  cpu_count:
+    description:
+      - How many multiplexer processes serve the run. Each host is served by one of them,
+        chosen by a stable hash of its inventory name, with all its interpreters (its login
+        and each become user); a target behind an intermediary (C(mitogen_via)) is served
+        by its own one, which starts its own interpreter on the intermediary.
+      - As the original Mitogen's E(MITOGEN_CPU_COUNT), which named its number of
+        multiplexer processes.
+      - Why 1 - on 2 cores, 30 hosts x 20 tasks with 30 forks took 24.8 s and 21.1 s of
+        controller CPU with one, 23.8 s and 20.7 s with two (medians of 2, within the
+        noise), Ansible's own processes using most of the CPU; more may pay where many
+        cores serve one run (C(python -m benchmarks.hosts --variants ns.mitogen,ns.mitogen_2mux)).
+    type: integer
+    default: 1
+    env:
+      - name: MITOGEN_CPU_COUNT
+    vars:
+      - name: mitogen_cpu_count
   hop_cache_size:
     description:
       - Mebibytes of copied files (C(copy), C(template), any C(put_file)) an

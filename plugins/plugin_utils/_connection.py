@@ -271,13 +271,20 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         if self._client is None:
             try:
                 _debug.start("worker")
-                self._client = _mux_client.connect_client(self._playbook_pid, collection_roots, _compat.ansiballz_package_stubs())
+                self._client = _mux_client.connect_client(
+                    self._playbook_pid, collection_roots, _compat.ansiballz_package_stubs(), self._mux_index()
+                )
             except (OSError, ConnectError) as exc:
                 raise AnsibleConnectionFailure("ns.mitogen: cannot reach the multiplexer: %s" % exc) from None
             if self._client.started:
                 display.vvv(_mux_limits.started_message())
         self._connected = True
         return self
+
+    def _mux_index(self) -> int:
+        """Which of the run's muxes serves this host (option ``cpu_count``)."""
+        count = self.get_option("cpu_count") if self.has_option("cpu_count") else 1
+        return _mux.mux_index(self._inventory_name(), max(1, int(count or 1)))
 
     def _request(self, method: str, **kwargs: Any) -> Any:
         self._connect()

@@ -110,20 +110,22 @@ def connect_client(
     playbook_pid: int,
     paths: Union[None, List[str], Callable[[], List[str]]] = None,
     packages: Optional[Dict[str, bytes]] = None,
+    index: int = 0,
 ) -> MuxClient:
     """A client of the mux serving ``playbook_pid``, starting the mux if needed.
 
     ``paths`` (collection roots, or a function giving them, called only if a mux
     must start) go on the new mux's ``sys.path``, so it can serve the module_utils
-    of every installed collection; ``packages`` as for ``main()``.
+    of every installed collection; ``packages`` as for ``main()``. ``index``: which of
+    the run's muxes (``_mux.mux_index``; each has a socket and a process of its own).
     """
-    path = socket_path(playbook_pid)
+    path = socket_path(playbook_pid, index=index)
     try:
         return MuxClient(path)
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED):
             raise
-    start(playbook_pid, paths() if callable(paths) else paths, packages)
+    start(playbook_pid, paths() if callable(paths) else paths, packages, index)
     try:
         client = MuxClient(path)
         client.started = True

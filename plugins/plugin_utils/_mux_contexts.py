@@ -60,6 +60,7 @@ class Contexts:
     _how: Dict[str, Tuple[int, int]]
     _retiring: Dict[int, threading.Event]
     _prepare_soon: Callable[[], None]
+    started_for: Dict[str, int]  # contexts started, by their stack's first hop (its host)
 
     def connect(
         self,
@@ -120,6 +121,8 @@ class Contexts:
             with self.hops.setups.slot():
                 ctx = self._start(spec, via)
             with self._lock:
+                first = str(stack[0].get("hostname") or stack[0].get("method"))
+                self.started_for[first] = self.started_for.get(first, 0) + 1
                 self._contexts[key] = ctx
                 self._recycler.add(ctx.context_id, key, via.context_id if via else None, group)
                 if group is not None:

@@ -72,6 +72,7 @@ class MuxServer(Contexts):
         self.router = self.session.router
         self.router.pool.size = 256
         self._contexts: Dict[str, Context] = {}
+        self.started_for: Dict[str, int] = {}
         self._starting: Dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._prepared = False
@@ -326,6 +327,7 @@ class MuxServer(Contexts):
             os.environ.get("NS_MITOGEN_MUX_RUSAGE", ""),
             pool_size=setups.size,
             peak_starts=setups.peak,
+            started_for=self.started_for,
         )
 
 
@@ -363,7 +365,9 @@ def main(
     MuxServer(path, watch_pid, listen_fd, packages).serve()
 
 
-def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Optional[Dict[str, bytes]] = None) -> str:
+def start(
+    playbook_pid: int, paths: Optional[List[str]] = None, packages: Optional[Dict[str, bytes]] = None, index: int = 0
+) -> str:
     """Make sure a mux serves ``playbook_pid``; its socket path. Does not wait for it.
 
     The socket is bound and listening before the mux process exists, and handed to
@@ -373,7 +377,7 @@ def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Option
     log: ``_muxfiles.diagnose_loss``); what it left (socket, lock) is removed by
     such a client, by the next start for this run, or by any later start.
     """
-    path = socket_path(playbook_pid, fresh=True)
+    path = socket_path(playbook_pid, fresh=True, index=index)
     with _muxfiles.locked(path) as lock:
         if lock is None:  # only when told not to wait
             raise Error("cannot lock %s.lock" % path)

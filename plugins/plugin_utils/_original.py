@@ -64,7 +64,7 @@ for _tool in ("docker", "podman", "buildah", "kubectl", "lxc", "lxc_attach", "lx
 ENVIRONMENT: Dict[str, Name] = {
     "MITOGEN_POOL_SIZE": Name(HONOURED, "the ns.mitogen connections' option pool_size"),
     "MITOGEN_MAX_INTERPRETERS": Name(HONOURED, "the ns.mitogen connections' option max_interpreters"),
-    "MITOGEN_CPU_COUNT": Name(WARN, "MITOGEN_CPU_COUNT has no effect in ns.mitogen: one multiplexer process serves a run"),
+    "MITOGEN_CPU_COUNT": Name(HONOURED, "the ns.mitogen connections' option cpu_count"),
     "MITOGEN_PROFILING": Name(
         WARN,
         "MITOGEN_PROFILING has no effect in ns.mitogen; NS_MITOGEN_MUX_RUSAGE=<file> records the multiplexer's "

@@ -6,6 +6,8 @@ Real ``ansible-playbook`` runs under ``ns.mitogen.linear`` on testbed hosts.
   so); where the hard limit cannot cover the hosts, the hosts beyond it fail with
   an error naming the limit and how to raise it, never an EMFILE traceback, and
   the others succeed.
+- ``MITOGEN_CPU_COUNT=2`` (option ``cpu_count``): two muxes, each serving the hosts
+  its index hashes to, each host's login and become interpreters in the same one.
 - ``NSM_FULL_MATRIX=1``: a short play (a module, a file copy, a command, a read
   back) on 300 hosts with 50 forks, every host's result checked, and the mux's
   starts at once bounded by ``pool_size`` (16) and reaching it. Measured on the
@@ -23,6 +25,7 @@ import time
 
 import pytest
 
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux
 from tests.integration.test_ansible_connection import inventory, run_playbook
 
 pytestmark = pytest.mark.testbed
@@ -82,6 +85,32 @@ def test_too_low_an_open_file_limit_fails_the_hosts_beyond_it_by_name(make_testb
         re.M,
     )
     assert sorted(unreachable) == sorted(bad), output[-4000:]
+
+
+def test_two_muxes_each_serve_their_hosts_whole(make_testbed, tmp_path):
+    """MITOGEN_CPU_COUNT=2: both muxes serve, each host's two interpreters (login and
+    root) are in the one its name hashes to, and every host's results are right."""
+    tb = make_testbed(hosts=10)
+    inv = inventory(tb, tmp_path / "hosts", hosts=tb.names)
+    report = tmp_path / "mux.jsonl"
+    env = {"ANSIBLE_STRATEGY": "ns.mitogen.linear", "MITOGEN_CPU_COUNT": "2", "NS_MITOGEN_MUX_RUSAGE": str(report)}
+    rc, stats, output = run_playbook(tmp_path, inv, "scale_become.yml", "-f", "10", env=env)
+    assert rc == 0, output[-4000:]
+    for name in tb.names:
+        assert stats[name]["ok"] == 4 and stats[name]["failed"] == 0, (name, output[-3000:])
+        assert (tb[name].tmp_dir / "nsm-scale.txt").read_text() == name + "\n"
+    assert "MITOGEN_CPU_COUNT" not in output  # honoured, not warned about
+    deadline = time.monotonic() + 10
+    while len(report.read_text().splitlines() if report.exists() else []) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # each writes its line as it exits, after the run
+    muxes = [json.loads(line)["started_for"] for line in report.read_text().splitlines()]
+    assert len(muxes) == 2 and all(muxes), muxes
+    by_address = {tb[n].address: n for n in tb.names}
+    served = [{by_address[a] for a in m} for m in muxes]
+    assert served[0].isdisjoint(served[1]) and served[0] | served[1] == set(tb.names), served
+    assert all(count == 2 for m in muxes for count in m.values()), muxes
+    expected = [{n for n in tb.names if _mux.mux_index(n, 2) == i} for i in (0, 1)]
+    assert sorted(map(sorted, served)) == sorted(map(sorted, expected))
 
 
 @pytest.mark.skipif(not FULL, reason="300 hosts: NSM_FULL_MATRIX=1 (see the module's docstring for its time)")
