@@ -6,7 +6,9 @@ nsm-key's ssh login on h1); ``doas-ssh`` (doas to root with nsm-sudopw's passwor
 from its ssh login on h1); ``su-local`` (su to nsm-key from a local interpreter run
 as root); ``sudo-local`` (sudo to nsm-key from a local
 interpreter run as root); ``ssh-bastion`` (nsm-sudo on h3, which only h2 can
-reach, through an ssh login on h2). Adding one: see ``conformance.py``.
+reach, through an ssh login on h2); ``setns`` (into a real podman container's
+namespaces by its init pid, as root on the controller). Adding one: see
+``conformance.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from tests.integration import conformance
-from tests.integration.conformance import Transport, program_of_via
+from tests.integration.conformance import Transport, pid_in_host, program_of_via
 from tests.testbed.testbed import Testbed
 
 PY = "/usr/bin/python3"  # the testbed's hosts share /usr with the controller: the same Python
@@ -116,15 +118,34 @@ TRANSPORTS: Dict[str, Callable[[Any], Transport]] = {
         python=PY,
         version=VERSION,
     ),
+    "setns": lambda tb: Transport(
+        "setns",
+        open=lambda s, via: s.connect(_setns_spec(tb), via),
+        uid=0,
+        python=PY,
+        version=VERSION,
+        host_pid=pid_in_host,  # the container's own PID namespace
+    ),
 }
 LOCAL_ONLY = {"local"}  # the others need the testbed (its hosts, or its accounts)
+PODMAN = {"setns"}  # the others need the podman fixture (a container)
+
+
+def _setns_spec(engine: Any) -> Dict[str, Any]:
+    name = engine.full_name("conformance-setns")
+    if name not in engine.podman("ps", "--format", "{{.Names}}").stdout.split():
+        engine.remove(name)
+        engine.run("conformance-setns")
+    return {"method": "setns", "kind": "podman", "container": name, "tool_path": engine.executable, "python": PY}
 
 
 @pytest.fixture(
-    scope="session", params=[pytest.param(n, marks=() if n in LOCAL_ONLY else pytest.mark.testbed) for n in TRANSPORTS]
+    scope="session", params=[pytest.param(n, marks=() if n in LOCAL_ONLY | PODMAN else pytest.mark.testbed) for n in TRANSPORTS]
 )
 def transport(request) -> Transport:
     """Session scope: the testbed it may start is up before ``no_leaks`` looks."""
+    if request.param in PODMAN:
+        return TRANSPORTS[request.param](request.getfixturevalue("podman"))
     tb = None if request.param in LOCAL_ONLY else request.getfixturevalue("testbed")
     return TRANSPORTS[request.param](tb)
 
