@@ -13,8 +13,9 @@ status, so a killed interpreter reads as such (``Transport.explain_loss``).
 
 Prompts: only ``kubectl`` asks (client-go's basic authentication, ``Please enter
 Username:`` / ``Please enter Password:`` on stdout, read from stdin): the username
-and password given are typed there, on stdin, before the payload; with none to
-give, the connection fails saying which to set. The password is never put on the
+and password given are typed there, on stdin, and the payload follows only once the
+interpreter is ready (never read as an answer); with none to give, the connection
+fails saying which to set. The password is never put on the
 command line (the counterpart passes ``--password``).
 """
 
@@ -151,6 +152,9 @@ class Kubectl(EngineTransport):
     method = "kubectl"
     engine = "kubectl"
     examines_stdout = True  # client-go prompts on stdout
+    # Its answers are read from stdin: the payload waits for the interpreter's
+    # NSM-READY, so that it is never read as a username (one round trip more a start).
+    password_on_stdin = True
     options: _Options = {
         **_COMMON,
         "kube_container": ((str, type(None)), None),
@@ -188,11 +192,6 @@ class Kubectl(EngineTransport):
         ("does not exist", "the kubeconfig has no such context (pod %r)", "check the kubectl_context option"),
         ("Unauthorized", "the cluster refused the credentials (pod %r)", "check the token, username and password"),
     ]
-
-    def __init__(self, spec: Dict[str, Any]) -> None:
-        super().__init__(spec)
-        # the prompts are answered on stdin, before the payload
-        self.password_on_stdin = bool(self.spec.get("username") or self.spec.get("password"))
 
     def argv(self, boot: List[str]) -> List[str]:
         s = self.spec
