@@ -43,7 +43,7 @@ def _redirect_vars(task_vars: Dict[str, Any], default: Optional[str]) -> None:
         if ours is not None:
             task_vars["ansible_connection"] = ours
     try:
-        _original.check_vars(task_vars, display.warning)
+        _original.check_vars(task_vars, display.warning, task_vars.get("ansible_connection", default))
     except _original.RefusedName as exc:
         # Our connection refuses such a host itself; any other ignores the name.
         if not str(task_vars.get("ansible_connection", default)).startswith("ns.mitogen."):
