@@ -122,3 +122,23 @@ def test_setns_needs_root(podman, box, session):
     nobody = session.sudo(session.local(python=PY), username="nobody", python=PY)
     with pytest.raises(Exception, match=r"joining a container's namespaces needs root \(running as uid 65534\)"):
         session.connect(_spec(podman, box), nobody)
+
+
+@pytest.mark.testbed
+def test_setns_from_an_intermediary_enters_a_container_on_its_host(podman, box, testbed, session):
+    """A container behind a remote host: setns run by an intermediary (ssh to h1, sudo to
+    root there), with that host's Python and engine; h1 shares this machine's kernel and
+    pid namespace, so the container is the controller's podman one."""
+    login = session.ssh(
+        testbed["h1"].address,
+        username=testbed.users.sudo.name,
+        identity_file=str(testbed.key),
+        known_hosts_file=str(testbed.known_hosts),
+        python=PY,
+    )
+    root = session.sudo(login, username="root", python=PY)
+    # its private /tmp has no wrapper: podman inspect needs none of the run configuration
+    ctx = session.connect(_spec(podman, box, host_python=PY, tool_path="podman"), root)
+    assert ctx.call(socket.gethostname) == "nsm-setns-box"
+    assert ctx.call(ch.pid1) == "sleep infinity"
+    assert ctx.call(rh.identity)["uid"] == 0
