@@ -8,13 +8,15 @@ as root); ``sudo-local`` (sudo to nsm-key from a local
 interpreter run as root); ``ssh-bastion`` (nsm-sudo on h3, which only h2 can
 reach, through an ssh login on h2); ``setns`` (into a real podman container's
 namespaces by its init pid, as root on the controller). Adding one: see
-``conformance.py``.
+``conformance.py``. ``standin-lxc``, ``-lxd``, ``-incus``, ``-jail``, ``-kubectl``: those
+transports through the stand-in engines (the interpreter runs here).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 import pytest
@@ -127,7 +129,30 @@ TRANSPORTS: Dict[str, Callable[[Any], Transport]] = {
         host_pid=pid_in_host,  # the container's own PID namespace
     ),
 }
-LOCAL_ONLY = {"local"}  # the others need the testbed (its hosts, or its accounts)
+STANDINS = Path(__file__).resolve().parent / "standins"
+# Engines that cannot run here, through their stand-in (tests/integration/standins/),
+# which runs the interpreter on this machine: the transport's own part (argv, exit
+# status, the engine process as the stream's carrier) is what these entries test.
+# machinectl has none: it is setns (the entry above), its stand-in giving only a pid.
+for _method, _tool in (("lxc", "lxc-attach"), ("lxd", "lxc"), ("incus", "incus"), ("jail", "jexec"), ("kubectl", "kubectl")):
+    TRANSPORTS["standin-" + _method] = (
+        lambda method, tool: (
+            lambda tb: Transport(
+                "standin-" + method,
+                open=lambda s, via: s.connect(
+                    {"method": method, "container": "c1", "engine_path": str(STANDINS / tool), "python": PY}, via
+                ),
+                uid=os.getuid(),
+                python=PY,
+                version=VERSION,
+            )
+        )
+    )(_method, _tool)
+LOCAL_ONLY = {"local"} | {
+    n for n in TRANSPORTS if n.startswith("standin-")
+}  # the others need the testbed (its hosts, or its accounts)
+# the stand-ins of lxd, incus and jail differ from lxc's only in the argv (test_standins.py)
+FULL_MATRIX_ONLY = {"standin-lxd", "standin-incus", "standin-jail"}
 PODMAN = {"setns"}  # the others need the podman fixture (a container)
 
 
@@ -140,7 +165,15 @@ def _setns_spec(engine: Any) -> Dict[str, Any]:
 
 
 @pytest.fixture(
-    scope="session", params=[pytest.param(n, marks=() if n in LOCAL_ONLY | PODMAN else pytest.mark.testbed) for n in TRANSPORTS]
+    scope="session",
+    params=[
+        pytest.param(
+            n,
+            marks=(() if n in LOCAL_ONLY | PODMAN else (pytest.mark.testbed,))
+            + ((pytest.mark.slow,) if n in FULL_MATRIX_ONLY else ()),
+        )
+        for n in TRANSPORTS
+    ],
 )
 def transport(request) -> Transport:
     """Session scope: the testbed it may start is up before ``no_leaks`` looks."""
