@@ -134,23 +134,19 @@ STANDINS = Path(__file__).resolve().parent / "standins"
 # which runs the interpreter on this machine: the transport's own part (argv, exit
 # status, the engine process as the stream's carrier) is what these entries test.
 # machinectl has none: it is setns (the entry above), its stand-in giving only a pid.
+
+
+def _standin(method: str, tool: str) -> Callable[[Any], Transport]:
+    spec = {"method": method, "container": "c1", "engine_path": str(STANDINS / tool), "python": PY}
+    return lambda tb: Transport(
+        "standin-" + method, open=lambda s, via: s.connect(spec, via), uid=os.getuid(), python=PY, version=VERSION
+    )
+
+
 for _method, _tool in (("lxc", "lxc-attach"), ("lxd", "lxc"), ("incus", "incus"), ("jail", "jexec"), ("kubectl", "kubectl")):
-    TRANSPORTS["standin-" + _method] = (
-        lambda method, tool: (
-            lambda tb: Transport(
-                "standin-" + method,
-                open=lambda s, via: s.connect(
-                    {"method": method, "container": "c1", "engine_path": str(STANDINS / tool), "python": PY}, via
-                ),
-                uid=os.getuid(),
-                python=PY,
-                version=VERSION,
-            )
-        )
-    )(_method, _tool)
-LOCAL_ONLY = {"local"} | {
-    n for n in TRANSPORTS if n.startswith("standin-")
-}  # the others need the testbed (its hosts, or its accounts)
+    TRANSPORTS["standin-" + _method] = _standin(_method, _tool)
+# the others need the testbed (its hosts, or its accounts)
+LOCAL_ONLY = {"local"} | {n for n in TRANSPORTS if n.startswith("standin-")}
 # the stand-ins of lxd, incus and jail differ from lxc's only in the argv (test_standins.py)
 FULL_MATRIX_ONLY = {"standin-lxd", "standin-incus", "standin-jail"}
 PODMAN = {"setns"}  # the others need the podman fixture (a container)
