@@ -20,6 +20,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError
 from tests.integration import container_helpers as ch
 from tests.integration import remote_helpers as rh
+from tests.integration.test_ansible_connection import run_playbook
 from tests.testbed.containers import Podman
 
 PY = "/usr/bin/python3"
@@ -142,3 +143,34 @@ def test_setns_from_an_intermediary_enters_a_container_on_its_host(podman, box, 
     assert ctx.call(socket.gethostname) == "nsm-setns-box"
     assert ctx.call(ch.pid1) == "sleep infinity"
     assert ctx.call(rh.identity)["uid"] == 0
+
+
+RAW_PLAY = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - ansible.builtin.raw: hostname
+      register: raw_out
+    - ansible.builtin.assert:
+        that: raw_out.stdout | trim == 'nsm-setns-nopy'
+      delegate_to: localhost
+    - ansible.builtin.ping:
+"""
+
+
+def test_setns_connection_runs_raw_without_python_and_module_fails_as_vanilla(podman, tmp_path):
+    """ns.mitogen.setns on a container without Python: raw runs there (as when a play
+    installs Python), a module fails as vanilla's does (interpreter not found, rc 127)."""
+    name = podman.run("setns-raw", python=False, extra=["--hostname", "nsm-setns-nopy"])
+    try:
+        (tmp_path / "play.yml").write_text(RAW_PLAY)
+        inv = tmp_path / "hosts"
+        inv.write_text(
+            "box ansible_connection=ns.mitogen.setns ansible_host=%s mitogen_kind=podman mitogen_podman_path=%s "
+            "ansible_python_interpreter=/usr/bin/python3\n" % (name, podman.executable)
+        )
+        rc, recap, output = run_playbook(tmp_path, str(inv), str(tmp_path / "play.yml"))
+    finally:
+        podman.remove(name)
+    assert recap["box"]["ok"] == 2 and recap["box"]["failed"] == 1, output[-3000:]
+    assert "The module interpreter '/usr/bin/python3' was not found" in output, output[-3000:]
