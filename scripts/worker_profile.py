@@ -21,7 +21,8 @@ execution environment. Needs root (the testbed); run it alone on a quiet machine
 only for the CPU column - the counts do not depend on load.
 
 Usage: .venv/bin/python scripts/worker_profile.py [--strategy ansible.builtin.linear]
-       [--tasks 10] [--no-bytecode] [--profile 3]
+       [--tasks 10] [--no-bytecode] [--profile 3] [--collections DIR]
+(--collections: another installed copy, e.g. an older commit's, to compare.)
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--no-bytecode", action="store_true", help="PYTHONDONTWRITEBYTECODE=1, read-only fresh collection")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile N later workers")
+    parser.add_argument("--collections", default=str(REPO / ".build" / "installed"), help="collection path (default: ours)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO))
@@ -142,7 +144,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="nsm-worker-profile-"))
     try:
-        collections = REPO / ".build" / "installed"
+        collections = Path(args.collections)
         env = dict(os.environ)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         if args.no_bytecode:
@@ -177,6 +179,10 @@ def main() -> int:
             if done.returncode != 0:
                 sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
                 return done.returncode
+        # a worker writes its record after sending its result: the last one may still be at it
+        deadline = time.monotonic() + 10
+        while len(records.read_text().splitlines()) < args.tasks and time.monotonic() < deadline:
+            time.sleep(0.1)
         lines = [json.loads(x) for x in records.read_text().splitlines()]
         print(
             "%s, %d tasks, %s:" % (args.strategy, len(lines), "no bytecode, read-only" if args.no_bytecode else "bytecode cached")
