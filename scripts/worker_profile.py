@@ -14,8 +14,9 @@ and, inside every worker, records:
 - CPU time of the worker (``time.process_time()`` around ``WorkerProcess.run``),
 
 then prints the median per task (the first task, which also connects, apart).
-``--profile N`` writes cProfile data of N workers and prints their heaviest
-functions. ``--no-bytecode`` runs with ``PYTHONDONTWRITEBYTECODE=1`` from a fresh,
+``--profile N`` runs every worker under cProfile, adds the number of Python
+function calls per worker (a CPU measure that does not depend on the machine's
+load) and prints the heaviest functions of N workers. ``--no-bytecode`` runs with ``PYTHONDONTWRITEBYTECODE=1`` from a fresh,
 read-only copy of the installed collection (no ``__pycache__``), as in an
 execution environment. Needs root (the testbed); run it alone on a quiet machine
 only for the CPU column - the counts do not depend on load.
@@ -80,8 +81,12 @@ def _child(argv: List[str]) -> int:
         try:
             real_run(self)
         finally:
+            calls = None
             if profiler is not None:
                 profiler.disable()
+                import pstats
+
+                calls = pstats.Stats(profiler).total_calls  # type: ignore[attr-defined]
                 profiler.dump_stats(os.path.join(profile_dir, "%s-%d.prof" % (self._task.get_name(), os.getpid())))
             new = set(sys.modules) - before
             line = {
@@ -91,6 +96,7 @@ def _child(argv: List[str]) -> int:
                 "our_modules": sorted(m for m in new if m.startswith(OURS)),
                 "compiled": counts["all"] - compiled["all"],
                 "our_compiled": counts["ours"] - compiled["ours"],
+                "calls": calls,
             }
             fd = os.open(records, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             os.write(fd, (json.dumps(line) + "\n").encode())
@@ -109,10 +115,11 @@ def _summary(lines: List[Dict[str, Any]]) -> str:
         return statistics.median(r[key] if key != "our_modules" else len(r[key]) for r in rows)
 
     first, rest = lines[:1], lines[1:] or lines[:1]
-    out = ["%-28s %8s %8s %12s %12s %8s" % ("", "modules", "ours", "compiled B", "ours B", "CPU ms")]
+    out = ["%-28s %8s %8s %12s %12s %8s %9s" % ("", "modules", "ours", "compiled B", "ours B", "CPU ms", "calls")]
     for label, rows in (("first task (connects)", first), ("each later task (median)", rest)):
+        calls = "%9d" % med("calls", rows) if rows[0].get("calls") is not None else "%9s" % "-"
         out.append(
-            "%-28s %8d %8d %12d %12d %8.1f"
+            "%-28s %8d %8d %12d %12d %8.1f %s"
             % (
                 label,
                 med("modules", rows),
@@ -120,6 +127,7 @@ def _summary(lines: List[Dict[str, Any]]) -> str:
                 med("compiled", rows),
                 med("our_compiled", rows),
                 med("cpu_ms", rows),
+                calls,
             )
         )
     later = {m for r in rest for m in r["our_modules"]}

@@ -156,3 +156,52 @@ def test_code_cache_off_or_unsafe_is_not_used(tmp_path):
     env["NS_MITOGEN_CODE_CACHE"] = str(cache)
     assert "plugin_utils/_connection.py" in _worker_probe(tmp_path, **env)["compiled"]
     assert list((cache / tag).iterdir()) == []
+
+
+DEFS_PROBE = r"""
+import json, sys
+from ansible.plugins.loader import init_plugin_loader, connection_loader
+from ansible.playbook.play_context import PlayContext
+from ansible import constants as C
+init_plugin_loader()
+conn = connection_loader.get("ns.mitogen.ssh", PlayContext(), None)
+conn.set_options(var_options={"ansible_port": 2222})
+defs = C.config.get_configuration_definitions("connection", conn._load_name)
+print(json.dumps({
+    "fragments_imported": "ansible_collections.ns.mitogen.plugins.doc_fragments.connection" in sys.modules,
+    "defs": json.loads(json.dumps(defs, sort_keys=True, default=str)),
+    "port": conn.get_option("port"),
+    "host_key_checking": conn.get_option("host_key_checking"),
+}))
+"""
+
+
+def test_option_definitions_are_parsed_once_then_cached(tmp_path):
+    """A second process gets ns.mitogen.ssh's option definitions from our cache: no YAML parse."""
+    cache = tmp_path / "code-cache"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "NS_MITOGEN_"))}
+    environ.update(
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
+        ANSIBLE_HOME=str(tmp_path / "home"),
+        NS_MITOGEN_CODE_CACHE=str(cache),
+    )
+
+    def probe():
+        out = subprocess.run(
+            [sys.executable, "-c", DEFS_PROBE], env=environ, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    parsed = probe()
+    assert parsed["fragments_imported"]  # Ansible read the doc fragments: a real parse
+    (tag,) = os.listdir(cache)
+    (entry,) = [e for e in (cache / tag).iterdir() if e.name.startswith("defs-")]
+    assert entry.stat().st_mode & 0o777 == 0o600
+    cached = probe()
+    assert not cached["fragments_imported"]
+    assert cached == dict(parsed, fragments_imported=False)
+    assert (cached["port"], cached["host_key_checking"]) == (2222, True)
+    # an entry that is not the user's alone is not trusted: parsed again
+    entry.chmod(0o644)
+    assert probe()["fragments_imported"]
