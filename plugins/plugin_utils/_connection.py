@@ -55,6 +55,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _options,
     _original,
     _planner,
+    _plugin_defs,
     _via,
 )
 
@@ -89,6 +90,7 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
 
     def __init__(self, play_context: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(play_context, *args, **kwargs)
+        _plugin_defs.remember(self)  # Ansible parsed our DOCUMENTATION: once per user is enough
         # Workers are told the playbook's pid; the one caller that is not (the strategy's
         # meta: reset_connection) runs in the playbook process itself.
         self._playbook_pid = int(kwargs.get("ansible_playbook_pid") or os.getpid())

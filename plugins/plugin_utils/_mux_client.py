@@ -13,6 +13,7 @@ import errno
 import socket
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from ansible_collections.ns.mitogen.plugins import plugin_utils
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     DEFAULT_MAX_MESSAGE,
@@ -23,7 +24,6 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
 )
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _muxfiles
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import socket_path, stack_key
-from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_server import start
 
 
 class MuxClient:
@@ -125,7 +125,8 @@ def connect_client(
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED):
             raise
-    start(playbook_pid, paths() if callable(paths) else paths, packages, index)
+    # the server side (and all the mux runs) is loaded only by the worker that starts it
+    plugin_utils.load("_mux_server").start(playbook_pid, paths() if callable(paths) else paths, packages, index)
     try:
         client = MuxClient(path)
         client.started = True

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import registry
+from . import containers, registry
 from .system import TestbedError
 from .testbed import Testbed
 
@@ -81,7 +81,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    for line in registry.cleanup_stale():
+    for line in registry.cleanup_stale() + containers.cleanup_stale():
         print(f"removed {line}")
     return 0
 
