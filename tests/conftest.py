@@ -78,3 +78,14 @@ def no_leaks(request: pytest.FixtureRequest):
         problems.append("child processes: %s" % sorted(extra_children))
     if problems:
         pytest.fail("test leaked " + "; ".join(problems), pytrace=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (1 GiB transfers, minutes each) run in the full matrix only
+    (``NSM_FULL_MATRIX=1``), which keeps the default run, and CI, within its time."""
+    if os.environ.get("NSM_FULL_MATRIX"):
+        return
+    skip = pytest.mark.skip(reason="slow: NSM_FULL_MATRIX=1 runs it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

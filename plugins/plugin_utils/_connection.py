@@ -55,10 +55,12 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _fetch,
     _mux,
     _mux_client,
+    _mux_limits,
     _oneshot,
     _options,
     _original,
     _planner,
+    _plugin_defs,
     _progress,
     _roundtrips,
     _tmpdirs,
@@ -97,6 +99,7 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
 
     def __init__(self, play_context: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(play_context, *args, **kwargs)
+        _plugin_defs.remember(self)  # Ansible parsed our DOCUMENTATION: once per user is enough
         # Workers are told the playbook's pid; the one caller that is not (the strategy's
         # meta: reset_connection) runs in the playbook process itself.
         self._playbook_pid = int(kwargs.get("ansible_playbook_pid") or os.getpid())
@@ -281,11 +284,20 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         if self._client is None:
             try:
                 _debug.start("worker")
-                self._client = _mux_client.connect_client(self._playbook_pid, collection_roots, _compat.ansiballz_package_stubs())
+                self._client = _mux_client.connect_client(
+                    self._playbook_pid, collection_roots, _compat.ansiballz_package_stubs(), self._mux_index()
+                )
             except (OSError, ConnectError) as exc:
                 raise AnsibleConnectionFailure("ns.mitogen: cannot reach the multiplexer: %s" % exc) from None
+            if self._client.started:
+                display.vvv(_mux_limits.started_message())
         self._connected = True
         return self
+
+    def _mux_index(self) -> int:
+        """Which of the run's muxes serves this host (option ``cpu_count``)."""
+        count = self.get_option("cpu_count") if self.has_option("cpu_count") else 1
+        return _mux.mux_index(self._inventory_name(), max(1, int(count or 1)))
 
     def _request(self, method: str, **kwargs: Any) -> Any:
         self._connect()

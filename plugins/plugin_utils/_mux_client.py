@@ -13,6 +13,7 @@ import errno
 import socket
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from ansible_collections.ns.mitogen.plugins import plugin_utils
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     DEFAULT_MAX_MESSAGE,
@@ -23,7 +24,6 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
 )
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _muxfiles
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import socket_path, stack_key
-from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_server import start
 
 
 class MuxClient:
@@ -37,6 +37,7 @@ class MuxClient:
         self._parser = FrameParser()
         self._next = 1
         self._ready: List[Message] = []
+        self.started = False  # this process started the mux (-vvv says so)
 
     def __repr__(self) -> str:
         return "MuxClient(%s)" % self.path
@@ -120,21 +121,26 @@ def connect_client(
     playbook_pid: int,
     paths: Union[None, List[str], Callable[[], List[str]]] = None,
     packages: Optional[Dict[str, bytes]] = None,
+    index: int = 0,
 ) -> MuxClient:
     """A client of the mux serving ``playbook_pid``, starting the mux if needed.
 
     ``paths`` (collection roots, or a function giving them, called only if a mux
     must start) go on the new mux's ``sys.path``, so it can serve the module_utils
-    of every installed collection; ``packages`` as for ``main()``.
+    of every installed collection; ``packages`` as for ``main()``. ``index``: which of
+    the run's muxes (``_mux.mux_index``; each has a socket and a process of its own).
     """
-    path = socket_path(playbook_pid)
+    path = socket_path(playbook_pid, index=index)
     try:
         return MuxClient(path)
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED):
             raise
-    start(playbook_pid, paths() if callable(paths) else paths, packages)
+    # the server side (and all the mux runs) is loaded only by the worker that starts it
+    plugin_utils.load("_mux_server").start(playbook_pid, paths() if callable(paths) else paths, packages, index)
     try:
-        return MuxClient(path)
+        client = MuxClient(path)
+        client.started = True
+        return client
     except OSError as exc:
         raise ConnectError("ns.mitogen multiplexer", "cannot connect to %s: %s" % (path, exc)) from None

@@ -40,7 +40,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     decode,
     is_dead,
 )
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _mux_fork, _muxfiles
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _mux_fork, _mux_limits, _muxfiles
 from ansible_collections.ns.mitogen.plugins.plugin_utils._become_any import BecomeService
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     FIRST_RUN_MODULES,
@@ -73,6 +73,7 @@ class MuxServer(Contexts):
         self.router = self.session.router
         self.router.pool.size = 256
         self._contexts: Dict[str, Context] = {}
+        self.started_for: Dict[str, int] = {}
         self._starting: Dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._prepared = False
@@ -344,7 +345,13 @@ class MuxServer(Contexts):
                 _muxfiles.remove_run_files(self.path, lock)
         self.session.close()
         self._sock.close()
-        _write_rusage(os.environ.get("NS_MITOGEN_MUX_RUSAGE", ""))
+        setups = self.hops.setups
+        _write_rusage(
+            os.environ.get("NS_MITOGEN_MUX_RUSAGE", ""),
+            pool_size=setups.size,
+            peak_starts=setups.peak,
+            started_for=self.started_for,
+        )
 
 
 def _wire_error(exc: Exception) -> Exception:
@@ -352,15 +359,16 @@ def _wire_error(exc: Exception) -> Exception:
     return exc if isinstance(exc, StreamError) else CallError.from_exception(exc, "mux")
 
 
-def _write_rusage(path: str) -> None:
-    """Benchmarks: record the CPU the mux and its children (ssh, sudo) used."""
+def _write_rusage(path: str, **extra: Any) -> None:
+    """Benchmarks: record the CPU the mux and its children (ssh, sudo) used; ``extra`` too."""
     if not path:
         return
     import resource
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(path, "a") as fp:
-        fp.write(json.dumps({"pid": os.getpid(), "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime}) + "\n")
+        cpu_s = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+        fp.write(json.dumps({"pid": os.getpid(), "cpu_s": cpu_s, **extra}) + "\n")
 
 
 def main(
@@ -375,10 +383,14 @@ def main(
         if extra not in sys.path:
             sys.path.append(extra)
     _debug.start("mux")
+    before, after = _mux_limits.raise_nofile()
+    LOG.debug("open-file limit (RLIMIT_NOFILE): %d, raised from %d", after, before)
     MuxServer(path, watch_pid, listen_fd, packages).serve()
 
 
-def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Optional[Dict[str, bytes]] = None) -> str:
+def start(
+    playbook_pid: int, paths: Optional[List[str]] = None, packages: Optional[Dict[str, bytes]] = None, index: int = 0
+) -> str:
     """Make sure a mux serves ``playbook_pid``; its socket path. Does not wait for it.
 
     The socket is bound and listening before the mux process exists, and handed to
@@ -388,7 +400,7 @@ def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Option
     log: ``_muxfiles.diagnose_loss``); what it left (socket, lock) is removed by
     such a client, by the next start for this run, or by any later start.
     """
-    path = socket_path(playbook_pid, fresh=True)
+    path = socket_path(playbook_pid, fresh=True, index=index)
     with _muxfiles.locked(path) as lock:
         if lock is None:  # only when told not to wait
             raise Error("cannot lock %s.lock" % path)

@@ -6,6 +6,9 @@ no added latency) and `make_testbed` (function scope factory:
 Both skip, with the reason, when the machine cannot host a testbed (not root,
 or no network namespaces); both tear down even when the test fails.
 
+``podman`` (session scope): a ``containers.Podman`` for real containers (skips, or
+fails under CI, where podman cannot run).
+
 Import them into a conftest.py: `from tests.testbed.fixtures import testbed, make_testbed`.
 """
 
@@ -21,6 +24,8 @@ import pytest
 
 from tests.unavailable import unavailable
 
+from .containers import Podman
+from .containers import unavailable_reason as containers_unavailable_reason
 from .testbed import Testbed
 
 
@@ -78,3 +83,24 @@ def make_testbed() -> Iterator[Callable[..., Testbed]]:
                 errors.append(exc)
         if errors:
             raise errors[0]
+
+
+@pytest.fixture(scope="session")
+def podman() -> Iterator[Podman]:
+    """This session's podman setup (containers made by tests are removed at its end)."""
+    reason = containers_unavailable_reason()
+    if reason is not None:
+        unavailable(reason)
+    engine = Podman()
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="session")
+def podman_docker(podman: Podman) -> Podman:
+    """``podman`` with its Docker-compatible API running (``podman.docker_host``), for the
+    real docker CLI (``podman.docker_executable`` carries ``DOCKER_HOST``)."""
+    podman.docker_api()
+    return podman

@@ -187,7 +187,9 @@ def stats() -> Dict[str, Any]:
     """Counters of this context, for diagnostics and tests.
 
     ``modules_sent`` maps each child id to how many times each module was sent to
-    it; ``import_requests`` counts requests this context made upwards.
+    it; ``import_requests`` counts requests this context made upwards;
+    ``calls_peak``: the most calls it ran at once (an intermediary starting children
+    in parallel runs one call per start).
     """
     router = STATE.router
     if router is None:
@@ -201,6 +203,7 @@ def stats() -> Dict[str, Any]:
         "modules_refused": responder.refused if responder else 0,
         "import_requests": importer.requests if importer else 0,
         "cached_modules": sorted(importer.cache) if importer else [],
+        "calls_peak": router.pool.peak,
     }
 
 
