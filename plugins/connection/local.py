@@ -26,6 +26,7 @@ from ansible_collections.ns.mitogen.plugins import plugin_utils
 
 plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
 
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _plugin_defs
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
 
@@ -47,3 +48,8 @@ class Connection(MitogenConnectionBase):
 
     def _login_spec(self) -> Dict[str, Any]:
         return self._with_python({"method": "local", "connect_timeout": self._timeout()})
+
+
+# Ansible parses DOCUMENTATION into option definitions after this module runs: from
+# the second process on, they come from our cache instead (see _plugin_defs).
+_plugin_defs.preload("connection", __file__, DOCUMENTATION)

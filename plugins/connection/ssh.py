@@ -347,7 +347,7 @@ from ansible_collections.ns.mitogen.plugins import plugin_utils
 plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _options
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _options, _plugin_defs
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 from ansible_collections.ns.mitogen.plugins.plugin_utils._options import split_words
 
@@ -460,3 +460,8 @@ class Connection(MitogenConnectionBase):
         elif spec.get("password") and prompt:
             spec["password_prompt"] = str(prompt)
         return self._with_python(spec)
+
+
+# Ansible parses DOCUMENTATION into option definitions after this module runs: from
+# the second process on, they come from our cache instead (see _plugin_defs).
+_plugin_defs.preload("connection", __file__, DOCUMENTATION)

@@ -60,6 +60,7 @@ from ansible_collections.ns.mitogen.plugins import plugin_utils
 
 plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
 
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _plugin_defs
 from ansible_collections.ns.mitogen.plugins.plugin_utils._hop import HopConnectionBase
 
 
@@ -67,3 +68,8 @@ class Connection(HopConnectionBase):
     """ns.mitogen as another user of the controller, through su."""
 
     method = "su"
+
+
+# Ansible parses DOCUMENTATION into option definitions after this module runs: from
+# the second process on, they come from our cache instead (see _plugin_defs).
+_plugin_defs.preload("connection", __file__, DOCUMENTATION)

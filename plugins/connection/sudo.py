@@ -63,6 +63,7 @@ from ansible_collections.ns.mitogen.plugins import plugin_utils
 
 plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
 
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _plugin_defs
 from ansible_collections.ns.mitogen.plugins.plugin_utils._hop import HopConnectionBase
 
 
@@ -70,3 +71,8 @@ class Connection(HopConnectionBase):
     """ns.mitogen as another user of the controller, through sudo."""
 
     method = "sudo"
+
+
+# Ansible parses DOCUMENTATION into option definitions after this module runs: from
+# the second process on, they come from our cache instead (see _plugin_defs).
+_plugin_defs.preload("connection", __file__, DOCUMENTATION)

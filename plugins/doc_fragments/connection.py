@@ -82,12 +82,35 @@ options:
         wait for a start to end. The multiplexer uses the value of the latest
         connection that asked.
       - As the original Mitogen's E(MITOGEN_POOL_SIZE) (its default, 16).
+      - Why 16 - a start mostly waits (the ssh handshake, the target's interpreter
+        starting), so a few per controller core keep the controller busy; more at once
+        only raise the peak of ssh processes, descriptors and memory. With 300 hosts and
+        50 forks asking, 16 started at once, never more (the NSM_FULL_MATRIX=1 300-host
+        test checks it).
     type: integer
     default: 16
     env:
       - name: MITOGEN_POOL_SIZE
     vars:
       - name: mitogen_pool_size
+  cpu_count:
+    description:
+      - How many multiplexer processes serve the run. Each host is served by one of them,
+        chosen by a stable hash of its inventory name, with all its interpreters (its login
+        and each become user); a target behind an intermediary (C(mitogen_via)) is served
+        by its own one, which starts its own interpreter on the intermediary.
+      - As the original Mitogen's E(MITOGEN_CPU_COUNT), which named its number of
+        multiplexer processes.
+      - Why 1 - on 2 cores, 30 hosts x 20 tasks with 30 forks took 24.8 s and 21.1 s of
+        controller CPU with one, 23.8 s and 20.7 s with two (medians of 2, within the
+        noise), Ansible's own processes using most of the CPU; more may pay where many
+        cores serve one run (C(python -m benchmarks.hosts --variants ns.mitogen,ns.mitogen_2mux)).
+    type: integer
+    default: 1
+    env:
+      - name: MITOGEN_CPU_COUNT
+    vars:
+      - name: mitogen_cpu_count
   hop_cache_size:
     description:
       - Mebibytes of copied files (C(copy), C(template), any C(put_file)) an
@@ -133,7 +156,8 @@ options:
 notes:
   - Interpreters are owned by one multiplexer process per C(ansible-playbook) run, which
     exits with the run. Set E(NS_MITOGEN_MUX_RUSAGE) to a file path to have it append
-    the CPU seconds it and its ssh/sudo children used when it exits (for benchmarks).
+    the CPU seconds it and its ssh/sudo children used when it exits (for benchmarks),
+    with its O(pool_size) and the most starts it had at once.
   - Diagnostics - with C(-vvv) each step shows as an RPC line (C(RUN), C(EXEC), C(PUT),
     C(FETCH)) and a module run also shows the target interpreter's own log lines. Set
     E(NS_MITOGEN_LOG_DIR) to a directory for per-process debug logs on the controller -

@@ -117,9 +117,9 @@ options:
       - name: mitogen_jexec_path
 notes:
   - Variables of the original Mitogen that have no effect here yet are reported with one
-    warning per run. Of its environment variables, E(MITOGEN_POOL_SIZE) and
-    E(MITOGEN_MAX_INTERPRETERS) are honoured (options O(pool_size) and O(max_interpreters));
-    E(MITOGEN_CPU_COUNT), E(MITOGEN_PROFILING), E(MITOGEN_ROUTER_DEBUG),
+    warning per run. Of its environment variables, E(MITOGEN_POOL_SIZE),
+    E(MITOGEN_MAX_INTERPRETERS) and E(MITOGEN_CPU_COUNT) are honoured (options O(pool_size),
+    O(max_interpreters) and O(cpu_count)); E(MITOGEN_PROFILING), E(MITOGEN_ROUTER_DEBUG),
     E(MITOGEN_DUMP_THREAD_STACKS), E(MITOGEN_LOG_LEVEL) and E(MITOGEN_SAVE_PIDS) are reported
     the same way, each with what to use instead.
 """

@@ -22,65 +22,77 @@ bytecode is cached as for any Python module, under the usual rules
 ``PYTHONDONTWRITEBYTECODE`` or into a read-only directory). Module names,
 ``__file__`` and what the modules do are unchanged.
 
-The finder that does it is on ``sys.meta_path`` only while ``install()`` imports
-our modules (the plugins import them all anyway): Ansible does not let plugins
-leave import hooks of their own ahead of its loader.
+Where Python keeps no bytecode (``PYTHONDONTWRITEBYTECODE``, a read-only
+collection), the loader keeps our code objects in a private per-user cache
+instead (``_loader``, which says how and why that respects those settings).
+
+``install()`` loads what the connection and action plugins need; the strategies
+add ``_strategy`` (``install("_strategy")``), and what only the multiplexer process
+runs is loaded when first needed (``load()``), so that a worker under a built-in
+strategy imports only the client side.
+
+The finder that does it is on ``sys.meta_path`` only while ``install()`` or
+``load()`` imports our modules: Ansible does not let plugins leave import hooks of
+their own ahead of its loader.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.machinery
+import importlib.util
 import os
 import sys
-from typing import Any, Dict, Optional, Tuple
-
-_CORE = __name__.rpartition(".")[0] + ".module_utils.mitogen"
+from typing import Any
 
 
-class _OwnModulesFinder:
-    """A meta path finder for the modules directly inside a fixed set of our packages."""
+def _loader() -> Any:
+    """Our ``_loader`` module, itself loaded with the standard loader (bytecode cached)."""
+    name = __name__ + "._loader"
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_loader.py")
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return module
 
-    def __init__(self, directories: Dict[str, str]) -> None:
-        self._finders = {
-            package: importlib.machinery.FileFinder(
-                directory, (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES)
-            )
-            for package, directory in directories.items()
-        }
 
-    def __repr__(self) -> str:
-        return "<ns.mitogen finder for %s>" % ", ".join(sorted(self._finders))
+def load(name: str) -> Any:
+    """This package's module ``name`` (e.g. ``"_mux_server"``), loaded as ``install()`` loads them.
 
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Optional[importlib.machinery.ModuleSpec]:
-        finder = self._finders.get(fullname.rpartition(".")[0])
-        return finder.find_spec(fullname) if finder is not None else None
-
-
-def _import_with_bytecode_cache(names: Tuple[str, ...]) -> None:
-    here = os.path.dirname(os.path.abspath(__file__))
-    core = os.path.join(os.path.dirname(here), "module_utils", "mitogen")
-    finder = _OwnModulesFinder({__name__: here, _CORE: core})
-    sys.meta_path.insert(0, finder)
-    try:
-        for name in names:
-            importlib.import_module("%s.%s" % (__name__, name))
-    finally:
-        sys.meta_path.remove(finder)
+    For what a plugin needs only sometimes (imported lazily, inside a function): it
+    gets the same bytecode caching as the rest.
+    """
+    module = sys.modules.get("%s.%s" % (__name__, name))
+    if module is None:
+        _loader().import_modules((name,))
+        module = sys.modules["%s.%s" % (__name__, name)]
+    return module
 
 
 _installed = False
 
 
-def install() -> None:
+def install(*extra: str) -> None:
     """What every ns.mitogen plugin needs before it imports our modules (idempotent).
 
-    Loads everything the strategies, connection and action plugins import (the
-    core included) with bytecode caching, then installs the ``ActionBase`` seam.
+    Loads what the connection and action plugins import (the core included) with
+    bytecode caching, then installs the ``ActionBase`` seam. ``extra``: more of this
+    package's modules to load so (the strategies add ``"_strategy"``); what only the
+    multiplexer process needs is not loaded here (see ``load()``), as every Ansible
+    worker under a built-in strategy runs this again.
     """
     global _installed
-    if _installed:
-        return
-    _import_with_bytecode_cache(("_connection", "_strategy", "_action"))
-    importlib.import_module(__name__ + "._action").install()
-    _installed = True
+    if not _installed:
+        _loader().import_modules(("_connection", "_action"))
+        importlib.import_module(__name__ + "._action").install()
+        _installed = True
+    for name in extra:
+        load(name)

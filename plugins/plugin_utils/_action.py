@@ -6,7 +6,8 @@ Owns: ``install()``, which routes ``ActionBase._configure_module`` through
 ``configure_module`` and ``ActionBase._execute_module`` through ``execute_module``
 (async tasks), and lets our connections pipeline under every become plugin
 (ansible-core before 2.19 refuses it under ``su``; the patches themselves are
-``_compat``'s), and reporting the
+``_compat``'s), answers a task's temporary directory without round trips of its
+own (``_tmpdirs``), and reporting the
 interpreter that discovery picked as ``ActionBase`` reports its own
 (``report_discovery``). For an ns.mitogen connection, a new-style Python module is
 planned for the in-process runner (``_planner``) and the action gets a marker in
@@ -33,6 +34,13 @@ def install() -> None:
     _compat.install_configure_module_hook(configure_module)
     _compat.install_execute_module_hook(execute_module)
     _compat.install_pipelining_hook(lambda connection: isinstance(connection, MitogenConnectionBase))
+    _compat.install_tmp_hooks(task_files)
+
+
+def task_files(action: Any) -> Any:
+    """The task's temporary files on an ns.mitogen connection (``_tmpdirs``), else None."""
+    connection = getattr(action, "_connection", None)
+    return connection.task_files if isinstance(connection, MitogenConnectionBase) else None
 
 
 def configure_module(

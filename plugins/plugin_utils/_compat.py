@@ -34,6 +34,7 @@ import contextlib
 import json
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
+import ansible.constants as C
 from ansible.executor import module_common
 from ansible.release import __author__ as ANSIBLE_AUTHOR
 from ansible.release import __version__ as ANSIBLE_VERSION
@@ -301,6 +302,60 @@ def install_execute_module_hook(hook: Callable[..., Any]) -> None:
 
     _execute_module._ns_mitogen_hook = hook  # type: ignore[attr-defined]
     ActionBase._execute_module = _execute_module  # type: ignore[method-assign]
+
+
+def install_tmp_hooks(files_of: Callable[[Any], Any]) -> None:
+    """Route ``ActionBase._make_tmp_path``, ``_remote_chmod`` and ``_remove_tmp_path`` to
+    ``files_of(action)`` (a ``_tmpdirs.TaskFiles``, or None: ansible's own), idempotent.
+
+    Ansible's own code runs where ours would differ: ``keep_remote_files``, a Windows
+    shell, a become user that is not privileged (``_is_become_unprivileged``), a
+    ``remote_tmp`` that ``TaskFiles.tmp_path`` declines, paths that are not the task's.
+    Every supported release (2.16 ... 2.21) has these three methods and attributes alike.
+    """
+    from ansible.plugins.action import ActionBase
+
+    if getattr(ActionBase._make_tmp_path, "_ns_mitogen_hook", None) is not None:
+        return
+    make, chmod, remove = ActionBase._make_tmp_path, ActionBase._remote_chmod, ActionBase._remove_tmp_path
+
+    def _make_tmp_path(self: Any, remote_user: Optional[str] = None) -> str:
+        files = files_of(self)
+        shell = self._connection._shell
+        if (
+            files is not None
+            and not C.DEFAULT_KEEP_REMOTE_FILES
+            and not getattr(shell, "_IS_WINDOWS", False)
+            and not self._is_become_unprivileged()
+        ):
+            path = files.tmp_path(self.get_shell_option("remote_tmp", default="~/.ansible/tmp"), shell._generate_temp_dir_name())
+            if path:
+                self._cleanup_remote_tmp = True
+                shell.tmpdir = path
+                return str(path)
+        return str(make(self, remote_user))
+
+    def _remote_chmod(self: Any, paths: Any, mode: Any, sudoable: bool = False) -> Any:
+        files = files_of(self)
+        if files is not None and files.chmod(list(paths), mode):
+            return {"rc": 0, "stdout": "", "stdout_lines": [], "stderr": "", "stderr_lines": []}
+        return chmod(self, paths, mode, sudoable)
+
+    def _remove_tmp_path(self: Any, tmp_path: Any, force: bool = False) -> None:
+        files = files_of(self)
+        if tmp_path is None and self._connection._shell.tmpdir:
+            tmp_path = self._connection._shell.tmpdir
+        if files is None or not isinstance(tmp_path, str) or tmp_path not in files.owner:
+            return remove(self, tmp_path, force)  # type: ignore[no-any-return]
+        if force or self._should_remove_tmp_path(tmp_path):
+            files.remove(tmp_path)
+            self._connection._shell.tmpdir = None
+        return None
+
+    _make_tmp_path._ns_mitogen_hook = files_of  # type: ignore[attr-defined]
+    ActionBase._make_tmp_path = _make_tmp_path  # type: ignore[method-assign]
+    ActionBase._remote_chmod = _remote_chmod  # type: ignore[method-assign]
+    ActionBase._remove_tmp_path = _remove_tmp_path  # type: ignore[method-assign]
 
 
 def install_pipelining_hook(ours: Callable[[Any], bool]) -> None:

@@ -16,6 +16,11 @@ The decision of *when* to become is Ansible's own rule, repeated in
 ``_becomes()``. ``fetch_file`` called by ansible's own fetch action streams from
 the become interpreter (``_fetch`` says why and how). How actions hand modules to
 these connections is ``_action``'s.
+
+A task's temporary directory, a small file put there and their chmod go with the
+task's next call to the interpreter (``_tmpdirs``); every call, put and fetch is one
+round trip, counted per interpreter and reported as the task ends (``_roundtrips``);
+a large put or fetch reports its progress at -v (``_progress``).
 """
 
 from __future__ import annotations
@@ -50,10 +55,15 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _fetch,
     _mux,
     _mux_client,
+    _mux_limits,
     _oneshot,
     _options,
     _original,
     _planner,
+    _plugin_defs,
+    _progress,
+    _roundtrips,
+    _tmpdirs,
     _via,
 )
 
@@ -74,6 +84,7 @@ def collection_roots() -> List[str]:
 # Target functions, by name: the worker never imports the target-side modules.
 RUN_MODULE = (_mux.RUNNER, "run_module")
 EXEC_COMMAND = (_mux.CORE + "._target", "exec_command")
+APPLY_OPS = (_mux.CORE + "._files", "apply_ops")
 
 # An interpreter setting only a shell can run: operators, expansions, a leading VAR=value.
 _SHELL_SYNTAX = re.compile(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
@@ -89,6 +100,7 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
 
     def __init__(self, play_context: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(play_context, *args, **kwargs)
+        _plugin_defs.remember(self)  # Ansible parsed our DOCUMENTATION: once per user is enough
         # Workers are told the playbook's pid; the one caller that is not (the strategy's
         # meta: reset_connection) runs in the playbook process itself.
         self._playbook_pid = int(kwargs.get("ansible_playbook_pid") or os.getpid())
@@ -104,6 +116,8 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         self._via_hops: Optional[List[Dict[str, Any]]] = None
         self._via_names: List[str] = []
         self._delegated_name: Optional[str] = None
+        self._trips: Dict[str, int] = {}  # round trips to target interpreters this task (``_count_trip``)
+        self.task_files = _tmpdirs.TaskFiles(self)  # the task's temporary directory, without round trips
 
     # -- options -> specs -------------------------------------------------------------
     def set_options(self, task_keys: Any = None, var_options: Any = None, direct: Any = None) -> None:
@@ -275,11 +289,20 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         if self._client is None:
             try:
                 _debug.start("worker")
-                self._client = _mux_client.connect_client(self._playbook_pid, collection_roots, _compat.ansiballz_package_stubs())
+                self._client = _mux_client.connect_client(
+                    self._playbook_pid, collection_roots, _compat.ansiballz_package_stubs(), self._mux_index()
+                )
             except (OSError, ConnectError) as exc:
                 raise AnsibleConnectionFailure("ns.mitogen: cannot reach the multiplexer: %s" % exc) from None
+            if self._client.started:
+                display.vvv(_mux_limits.started_message())
         self._connected = True
         return self
+
+    def _mux_index(self) -> int:
+        """Which of the run's muxes serves this host (option ``cpu_count``)."""
+        count = self.get_option("cpu_count") if self.has_option("cpu_count") else 1
+        return _mux.mux_index(self._inventory_name(), max(1, int(count or 1)))
 
     def _request(self, method: str, **kwargs: Any) -> Any:
         self._connect()
@@ -301,7 +324,9 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
             raise _failures.translate(exc, self.method, self.host_name()) from None
 
     def _context(self, sudoable: bool) -> int:
-        stack = self._stack(sudoable)
+        return self._context_of(self._stack(sudoable))
+
+    def _context_of(self, stack: List[Dict[str, Any]]) -> int:
         key = _mux.stack_key(stack)
         if key not in self._contexts:
             self._say_interpreter(stack)
@@ -317,11 +342,60 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         ``source``: ``source_id``, ``source_path`` and ``module_utils_dirs`` of a module run (``MuxClient.call``).
         """
         stack = self._stack(sudoable)
+        key = _mux.stack_key(stack)
+        self._send_waiting(key)
+        ops = self.task_files.take(key) if self.task_files.pending else []
+        if ops and ref == RUN_MODULE:  # the task's files travel with the module run that needs them
+            args = (dict(args[0], prelude=ops),) + args[1:]
+        elif ops and ref == EXEC_COMMAND:
+            args = args + (ops,)
+        elif ops:
+            self._call_on(stack, APPLY_OPS, (ops,), {})
+        return self._call_on(stack, ref, args, source)
+
+    def _call_on(self, stack: List[Dict[str, Any]], ref: Tuple[str, str], args: Tuple[Any, ...], source: Dict[str, Any]) -> Any:
+        self._count_trip(stack)
         context_id = self._contexts.get(_mux.stack_key(stack)) if self._contexts else None
         if context_id is None:
             # One round trip: the mux starts (or finds) the interpreter and relays the call.
             self._say_interpreter(stack)
         return self._request("call", stack=stack, ref=ref, args=args, context_id=context_id, **source, **self._recycling())
+
+    def _send_waiting(self, key: Optional[str]) -> None:
+        """Send the task's deferred file operations for interpreters other than ``key``'s (``_tmpdirs``)."""
+        for other in self.task_files.waiting_elsewhere(key):
+            self._call_on(self.task_files.stacks[other], APPLY_OPS, (self.task_files.take(other),), {})
+
+    # -- the task's temporary directory (``_tmpdirs``) --------------------------------
+    def stack_key(self, stack: List[Dict[str, Any]]) -> str:
+        return _mux.stack_key(stack)
+
+    def hello_of(self, stack: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """The hello of the interpreter of ``stack``, started if need be (a request to the mux only)."""
+        key = _mux.stack_key(stack)
+        if key not in self._contexts:
+            self._say_interpreter(stack)
+        reply = self._request("connect", stack=stack, **self._recycling())
+        self._contexts[key] = reply["context_id"]
+        return dict(reply["hello"])
+
+    def remove_soon(self, stack: List[Dict[str, Any]], paths: List[str]) -> None:
+        """Have ``paths`` removed in the interpreter of ``stack`` without waiting for it."""
+        context_id = self._contexts.get(_mux.stack_key(stack))
+        if context_id is not None:
+            self._request("remove_soon", context_id=context_id, paths=paths)
+
+    def _count_trip(self, stack: List[Dict[str, Any]]) -> None:
+        """One request/reply round trip to the interpreter of ``stack`` (a call, a put, a fetch)."""
+        key = _describe(stack[-1]) if stack else "?"
+        self._trips[key] = self._trips.get(key, 0) + 1
+
+    def _report_trips(self) -> None:
+        """End of a task: its round trips per interpreter (``_roundtrips``), then start counting afresh."""
+        trips, self._trips = self._trips, {}
+        if trips:
+            keys = self._task_keys if isinstance(self._task_keys, dict) else {}
+            _roundtrips.report(self.host_name(), str(keys.get("action") or ""), trips, display.vvv)
 
     def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
         display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self.host_name())
@@ -435,13 +509,21 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self.host_name())
         if not os.path.exists(to_bytes(in_path)):
             raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
+        key = self.task_files.put(to_text(in_path), to_text(out_path))
+        if key == "":
+            display.vvv("ns.mitogen: %s goes with the next call" % out_path, host=self.host_name())
+            return
+        stack = self.task_files.stacks[key] if key else self._stack(False)
+        self._send_waiting(None)  # the directory must exist before the stream
         cache = self.get_option("hop_cache_size") if self.has_option("hop_cache_size") else None
+        self._count_trip(stack)
         self._request(
             "push_file",
-            context_id=self._context(False),
+            context_id=self._context_of(stack),
             local_path=to_text(in_path),
             remote_path=to_text(out_path),
             cache_size=None if cache is None else max(0, int(cache)) << 20,
+            **self._progress("PUT %s" % out_path),
         )
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
@@ -452,13 +534,31 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         """
         super().fetch_file(in_path, out_path)
         sudoable = _fetch.called_by_fetch_action(sys._getframe(1))
+        self._send_waiting(None)
         context_id = self._context(sudoable)
         display.vvv(
             "ns.mitogen FETCH %s TO %s%s"
             % (in_path, out_path, " (as the task's become user)" if self._becomes(sudoable) else ""),
             host=self.host_name(),
         )
-        self._request("fetch_file", context_id=context_id, remote_path=to_text(in_path), local_path=to_text(out_path))
+        self._count_trip(self._stack(sudoable))
+        self._request(
+            "fetch_file",
+            context_id=context_id,
+            remote_path=to_text(in_path),
+            local_path=to_text(out_path),
+            **self._progress("FETCH %s" % in_path),
+        )
+
+    def _progress(self, what: str) -> Dict[str, Any]:
+        """At -v, what a put or fetch needs to report its progress (``_progress``): a line every few seconds."""
+        if display.verbosity < 1:
+            return {}
+        host = self.host_name()
+        return {
+            "on_progress": lambda report: display.v("ns.mitogen %s" % _progress.line(what, report), host=host),
+            "progress_interval": _progress.interval(),
+        }
 
     def reset(self) -> None:
         """Drop this host's interpreters (login and become); the next task starts new ones.
@@ -477,6 +577,8 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
 
     def close(self) -> None:
         """End of a task: the interpreters stay alive in the multiplexer."""
+        self._report_trips()
+        self.task_files = _tmpdirs.TaskFiles(self)
         if self._client is not None:
             self._client.close()
             self._client = None

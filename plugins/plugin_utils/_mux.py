@@ -46,6 +46,7 @@ which forks it), a worker's side ``_mux_client``.
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any, Dict, List
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
@@ -68,6 +69,11 @@ FIRST_RUN_MODULES = [RUNNER] + RUNNER_COMPANIONS
 
 socket_dir = _muxfiles.socket_dir
 socket_path = _muxfiles.socket_path
+
+
+def mux_index(host: str, count: int) -> int:
+    """Which of a run's ``count`` muxes serves ``host`` (an inventory name): a stable hash."""
+    return zlib.crc32(host.encode("utf-8")) % count if count > 1 else 0
 
 
 def stack_key(stack: List[Dict[str, Any]]) -> str:

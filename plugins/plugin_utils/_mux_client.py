@@ -13,6 +13,7 @@ import errno
 import socket
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from ansible_collections.ns.mitogen.plugins import plugin_utils
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError, StreamError
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     DEFAULT_MAX_MESSAGE,
@@ -23,7 +24,6 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
 )
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _muxfiles
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import socket_path, stack_key
-from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_server import start
 
 
 class MuxClient:
@@ -37,6 +37,7 @@ class MuxClient:
         self._parser = FrameParser()
         self._next = 1
         self._ready: List[Message] = []
+        self.started = False  # this process started the mux (-vvv says so)
 
     def __repr__(self) -> str:
         return "MuxClient(%s)" % self.path
@@ -77,13 +78,19 @@ class MuxClient:
             where["module_utils_dirs"] = list(module_utils_dirs)
         return self.request("call", ref=ref, args=encode(tuple(args)), source_id=source_id, source_path=source_path, **where)
 
-    def request(self, method: str, **kwargs: Any) -> Any:
+    def request(self, method: str, on_progress: Optional[Callable[[Any], None]] = None, **kwargs: Any) -> Any:
         """Send one request and return its decoded reply (raises the remote error).
 
         Raises ``ProtocolError`` (nothing sent) for a request over the frame limit.
+        ``on_progress``: called with each progress report the mux sends meanwhile (a
+        put or fetch: ``_progress``), which it sends to the ``progress_handle`` given it.
         """
         handle = self._next
         self._next += 1
+        progress_handle = None
+        if on_progress is not None:
+            progress_handle = kwargs["progress_handle"] = self._next
+            self._next += 1
         msg = Message.encoded((method, kwargs), handle=0, reply_to=handle)
         check_size(msg, DEFAULT_MAX_MESSAGE)  # the mux would drop this worker's stream for it
         data = msg.pack()
@@ -94,10 +101,15 @@ class MuxClient:
                     if msg.handle == handle:
                         del self._ready[i]
                         return msg.decode()
-                data = self.sock.recv(262144)
-                if not data:
-                    raise StreamError(_muxfiles.diagnose_loss(self.path, "", self.mux_pid))
-                self._ready.extend(self._parser.feed(data))
+                    if msg.handle == progress_handle and on_progress is not None:
+                        del self._ready[i]
+                        on_progress(msg.decode())
+                        break
+                else:
+                    data = self.sock.recv(262144)
+                    if not data:
+                        raise StreamError(_muxfiles.diagnose_loss(self.path, "", self.mux_pid))
+                    self._ready.extend(self._parser.feed(data))
         except OSError as exc:  # it died with our request unread: reset, not end of file
             raise StreamError(_muxfiles.diagnose_loss(self.path, ": %s" % exc, self.mux_pid)) from None
 
@@ -109,21 +121,26 @@ def connect_client(
     playbook_pid: int,
     paths: Union[None, List[str], Callable[[], List[str]]] = None,
     packages: Optional[Dict[str, bytes]] = None,
+    index: int = 0,
 ) -> MuxClient:
     """A client of the mux serving ``playbook_pid``, starting the mux if needed.
 
     ``paths`` (collection roots, or a function giving them, called only if a mux
     must start) go on the new mux's ``sys.path``, so it can serve the module_utils
-    of every installed collection; ``packages`` as for ``main()``.
+    of every installed collection; ``packages`` as for ``main()``. ``index``: which of
+    the run's muxes (``_mux.mux_index``; each has a socket and a process of its own).
     """
-    path = socket_path(playbook_pid)
+    path = socket_path(playbook_pid, index=index)
     try:
         return MuxClient(path)
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED):
             raise
-    start(playbook_pid, paths() if callable(paths) else paths, packages)
+    # the server side (and all the mux runs) is loaded only by the worker that starts it
+    plugin_utils.load("_mux_server").start(playbook_pid, paths() if callable(paths) else paths, packages, index)
     try:
-        return MuxClient(path)
+        client = MuxClient(path)
+        client.started = True
+        return client
     except OSError as exc:
         raise ConnectError("ns.mitogen multiplexer", "cannot connect to %s: %s" % (path, exc)) from None

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import Error
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError, Error
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Context, Session
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux_limits
 from ansible_collections.ns.mitogen.plugins.plugin_utils._become_any import BecomeService
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import stack_key
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_hops import MuxHops
@@ -58,6 +60,7 @@ class Contexts:
     _how: Dict[str, Tuple[int, int]]
     _retiring: Dict[int, threading.Event]
     _prepare_soon: Callable[[], None]
+    started_for: Dict[str, int]  # contexts started, by their stack's first hop (its host)
 
     def connect(
         self,
@@ -116,8 +119,10 @@ class Contexts:
                 self._make_room(group, limit)
             spec = self.become.prepare(stack[-1], via.context_id if via is not None else None)
             with self.hops.setups.slot():
-                ctx = self.session.connect(spec, via, on_spawn=self._prepare_soon)
+                ctx = self._start(spec, via)
             with self._lock:
+                first = str(stack[0].get("hostname") or stack[0].get("method"))
+                self.started_for[first] = self.started_for.get(first, 0) + 1
                 self._contexts[key] = ctx
                 self._recycler.add(ctx.context_id, key, via.context_id if via else None, group)
                 if group is not None:
@@ -129,6 +134,22 @@ class Contexts:
                 if group is not None:
                     self._recycler.starting(group, -1)
             event.set()
+
+    def _start(self, spec: Dict[str, Any], via: Optional[Context]) -> Context:
+        """``session.connect``; an error naming the open-file limit where it cannot cover one more."""
+        try:
+            if via is None:  # a first hop's pipes are opened here
+                _mux_limits.check_room()
+            return self.session.connect(spec, via, on_spawn=self._prepare_soon)
+        except _mux_limits.OutOfFiles as exc:
+            reason = str(exc)
+        except Exception as exc:
+            if not _mux_limits.is_out_of_files(exc):
+                raise
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            reason = _mux_limits.describe(_mux_limits.open_fds(), soft, hard)
+        where = str(spec.get("hostname") or spec.get("method"))
+        raise ConnectError(where, reason, stage="spawn", hint=_mux_limits.HOW_TO_RAISE)
 
     def _make_room(self, group: str, limit: int) -> None:
         """Retire the least recently used idle interpreters of ``group`` so that one more fits.

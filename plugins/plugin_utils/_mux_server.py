@@ -40,7 +40,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     decode,
     is_dead,
 )
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _mux_fork, _muxfiles
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _mux_fork, _mux_limits, _muxfiles
 from ansible_collections.ns.mitogen.plugins.plugin_utils._become_any import BecomeService
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     FIRST_RUN_MODULES,
@@ -53,6 +53,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_contexts import Contexts
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_hops import MuxHops
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_sources import ModuleSources
+from ansible_collections.ns.mitogen.plugins.plugin_utils._progress import Throttle
 from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import DEFAULT_LIMIT, Recycler
 
 LOG = logging.getLogger("ns.mitogen.mux")
@@ -72,6 +73,7 @@ class MuxServer(Contexts):
         self.router = self.session.router
         self.router.pool.size = 256
         self._contexts: Dict[str, Context] = {}
+        self.started_for: Dict[str, int] = {}
         self._starting: Dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._prepared = False
@@ -94,6 +96,7 @@ class MuxServer(Contexts):
             "connect": self.connect,
             "push_file": self.push_file,
             "fetch_file": self.fetch_file,
+            "remove_soon": self.remove_soon,
             "reset": self.reset,
             "stats": self.stats,
         }
@@ -204,10 +207,18 @@ class MuxServer(Contexts):
     def _run(self, stream: Stream, msg: Message, method: str, kwargs: Dict[str, Any]) -> None:
         try:
             fn = self._methods[method]
+            if kwargs.get("progress_handle") is not None:  # a put or fetch reporting as it goes
+                kwargs = dict(kwargs)
+                handle, every = int(kwargs.pop("progress_handle")), float(kwargs.pop("progress_interval", 5.0))
+                kwargs["progress"] = Throttle(lambda report: self._notify(stream, handle, report), every)
             value, flags = fn(**kwargs), 0
         except Exception as exc:
             value, flags = _wire_error(exc), FLAG_ERROR
         self._reply(stream, msg, value, flags)
+
+    def _notify(self, stream: Stream, handle: int, report: Dict[str, Any]) -> None:
+        """A message to a worker that is waiting for a reply: its progress so far."""
+        self.router.broker.defer(stream.send, Message.encoded(report, handle=handle))
 
     def _relay_call(self, stream: Stream, req: Message, context_id: int, call: Dict[str, Any]) -> None:
         """Broker thread: send the call on, its arguments as the worker encoded them."""
@@ -253,12 +264,19 @@ class MuxServer(Contexts):
         return {"pid": os.getpid(), "contexts": len(self._contexts), "prepared": self._prepared}
 
     def push_file(
-        self, context_id: int, local_path: str, remote_path: str, mode: Optional[int] = None, cache_size: Optional[int] = None
+        self,
+        context_id: int,
+        local_path: str,
+        remote_path: str,
+        mode: Optional[int] = None,
+        cache_size: Optional[int] = None,
+        progress: Optional[Throttle] = None,
     ) -> Dict[str, Any]:
         """Stream a file to a context; through its intermediary's cache if it has one.
 
         ``cache_size``: the bound of that cache in bytes (0: not through it; None:
-        ``api.DEFAULT_HOP_CACHE``).
+        ``api.DEFAULT_HOP_CACHE``). ``progress``: told as chunks leave (not through a
+        cache: a file that fits one is small).
         """
         context_id = self._claim_or_start(context_id)
         try:
@@ -268,16 +286,22 @@ class MuxServer(Contexts):
             if hop is not None and limit > 0:
                 self.hops.cached_pushes += 1
                 return self.session.push_file_cached(ctx, self.router.context(hop), local_path, remote_path, mode, limit)
-            return self.session.push_file(ctx, local_path, remote_path, mode)
+            return self.session.push_file(ctx, local_path, remote_path, mode, progress=progress)
         finally:
             self._release(context_id)
 
-    def fetch_file(self, context_id: int, remote_path: str, local_path: str) -> Dict[str, Any]:
+    def fetch_file(
+        self, context_id: int, remote_path: str, local_path: str, progress: Optional[Throttle] = None
+    ) -> Dict[str, Any]:
         context_id = self._claim_or_start(context_id)
         try:
-            return self.session.fetch_file(self.router.context(context_id), remote_path, local_path)
+            return self.session.fetch_file(self.router.context(context_id), remote_path, local_path, progress=progress)
         finally:
             self._release(context_id)
+
+    def remove_soon(self, context_id: int, paths: List[str]) -> None:
+        """Have ``paths`` removed in a context (a task's temporary directory); no reply is awaited from it."""
+        self.session.remove_soon(self.router.context(context_id), paths)
 
     def stats(self) -> Dict[str, Any]:
         """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``)."""
@@ -321,7 +345,13 @@ class MuxServer(Contexts):
                 _muxfiles.remove_run_files(self.path, lock)
         self.session.close()
         self._sock.close()
-        _write_rusage(os.environ.get("NS_MITOGEN_MUX_RUSAGE", ""))
+        setups = self.hops.setups
+        _write_rusage(
+            os.environ.get("NS_MITOGEN_MUX_RUSAGE", ""),
+            pool_size=setups.size,
+            peak_starts=setups.peak,
+            started_for=self.started_for,
+        )
 
 
 def _wire_error(exc: Exception) -> Exception:
@@ -329,15 +359,16 @@ def _wire_error(exc: Exception) -> Exception:
     return exc if isinstance(exc, StreamError) else CallError.from_exception(exc, "mux")
 
 
-def _write_rusage(path: str) -> None:
-    """Benchmarks: record the CPU the mux and its children (ssh, sudo) used."""
+def _write_rusage(path: str, **extra: Any) -> None:
+    """Benchmarks: record the CPU the mux and its children (ssh, sudo) used; ``extra`` too."""
     if not path:
         return
     import resource
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(path, "a") as fp:
-        fp.write(json.dumps({"pid": os.getpid(), "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime}) + "\n")
+        cpu_s = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+        fp.write(json.dumps({"pid": os.getpid(), "cpu_s": cpu_s, **extra}) + "\n")
 
 
 def main(
@@ -352,10 +383,14 @@ def main(
         if extra not in sys.path:
             sys.path.append(extra)
     _debug.start("mux")
+    before, after = _mux_limits.raise_nofile()
+    LOG.debug("open-file limit (RLIMIT_NOFILE): %d, raised from %d", after, before)
     MuxServer(path, watch_pid, listen_fd, packages).serve()
 
 
-def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Optional[Dict[str, bytes]] = None) -> str:
+def start(
+    playbook_pid: int, paths: Optional[List[str]] = None, packages: Optional[Dict[str, bytes]] = None, index: int = 0
+) -> str:
     """Make sure a mux serves ``playbook_pid``; its socket path. Does not wait for it.
 
     The socket is bound and listening before the mux process exists, and handed to
@@ -365,7 +400,7 @@ def start(playbook_pid: int, paths: Optional[List[str]] = None, packages: Option
     log: ``_muxfiles.diagnose_loss``); what it left (socket, lock) is removed by
     such a client, by the next start for this run, or by any later start.
     """
-    path = socket_path(playbook_pid, fresh=True)
+    path = socket_path(playbook_pid, fresh=True, index=index)
     with _muxfiles.locked(path) as lock:
         if lock is None:  # only when told not to wait
             raise Error("cannot lock %s.lock" % path)

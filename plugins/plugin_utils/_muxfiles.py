@@ -36,7 +36,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug
 
 _SOCKET_DIRS: Dict[Tuple[str, int], str] = {}  # checked already (by this process or its parent)
-_RUN_FILE = re.compile(r"^mux-(\d+)\.sock(\.lock)?$")
+_RUN_FILE = re.compile(r"^mux-(\d+)((?:\.\d+)?)\.sock(\.lock)?$")  # mux-<pid>[.<index>].sock
 
 
 def socket_dir(fresh: bool = False) -> str:
@@ -62,8 +62,10 @@ def socket_dir(fresh: bool = False) -> str:
     return path
 
 
-def socket_path(playbook_pid: int, fresh: bool = False) -> str:
-    return os.path.join(socket_dir(fresh), "mux-%d.sock" % playbook_pid)
+def socket_path(playbook_pid: int, fresh: bool = False, index: int = 0) -> str:
+    """The socket of the run's mux number ``index`` (0: the first, or only, one)."""
+    suffix = ".%d" % index if index else ""
+    return os.path.join(socket_dir(fresh), "mux-%d%s.sock" % (playbook_pid, suffix))
 
 
 @contextlib.contextmanager
@@ -184,10 +186,10 @@ def remove_stale(directory: str, keep: int) -> int:
         names = os.listdir(directory)
     except OSError:
         return 0
-    for pid in sorted({int(m.group(1)) for m in map(_RUN_FILE.match, names) if m is not None}):
+    for pid, suffix in sorted({(int(m.group(1)), m.group(2)) for m in map(_RUN_FILE.match, names) if m is not None}):
         if pid == keep or alive(pid):
             continue
-        path = os.path.join(directory, "mux-%d.sock" % pid)
+        path = os.path.join(directory, "mux-%d%s.sock" % (pid, suffix))
         with locked(path, wait=False, create=False) as lock:
             if lock is not None and not listening(path):
                 remove_run_files(path, lock)

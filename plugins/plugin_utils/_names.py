@@ -21,7 +21,7 @@ REDIRECTS = {
     "mitogen_sudo": "ns.mitogen.sudo",
     "mitogen_su": "ns.mitogen.su",
     "mitogen_doas": "ns.mitogen.doas",
-    # containers: the counterparts, their old bare names (ansible 2.9) and the original's
+    # containers by exec (podman, docker, buildah): the counterparts, their old bare names (ansible 2.9) and the original's
     "containers.podman.podman": "ns.mitogen.podman",
     "podman": "ns.mitogen.podman",
     "mitogen_podman": "ns.mitogen.podman",
@@ -32,6 +32,26 @@ REDIRECTS = {
     "community.general.docker": "ns.mitogen.docker",
     "docker": "ns.mitogen.docker",
     "mitogen_docker": "ns.mitogen.docker",
+    # containers by their engine: the counterparts, the bare names, the original's
+    "mitogen_setns": "ns.mitogen.setns",
+    "mitogen_machinectl": "ns.mitogen.machinectl",
+    "community.general.machinectl": "ns.mitogen.machinectl",
+    "machinectl": "ns.mitogen.machinectl",
+    "mitogen_lxc": "ns.mitogen.lxc",
+    "community.general.lxc": "ns.mitogen.lxc",
+    "lxc": "ns.mitogen.lxc",
+    "mitogen_lxd": "ns.mitogen.lxd",
+    "community.general.lxd": "ns.mitogen.lxd",
+    "lxd": "ns.mitogen.lxd",
+    "mitogen_incus": "ns.mitogen.incus",
+    "community.general.incus": "ns.mitogen.incus",
+    "mitogen_jail": "ns.mitogen.jail",
+    "community.general.jail": "ns.mitogen.jail",
+    "jail": "ns.mitogen.jail",
+    "mitogen_kubectl": "ns.mitogen.kubectl",
+    "kubernetes.core.kubectl": "ns.mitogen.kubectl",
+    "kubectl": "ns.mitogen.kubectl",
+    "community.kubernetes.kubectl": "ns.mitogen.kubectl",
 }
 
 

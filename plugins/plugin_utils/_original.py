@@ -64,11 +64,42 @@ for _tool in ("kubectl", "lxc", "lxc_attach", "lxc_info", "machinectl", "jexec")
         WARN, "mitogen_%s_path (the path of %s) has no effect: %s" % (_tool, _tool.replace("_", "-"), _NO_CONTAINERS)
     )
 
+#: The original names each connection into a container by its engine reads (its own
+#: options: no "has no effect" warning there); on any other connection they warn.
+READ_BY: Dict[str, tuple] = {
+    "ns.mitogen.setns": (
+        "mitogen_kind",
+        "mitogen_docker_path",
+        "mitogen_podman_path",
+        "mitogen_lxc_info_path",
+        "mitogen_machinectl_path",
+    ),
+    "ns.mitogen.machinectl": ("mitogen_machinectl_path",),
+    "ns.mitogen.lxc": ("mitogen_lxc_attach_path", "mitogen_lxc_path"),
+    "ns.mitogen.lxd": ("mitogen_lxc_path",),
+    "ns.mitogen.jail": ("mitogen_jexec_path",),
+    "ns.mitogen.kubectl": ("mitogen_kubectl_path",),
+}
+for _name in (
+    "mitogen_kind",
+    "mitogen_lxc_path",
+    "mitogen_lxc_attach_path",
+    "mitogen_lxc_info_path",
+    "mitogen_machinectl_path",
+    "mitogen_kubectl_path",
+    "mitogen_jexec_path",
+):
+    VARIABLES[_name] = Name(
+        WARN,
+        "%s has no effect on this connection: it is an option of %s (set ansible_connection to use it)"
+        % (_name, " and ".join(sorted(c for c, names in READ_BY.items() if _name in names))),
+    )
+
 #: Environment variables of the controller.
 ENVIRONMENT: Dict[str, Name] = {
     "MITOGEN_POOL_SIZE": Name(HONOURED, "the ns.mitogen connections' option pool_size"),
     "MITOGEN_MAX_INTERPRETERS": Name(HONOURED, "the ns.mitogen connections' option max_interpreters"),
-    "MITOGEN_CPU_COUNT": Name(WARN, "MITOGEN_CPU_COUNT has no effect in ns.mitogen: one multiplexer process serves a run"),
+    "MITOGEN_CPU_COUNT": Name(HONOURED, "the ns.mitogen connections' option cpu_count"),
     "MITOGEN_PROFILING": Name(
         WARN,
         "MITOGEN_PROFILING has no effect in ns.mitogen; NS_MITOGEN_MUX_RUSAGE=<file> records the multiplexer's "
@@ -132,9 +163,11 @@ def check(
         raise RefusedName("ns.mitogen: " + "; ".join(refused))
 
 
-def check_vars(task_vars: Mapping[str, Any], warn: Callable[[str], None]) -> None:
-    """``check`` over every original variable (and ``mitogen_*_path`` name) in ``task_vars``."""
-    names = [k for k in task_vars if isinstance(k, str) and k.startswith("mitogen_")]
+def check_vars(task_vars: Mapping[str, Any], warn: Callable[[str], None], connection: Optional[str] = None) -> None:
+    """``check`` over every original variable (and ``mitogen_*_path`` name) in ``task_vars``,
+    except those ``connection`` (the host's, when known) reads (``READ_BY``)."""
+    own = READ_BY.get(str(connection), ())
+    names = [k for k in task_vars if isinstance(k, str) and k.startswith("mitogen_") and k not in own]
     check(task_vars, names, warn)
 
 

@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator, Optional
 
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux_server, _original, _planner, _via
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux_limits, _mux_server, _original, _planner, _via
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase, collection_roots
 from ansible_collections.ns.mitogen.plugins.plugin_utils._names import redirect
 
@@ -43,7 +43,7 @@ def _redirect_vars(task_vars: Dict[str, Any], default: Optional[str]) -> None:
         if ours is not None:
             task_vars["ansible_connection"] = ours
     try:
-        _original.check_vars(task_vars, display.warning)
+        _original.check_vars(task_vars, display.warning, task_vars.get("ansible_connection", default))
     except _original.RefusedName as exc:
         # Our connection refuses such a host itself; any other ignores the name.
         if not str(task_vars.get("ansible_connection", default)).startswith("ns.mitogen."):
@@ -62,9 +62,11 @@ def _preload() -> None:
     """Load our connection plugins in the main process, before Ansible forks workers.
 
     A worker inherits what its parent loaded. Left to itself, each one (one per task
-    and host) would import the plugin and parse its DOCUMENTATION into option
-    definitions again: about 15 ms of CPU per task, a third of the whole task. The
-    same for Ansible's module path cache (``_planner.warm_up``).
+    and host) imports the plugin and our client modules and registers its option
+    definitions (from ``_plugin_defs``'s cache, else parsing its DOCUMENTATION): what
+    the connection alone costs under a built-in strategy
+    (docs/strategy-independence.md). The same for Ansible's module path cache
+    (``_planner.warm_up``).
     """
     from ansible.plugins.loader import connection_loader
 
@@ -109,6 +111,7 @@ class MitogenStrategyMixin:
             # Start the multiplexer now, from the main process, so workers find it
             # (not waiting for it: its socket takes their requests meanwhile).
             _mux_server.start(os.getpid(), collection_roots(), _compat.ansiballz_package_stubs())
+            display.vvv(_mux_limits.started_message())
             _original.check_environment(display.warning)
             try:
                 _preload()

@@ -103,6 +103,14 @@ VARIANTS: dict[str, Variant] = {
         Variant("mitogen_free", "ns.mitogen.free", MITOGEN_SSH, False, "ns.mitogen free strategy + ssh"),
         Variant("mitogen_host_pinned", "ns.mitogen.host_pinned", MITOGEN_SSH, False, "ns.mitogen host_pinned strategy + ssh"),
         Variant("builtin_linear_mitogen_ssh", "ansible.builtin.linear", MITOGEN_SSH, False, "builtin linear + ns.mitogen.ssh"),
+        Variant("builtin_free_mitogen_ssh", "ansible.builtin.free", MITOGEN_SSH, False, "builtin free + ns.mitogen.ssh"),
+        Variant(
+            "builtin_host_pinned_mitogen_ssh",
+            "ansible.builtin.host_pinned",
+            MITOGEN_SSH,
+            False,
+            "builtin host_pinned + ns.mitogen.ssh",
+        ),
     )
 }
 #: The variant every other one is compared with.

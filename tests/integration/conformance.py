@@ -22,7 +22,9 @@ the target (default: the program its parent started, ``program_of_target``); giv
 ``program_of_via`` where killing that program cuts nothing (sudo: its child
 inherits the pipes, and serves on).
 The checks signal processes by the pids the targets report, so the controller must
-be able to (root, one PID namespace: the testbed's hosts share the controller's).
+be able to (root, one PID namespace: the testbed's hosts share the controller's);
+a target in a PID namespace of its own (a container) gives ``host_pid``, which
+turns the pid it reports into the controller's (``pid_in_host``).
 
 Each check takes ``(transport, session, tmp_path)``; ``session`` is an
 ``api.Session`` that may import ``remote_helpers`` and that the test closes; the
@@ -85,10 +87,38 @@ class Transport:
     version: Optional[Tuple[int, int]] = None  # the Python ``python`` is there, if known
     open_via: Callable[[api.Session], Optional[api.Context]] = lambda session: None
     carrier: Callable[[api.Session, Opened], Tuple[int, str]] = program_of_target
+    # the controller's pid of a process the target reports as ``pid`` (another PID namespace)
+    host_pid: Callable[[api.Session, Opened, int], int] = lambda session, opened, pid: pid
 
     def start(self, session: api.Session) -> Opened:
         via = self.open_via(session)
         return Opened(self.open(session, via), via)
+
+
+def _status_fields(pid: int) -> dict:
+    with open("/proc/%d/status" % pid) as fp:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in fp if ":\t" in line)
+
+
+def pid_in_host(session: api.Session, opened: Opened, pid: int) -> int:
+    """``host_pid`` for a target in a PID namespace of its own: the process below the
+    target's carrier (``program_of_target``) whose innermost pid is ``pid``."""
+    carrier, _name = program_of_target(session, opened)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = _status_fields(int(entry))
+            ancestor = int(fields["PPid"])
+            if fields.get("NSpid", "").split()[-1:] != [str(pid)]:
+                continue
+            while ancestor > 1 and ancestor != carrier:
+                ancestor = int(_status_fields(ancestor)["PPid"])
+        except (OSError, KeyError, ValueError):
+            continue
+        if ancestor == carrier:
+            return int(entry)
+    raise AssertionError("no process below pid %d is pid %d in its namespace" % (carrier, pid))
 
 
 def _fails_fast(recv: Any, match: str, kind: type = StreamError) -> BaseException:
@@ -219,9 +249,10 @@ def kill_interpreter_and_recover(t: Transport, session: api.Session, tmp_path: A
     interpreter."""
     ctx, via = t.start(session)
     pid = ctx.call(rh.identity)["pid"]
+    host_pid = t.host_pid(session, Opened(ctx, via), pid)
     receivers = _pending(ctx)
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(host_pid, signal.SIGKILL)
         for recv in receivers:
             err = _fails_fast(
                 recv,
@@ -267,7 +298,8 @@ def close_leaves_nothing(t: Transport, session: api.Session, tmp_path: Any) -> N
     """close() ends every interpreter it started, here and on the targets (``no_leaks``
     checks this process's threads, fds and children after the test)."""
     ctx, via = t.start(session)
-    pids = [c.call(rh.identity)["pid"] for c in (ctx, via) if c is not None]
+    pids = [t.host_pid(session, Opened(ctx, via), ctx.call(rh.identity)["pid"])]
+    pids += [via.call(rh.identity)["pid"]] if via is not None else []
     pids.append(t.carrier(session, Opened(ctx, via))[0])
     assert all(_running(p) for p in pids)
     session.close()

@@ -109,6 +109,11 @@ def send_garbage(data: bytes) -> None:
     r.broker.defer(r.parent.write, data)
 
 
+def parent_blocks() -> dict:
+    """How many writes to the parent went deflated and raw (a compressed stream's ``blocks_out``)."""
+    return dict(router().parent.blocks_out)
+
+
 def import_and_use(module: str, attr: str, *args: Any) -> Any:
     import importlib
 

@@ -54,10 +54,11 @@ def playbook_environ(tmp_path, env=None):
     return environ
 
 
-def run_playbook(tmp_path, inv, playbook, *args, env=None):
+def run_playbook(tmp_path, inv, playbook, *args, env=None, wrap=(), timeout=300):
+    """``wrap``: a command prefix (``prlimit ... --``)."""
     environ = playbook_environ(tmp_path, env)
-    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inv, os.path.join(PLAYBOOKS, playbook), *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=environ, timeout=300, check=False)
+    cmd = [*wrap, os.path.join(BIN, "ansible-playbook"), "-i", inv, os.path.join(PLAYBOOKS, playbook), *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=environ, timeout=timeout, check=False)
     recap = {}
     for m in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", out.stdout, re.M):
         recap[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}

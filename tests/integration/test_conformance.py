@@ -8,7 +8,10 @@ as root); ``sudo-local`` (sudo to nsm-key from a local
 interpreter run as root); ``ssh-bastion`` (nsm-sudo on h3, which only h2 can
 reach, through an ssh login on h2); ``podman``, ``docker`` (the real docker CLI on
 podman's API), ``buildah`` (real containers on the controller) and ``podman-bastion``
-(the same podman container, from root on h2: ssh to h2 is the hop, then sudo and podman). Adding one: see
+(the same podman container, from root on h2: ssh to h2 is the hop, then sudo and
+podman); ``setns`` (into a real podman container's namespaces by its init pid, as root
+on the controller); ``standin-lxc``, ``-lxd``, ``-incus``, ``-jail``, ``-kubectl``: those
+transports through the stand-in engines (the interpreter runs here). Adding one: see
 ``conformance.py``.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import pytest
@@ -24,10 +28,11 @@ import pytest
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from tests.integration import conformance
 from tests.integration import remote_helpers as rh
-from tests.integration.conformance import Opened, Transport, program_of_via
+from tests.integration.conformance import Opened, Transport, pid_in_host, program_of_via
 from tests.testbed.containers import Podman
 from tests.testbed.containers import unavailable_reason as containers_unavailable_reason
 from tests.testbed.testbed import Testbed
+from tests.unavailable import unavailable
 
 PY = "/usr/bin/python3"  # the testbed's hosts share /usr with the controller: the same Python
 _MAJOR, _MINOR = (int(n) for n in subprocess.check_output([PY, "-c", "import sys; print(*sys.version_info[:2])"]).split())
@@ -123,8 +128,44 @@ TRANSPORTS: Dict[str, Callable[[Any], Transport]] = {
         python=PY,
         version=VERSION,
     ),
+    "setns": lambda tb: Transport(
+        "setns",
+        open=lambda s, via: s.connect(_setns_spec(tb), via),
+        uid=0,
+        python=PY,
+        version=VERSION,
+        host_pid=pid_in_host,  # the container's own PID namespace
+    ),
 }
-LOCAL_ONLY = {"local"}  # the others need the testbed (its hosts, or its accounts)
+STANDINS = Path(__file__).resolve().parent / "standins"
+# Engines that cannot run here, through their stand-in (tests/integration/standins/),
+# which runs the interpreter on this machine: the transport's own part (argv, exit
+# status, the engine process as the stream's carrier) is what these entries test.
+# machinectl has none: it is setns (the entry above), its stand-in giving only a pid.
+
+
+def _standin(method: str, tool: str) -> Callable[[Any], Transport]:
+    spec = {"method": method, "container": "c1", "engine_path": str(STANDINS / tool), "python": PY}
+    return lambda tb: Transport(
+        "standin-" + method, open=lambda s, via: s.connect(spec, via), uid=os.getuid(), python=PY, version=VERSION
+    )
+
+
+for _method, _tool in (("lxc", "lxc-attach"), ("lxd", "lxc"), ("incus", "incus"), ("jail", "jexec"), ("kubectl", "kubectl")):
+    TRANSPORTS["standin-" + _method] = _standin(_method, _tool)
+# the others need the testbed (its hosts, or its accounts)
+LOCAL_ONLY = {"local"} | {n for n in TRANSPORTS if n.startswith("standin-")}
+# the stand-ins of lxd, incus and jail differ from lxc's only in the argv (test_standins.py)
+FULL_MATRIX_ONLY = {"standin-lxd", "standin-incus", "standin-jail"}
+PODMAN = {"setns"}  # the others need the podman fixture (a container)
+
+
+def _setns_spec(engine: Any) -> Dict[str, Any]:
+    name = engine.full_name("conformance-setns")
+    if name not in engine.podman("ps", "--format", "{{.Names}}").stdout.split():
+        engine.remove(name)
+        engine.run("conformance-setns")
+    return {"method": "setns", "kind": "podman", "container": name, "tool_path": engine.executable, "python": PY}
 
 
 def _container(
@@ -205,7 +246,7 @@ class Engine:
 def engine() -> Any:
     reason = containers_unavailable_reason()
     if reason is not None:
-        pytest.skip(reason)
+        unavailable(reason)
     podman = Podman(state_dir=tempfile.mkdtemp(prefix="nsm-conformance-", dir="/var/tmp"))
     try:
         podman.docker_api()
@@ -216,10 +257,19 @@ def engine() -> Any:
 
 @pytest.fixture(
     scope="session",
-    params=[pytest.param(n, marks=() if n in LOCAL_ONLY else pytest.mark.testbed) for n in [*TRANSPORTS, *CONTAINER_TRANSPORTS]],
+    params=[
+        pytest.param(
+            n,
+            marks=(() if n in LOCAL_ONLY | PODMAN else (pytest.mark.testbed,))
+            + ((pytest.mark.slow,) if n in FULL_MATRIX_ONLY else ()),
+        )
+        for n in [*TRANSPORTS, *CONTAINER_TRANSPORTS]
+    ],
 )
 def transport(request) -> Transport:
     """Session scope: the testbed it may start is up before ``no_leaks`` looks."""
+    if request.param in PODMAN:
+        return TRANSPORTS[request.param](request.getfixturevalue("podman"))
     tb = None if request.param in LOCAL_ONLY else request.getfixturevalue("testbed")
     if request.param in CONTAINER_TRANSPORTS:
         return CONTAINER_TRANSPORTS[request.param](tb, request.getfixturevalue("engine"))

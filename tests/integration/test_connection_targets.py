@@ -14,6 +14,7 @@ checks test the connection and not ns.mitogen's own idea of it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -108,3 +109,36 @@ def test_connection_local_target(testbed, tmp_path):
     recap = run_target("connection_local", inventory, tmp_path)
     for host in ("local-nsm", "local-builtin"):
         assert recap[host]["failed"] == 0 and recap[host]["ok"] >= 18, recap
+
+
+def test_connection_setns_target(podman, tmp_path):
+    """Into a real podman container on this machine (no built-in plugin enters by setns)."""
+    box = podman.run("target-setns", extra=["--hostname", "nsm-target-setns"])
+    try:
+        inventory = host_lines(
+            "setns",
+            ["setns-nsm ansible_host=%s mitogen_podman_path=%s" % (box, podman.executable)],
+        ) + (
+            "[setns:vars]\nansible_connection=ns.mitogen.setns\nmitogen_kind=podman\n"
+            "ansible_python_interpreter=/usr/bin/python3\nconnection_persistent=true\nconnection_become_user=nobody\n"
+        )
+        recap = run_target("connection_setns", inventory, tmp_path)
+    finally:
+        podman.remove(box)
+    assert recap["setns-nsm"]["failed"] == 0 and recap["setns-nsm"]["ok"] >= 18, recap
+
+
+# lxd's stand-in run differs from kubectl's only in the argv (test_standins.py checks it)
+@pytest.mark.parametrize("engine", ["kubectl", pytest.param("lxd", marks=pytest.mark.slow)])
+def test_connection_standin_target(engine, tmp_path):
+    """ns.mitogen.kubectl and ns.mitogen.lxd with the stand-in engine on PATH (runme.sh puts it there):
+    the shared playbook, the commands running on this machine."""
+    log = tmp_path / "standin.log"
+    inventory = (TARGETS / ("connection_%s" % engine) / "test_connection.inventory").read_text()
+    # the stand-in execs the command: large files take the local path, so a small one will do
+    inventory += "connection_become_user=nobody\n[all:vars]\nlarge_file_mib=4\n"
+    recap = run_target("connection_%s" % engine, inventory, tmp_path, {"NSM_STANDIN_LOG": str(log)})
+    host = "%s-nsm" % engine
+    assert recap[host]["failed"] == 0 and recap[host]["ok"] >= 18, recap
+    tools = {json.loads(line)["tool"] for line in log.read_text().splitlines()}
+    assert tools == {"kubectl" if engine == "kubectl" else "lxc"}, tools

@@ -130,11 +130,13 @@ def test_a_client_that_connected_while_the_mux_started_names_it_when_it_dies(pla
     assert not os.path.exists(path)
 
 
-def test_files_a_killed_mux_left_are_removed_at_the_next_start(playbook):
-    """Another run's, whose playbook process is gone: no client of it will ever come."""
+@pytest.mark.parametrize("index", [0, 1], ids=["first_mux", "second_mux"])
+def test_files_a_killed_mux_left_are_removed_at_the_next_start(playbook, index):
+    """Another run's, whose playbook process is gone: no client of it will ever come.
+    Its second mux's too (``cpu_count`` 2: ``mux-<pid>.1.sock``)."""
     gone = subprocess.Popen([sys.executable, "-c", ""])
     gone.wait()
-    stale = _mux.socket_path(gone.pid)
+    stale = _mux.socket_path(gone.pid, index=index)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(stale)  # bound, never listening: what a killed mux leaves behind
     sock.close()

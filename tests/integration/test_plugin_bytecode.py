@@ -39,6 +39,7 @@ def _probe(tmp_path, **env):
         ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
         ANSIBLE_HOME=str(tmp_path / "home"),
         PYTHONPYCACHEPREFIX=str(tmp_path / "pycache"),
+        NS_MITOGEN_CODE_CACHE=str(tmp_path / "code-cache"),
         **env,
     )
     out = subprocess.run([sys.executable, "-c", PROBE], env=environ, capture_output=True, text=True, timeout=120, check=False)
@@ -60,3 +61,147 @@ def test_no_bytecode_is_written_when_python_is_told_not_to(tmp_path):
     for name, info in found.items():
         assert info["standard_loader"], name
         assert not os.path.exists(info["cached"]), name
+
+
+# -- what a worker under a built-in strategy loads, and the code cache (issue 20) ------
+
+WORKER_PROBE = r"""
+import builtins, json, sys
+compiled = {}
+real_compile = builtins.compile
+def counting(*args, **kwargs):
+    source = kwargs.get("source", args[0] if args else None)
+    filename = str(kwargs.get("filename", args[1] if len(args) > 1 else ""))
+    ours = "/plugins/plugin_utils/" in filename or "/module_utils/mitogen/" in filename
+    # not counted: packages (Ansible's loader compiles them) and the loader that reads the cache
+    if isinstance(source, (str, bytes)) and ours and not filename.endswith(("/__init__.py", "/_loader.py")):
+        compiled[filename.rpartition("/plugins/")[2]] = len(source)
+    return real_compile(*args, **kwargs)
+builtins.compile = counting
+from ansible.plugins.loader import init_plugin_loader, strategy_loader, connection_loader
+init_plugin_loader()
+connection_loader.get("ns.mitogen.ssh", class_only=True)
+ours = "ansible_collections.ns.mitogen.plugins."
+worker = sorted(m[len(ours):] for m in sys.modules if m.startswith(ours))
+if "strategy" in sys.argv:
+    strategy_loader.get("ns.mitogen.linear", class_only=True)
+print(json.dumps({"worker": worker, "compiled": compiled,
+                  "all": sorted(m[len(ours):] for m in sys.modules if m.startswith(ours))}))
+"""
+
+#: What only the multiplexer process or our strategies run: a worker that loads our
+#: connection plugin under a built-in strategy must not import it.
+SERVER_SIDE = (
+    "plugin_utils._strategy",
+    "plugin_utils._mux_server",
+    "plugin_utils._mux_contexts",
+    "plugin_utils._mux_fork",
+    "plugin_utils._mux_hops",
+    "plugin_utils._mux_sources",
+    "plugin_utils._recycler",
+)
+
+
+def _worker_probe(tmp_path, *args, collections=None, **env):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "NS_MITOGEN_"))}
+    environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    environ.update(
+        ANSIBLE_COLLECTIONS_PATH=collections or os.path.join(ROOT, ".build", "collections"),
+        ANSIBLE_HOME=str(tmp_path / "home"),
+        PYTHONPYCACHEPREFIX=str(tmp_path / "pycache"),
+        **env,
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER_PROBE, *args], env=environ, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_worker_loading_the_connection_imports_no_server_side_module(tmp_path):
+    found = _worker_probe(tmp_path, "strategy")
+    assert "plugin_utils._mux_client" in found["worker"]
+    assert [m for m in SERVER_SIDE if m in found["worker"]] == []
+    assert [m for m in SERVER_SIDE if m not in found["all"]] == []  # the strategy loads them all
+
+
+def test_code_cache_compiles_each_source_once_without_bytecode(tmp_path):
+    cache = tmp_path / "code-cache"
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "NS_MITOGEN_CODE_CACHE": str(cache)}
+    first = _worker_probe(tmp_path, **env)
+    assert "plugin_utils/_connection.py" in first["compiled"]
+    (tag,) = os.listdir(cache)
+    entries = sorted((cache / tag).iterdir())
+    assert len(entries) == len(first["compiled"])
+    assert (cache / tag).stat().st_mode & 0o777 == 0o700
+    assert all(e.stat().st_mode & 0o777 == 0o600 for e in entries)
+    assert not (tmp_path / "pycache").exists()  # nothing of Python's own bytecode
+    second = _worker_probe(tmp_path, **env)
+    assert second["compiled"] == {} and second["worker"] == first["worker"]
+    # a damaged entry is compiled afresh (and replaced), never executed
+    entries[0].write_bytes(entries[0].read_bytes()[:40] + b"garbage")
+    third = _worker_probe(tmp_path, **env)
+    assert len(third["compiled"]) == 1 and third["worker"] == first["worker"]
+    assert _worker_probe(tmp_path, **env)["compiled"] == {}
+
+
+def test_code_cache_off_or_unsafe_is_not_used(tmp_path):
+    cache = tmp_path / "code-cache"
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "NS_MITOGEN_CODE_CACHE": "off"}
+    assert "plugin_utils/_connection.py" in _worker_probe(tmp_path, **env)["compiled"]
+    assert "plugin_utils/_connection.py" in _worker_probe(tmp_path, **env)["compiled"]
+    tag = sys.implementation.cache_tag
+    (cache / tag).mkdir(parents=True)
+    (cache / tag).chmod(0o777)  # others could plant code there: not ours to trust
+    env["NS_MITOGEN_CODE_CACHE"] = str(cache)
+    assert "plugin_utils/_connection.py" in _worker_probe(tmp_path, **env)["compiled"]
+    assert list((cache / tag).iterdir()) == []
+
+
+DEFS_PROBE = r"""
+import json, sys
+from ansible.plugins.loader import init_plugin_loader, connection_loader
+from ansible.playbook.play_context import PlayContext
+from ansible import constants as C
+init_plugin_loader()
+conn = connection_loader.get("ns.mitogen.ssh", PlayContext(), None)
+conn.set_options(var_options={"ansible_port": 2222})
+defs = C.config.get_configuration_definitions("connection", conn._load_name)
+print(json.dumps({
+    "fragments_imported": "ansible_collections.ns.mitogen.plugins.doc_fragments.connection" in sys.modules,
+    "defs": json.loads(json.dumps(defs, sort_keys=True, default=str)),
+    "port": conn.get_option("port"),
+    "host_key_checking": conn.get_option("host_key_checking"),
+}))
+"""
+
+
+def test_option_definitions_are_parsed_once_then_cached(tmp_path):
+    """A second process gets ns.mitogen.ssh's option definitions from our cache: no YAML parse."""
+    cache = tmp_path / "code-cache"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "NS_MITOGEN_"))}
+    environ.update(
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
+        ANSIBLE_HOME=str(tmp_path / "home"),
+        NS_MITOGEN_CODE_CACHE=str(cache),
+    )
+
+    def probe():
+        out = subprocess.run(
+            [sys.executable, "-c", DEFS_PROBE], env=environ, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    parsed = probe()
+    assert parsed["fragments_imported"]  # Ansible read the doc fragments: a real parse
+    (tag,) = os.listdir(cache)
+    (entry,) = [e for e in (cache / tag).iterdir() if e.name.startswith("defs-")]
+    assert entry.stat().st_mode & 0o777 == 0o600
+    cached = probe()
+    assert not cached["fragments_imported"]
+    assert cached == dict(parsed, fragments_imported=False)
+    assert (cached["port"], cached["host_key_checking"]) == (2222, True)
+    # an entry that is not the user's alone is not trusted: parsed again
+    entry.chmod(0o644)
+    assert probe()["fragments_imported"]

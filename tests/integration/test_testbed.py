@@ -404,6 +404,37 @@ def test_close_removes_everything() -> None:
     assert not (registry.RUNS / f"{tb.run_id}.json").exists()
 
 
+def test_more_hosts_than_one_block_holds_span_blocks_and_all_go_away() -> None:
+    """70 hosts: two consecutive /24s, the second with a record of its own in the
+    records' old format (so that another checkout's cleanup_stale keeps it); a host of
+    each block serves, the spare address of the last block is unreachable, close()
+    removes both blocks' routes and records."""
+    reason = unsupported_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    tb = Testbed(hosts=70).start()
+    try:
+        first, second = tb.networks
+        assert int(second.split(".")[2]) == int(first.split(".")[2]) + 1
+        assert tb["h62"].address.rsplit(".", 1)[0] + ".0/24" == first
+        assert tb["h63"].address.rsplit(".", 1)[0] + ".0/24" == second
+        for name in ("h1", "h62", "h63", "h70"):
+            assert ok(ssh(tb, name, tb.users.key, "hostname -I")).split() == [tb[name].address]
+        assert tb.unused_address().rsplit(".", 1)[0] + ".0/24" == second
+        assert tb.unused_address() not in {h.address for h in tb.hosts.values()}
+        with pytest.raises(OSError):
+            _banner(tb.unused_address(), 22, 5)
+        extra = json.loads((registry.RUNS / f"{tb.run_id}.b2.json").read_text())
+        assert set(extra) == {"run_id", "pid", "starttime", "state_dir", "block", "netns", "root_links"}
+        assert json.loads((tb.state_dir / "run.json").read_text())["run_id"] == tb.run_id
+    finally:
+        tb.close()
+    for net in (first, second):
+        assert subprocess.run(["ip", "route", "show", net], capture_output=True, text=True, check=True).stdout.strip() == ""
+    assert not list(registry.RUNS.glob(f"{tb.run_id}*.json"))
+    assert _netns_with_prefix(tb.run_id + "-") == []
+
+
 CRASHER = """
 import os, sys, json
 sys.path.insert(0, sys.argv[1])

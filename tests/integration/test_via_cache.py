@@ -233,12 +233,6 @@ def far_bastion():
         tb.close()
 
 
-def _timed(fn):
-    t0 = time.monotonic()
-    fn()
-    return time.monotonic() - t0
-
-
 def test_ten_targets_behind_a_bastion_with_latency_start_concurrently(far_bastion):
     """Each start behind the bastion pays the bastion->target latency (ssh's round
     trips, the boot): ten at once must cost about one, not ten."""
@@ -249,9 +243,12 @@ def test_ten_targets_behind_a_bastion_with_latency_start_concurrently(far_bastio
         def start(_i=0):
             return session.ssh(tb["h2"].address, username=tb.users.sudo.name, via=bastion, python=PY)
 
-        one = _timed(start)
-        ten = _timed(lambda: _in_threads(start, range(10)))
-    assert ten < 3 * one, "one start took %.2f s, ten at once %.2f s" % (one, ten)
+        start()
+        _in_threads(start, range(10))
+        peak = bastion.call(rh.stats)["calls_peak"]
+    # each start holds a call on the bastion for its whole handshake (60 ms away):
+    # ten of them at once is the proof, not a time
+    assert peak >= 10, "the bastion ran at most %d starts at once" % peak
 
 
 def test_through_the_mux_ten_targets_behind_a_bastion_start_concurrently(far_bastion, playbook):
@@ -259,12 +256,13 @@ def test_through_the_mux_ten_targets_behind_a_bastion_start_concurrently(far_bas
     clients = [_mux_client.connect_client(playbook.pid, []) for _n in range(11)]
     try:
         clients[0].request("connect", stack=bastion_stack)
-        one = _timed(lambda: clients[0].request("connect", stack=stacks[0], login_hops=2))
-        ten = _timed(lambda: _in_threads(lambda i: clients[i].request("connect", stack=stacks[i], login_hops=2), range(1, 11)))
+        clients[0].request("connect", stack=stacks[0], login_hops=2)
+        _in_threads(lambda i: clients[i].request("connect", stack=stacks[i], login_hops=2), range(1, 11))
+        stats = clients[0].request("stats")
     finally:
         for c in clients:
             c.close()
-    assert ten < 3 * one, "one start took %.2f s, ten at once %.2f s" % (one, ten)
+    assert stats["peak_starts"] >= 10, "the mux ran at most %d starts at once" % stats["peak_starts"]
 
 
 # -- a large file through the cache ------------------------------------------------------------

@@ -74,7 +74,8 @@ def cmd_down(args: argparse.Namespace) -> int:
         if not registry.wait_gone(record.pid, record.starttime, timeout=30):
             raise TestbedError(f"testbed process {record.pid} did not exit after SIGTERM")
     with registry.locked():
-        for line in registry.teardown(record):
+        further = [r for r in registry.records() if r.run_id.startswith(record.run_id + ".b")]  # > 62 hosts
+        for line in [line for r in (record, *further) for line in registry.teardown(r)]:
             print(f"removed {line}")
     return 0
 

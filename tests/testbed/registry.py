@@ -10,6 +10,11 @@ a later process clean up after a crashed one:
   route for it in the root namespace (`proto 213` marks it as ours).  Any
   address of the block that no link covers therefore fails at once with
   EHOSTUNREACH; blocks already routed or addressed on this machine are skipped.
+  A run of more than `HOSTS_PER_BLOCK` hosts claims consecutive /24s: each
+  further one has a record of its own, run id `<run-id>.b<k>`, owning only
+  that block's route and root links (one record per block keeps the records'
+  format that older checkouts' `cleanup_stale` read: a field they do not know
+  makes them drop the record and take the run's links for debris).
 * Namespaces are named `<run-id>-<host>` with run-id `nsm-<pid>-<serial>`;
   root-side veths are named `nsm<block>h<n>`.  `cleanup_stale()` removes all
   of these whose owning process is dead.
@@ -40,6 +45,9 @@ SUPERNET = ipaddress.IPv4Network("10.213.0.0/16")
 ROUTE_PROTO = "213"
 RUN_ID_RE = re.compile(r"^(nsm-(\d+)-\d+)-")
 ROOT_LINK_RE = re.compile(r"^nsm(\d+)h\d+$")
+#: hosts per /24: host slot s (1-based) uses the /30 at .4s; slot 63 stays free
+#: (``Testbed.unused_address``).
+HOSTS_PER_BLOCK = 62
 
 
 @dataclass
@@ -65,7 +73,7 @@ class RunRecord:
         text = json.dumps(asdict(self), indent=2)
         RUNS.mkdir(parents=True, exist_ok=True)
         _write_atomic(RUNS / f"{self.run_id}.json", text)
-        if Path(self.state_dir).is_dir():
+        if Path(self.state_dir).is_dir() and "." not in self.run_id:  # a further block's: not the run's
             _write_atomic(Path(self.state_dir) / "run.json", text)
 
     @classmethod
@@ -110,22 +118,32 @@ def _networks_in_use() -> list[ipaddress.IPv4Network]:
     return nets
 
 
-def allocate(run_id: str, state_dir: Path) -> RunRecord:
-    """Claim a free /24 of 10.213.0.0/16 and register the run (under the lock)."""
+def allocate(run_id: str, state_dir: Path, blocks: int = 1) -> list[RunRecord]:
+    """Claim `blocks` free consecutive /24s of 10.213.0.0/16 and register the run (under the lock).
+
+    One record per block, the run's own first (see the module's docstring).
+    """
     with locked():
         in_use = [n for n in _networks_in_use() if n.overlaps(SUPERNET)]
-        for block in range(1, 255):
+
+        def free(block: int) -> bool:
             net = ipaddress.IPv4Network(f"10.213.{block}.0/24")
-            if any(n.overlaps(net) and n.prefixlen >= 16 for n in in_use):
+            return not any(n.overlaps(net) and n.prefixlen >= 16 for n in in_use)
+
+        for first in range(1, 256 - blocks):
+            if not all(free(b) for b in range(first, first + blocks)):
                 continue
-            run(["ip", "route", "add", "unreachable", str(net), "proto", ROUTE_PROTO])
             starttime = proc_starttime(os.getpid())
             if starttime is None:
                 raise TestbedError("cannot read own start time from /proc")
-            record = RunRecord(run_id, os.getpid(), starttime, str(state_dir), block)
-            record.save()
-            return record
-    raise TestbedError("no free /24 left in 10.213.0.0/16")
+            found = []
+            for k in range(blocks):
+                rid = run_id if k == 0 else f"{run_id}.b{k + 1}"
+                found.append(RunRecord(rid, os.getpid(), starttime, str(state_dir), first + k))
+                run(["ip", "route", "add", "unreachable", str(found[-1].network), "proto", ROUTE_PROTO])
+                found[-1].save()
+            return found
+    raise TestbedError(f"no {blocks} free consecutive /24s left in 10.213.0.0/16")
 
 
 def safe_rmtree(path: Path) -> None:

@@ -26,12 +26,19 @@ visible in the controller's `ps`), /etc (accounts, sudoers), /usr, /var and
 /root/.pyenv bind-mounted read-only).
 
 Addressing: the run owns 10.213.<block>.0/24 (a root-namespace
-`unreachable` route claims it).  Host number n (1-based) sits on the /30
-10.213.<block>.4n: .4n+1 is the outer end (root namespace, or the bastion's
-namespace for a private host), .4n+2 is the host's address.  A private host
-therefore has no route from the controller: connecting to it fails at once
-with EHOSTUNREACH, as does `unused_address()` (an address of the block that no
-link covers, hitting the unreachable route).
+`unreachable` route claims it), or for more than 62 hosts as many consecutive
+/24s as it needs (62 hosts each; up to `MAX_HOSTS`).  Host number n (1-based)
+has slot s = (n-1) % 62 + 1 in block <first block> + (n-1) // 62 and sits on
+the /30 10.213.<block>.4s: .4s+1 is the outer end (root namespace, or the
+bastion's namespace for a private host), .4s+2 is the host's address.  A
+private host therefore has no route from the controller: connecting to it
+fails at once with EHOSTUNREACH, as does `unused_address()` (an address of the
+last block that no link covers, hitting the unreachable route).
+
+Bring-up runs `BRINGUP_THREADS` hosts at a time (namespaces, veths, files,
+readiness); 300 hosts take ~18 s on two idle cores (~7 s more to tear
+down).  Each sshd accepts up to 100 unauthenticated connections before
+refusing any (`MaxStartups 100:30:200`).
 
 Faults: `cut_link(bastion, target)` sets the target's end of its uplink
 down (carrier lost on both ends: packets are dropped silently; established
@@ -50,7 +57,8 @@ import os
 import re
 import shlex
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +69,8 @@ from .keys import generate, known_hosts_text
 from .pythons import pythons
 from .system import TestbedError, ensure_system
 
-MAX_HOSTS = 62
+MAX_HOSTS = registry.HOSTS_PER_BLOCK * 8  # 496
+BRINGUP_THREADS = 8
 HOST_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 _serial = 0
 _serial_lock = threading.Lock()
@@ -134,6 +143,7 @@ class Testbed:
         self.hosts: dict[str, Host] = {}
         self._users: Accounts | None = None
         self._record: registry.RunRecord | None = None
+        self._block_records: list[registry.RunRecord] = []  # the further /24s of > 62 hosts
         self._closed = False
         self._started = False
 
@@ -172,7 +182,8 @@ class Testbed:
             registry.cleanup_stale()
         self.run_id = _next_run_id()
         self.state_dir = self._prepare_state_dir()
-        self._record = registry.allocate(self.run_id, self.state_dir)
+        blocks = -(-len(self.names) // registry.HOSTS_PER_BLOCK)
+        self._record, *self._block_records = registry.allocate(self.run_id, self.state_dir, blocks)
         (self.state_dir / registry.MARKER).write_text(self.run_id + "\n")
         self._record.save()
         self._owner_pid = os.getpid()
@@ -205,15 +216,14 @@ class Testbed:
         self.other_key_pair = generate(keys / "other_ed25519", "nsm-testbed-unauthorized")
         self.host_key = generate(keys / "ssh_host_ed25519_key", f"host-{self.run_id}")
         self.wrong_host_key = generate(keys / "wrong_host_ed25519_key", "wrong-host-key")
-        block = record.block
         for number, name in enumerate(self.names, start=1):
             bastion = self.private.get(name)
             ns = f"{self.run_id}-{name}"
             outer_ns = None if bastion is None else f"{self.run_id}-{bastion}"
-            outer_if = f"nsm{block}h{number}" if bastion is None else f"dn{number}"
-            base = f"10.213.{block}.{4 * number}"
-            prefix = base.rsplit(".", 1)[0]
-            link = Link(outer_ns, outer_if, ns, "eth0", f"{prefix}.{4 * number + 1}", f"{prefix}.{4 * number + 2}")
+            block, slot = self._place(number)
+            outer_if = f"nsm{block}h{slot}" if bastion is None else f"dn{number}"
+            prefix = f"10.213.{block}"
+            link = Link(outer_ns, outer_if, ns, "eth0", f"{prefix}.{4 * slot + 1}", f"{prefix}.{4 * slot + 2}")
             self.hosts[name] = Host(
                 name=name,
                 address=link.inner_address,
@@ -231,13 +241,16 @@ class Testbed:
         self.known_hosts = self._write("known_hosts", known)
         self.wrong_known_hosts = self._write("known_hosts.wrong", wrong)
         self.empty_known_hosts = self._write("known_hosts.empty", "")
-        for name in self._order:
+        record_lock = threading.Lock()
+
+        def make(name: str) -> None:
             host = self.hosts[name]
             netns.create_netns(host.netns)
-            record.netns.append(host.netns)
-            if host.link.outer_ns is None:
-                record.root_links.append(host.link.outer_if)
-            record.save()
+            with record_lock:
+                record.netns.append(host.netns)
+                if host.link.outer_ns is None:
+                    record.root_links.append(host.link.outer_if)
+                record.save()
             link = host.link
             netns.add_veth(
                 link.outer_ns,
@@ -248,11 +261,33 @@ class Testbed:
                 f"{link.inner_address}/{link.prefixlen}",
             )
             host.write_files(users, self.key_pair, self.host_key, known)
+
+        # A private host's veth lives in its bastion's namespace: bastions first.
+        for wave in self._waves():
+            _parallel(make, wave)
         self.ssh_config = self._write("ssh_config", self._ssh_config_text())
         for host in self.hosts.values():
             host.start()
-        for host in self.hosts.values():
-            host.wait_ready()
+        _parallel(lambda name: self.hosts[name].wait_ready(), self.names)
+
+    def _place(self, number: int) -> tuple[int, int]:
+        """(block, slot) of host number `number` (1-based)."""
+        if self._record is None:
+            raise TestbedError("testbed not started")
+        index, slot = divmod(number - 1, registry.HOSTS_PER_BLOCK)
+        return self._record.block + index, slot + 1
+
+    def _waves(self) -> list[list[str]]:
+        """The creation order cut where a host's bastion was made in an earlier wave."""
+        waves: list[list[str]] = []
+        done: set[str] = set()
+        for name in self._order:
+            bastion = self.private.get(name)
+            if not waves or (bastion is not None and bastion not in done):
+                done.update(waves[-1] if waves else ())
+                waves.append([])
+            waves[-1].append(name)
+        return waves
 
     def _write(self, name: str, text: str) -> Path:
         path = self.state_dir / name
@@ -275,6 +310,8 @@ class Testbed:
         if self._record is not None:
             with registry.locked():
                 registry.teardown(self._record)
+                for extra in self._block_records:
+                    registry.teardown(extra)
         if errors:
             raise TestbedError("teardown problems: " + "; ".join(errors))
 
@@ -317,10 +354,17 @@ class Testbed:
 
     @property
     def network(self) -> str:
-        """The run's address block, e.g. '10.213.1.0/24'."""
+        """The run's (first) address block, e.g. '10.213.1.0/24'."""
         if self._record is None:
             raise TestbedError("testbed not started")
         return str(self._record.network)
+
+    @property
+    def networks(self) -> list[str]:
+        """Every address block of the run (one per 62 hosts)."""
+        if self._record is None:
+            raise TestbedError("testbed not started")
+        return [str(r.network) for r in (self._record, *self._block_records)]
 
     def wrong_known_hosts_for(self, host: Host | str) -> Path:
         """A known_hosts file that is correct except that `host` has the wrong key."""
@@ -491,14 +535,16 @@ class Testbed:
         h.wait_ready()
 
     def unused_address(self) -> str:
-        """An address of the run's block that no host or link has.
+        """An address of the run's (last) block that no host or link has.
 
         The root namespace routes it to the block's `unreachable` route, so
         connecting fails immediately with EHOSTUNREACH ("No route to host").
+        Slot 63 of a block is never used, so the last block always has one.
         """
-        if self._record is None:
-            raise TestbedError("testbed not started")
-        return f"10.213.{self._record.block}.{4 * (len(self.names) + 1) + 2}"
+        block, slot = self._place(len(self.names) + 1)
+        if slot == 1:  # the last block is full: its spare slot
+            block, slot = block - 1, registry.HOSTS_PER_BLOCK + 1
+        return f"10.213.{block}.{4 * slot + 2}"
 
     # -- description ----------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -509,6 +555,7 @@ class Testbed:
             "pid": os.getpid(),
             "state_dir": str(self.state_dir),
             "network": self.network,
+            "networks": self.networks,
             "rtt_ms": self.rtt_ms,
             "key": str(self.key),
             "other_key": str(self.other_key),
@@ -540,3 +587,15 @@ class Testbed:
 
     def describe_json(self) -> str:
         return json.dumps(self.describe(), indent=2)
+
+
+def _parallel(fn: Callable[[str], None], names: Sequence[str]) -> None:
+    """fn(name) for every name, `BRINGUP_THREADS` at a time; the first error is raised."""
+    if len(names) <= 1:
+        for name in names:
+            fn(name)
+        return
+    with ThreadPoolExecutor(max_workers=min(BRINGUP_THREADS, len(names)), thread_name_prefix="testbed-up") as pool:
+        futures = [pool.submit(fn, name) for name in names]
+        for future in futures:
+            future.result()

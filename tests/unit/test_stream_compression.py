@@ -29,6 +29,7 @@ class Pair:
         self.broker = Broker("test")
         self.broker.start()
         self.received: "queue.Queue[Message]" = queue.Queue()
+        self.back: "queue.Queue[Message]" = queue.Queue()
         self.lost: "queue.Queue[Tuple[str, str]]" = queue.Queue()
         sa, sb = socket.socketpair()
         fa, fb = sa.detach(), sb.detach()
@@ -50,7 +51,7 @@ class Pair:
             fd,
             fd,
             name,
-            on_message=lambda stream, msg: self.received.put(msg),
+            on_message=lambda stream, msg: (self.received if stream.name == "b" else self.back).put(msg),
             on_disconnect=lambda stream, reason: self.lost.put((stream.name, reason)),
             max_message=MAX_MESSAGE,
             compress=compress,
@@ -59,6 +60,11 @@ class Pair:
     def send(self, msgs: List[Message]) -> None:
         for msg in msgs:
             self.broker.defer(self.a.send, msg)
+
+    def send_back(self, msgs: List[Message]) -> None:
+        """From ``b`` to ``a``: what ``a`` receives is queued in ``back``."""
+        for msg in msgs:
+            self.broker.defer(self.b.send, msg)
 
     def send_raw(self, data: bytes) -> None:
         """Bytes to ``b`` exactly as given (``a`` must not compress)."""
@@ -133,7 +139,68 @@ def test_inflate_bomb_is_refused_in_bounded_steps(pair_factory, monkeypatch):
     bomb = zlib.compressobj(9)
     blob = bomb.compress(header) + bomb.compress(b"\0" * (64 * 1024 * 1024)) + bomb.flush(zlib.Z_SYNC_FLUSH)
     assert len(blob) < 128 * 1024
-    pair.send_raw(blob)
+    pair.send_raw(_stream.BLOCK.pack(_stream.DEFLATED, len(blob)) + blob)
     name, reason = pair.lost.get(timeout=10)
     assert name == "b" and "protocol error" in reason
     assert seen and max(seen) <= _stream.INFLATE_STEP
+
+
+# -- compression that gets out of the way: raw blocks for what does not shrink ---------------
+def _chunk(i: int, compressible: bool) -> Message:
+    """A file chunk as ``_files`` sends it: 256 KiB of text, or of random bytes."""
+    data = (b"line %d of a log file, much like the one before it\n" % i) * 5000 if compressible else os.urandom(256 * 1024)
+    return Message(handle=2000 + i, data=data)
+
+
+def test_incompressible_chunks_go_raw_both_ways(pair_factory):
+    pair = pair_factory()
+    there = [_chunk(i, compressible=False) for i in range(8)]
+    back = [_chunk(i, compressible=False) for i in range(8)]
+    pair.send(there)
+    pair.send_back(back)
+    assert [pair.received.get(timeout=10).data for _m in there] == [m.data for m in there]
+    assert [pair.back.get(timeout=10).data for _m in back] == [m.data for m in back]
+    for stream, sent in ((pair.a, there), (pair.b, back)):
+        assert stream.blocks_out == {_stream.DEFLATED: 0, _stream.RAW: 8}
+        plain = sum(len(m.pack()) for m in sent)
+        assert stream.bytes_out == plain + 8 * _stream.BLOCK.size  # not one byte of deflate's overhead
+
+
+def test_mixed_chunks_each_take_their_own_way_and_the_zlib_stream_stays_whole(pair_factory):
+    pair = pair_factory()
+    msgs = []
+    for i in range(12):
+        msgs.append(_chunk(i, compressible=i % 3 != 0))
+        msgs.append(_module_request(i))  # small: always deflated, sharing the one zlib stream
+    pair.send(msgs)
+    got = [pair.received.get(timeout=10) for _m in msgs]
+    assert [(m.handle, m.data) for m in got] == [(m.handle, m.data) for m in msgs]
+    assert pair.a.blocks_out == {_stream.DEFLATED: 20, _stream.RAW: 4}
+    plain = sum(len(m.pack()) for m in msgs)
+    assert pair.a.bytes_out < 4 * 256 * 1024 + (plain - 4 * 256 * 1024) / 20
+
+
+def test_blocks_split_across_reads_are_reassembled(pair_factory):
+    pair = pair_factory(compress_a=False, compress_b=True)
+    deflate = zlib.compressobj()
+    first = _module_request(1).pack()
+    deflated = deflate.compress(first) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    chunk = _chunk(2, compressible=False)
+    raw = chunk.pack()
+    wire = _stream.BLOCK.pack(_stream.DEFLATED, len(deflated)) + deflated + _stream.BLOCK.pack(_stream.RAW, len(raw)) + raw
+    cut = len(deflated) + 2 * _stream.BLOCK.size + 8
+    for i in range(cut):  # one byte at a time past the second header: headers and blocks cut anywhere
+        pair.send_raw(wire[i : i + 1])
+    pair.send_raw(wire[cut:])
+    assert pair.received.get(timeout=10).decode() == _module_request(1).decode()
+    assert pair.received.get(timeout=10).data == chunk.data
+
+
+@pytest.mark.parametrize("kind", [0, 3, 255])
+def test_a_corrupt_block_kind_ends_the_stream_with_a_reason(pair_factory, kind):
+    pair = pair_factory(compress_a=False, compress_b=True)
+    body = _module_request(0).pack()
+    pair.send_raw(_stream.BLOCK.pack(kind, len(body)) + body)
+    name, reason = pair.lost.get(timeout=5)
+    assert name == "b" and "unknown block kind %d" % kind in reason
+    assert pair.received.empty()

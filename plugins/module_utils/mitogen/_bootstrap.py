@@ -108,7 +108,7 @@ def connect(
         "hello_handle": hello.handle,
         "compress": transport.compress,
     }
-    if not default_python and transport.method != "ssh":
+    if not default_python and transport.on_this_machine:
         default_python = sys.executable  # local and sudo: the same machine as this process
     argv = transport.argv(transport.boot_argv(first_stage(transport.python_min_text()), default_python))
     pauses = transport.retry_pauses()

@@ -186,6 +186,7 @@ class CallPool:
         self._closed = False
         self._after = 0  # AfterReply work in progress
         self._settled = threading.Condition(self._lock)
+        self.peak = 0  # most calls running at once (diagnostics, tests)
 
     def __repr__(self) -> str:
         return "CallPool(threads=%d, idle=%d)" % (len(self._threads), self._idle)
@@ -205,6 +206,7 @@ class CallPool:
                 self._idle += 1
                 t.start()
             self._idle -= 1
+            self.peak = max(self.peak, len(self._threads) - self._idle)
         self._queue.put((fn, msg))
 
     def _worker(self) -> None:

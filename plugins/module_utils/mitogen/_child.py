@@ -164,6 +164,8 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
         "executable": sys.executable,
         "hostname": socket.gethostname(),
         "uid": os.getuid(),
+        "gid": os.getgid(),
+        "home": _home(),
     }
     router.send(Message.encoded(hello, dst_id=config["parent_id"], handle=config["hello_handle"]))
     broker.join()
@@ -185,7 +187,9 @@ def stats() -> Dict[str, Any]:
     """Counters of this context, for diagnostics and tests.
 
     ``modules_sent`` maps each child id to how many times each module was sent to
-    it; ``import_requests`` counts requests this context made upwards.
+    it; ``import_requests`` counts requests this context made upwards;
+    ``calls_peak``: the most calls it ran at once (an intermediary starting children
+    in parallel runs one call per start).
     """
     router = STATE.router
     if router is None:
@@ -199,4 +203,15 @@ def stats() -> Dict[str, Any]:
         "modules_refused": responder.refused if responder else 0,
         "import_requests": importer.requests if importer else 0,
         "cached_modules": sorted(importer.cache) if importer else [],
+        "calls_peak": router.pool.peak,
     }
+
+
+def _home() -> str:
+    """This user's home as the password database has it (as ``echo ~user`` says), else ``$HOME``."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except (ImportError, KeyError):
+        return os.path.expanduser("~")

@@ -15,6 +15,10 @@ Rules it keeps:
   its mode, and renamed over the destination. A failed transfer leaves the old file.
 - A context may pull only files that its controller registered for that very
   context (``FileService.register``); anything else is refused.
+- The file operations a worker defers to its next call (``apply_ops``: a task's
+  temporary directory, a small file put there, a chmod of them, their removal) run
+  before that call, in the order given; each may run twice (a call sent again with
+  the module's source), so each is idempotent.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import stat
 import tempfile
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import _codec
 from ._calls import Receiver
@@ -41,17 +46,24 @@ CHUNK = 256 * 1024
 WINDOW = 8
 SERVICE = "ns.mitogen.files"
 
+#: ``progress(done, total)``: called as a transfer goes, after each chunk (bytes so far, file size)
+Progress = Callable[[int, int], None]
+
 
 class TransferError(Error):
     """A file transfer failed (checksum mismatch, short stream, I/O error)."""
 
 
-def send_stream(router: Router, path: str, dst_id: int, handle: int, timeout: float = 120.0) -> Dict[str, Any]:
+def send_stream(
+    router: Router, path: str, dst_id: int, handle: int, timeout: float = 120.0, progress: Optional[Progress] = None
+) -> Dict[str, Any]:
     """Stream the file at ``path`` to ``handle`` in ``dst_id``; return its metadata.
 
-    The receiver acknowledges each chunk; at most ``WINDOW`` are in flight. The last
-    message (``FLAG_LAST``) carries ``{"size", "sha256", "mode"}``, also returned once
-    the receiver has acknowledged it, i.e. after the file is in place there.
+    The first message announces the file's size (``{"size": n}``, for the
+    receiver's progress), then come its chunks. The receiver acknowledges each
+    message; at most ``WINDOW`` are in flight. The last message (``FLAG_LAST``)
+    carries ``{"size", "sha256", "mode"}``, also returned once the receiver has
+    acknowledged it, i.e. after the file is in place there.
     """
     acks = Receiver(router, respondent=dst_id, persist=True)
     digest = hashlib.sha256()
@@ -60,6 +72,8 @@ def send_stream(router: Router, path: str, dst_id: int, handle: int, timeout: fl
     try:
         with open(path, "rb") as fp:
             st = os.fstat(fp.fileno())
+            router.send(Message.encoded({"size": st.st_size}, dst_id=dst_id, handle=handle, reply_to=acks.handle))
+            in_flight += 1
             while True:
                 chunk = fp.read(CHUNK)
                 if not chunk:
@@ -71,6 +85,8 @@ def send_stream(router: Router, path: str, dst_id: int, handle: int, timeout: fl
                 size += len(chunk)
                 router.send(Message(dst_id=dst_id, handle=handle, reply_to=acks.handle, data=_codec.encode(chunk)))
                 in_flight += 1
+                if progress is not None:
+                    progress(size, st.st_size)
         meta = {"size": size, "sha256": digest.hexdigest(), "mode": stat.S_IMODE(st.st_mode)}
         router.send(Message.encoded(meta, dst_id=dst_id, handle=handle, reply_to=acks.handle, flags=FLAG_LAST))
         in_flight += 1  # the receiver acknowledges the end once the file is in place
@@ -89,20 +105,27 @@ def _check_ack(msg: Message) -> None:
 
 
 def receive_stream(
-    router: Router, recv: Receiver, dest: str, mode: Optional[int] = None, timeout: float = 120.0
+    router: Router,
+    recv: Receiver,
+    dest: str,
+    mode: Optional[int] = None,
+    timeout: float = 120.0,
+    progress: Optional[Progress] = None,
 ) -> Dict[str, Any]:
     """Write the chunks arriving on ``recv`` to ``dest`` atomically; return metadata.
 
     ``recv`` is also the reply handle of the call that started the sender, so a
     sender that fails before or during the stream raises its ``CallError`` here.
     ``mode`` overrides the sender's mode. Raises ``TransferError`` on a checksum or
-    size mismatch (the destination is then left untouched).
+    size mismatch (the destination is then left untouched). ``progress``: called
+    after each chunk with the bytes so far and the size the sender announced.
     """
     dest = os.path.abspath(os.path.expanduser(dest))
     directory = os.path.dirname(dest) or "."
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), suffix=".nsm-part", dir=directory)
     digest = hashlib.sha256()
     size = 0
+    total = -1
     last: Optional[Message] = None
     try:
         with os.fdopen(fd, "wb") as fp:
@@ -112,12 +135,18 @@ def receive_stream(
                     meta = msg.decode()
                     break
                 chunk = msg.decode()
+                if total < 0 and isinstance(chunk, dict) and isinstance(chunk.get("size"), int):
+                    total = chunk["size"]  # the announcement, first
+                    router.send(msg.reply_message(True))
+                    continue
                 if not isinstance(chunk, bytes):
                     raise PeerProtocolError("file chunk is not bytes")
                 fp.write(chunk)
                 digest.update(chunk)
                 size += len(chunk)
                 router.send(msg.reply_message(True))
+                if progress is not None:
+                    progress(size, total)
             if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str) or not isinstance(meta.get("size"), int):
                 raise PeerProtocolError("malformed end of file stream")
             if meta["size"] != size or meta["sha256"] != digest.hexdigest():
@@ -151,16 +180,20 @@ class FileService(Service):
     def __init__(self, router: Router) -> None:
         self.router = router
         self._registered: Dict[int, Dict[str, int]] = {}  # context id -> path -> registrations
+        self._progress: Dict[Tuple[int, str], Progress] = {}  # (context id, path) -> its reader's progress
         self._lock = threading.Lock()
 
-    def register(self, context_id: int, path: str) -> str:
+    def register(self, context_id: int, path: str, progress: Optional[Progress] = None) -> str:
         """Let ``context_id`` pull ``path``; return the absolute path to ask for.
 
         Registrations are counted: the path stays readable until each is undone
         (transfers of one file to one intermediary's cache may overlap).
+        ``progress``: told how the next transfer of it to that context goes.
         """
         path = os.path.abspath(path)
         with self._lock:
+            if progress is not None:
+                self._progress[(context_id, path)] = progress
             paths = self._registered.setdefault(context_id, {})
             paths[path] = paths.get(path, 0) + 1
         return path
@@ -173,6 +206,7 @@ class FileService(Service):
                 return
             paths = self._registered.get(context_id, {})
             path = os.path.abspath(path)
+            self._progress.pop((context_id, path), None)
             left = paths.get(path, 0) - 1
             if left > 0:
                 paths[path] = left
@@ -191,7 +225,9 @@ class FileService(Service):
                 "%s: %s may not read %r: the file was not registered for it"
                 % (self.router.name, self.router.name_of(caller), path)
             )
-        return send_stream(self.router, path, caller, handle)
+        with self._lock:
+            progress = self._progress.pop((caller, path), None)
+        return send_stream(self.router, path, caller, handle, progress=progress)
 
 
 # -- functions the controller calls in a target ------------------------------------
@@ -225,3 +261,65 @@ def pull_file(
 def push_file(path: str, dst_id: int, handle: int) -> Dict[str, Any]:
     """Run in a target: stream the local ``path`` to ``handle`` in ``dst_id``."""
     return send_stream(_router(), path, dst_id, handle)
+
+
+def apply_ops(ops: Any) -> None:
+    """Run in a target: file operations deferred by the worker (see ``_tmpdirs`` there).
+
+    ``("mkdir", path, owner)``: ``path`` and its missing parents made, mode 0700 (as
+    ``umask 77 && mkdir -p`` makes them), as ansible-core makes a task's temporary
+    directory. ``("write", path, data, mode, owner)``: ``data`` written to ``path``
+    (replaced atomically) with ``mode``, as ``receive_stream`` writes a pushed file.
+    ``owner``: None, or the ``(uid, gid)`` a root interpreter gives what it makes (the
+    login user's, whose directory it is). ``("chmod", paths, bits)``: ``bits`` added
+    to each path's mode (``u+rwx``). ``("rm", path)``: ``path`` removed with
+    everything under it, if it exists. Raises ``ValueError`` for an operation it
+    does not know (those before it ran).
+    """
+    if not isinstance(ops, (list, tuple)):
+        raise ValueError("file operations must be a list")
+    for op in ops:
+        kind = op[0] if isinstance(op, (list, tuple)) and op else None
+        if kind == "mkdir":
+            _make_dirs(op[1], op[2])
+        elif kind == "write":
+            _write_atomically(op[1], op[2], op[3], op[4])
+        elif kind == "chmod":
+            for path in op[1]:
+                os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | int(op[2]))
+        elif kind == "rm":
+            shutil.rmtree(op[1], ignore_errors=True)
+        else:
+            raise ValueError("unknown file operation %r" % (kind,))
+
+
+def _make_dirs(path: str, owner: Any) -> None:
+    missing = []
+    while path and path != os.path.dirname(path) and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(directory, 0o700)  # whatever the umask
+        if owner:
+            os.chown(directory, owner[0], owner[1])
+
+
+def _write_atomically(path: str, data: bytes, mode: int, owner: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".nsm-part", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(data)
+        os.chmod(tmp, mode & 0o7777)
+        if owner:
+            os.chown(tmp, owner[0], owner[1])
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -6,7 +6,8 @@ Owns: ``METHODS`` (a spec's ``method`` -> its transport class) and ``make``, whi
 checks a spec and gives its transport. Each transport lives in a module of its own
 (``_transports``: local, ssh; ``_become_methods``: sudo, su, doas;
 ``_become_plugin``: any become plugin the controller judges; ``_containers``:
-podman, docker, buildah); a new one is a class
+podman, docker, buildah; ``_setns``: setns; ``_engines``: lxc, lxd, incus, jail,
+kubectl); a new one is a class
 there and one entry here, so no module registers anything when imported.
 """
 
@@ -17,11 +18,29 @@ from typing import Any, Dict, Type
 from ._become_methods import Doas, Su, Sudo
 from ._become_plugin import PluginBecome
 from ._containers import Buildah, Docker, Podman
+from ._engines import Incus, Jail, Kubectl, Lxc, Lxd
+from ._setns import Setns
 from ._transports import Local, SpecError, Ssh, Transport
 
 METHODS: Dict[str, Type[Transport]] = {
     cls.method: cls
-    for cls in (Local, Ssh, Sudo, Su, Doas, PluginBecome, Podman, Docker, Buildah)  # type: ignore[type-abstract]
+    for cls in (
+        Local,
+        Ssh,
+        Sudo,
+        Su,
+        Doas,
+        PluginBecome,
+        Setns,
+        Lxc,
+        Lxd,
+        Incus,
+        Jail,
+        Kubectl,
+        Podman,
+        Docker,
+        Buildah,
+    )  # type: ignore[type-abstract]
 }
 
 

@@ -74,6 +74,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, cast
 from . import _isolation, _respawn, _sources, _sysenv, _target, _zygote
 from ._calls import AfterReply
 from ._capture import Capture, flush, oversized_result
+from ._files import apply_ops
 from ._sources import ModuleFinder, ParentPackages, Source, source_for
 
 if TYPE_CHECKING:  # annotations only
@@ -110,6 +111,8 @@ def run_module(request: Any, source: Optional[bytes] = None, fetch_source: bool 
     if source is not None and isinstance(request, dict):
         request = dict(request, source=source)
     request = _checked(request)
+    if request.get("prelude"):  # the task's temporary files, deferred by the worker to this call
+        apply_ops(request["prelude"])
     if request.get("fork") or request.get("async"):  # a fork of the zygote runs it (see _zygote)
         found = source_for(request)
         if found is None:

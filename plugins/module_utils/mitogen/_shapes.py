@@ -43,6 +43,8 @@ if TYPE_CHECKING:
         """A child's greeting (``_child.main``); ``connect`` may add ``login_output``."""
 
         login_output: str  # what the program printed while starting (ssh's debug lines)
+        home: str  # the user's home directory (``~``), where a task's temporary directory goes
+        gid: int
 
     class _RunRequestBase(TypedDict):
         name: str  # the module's import name, e.g. ansible.modules.command
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
         argv: List[str]  # a script's interpreter, from its shebang
         args_file: bool  # whether ``args`` is the text of an arguments file (else none)
         tmp: str  # the remote temp directory, where memory files cannot be had
+        prelude: List[Any]  # file operations deferred to this run (``_files.apply_ops``), done first
 
     class RunReply(TypedDict, total=False):
         """What ``run_module`` returns: the output, or ``need_source``."""

@@ -20,6 +20,13 @@ Rules it keeps:
   message to the next (module arguments, result keys) costs a few bytes, not its
   length. Inflating is done in bounded steps: a small input cannot make one step
   allocate more than ``INFLATE_STEP``.
+- Compression gets out of the way of data it cannot shrink: on a compressed stream
+  each write goes as one block, ``BLOCK`` (kind, length) then its bytes, of kind
+  ``DEFLATED`` (the next piece of the zlib stream) or ``RAW`` (the bytes as they
+  are, which the zlib stream never sees). A write of ``SAMPLE`` bytes or more whose
+  first ``SAMPLE`` bytes deflate (level 1) to over ``RAW_RATIO`` of their size goes
+  raw: random or already compressed file chunks cost no CPU at either end. Any
+  other kind is a protocol error that ends the stream.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import struct
 import threading
 import time
 import zlib
@@ -45,6 +53,11 @@ LOW_WATER = 1 * 1024 * 1024
 INFLATE_STEP = 1024 * 1024
 COMPRESS_LEVEL = 6
 SPLIT_WRITE = 1024 * 1024  # bodies from this size are not copied behind their header
+BLOCK = struct.Struct(">BI")  # a compressed stream's block: kind, length of what follows
+DEFLATED = 1
+RAW = 2
+SAMPLE = 4096  # writes from this size have a sample of them deflated to decide
+RAW_RATIO = 0.9  # a sample deflating to more than this fraction of its size: the write goes raw
 
 
 class Stream:
@@ -92,6 +105,10 @@ class Stream:
         self._initial = initial
         self._deflate = zlib.compressobj(COMPRESS_LEVEL) if compress else None
         self._inflate = zlib.decompressobj() if compress else None
+        self._block_head = b""  # the part of a block header read so far
+        self._block_kind = 0  # of the block being read (0: a header is next)
+        self._block_left = 0  # its bytes still to read
+        self.blocks_out = {DEFLATED: 0, RAW: 0}  # how many writes went each way (tests)
 
     def __repr__(self) -> str:
         return "Stream(%s, id=%d, buffered=%d%s%s)" % (
@@ -134,10 +151,40 @@ class Stream:
         if self._inflate is None:
             self._parse(data)
             return
+        view = memoryview(data)
+        while view and self.connected:
+            if not self._block_kind:
+                need = BLOCK.size - len(self._block_head)
+                self._block_head += bytes(view[:need])
+                view = view[need:]
+                if len(self._block_head) < BLOCK.size:
+                    return
+                kind, self._block_left = BLOCK.unpack(self._block_head)
+                self._block_head = b""
+                if kind not in (DEFLATED, RAW):
+                    LOG.error("%r: corrupt compressed stream (block kind %d), dropping it", self, kind)
+                    self.disconnect("protocol error: corrupt compressed stream (unknown block kind %d)" % kind)
+                    return
+                self._block_kind = kind
+            piece = view[: self._block_left]
+            view = view[len(piece) :]
+            self._block_left -= len(piece)
+            kind = self._block_kind
+            if not self._block_left:
+                self._block_kind = 0
+            if kind == RAW:
+                self._parse(bytes(piece))
+            else:
+                self._inflate_piece(bytes(piece))
+
+    def _inflate_piece(self, data: bytes) -> None:
+        inflate = self._inflate
+        if inflate is None:
+            return
         try:
             while data and self.connected:
-                plain = self._inflate.decompress(data, INFLATE_STEP)
-                data = self._inflate.unconsumed_tail
+                plain = inflate.decompress(data, INFLATE_STEP)
+                data = inflate.unconsumed_tail
                 self._parse(plain)
         except zlib.error as exc:
             LOG.error("%r: corrupt compressed stream, dropping it: %s", self, exc)
@@ -186,8 +233,20 @@ class Stream:
     def write(self, data: bytes) -> None:
         if not self.connected:
             return
-        if self._deflate is not None:
-            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        if self._deflate is None:
+            self._write(data)
+        elif len(data) >= SAMPLE and len(zlib.compress(data[:SAMPLE], 1)) > SAMPLE * RAW_RATIO:
+            self.blocks_out[RAW] += 1
+            self._write(BLOCK.pack(RAW, len(data)))
+            self._write(data)
+        else:
+            self.blocks_out[DEFLATED] += 1
+            deflated = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+            self._write(BLOCK.pack(DEFLATED, len(deflated)) + deflated)
+
+    def _write(self, data: bytes) -> None:
+        if not self.connected:
+            return
         self.bytes_out += len(data)
         rest = memoryview(data)
         if not self._out:

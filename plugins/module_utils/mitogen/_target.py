@@ -23,10 +23,11 @@ import pwd
 import select
 import selectors
 import subprocess
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from . import _sysenv
 from ._errors import Error
+from ._files import apply_ops
 from ._state import STATE
 from ._wire import DEFAULT_MAX_MESSAGE
 
@@ -76,6 +77,7 @@ def exec_command(
     env: Optional[Dict[str, str]] = None,
     use_pty: bool = False,
     login_shell: bool = False,
+    prelude: Optional[List[Any]] = None,
 ) -> Tuple[int, bytes, bytes]:
     """Run ``cmd`` with ``/bin/sh -c``; return ``(returncode, stdout, stderr)``.
 
@@ -90,7 +92,11 @@ def exec_command(
     ``ssh -tt`` runs it: stdout and stderr arrive merged in stdout, with the
     terminal's CRLF line ends. Raises ``OutputTooLarge`` once the command has ended
     if its output was over ``output_limit()`` (that much at most was held in memory).
+    ``prelude``: file operations the worker deferred to this call (``_files.apply_ops``),
+    run first.
     """
+    if prelude:
+        apply_ops(prelude)
     _sysenv.refresh()
     environ = dict(STATE.start_env or os.environ)
     if env:

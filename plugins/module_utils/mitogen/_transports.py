@@ -117,6 +117,9 @@ class Transport:
     password_on_stdin = False  # the password is typed on stdin, before the payload
     compress = False  # zlib on the framed stream (worth it only across a network)
     keep_login_output = False  # what the program printed while starting goes back with the hello
+    # The child runs on this machine, beside this process: without a named Python or
+    # candidates, it runs this process's own interpreter (False: ssh, containers).
+    on_this_machine = True
 
     def retry_pauses(self) -> List[int]:
         """Seconds to wait before each further attempt to start (none by default)."""
@@ -309,6 +312,7 @@ class Ssh(Transport):
 
     method = "ssh"
     reports_status = True
+    on_this_machine = False
     options: Dict[str, Tuple[Tuple[type, ...], Any]] = {
         "hostname": ((str,), None),
         "port": ((int, type(None)), None),

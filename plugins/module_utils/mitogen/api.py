@@ -201,7 +201,13 @@ class Session:
 
     # -- files -------------------------------------------------------------------------
     def push_file(
-        self, context: Context, local_path: str, remote_path: str, mode: Optional[int] = None, timeout: float = 120.0
+        self,
+        context: Context,
+        local_path: str,
+        remote_path: str,
+        mode: Optional[int] = None,
+        timeout: float = 120.0,
+        progress: Optional[Callable[[int, int], None]] = None,
     ) -> Dict[str, Any]:
         """Stream ``local_path`` to ``remote_path`` in ``context`` (atomic, verified).
 
@@ -210,9 +216,10 @@ class Session:
         bounds each wait of the target for the next chunk and for the end of the
         stream, not the whole transfer. Raises ``CallError`` for what failed there (a
         ``TimeoutError`` there among them; the destination then keeps its old
-        content), ``StreamError`` if the context is lost.
+        content), ``StreamError`` if the context is lost. ``progress(done, total)``:
+        called as chunks leave (bytes so far, the file's size).
         """
-        path = self.files.register(context.context_id, local_path)
+        path = self.files.register(context.context_id, local_path, progress)
         try:
             return context.call(_files.pull_file, path, remote_path, mode, 0, timeout, timeout=None)  # type: ignore[no-any-return]
         finally:
@@ -291,8 +298,18 @@ class Session:
                 self._digests[key] = found
         return found
 
+    def remove_soon(self, context: Context, paths: List[str]) -> None:
+        """Have ``paths`` (and what is under them) removed in ``context``; no reply is awaited."""
+        context.call_no_reply(_files.apply_ops, [("rm", str(p)) for p in paths])
+
     def fetch_file(
-        self, context: Context, remote_path: str, local_path: str, mode: Optional[int] = None, timeout: float = 120.0
+        self,
+        context: Context,
+        remote_path: str,
+        local_path: str,
+        mode: Optional[int] = None,
+        timeout: float = 120.0,
+        progress: Optional[Callable[[int, int], None]] = None,
     ) -> Dict[str, Any]:
         """Stream ``remote_path`` from ``context`` to ``local_path`` (atomic, verified).
 
@@ -302,12 +319,13 @@ class Session:
         "path"}`` as written here. Raises ``CallError`` for what failed there (a
         missing file), ``TransferError`` (``_files``) on a size or checksum
         mismatch, ``StreamError`` if the context is lost, ``TimeoutError``;
-        ``local_path`` then keeps its old content.
+        ``local_path`` then keeps its old content. ``progress(done, total)``: called
+        as chunks arrive (bytes so far, the remote file's size).
         """
         recv = Receiver(self.router, respondent=context.context_id, persist=True)
         try:
             context.call_into(recv, _files.push_file, remote_path, 0, recv.handle)
-            result = _files.receive_stream(self.router, recv, local_path, mode, timeout)
+            result = _files.receive_stream(self.router, recv, local_path, mode, timeout, progress)
             recv.get(timeout).decode()  # push_file's own return value
             return result
         finally:

@@ -1,0 +1,123 @@
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Our connection plugins' option definitions, parsed once per user, not once per worker (private).
+
+Ansible's plugin loader, after importing a plugin, parses its ``DOCUMENTATION`` and doc
+fragments (YAML) into option definitions for ``get_option()`` - unless the config
+manager has definitions under that plugin's name already. Under a built-in strategy
+every worker loads our connection plugin afresh, and that parse was the largest part
+of what remained of its own work (~17 ms of CPU for ``ns.mitogen.ssh``).
+
+So, when a plugin module runs (``preload()``, at its end, before the loader looks), the
+definitions Ansible made in an earlier process are registered from the private cache
+of ``_loader.code_cache_dir()``; on a miss, the first connection object stores what
+Ansible parsed (``remember()``). Only the config manager's public methods are used.
+
+An entry is found by the SHA-256 of the ansible-core version, the Python's cache tag,
+the plugin file's path and text, and the text of our doc fragments: what Ansible's
+result depends on. The definitions hold no values from the configuration (those are
+resolved by ``get_option()`` as ever). The entry is written and read under the same
+rules as the code cache (a 0700 directory of the user's, entries of the user's and
+readable by nobody else, written to a temporary file and renamed). Anything unexpected
+leaves Ansible to parse the documentation itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sys
+from typing import Any, Dict, Optional
+
+_MISSED: Dict[str, str] = {}  # plugin file -> cache entry to store once Ansible has parsed
+_HEADER = b"nsm-defs\n"
+
+
+def _entry(path: str, documentation: str) -> Optional[str]:
+    from ansible.release import __version__
+
+    from ansible_collections.ns.mitogen.plugins import plugin_utils
+
+    directory = plugin_utils._loader().code_cache_dir()
+    if directory is None:
+        return None
+    digest = hashlib.sha256(
+        b"%s\0%s\0%s\0" % (__version__.encode(), str(sys.implementation.cache_tag).encode(), os.fsencode(path))
+    )
+    digest.update(documentation.encode("utf-8", "surrogateescape"))
+    fragments = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), "doc_fragments")
+    for name in sorted(os.listdir(fragments)):
+        if name.endswith(".py"):
+            with open(os.path.join(fragments, name), "rb") as fp:
+                digest.update(b"\0%s\0%s" % (name.encode(), fp.read()))
+    return os.path.join(directory, "defs-" + digest.hexdigest())
+
+
+def preload(plugin_type: str, path: str, documentation: str) -> None:
+    """Register the option definitions of the plugin in ``path`` from the cache, if there."""
+    try:
+        import ansible.constants as C
+
+        entry = _entry(path, documentation)
+        if entry is None:
+            return
+        found = _read(entry)
+        if found is None:
+            _MISSED[path] = entry
+            return
+        name, defs = found
+        if not C.config.has_configuration_definition(plugin_type, name):
+            C.config.initialize_plugin_configuration_definitions(plugin_type, name, defs)
+    except Exception:  # an optimisation: Ansible parses the documentation itself
+        pass
+
+
+def remember(plugin: Any) -> None:
+    """After a miss: store the definitions Ansible parsed for ``plugin`` (a plugin object)."""
+    path = getattr(sys.modules.get(type(plugin).__module__), "__file__", None)
+    entry = _MISSED.pop(path, None) if path else None
+    if entry is None or os.path.exists(entry):  # (workers forked after a miss in their parent)
+        return
+    try:
+        import ansible.constants as C
+
+        name = plugin._load_name
+        defs = C.config.get_configuration_definitions(plugin.plugin_type, name)
+        if defs:
+            _write(entry, name, defs)
+    except Exception:  # the next worker parses again
+        pass
+
+
+def _read(entry: str) -> Optional[Any]:
+    try:
+        fd = os.open(entry, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fp:
+            blob = fp.read()
+    finally:
+        os.close(fd)
+    head = _HEADER + os.path.basename(entry).encode() + b"\n"
+    if not blob.startswith(head):
+        return None
+    name, defs = pickle.loads(blob[len(head) :])
+    return (name, defs) if isinstance(name, str) and isinstance(defs, dict) else None
+
+
+def _write(entry: str, name: str, defs: Dict[str, Any]) -> None:
+    import tempfile
+
+    blob = _HEADER + os.path.basename(entry).encode() + b"\n" + pickle.dumps((name, defs), protocol=4)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(entry), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(blob)
+        os.replace(tmp, entry)
+    except OSError:
+        os.unlink(tmp)

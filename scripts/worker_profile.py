@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026 ns.mitogen contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Per-task cost of ns.mitogen in one Ansible worker process, counted, not timed.
+
+Ansible forks a worker per host and task. Under a built-in strategy nothing of ours
+is loaded before that fork, so every worker imports (and, without bytecode,
+compiles) what it needs itself. This script runs a small play (``--tasks`` x
+``command: hostname`` on one testbed host, ``ansible_connection: ns.mitogen.ssh``)
+and, inside every worker, records:
+
+- modules imported by the worker (all, and ours: ``ansible_collections.ns.mitogen``),
+- bytes of Python source the worker compiled (all, and ours),
+- CPU time of the worker (``time.process_time()`` around ``WorkerProcess.run``),
+
+then prints the median per task (the first task, which also connects, apart).
+``--profile N`` runs every worker under cProfile, adds the number of Python
+function calls per worker (a CPU measure that does not depend on the machine's
+load) and prints the heaviest functions of N workers. ``--no-bytecode`` runs with ``PYTHONDONTWRITEBYTECODE=1`` from a fresh,
+read-only copy of the installed collection (no ``__pycache__``), as in an
+execution environment. Needs root (the testbed); run it alone on a quiet machine
+only for the CPU column - the counts do not depend on load.
+
+Usage: .venv/bin/python scripts/worker_profile.py [--strategy ansible.builtin.linear]
+       [--tasks 10] [--no-bytecode] [--profile 3] [--collections DIR]
+(--collections: another installed copy, e.g. an older commit's, to compare.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+REPO = Path(__file__).resolve().parent.parent
+OURS = "ansible_collections.ns.mitogen"
+RECORDS_ENV = "NSM_WORKER_PROFILE_RECORDS"
+PROFILE_ENV = "NSM_WORKER_PROFILE_CPROFILE"
+
+
+def _child(argv: List[str]) -> int:
+    """In the ansible-playbook process: count in every worker, then run the play."""
+    counts = {"all": 0, "ours": 0}
+    real_compile = builtins.compile
+
+    def compile(source: Any, filename: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A001
+        if isinstance(source, (str, bytes)):
+            size = len(source)
+            counts["all"] += size
+            if "/ns/mitogen/" in str(filename) or "ns.mitogen" in str(filename):
+                counts["ours"] += size
+        return real_compile(source, filename, *args, **kwargs)
+
+    builtins.compile = compile  # importlib and Ansible's collection loader both call it
+
+    from ansible.executor.process.worker import WorkerProcess
+
+    real_run = WorkerProcess.run
+    records = os.environ[RECORDS_ENV]
+    profile_dir = os.environ.get(PROFILE_ENV)
+
+    def run(self: Any) -> None:
+        before = set(sys.modules)
+        compiled = dict(counts)
+        cpu = time.process_time()
+        profiler = None
+        if profile_dir:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        try:
+            real_run(self)
+        finally:
+            calls = None
+            if profiler is not None:
+                profiler.disable()
+                import pstats
+
+                calls = pstats.Stats(profiler).total_calls  # type: ignore[attr-defined]
+                profiler.dump_stats(os.path.join(profile_dir, "%s-%d.prof" % (self._task.get_name(), os.getpid())))
+            new = set(sys.modules) - before
+            line = {
+                "task": self._task.get_name(),
+                "cpu_ms": round((time.process_time() - cpu) * 1000, 1),
+                "modules": len(new),
+                "our_modules": sorted(m for m in new if m.startswith(OURS)),
+                "compiled": counts["all"] - compiled["all"],
+                "our_compiled": counts["ours"] - compiled["ours"],
+                "calls": calls,
+            }
+            fd = os.open(records, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            os.write(fd, (json.dumps(line) + "\n").encode())
+            os.close(fd)
+
+    WorkerProcess.run = run  # type: ignore[method-assign]
+    from ansible.cli.playbook import PlaybookCLI
+
+    sys.argv = ["ansible-playbook", *argv]
+    PlaybookCLI.cli_executor(sys.argv)
+    return 0
+
+
+def _summary(lines: List[Dict[str, Any]]) -> str:
+    def med(key: str, rows: List[Dict[str, Any]]) -> float:
+        return statistics.median(r[key] if key != "our_modules" else len(r[key]) for r in rows)
+
+    first, rest = lines[:1], lines[1:] or lines[:1]
+    out = ["%-28s %8s %8s %12s %12s %8s %9s" % ("", "modules", "ours", "compiled B", "ours B", "CPU ms", "calls")]
+    for label, rows in (("first task (connects)", first), ("each later task (median)", rest)):
+        calls = "%9d" % med("calls", rows) if rows[0].get("calls") is not None else "%9s" % "-"
+        out.append(
+            "%-28s %8d %8d %12d %12d %8.1f %s"
+            % (
+                label,
+                med("modules", rows),
+                med("our_modules", rows),
+                med("compiled", rows),
+                med("our_compiled", rows),
+                med("cpu_ms", rows),
+                calls,
+            )
+        )
+    later = {m for r in rest for m in r["our_modules"]}
+    out.append("our modules a later worker imports: %s" % (", ".join(sorted(m[len(OURS) + 1 :] for m in later)) or "none"))
+    return "\n".join(out)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        return _child(sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--strategy", default="ansible.builtin.linear")
+    parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--no-bytecode", action="store_true", help="PYTHONDONTWRITEBYTECODE=1, read-only fresh collection")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile N later workers")
+    parser.add_argument("--collections", default=str(REPO / ".build" / "installed"), help="collection path (default: ours)")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(REPO))
+    from tests.differential import runner
+    from tests.testbed import Testbed
+
+    work = Path(tempfile.mkdtemp(prefix="nsm-worker-profile-"))
+    try:
+        collections = Path(args.collections)
+        env = dict(os.environ)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        if args.no_bytecode:
+            copy = work / "collections"
+            shutil.copytree(collections, copy, ignore=shutil.ignore_patterns("__pycache__"))
+            subprocess.run(["chmod", "-R", "a-w", str(copy)], check=True)
+            collections = copy
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        play = work / "play.yml"
+        tasks = "".join("    - name: t%d\n      command: hostname\n" % i for i in range(args.tasks))
+        play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n" + tasks)
+        records = work / "records.jsonl"
+        profile_dir = work / "prof"
+        profile_dir.mkdir()
+        with Testbed(hosts=1) as tb:
+            inv = work / "inventory.json"
+            variant = runner.Variant("profile", args.strategy, "ns.mitogen.ssh", False, "")
+            inv.write_text(json.dumps(runner.inventory(tb, variant, ("h1",))))
+            env.update(
+                ANSIBLE_COLLECTIONS_PATH=str(collections),
+                ANSIBLE_STRATEGY=args.strategy,
+                ANSIBLE_HOME=str(work / "home"),
+                ANSIBLE_LOCAL_TEMP=str(work / "tmp"),
+                ANSIBLE_CONFIG=str(work / "none.cfg"),
+                ANSIBLE_DEPRECATION_WARNINGS="False",
+            )
+            env[RECORDS_ENV] = str(records)
+            if args.profile:
+                env[PROFILE_ENV] = str(profile_dir)
+            argv = [sys.executable, __file__, "--child", "-i", str(inv), str(play)]
+            done = subprocess.run(argv, check=False, env=env, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+                return done.returncode
+        # a worker writes its record after sending its result: the last one may still be at it
+        deadline = time.monotonic() + 10
+        while len(records.read_text().splitlines()) < args.tasks and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lines = [json.loads(x) for x in records.read_text().splitlines()]
+        print(
+            "%s, %d tasks, %s:" % (args.strategy, len(lines), "no bytecode, read-only" if args.no_bytecode else "bytecode cached")
+        )
+        print(_summary(lines))
+        if args.profile:
+            import pstats
+
+            files = sorted(profile_dir.iterdir(), key=lambda p: p.stat().st_mtime)[1 : 1 + args.profile]
+            if files:
+                stats = pstats.Stats(*map(str, files))
+                stats.sort_stats("cumulative").print_stats(25)
+        return 0
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(work)], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
