@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every ns.mitogen connection plugin shares (private).
 
-Owns: the ``ConnectionBase`` subclass behind ``ns.mitogen.ssh`` and ``ns.mitogen.local``:
-turning a task's options into a stack of hop specs (login, then become), asking the
+Owns: the ``ConnectionBase`` subclass behind every ns.mitogen connection: taking a
+task's options (``_specs`` turns them into a stack of hop specs: login, then become),
+asking the
 multiplexer for the persistent interpreter of that stack, and running
 ``exec_command`` / ``put_file`` / ``fetch_file`` there as RPCs. The core's errors
 become Ansible's in one place, ``_failures``.
@@ -28,11 +29,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-import ansible.constants as C
 from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
@@ -58,11 +57,11 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _mux_limits,
     _oneshot,
     _options,
-    _original,
     _planner,
     _plugin_defs,
     _progress,
     _roundtrips,
+    _specs,
     _tmpdirs,
     _via,
 )
@@ -86,11 +85,8 @@ RUN_MODULE = (_mux.RUNNER, "run_module")
 EXEC_COMMAND = (_mux.CORE + "._target", "exec_command")
 APPLY_OPS = (_mux.CORE + "._files", "apply_ops")
 
-# An interpreter setting only a shell can run: operators, expansions, a leading VAR=value.
-_SHELL_SYNTAX = re.compile(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
 
-
-class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
+class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, ConnectionBase):
     """Runs each command in a persistent interpreter owned by the run's multiplexer."""
 
     has_pipelining = True
@@ -144,141 +140,6 @@ class MitogenConnectionBase(_compat.TaskVariablesHook, ConnectionBase):
         self._real_become = plugin
         _become.check_supported(plugin)
         self.become = _become.BecomeProxy(plugin) if plugin is not None else None
-
-    def _interpreter_setting(self) -> str:
-        """``ansible_python_interpreter``, else ansible-core's INTERPRETER_PYTHON (``auto``)."""
-        value = self.get_option("python_interpreter") or C.config.get_config_value("INTERPRETER_PYTHON")
-        return str(value or "auto")
-
-    def _python(self) -> Any:
-        """The interpreter's argv when one is named, None when it is discovered.
-
-        A setting with shell syntax (``. /opt/venv/bin/activate && python``,
-        ``FOO=1 python3``, ``$HOME/bin/python``) is run by the shell, as vanilla's
-        pipelining runs it (``ansible_shell_executable``, ``/bin/sh`` by default); its
-        arguments (``-c <first stage>``) follow as ``"$@"``. Quoted words (a quoted
-        path with spaces) and a single word run directly; unquoted words with spaces
-        are one path where that file exists, else words.
-        """
-        setting = self._interpreter_setting()
-        if setting.startswith("auto"):
-            return None
-        if _SHELL_SYNTAX.search(setting):
-            shell = str(getattr(self._play_context, "executable", None) or C.DEFAULT_EXECUTABLE or "/bin/sh")
-            return [shell, "-c", '%s "$@"' % setting, os.path.basename(shell)]
-        words = _options.split_words(setting)
-        if len(words) > 1 and "'" not in setting and '"' not in setting and "\\" not in setting:
-            # ansible-core 2.17+ takes the whole setting as one path (spaces and all), 2.16
-            # as words (``/usr/bin/env FOO=1 python3``): the target's shell tells which.
-            return ["/bin/sh", "-c", '[ -x "$0" ] && exec "$0" "$@"; exec %s "$@"' % setting, setting]
-        return words
-
-    def discovery_mode(self) -> Optional[str]:
-        """``auto``, ``auto_silent``, ... when the interpreter is discovered, else None."""
-        setting = self._interpreter_setting()
-        return setting if setting.startswith("auto") else None
-
-    def _with_python(self, spec: Dict[str, Any]) -> Dict[str, Any]:
-        """``spec`` naming the login interpreter, or the candidates to discover it from."""
-        spec["python_min"] = _compat.TARGET_PYTHON_MIN
-        python = self._python()
-        if python:
-            spec["python"] = python
-        else:
-            candidates = self.get_option("interpreter_python_fallback")
-            if not candidates:
-                candidates = C.config.get_config_value("INTERPRETER_PYTHON_FALLBACK")
-            spec["python_candidates"] = [str(c) for c in candidates or ()]
-        return spec
-
-    def _login_spec(self) -> Dict[str, Any]:
-        raise NotImplementedError
-
-    def _become_spec(self) -> Dict[str, Any]:
-        """The become hop: a native transport's spec, else the plugin's own logic (``_become_any``)."""
-        spec = _become.native_spec(self._real_become, self._timeout())
-        if spec is None:
-            shell = str(getattr(self._play_context, "executable", None) or C.DEFAULT_EXECUTABLE or "/bin/sh")
-            spec = _become_any.plugin_spec(self._real_become, self._timeout(), shell)
-        spec["python_min"] = _compat.TARGET_PYTHON_MIN
-        python = self._python()
-        if python:
-            spec["python"] = python
-        return spec
-
-    def _timeout(self) -> int:
-        try:
-            return int(self.get_option("timeout"))
-        except (KeyError, TypeError, ValueError):
-            return 30
-
-    def _becomes(self, sudoable: bool) -> bool:
-        """Ansible's own rule (ActionBase._low_level_execute_command) for using become."""
-        if not sudoable or self._real_become is None:
-            return False
-        ruser = self._remote_user()
-        buser = self._real_become.get_option("become_user")
-        return bool(C.BECOME_ALLOW_SAME_USER or buser != ruser or not any((ruser, buser)))
-
-    def _remote_user(self) -> Optional[str]:
-        return None
-
-    def _check_original_names(self) -> None:
-        """Warn about the original Mitogen's names that have no effect here (refuse a ``REFUSE`` one).
-
-        Once per task (this object); the warnings read the same for every host, so
-        Ansible's display shows each once per run.
-        """
-        self._original_checked = True
-        values = {
-            name: self.get_option(name)
-            for name in _original.VARIABLES
-            if self.has_option(name) and name not in self.original_honoured
-        }
-        try:
-            _original.check(values, values, display.warning)
-        except _original.RefusedName as exc:
-            raise AnsibleConnectionFailure(str(exc)) from None
-        _original.check_environment(display.warning)
-
-    def _login_stack(self) -> List[Dict[str, Any]]:
-        """The hops to the target's login interpreter (the last one's): ``mitogen_via``'s, then the connection's own."""
-        return self._via_stack() + [self._login_spec()]
-
-    def _via_stack(self) -> List[Dict[str, Any]]:
-        """The hops that reach this host's intermediary (``mitogen_via``), [] without one; once per task."""
-        if self._via_hops is None:
-            value = self.get_option("mitogen_via") if self.has_option("mitogen_via") else None
-            if value is None or value == "":
-                self._via_hops, self._via_names = [], []
-                return self._via_hops
-            chain = self._via_chain or [self._inventory_name()]
-            self._via_hops, names = _via.stack(self, value, self._via_source, chain)
-            self._via_names = names
-            if not self._via_chain:  # the task's own target: the chain it takes, once per task
-                display.vvv("ns.mitogen: mitogen_via chain %s -> %s" % (" -> ".join(names), chain[0]), host=self.host_name())
-        return self._via_hops
-
-    def _inventory_name(self) -> str:
-        """This host's inventory name (the delegated host's for a delegated task), else its address."""
-        if self._delegated_name:
-            return self._delegated_name
-        variables = self._via_source.variables if self._via_source is not None else {}
-        return str(variables.get("inventory_hostname") or self.host_name())
-
-    def _recycling(self) -> Dict[str, int]:
-        """What the mux needs to apply the interpreter limit (``_recycler``) when it starts one."""
-        limit = self.get_option("max_interpreters") if self.has_option("max_interpreters") else None
-        pool = self.get_option("pool_size") if self.has_option("pool_size") else None
-        return {"login_hops": len(self._login_stack()), "max_interpreters": int(limit or 20), "pool_size": int(pool or 16)}
-
-    def _stack(self, sudoable: bool) -> List[Dict[str, Any]]:
-        if not self._original_checked:
-            self._check_original_names()
-        stack = self._login_stack()
-        if self._becomes(sudoable):
-            stack.append(self._become_spec())
-        return stack
 
     # -- the multiplexer --------------------------------------------------------------
     @property
