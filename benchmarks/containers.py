@@ -220,7 +220,7 @@ def _median(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--containers", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)

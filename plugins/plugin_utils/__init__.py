@@ -53,7 +53,8 @@ def _loader() -> Any:
         spec = importlib.util.spec_from_file_location(
             name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_loader.py")
         )
-        assert spec is not None and spec.loader is not None
+        if spec is None or spec.loader is None:
+            raise ImportError("cannot load %s from %s" % (name, os.path.dirname(os.path.abspath(__file__))))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         try:

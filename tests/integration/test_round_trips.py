@@ -87,7 +87,7 @@ def run_tasks(testbed, tmp_path, become):
     assert lines[0]["action"] == "ansible.builtin.command"  # the first task warms the interpreters
     assert [line["action"].rpartition(".")[2] for line in lines[1 : len(TASKS) + 1]] == [t.split()[0] for t in TASKS]
     assert (fetched / "h1" / "tmp" / ("nsm-rt-%s" % become) / "big").read_bytes() == data
-    return {task: line for task, line in zip(TASKS, lines[1:])}
+    return dict(zip(TASKS, lines[1:]))
 
 
 @pytest.mark.parametrize("become", [False, True], ids=["login", "become"])

@@ -21,7 +21,7 @@ def test_mkdir_write_chmod_rm_in_order(tmp_path):
     assert open(source, "rb").read() == b"data"
     assert mode(task) == 0o700 and mode(source) == 0o700
     assert mode(tmp_path / "home" / ".ansible") == 0o700  # parents as ``umask 77 && mkdir -p`` makes them
-    assert [n for n in os.listdir(task)] == [".source"]  # no temporary file left beside it
+    assert os.listdir(task) == [".source"]  # no temporary file left beside it
     apply_ops([("rm", task)])
     assert not os.path.exists(task) and os.path.isdir(os.path.dirname(task))
 
