@@ -128,11 +128,14 @@ def test_connection_setns_target(podman, tmp_path):
     assert recap["setns-nsm"]["failed"] == 0 and recap["setns-nsm"]["ok"] >= 18, recap
 
 
-# lxd's stand-in run differs from kubectl's only in the argv (test_standins.py checks it)
-@pytest.mark.parametrize("engine", ["kubectl", pytest.param("lxd", marks=pytest.mark.slow)])
+# lxd's, incus's, jail's and lxc's stand-in runs differ from kubectl's only in the argv
+# (test_standins.py checks each): the full matrix runs them
+@pytest.mark.parametrize(
+    "engine", ["kubectl", *(pytest.param(e, marks=pytest.mark.slow) for e in ("lxd", "incus", "jail", "lxc"))]
+)
 def test_connection_standin_target(engine, tmp_path):
-    """ns.mitogen.kubectl and ns.mitogen.lxd with the stand-in engine on PATH (runme.sh puts it there):
-    the shared playbook, the commands running on this machine."""
+    """ns.mitogen.kubectl, lxd, incus, jail and lxc with the stand-in engine on PATH (runme.sh
+    puts it there): the shared playbook, the commands running on this machine."""
     log = tmp_path / "standin.log"
     inventory = (TARGETS / ("connection_%s" % engine) / "test_connection.inventory").read_text()
     # the stand-in execs the command: large files take the local path, so a small one will do
@@ -141,4 +144,51 @@ def test_connection_standin_target(engine, tmp_path):
     host = "%s-nsm" % engine
     assert recap[host]["failed"] == 0 and recap[host]["ok"] >= 18, recap
     tools = {json.loads(line)["tool"] for line in log.read_text().splitlines()}
-    assert tools == {"kubectl" if engine == "kubectl" else "lxc"}, tools
+    assert tools == {STANDIN_TOOL.get(engine, engine)}, tools
+
+
+STANDIN_TOOL = {"lxd": "lxc", "lxc": "lxc-attach", "jail": "jexec"}  # the engine's client, by connection
+
+
+@pytest.mark.slow
+def test_connection_machinectl_standin_target(podman, tmp_path):
+    """ns.mitogen.machinectl (setns of kind machinectl) into a real podman container, the
+    stand-in machinectl giving its pid as a machine's leader: the full matrix runs it
+    (test_connection_setns_target covers the same setns path by default)."""
+    box = podman.run("target-machinectl", extra=["--hostname", "nsm-target-machinectl"])
+    log = tmp_path / "standin.log"
+    try:
+        inventory = (TARGETS / "connection_machinectl" / "test_connection.inventory").read_text()
+        inventory += "connection_become_user=nobody\n"
+        env = {"NSM_STANDIN_LOG": str(log), "NSM_STANDIN_MACHINES": "web1=%d" % podman.pid(box)}
+        recap = run_target("connection_machinectl", inventory, tmp_path, env)
+    finally:
+        podman.remove(box)
+    assert recap["machinectl-nsm"]["failed"] == 0 and recap["machinectl-nsm"]["ok"] >= 18, recap
+    assert {json.loads(line)["tool"] for line in log.read_text().splitlines()} == {"machinectl"}
+
+
+def test_connection_via_target(testbed, tmp_path):
+    """ns.mitogen.ssh to h3, which only h2 can reach, with mitogen_via: the shared playbook
+    through a bastion. Key and known_hosts of the hop from h2 are read on h2 (the
+    account's own, as the testbed gives them), the bastion's on this machine."""
+    user = testbed.users.sudo.name
+    home = "/home/%s/.ssh" % user
+    bastion = "h2-bastion ansible_host=%s ansible_ssh_private_key_file=%s ansible_ssh_common_args='-o UserKnownHostsFile=%s'" % (
+        testbed["h2"].address,
+        testbed.key,
+        testbed.known_hosts,
+    )
+    target = (
+        "h3-via ansible_host=%s mitogen_via=h2-bastion ansible_ssh_private_key_file=%s/id_ed25519 "
+        "ansible_ssh_common_args='-o UserKnownHostsFile=%s/known_hosts'" % (testbed["h3"].address, home, home)
+    )
+    inventory = (
+        host_lines("bastion", [bastion])
+        + host_lines("via", [target])
+        + "[all:vars]\nansible_connection=ns.mitogen.ssh\nansible_user=%s\n" % user
+        + "ansible_python_interpreter=/usr/bin/python3\nconnection_persistent=true\n"
+    )
+    recap = run_target("connection_via", inventory, tmp_path)
+    assert recap["h3-via"]["failed"] == 0 and recap["h3-via"]["unreachable"] == 0 and recap["h3-via"]["ok"] >= 18, recap
+    assert "h2-bastion" not in recap  # the bastion only carries
