@@ -62,7 +62,6 @@ EXAMPLES = r"""
 # builder ansible_connection=ns.mitogen.buildah ansible_host=working-container
 """
 
-from typing import Tuple
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
 
@@ -75,4 +74,3 @@ class Connection(ContainerConnection):
     """ns.mitogen through ``buildah run``."""
 
     method = "buildah"
-    original_honoured: Tuple[str, ...] = ("mitogen_buildah_path",)

@@ -127,7 +127,7 @@ EXAMPLES = r"""
 # app1 ansible_connection=ns.mitogen.docker ansible_host=app1 ansible_docker_extra_args="--host tcp://10.0.0.5:2375"
 """
 
-from typing import List, Tuple
+from typing import List
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
 
@@ -141,7 +141,6 @@ class Connection(ContainerConnection):
 
     method = "docker"
     extra_args_option = "docker_extra_args"
-    original_honoured: Tuple[str, ...] = ("mitogen_docker_path",)
 
     def _exec_args(self) -> List[str]:
         args = env_args(self.get_option("extra_env"), "ns.mitogen.docker")

@@ -89,7 +89,6 @@ EXAMPLES = r"""
 # db1 ansible_connection=ns.mitogen.podman mitogen_via=dockerhost1
 """
 
-from typing import Tuple
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
 
@@ -104,4 +103,3 @@ class Connection(ContainerConnection):
     method = "podman"
     executable_option = "podman_executable"
     extra_args_option = "podman_extra_args"
-    original_honoured: Tuple[str, ...] = ("mitogen_podman_path",)

@@ -92,7 +92,6 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
     has_pipelining = True
     method = ""
     login_shell = False  # commands without become run in the login shell, not /bin/sh (as sshd runs them)
-    original_honoured: Tuple[str, ...] = ()  # the original product's names this plugin honours (never warned about)
 
     def __init__(self, play_context: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(play_context, *args, **kwargs)

@@ -15,14 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from ansible.errors import AnsibleConnectionFailure
-from ansible.utils.display import Display
-
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _options, _original
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _options
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
-
-display = Display()
 
 
 class EngineConnectionBase(MitogenConnectionBase):
@@ -30,17 +25,6 @@ class EngineConnectionBase(MitogenConnectionBase):
 
     # the spec's option holding the user, when the engine can run as one
     user_option = "remote_user"
-
-    def _check_original_names(self) -> None:
-        """The base's check (``MitogenConnectionBase``), silent about the names this plugin reads (``_original.READ_BY``)."""
-        self._original_checked = True
-        own = _original.READ_BY.get(self.transport, ())
-        values = {name: self.get_option(name) for name in _original.VARIABLES if name not in own and self.has_option(name)}
-        try:
-            _original.check(values, values, display.warning)
-        except _original.RefusedName as exc:
-            raise AnsibleConnectionFailure(str(exc)) from None
-        _original.check_environment(display.warning)
 
     def _engine_spec(self) -> Dict[str, Any]:
         """The core spec without the interpreter: method, container, engine options."""

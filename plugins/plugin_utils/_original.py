@@ -35,10 +35,7 @@ class Name(NamedTuple):
     text: str
 
 
-_NO_CONTAINERS = (
-    "ns.mitogen has no container connections yet; such hosts keep Ansible's own connection plugin "
-    "(set that plugin's own executable option instead)"
-)
+_NO_READER = "no ns.mitogen connection reads it (set the executable option of the host's connection plugin instead)"
 
 #: Inventory, play and task variables.
 VARIABLES: Dict[str, Name] = {
@@ -49,24 +46,17 @@ VARIABLES: Dict[str, Name] = {
         "mitogen_mask_remote_name has no effect in ns.mitogen: target interpreters never carry the "
         "controller's host name or process id in their command line",
     ),
-    "mitogen_kind": Name(WARN, "mitogen_kind (the setns container kind) has no effect: " + _NO_CONTAINERS),
     "mitogen_ssh_compression": Name(HONOURED, "ns.mitogen.ssh option compression"),
     "mitogen_ssh_debug_level": Name(HONOURED, "ns.mitogen.ssh option ssh_debug_level"),
     "mitogen_ssh_keepalive_interval": Name(HONOURED, "ns.mitogen.ssh option keepalive_interval"),
     "mitogen_ssh_keepalive_count": Name(HONOURED, "ns.mitogen.ssh option keepalive_count"),
 }
-for _tool in ("docker", "podman", "buildah"):  # honoured by ns.mitogen.<tool>, which does not warn
-    VARIABLES["mitogen_%s_path" % _tool] = Name(
-        WARN, "mitogen_%s_path has no effect on this host's connection: only ns.mitogen.%s uses it" % (_tool, _tool)
-    )
-for _tool in ("kubectl", "lxc", "lxc_attach", "lxc_info", "machinectl", "jexec"):
-    VARIABLES["mitogen_%s_path" % _tool] = Name(
-        WARN, "mitogen_%s_path (the path of %s) has no effect: %s" % (_tool, _tool.replace("_", "-"), _NO_CONTAINERS)
-    )
-
-#: The original names each connection into a container by its engine reads (its own
-#: options: no "has no effect" warning there); on any other connection they warn.
+#: The original names each container connection reads (its own options: no "has no
+#: effect" warning there, from the connection or the strategy); on any other they warn.
 READ_BY: Dict[str, tuple] = {
+    "ns.mitogen.podman": ("mitogen_podman_path",),
+    "ns.mitogen.docker": ("mitogen_docker_path",),
+    "ns.mitogen.buildah": ("mitogen_buildah_path",),
     "ns.mitogen.setns": (
         "mitogen_kind",
         "mitogen_docker_path",
@@ -80,15 +70,7 @@ READ_BY: Dict[str, tuple] = {
     "ns.mitogen.jail": ("mitogen_jexec_path",),
     "ns.mitogen.kubectl": ("mitogen_kubectl_path",),
 }
-for _name in (
-    "mitogen_kind",
-    "mitogen_lxc_path",
-    "mitogen_lxc_attach_path",
-    "mitogen_lxc_info_path",
-    "mitogen_machinectl_path",
-    "mitogen_kubectl_path",
-    "mitogen_jexec_path",
-):
+for _name in sorted({name for names in READ_BY.values() for name in names}):
     VARIABLES[_name] = Name(
         WARN,
         "%s has no effect on this connection: it is an option of %s (set ansible_connection to use it)"
@@ -152,7 +134,7 @@ def check(
             continue
         entry = table.get(name)
         if entry is None and _PATH_VARIABLE.match(name):
-            entry = Name(WARN, "%s has no effect: %s" % (name, _NO_CONTAINERS))
+            entry = Name(WARN, "%s has no effect: %s" % (name, _NO_READER))
         if entry is None or entry.status == HONOURED:
             continue
         if entry.status == REFUSE:

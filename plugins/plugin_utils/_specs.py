@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, cast
 
 import ansible.constants as C
 from ansible.errors import AnsibleConnectionFailure
@@ -34,7 +34,7 @@ _SHELL_SYNTAX = re.compile(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
 class StackSpecs:
     """Options -> specs; mixed into the connection base, whose state it reads."""
 
-    original_honoured: Tuple[str, ...] = ()
+    method: str  # the plugin's (ns.mitogen.<method>)
     # the connection's state (set in MitogenConnectionBase.__init__ and set_options)
     _play_context: Any
     _real_become: Any
@@ -132,17 +132,15 @@ class StackSpecs:
         return None
 
     def _check_original_names(self) -> None:
-        """Warn about the original Mitogen's names that have no effect here (refuse a ``REFUSE`` one).
+        """Warn about the original Mitogen's names that have no effect here (refuse a ``REFUSE`` one);
+        silent about those this connection reads (``_original.READ_BY``).
 
         Once per task (this object); the warnings read the same for every host, so
         Ansible's display shows each once per run.
         """
         self._original_checked = True
-        values = {
-            name: self.get_option(name)
-            for name in _original.VARIABLES
-            if self.has_option(name) and name not in self.original_honoured
-        }
+        own = _original.READ_BY.get("ns.mitogen.%s" % self.method, ())
+        values = {name: self.get_option(name) for name in _original.VARIABLES if name not in own and self.has_option(name)}
         try:
             _original.check(values, values, display.warning)
         except _original.RefusedName as exc:

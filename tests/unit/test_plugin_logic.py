@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("ansible")
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux, _options, _strategy, _via  # noqa: E402
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux, _options, _original, _strategy, _via  # noqa: E402
 from ansible_collections.ns.mitogen.plugins.plugin_utils._options import filter_ssh_args  # noqa: E402
 
 
@@ -203,3 +203,31 @@ def test_via_forms(value, hop):
 def test_malformed_via_is_refused_naming_the_chain(value):
     with pytest.raises(_via.ViaError, match=r"mitogen_via of t -> b is .*: expected host, user@host or become_method"):
         _via.parse(value, ["t", "b"])
+
+
+@pytest.mark.parametrize(
+    "connection, name",
+    [
+        ("ns.mitogen.podman", "mitogen_podman_path"),
+        ("ns.mitogen.docker", "mitogen_docker_path"),
+        ("ns.mitogen.buildah", "mitogen_buildah_path"),
+        ("ns.mitogen.setns", "mitogen_docker_path"),
+        ("ns.mitogen.setns", "mitogen_kind"),
+        ("ns.mitogen.lxd", "mitogen_lxc_path"),
+    ],
+)
+def test_an_original_name_its_connection_reads_is_not_warned_about(connection, name):
+    """The strategy's check of a host's variables (it once said "no effect" for a podman
+    host's mitogen_podman_path, which ns.mitogen.podman honours)."""
+    warned: list = []
+    _original.check_vars({name: "/x"}, warned.append, connection)
+    assert warned == []
+    _original.check_vars({name: "/x"}, warned.append, "ns.mitogen.ssh")
+    assert len(warned) == 1 and "has no effect on this connection: it is an option of" in warned[0], warned
+    assert connection in warned[0], warned
+
+
+def test_an_unknown_original_path_name_is_warned_about():
+    warned: list = []
+    _original.check_vars({"mitogen_foo_path": "/x"}, warned.append, "ns.mitogen.ssh")
+    assert warned == ["ns.mitogen: mitogen_foo_path has no effect: " + _original._NO_READER]
