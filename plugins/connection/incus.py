@@ -90,16 +90,4 @@ class Connection(EngineConnectionBase):
     method = "incus"
 
     def _engine_spec(self) -> Dict[str, Any]:
-        spec: Dict[str, Any] = {"method": "incus", "container": self._container()}
-        spec["remote"] = self.first_set("remote") or "local"
-        project = self.first_set("project")
-        if project:
-            spec["project"] = project
-        spec["become_exe"] = self.first_set("incus_become_method") or "/bin/su"
-        user = self._remote_user()
-        if user:
-            spec["username"] = user
-        path = self.first_set("incus_executable")
-        if path:
-            spec["engine_path"] = path
-        return spec
+        return self._instance_spec()

@@ -90,16 +90,4 @@ class Connection(EngineConnectionBase):
     method = "lxd"
 
     def _engine_spec(self) -> Dict[str, Any]:
-        spec: Dict[str, Any] = {"method": "lxd", "container": self._container()}
-        spec["remote"] = self.first_set("remote") or "local"
-        project = self.first_set("project")
-        if project:
-            spec["project"] = project
-        spec["become_exe"] = self.first_set("lxd_become_method") or "/bin/su"
-        user = self._remote_user()
-        if user:
-            spec["username"] = user
-        path = self.first_set("lxd_executable")
-        if path:
-            spec["engine_path"] = path
-        return spec
+        return self._instance_spec()

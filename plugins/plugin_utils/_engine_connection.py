@@ -30,6 +30,23 @@ class EngineConnectionBase(MitogenConnectionBase):
         """The core spec without the interpreter: method, container, engine options."""
         raise NotImplementedError
 
+    def _instance_spec(self) -> Dict[str, Any]:
+        """lxd's and incus's spec: the same ``exec`` and options, each plugin's under its
+        own name (``<method>_become_method``, ``<method>_executable``)."""
+        spec: Dict[str, Any] = {"method": self.method, "container": self._container()}
+        spec["remote"] = self.first_set("remote") or "local"
+        project = self.first_set("project")
+        if project:
+            spec["project"] = project
+        spec["become_exe"] = self.first_set("%s_become_method" % self.method) or "/bin/su"
+        user = self._remote_user()
+        if user:
+            spec["username"] = user
+        path = self.first_set("%s_executable" % self.method)
+        if path:
+            spec["engine_path"] = path
+        return spec
+
     def first_set(self, *options: str) -> Optional[str]:
         """The first of ``options`` this plugin has and that is set, as a string."""
         for option in options:
