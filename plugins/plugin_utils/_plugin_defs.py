@@ -20,18 +20,24 @@ resolved by ``get_option()`` as ever). The entry is written and read under the s
 rules as the code cache (a 0700 directory of the user's, entries of the user's and
 readable by nobody else, written to a temporary file and renamed). Anything unexpected
 leaves Ansible to parse the documentation itself.
+
+An entry holds the definitions as plain values (``marshal``: dicts, lists, strings,
+numbers), without the data tags ansible-core 2.19+ puts on what its YAML loader
+reads (origins, as tagged ``str``/``int`` objects): unpickling those cost ~5 ms per
+worker, the plain values ~0.1 ms, and ``marshal`` runs no code while loading, as
+``pickle`` may.
 """
 
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
-import pickle
 import sys
 from typing import Any, Dict, Optional
 
 _MISSED: Dict[str, str] = {}  # plugin file -> cache entry to store once Ansible has parsed
-_HEADER = b"nsm-defs\n"
+_HEADER = b"nsm-defs-2\n"  # -2: marshal of plain values (was a pickle)
 
 
 def _entry(path: str, documentation: str) -> Optional[str]:
@@ -85,9 +91,31 @@ def remember(plugin: Any) -> None:
         name = plugin._load_name
         defs = C.config.get_configuration_definitions(plugin.plugin_type, name)
         if defs:
-            _write(entry, name, defs)
+            _write(entry, name, plain(defs))
     except Exception:  # the next worker parses again
         pass
+
+
+def plain(value: Any) -> Any:
+    """``value`` (option definitions) as plain dicts, lists, ``str``, ``int``, ``float``.
+
+    ansible-core's YAML loader returns ``str``/``int`` subclasses carrying tags
+    (2.19+) or positions (``AnsibleUnicode``, older); ``str.__str__`` and ``int()`` of
+    one are exact copies. Raises ``TypeError`` for anything else (nothing is cached).
+    """
+    if value is None or type(value) in (bool, str, int, float):
+        return value
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    raise TypeError("not a plain value: %r" % type(value))
 
 
 def _read(entry: str) -> Optional[Any]:
@@ -106,14 +134,14 @@ def _read(entry: str) -> Optional[Any]:
     head = _HEADER + os.path.basename(entry).encode() + b"\n"
     if not blob.startswith(head):
         return None
-    name, defs = pickle.loads(blob[len(head) :])
+    name, defs = marshal.loads(blob[len(head) :])
     return (name, defs) if isinstance(name, str) and isinstance(defs, dict) else None
 
 
 def _write(entry: str, name: str, defs: Dict[str, Any]) -> None:
     import tempfile
 
-    blob = _HEADER + os.path.basename(entry).encode() + b"\n" + pickle.dumps((name, defs), protocol=4)
+    blob = _HEADER + os.path.basename(entry).encode() + b"\n" + marshal.dumps((name, defs))
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(entry), prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as fp:
