@@ -37,6 +37,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
+from ansible_collections.ns.mitogen.plugins import plugin_utils
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import (
     CallError,
     ConnectError,
@@ -55,7 +56,6 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _mux,
     _mux_client,
     _mux_limits,
-    _oneshot,
     _options,
     _planner,
     _plugin_defs,
@@ -358,7 +358,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
 
     def _exec_without_python(self, cmd: str, in_data: Optional[bytes], sudoable: bool, use_pty: bool) -> Tuple[int, bytes, bytes]:
         """``cmd`` through a one-shot login, where no Python runs (``_oneshot.exec_without_python``)."""
-        return _oneshot.exec_without_python(self, cmd, in_data, sudoable, use_pty)
+        return plugin_utils.load("_oneshot").exec_without_python(self, cmd, in_data, sudoable, use_pty)
 
     def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
         """The argv that runs ``cmd`` once as the login user, without our interpreter."""

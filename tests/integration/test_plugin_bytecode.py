@@ -99,6 +99,21 @@ SERVER_SIDE = (
     "plugin_utils._mux_hops",
     "plugin_utils._mux_sources",
     "plugin_utils._recycler",
+    "plugin_utils._become_service",
+)
+
+
+#: What a worker needs only for a command without an interpreter (``_oneshot``), or
+#: never (the core's side of starting and serving contexts: ``api`` names them lazily).
+NOT_FOR_A_MODULE = (
+    "plugin_utils._oneshot",
+    "module_utils.mitogen._bootstrap",
+    "module_utils.mitogen._broker",
+    "module_utils.mitogen._router",
+    "module_utils.mitogen._importer",
+    "module_utils.mitogen._methods",
+    "module_utils.mitogen._session",
+    "module_utils.mitogen._service",
 )
 
 
@@ -122,6 +137,8 @@ def test_a_worker_loading_the_connection_imports_no_server_side_module(tmp_path)
     found = _worker_probe(tmp_path, "strategy")
     assert "plugin_utils._mux_client" in found["worker"]
     assert [m for m in SERVER_SIDE if m in found["worker"]] == []
+    assert [m for m in NOT_FOR_A_MODULE if m in found["worker"]] == []
+    assert "module_utils.mitogen.api" in found["worker"]  # the boundary, cheap to import
     assert [m for m in SERVER_SIDE if m not in found["all"]] == []  # the strategy loads them all
 
 
