@@ -3,7 +3,7 @@
 Usage (as root, after ``scripts/setup``)::
 
     .venv/bin/python -m benchmarks.ansible [--quick] [--rtt 0,20] [--repeat 3]
-        [--workloads hostname_100,...] [--variants ns.mitogen,floor,...]
+        [--workloads hostname_100,...] [--variants ns.mitogen,floor,...] [--big-mib 2048]
         [--out benchmarks/results/ansible.json]
 
 For each round-trip time it brings up a testbed of 10 sshd hosts (``--rtt 20``: 20 ms
@@ -98,6 +98,7 @@ class Workload:
     floor_playbook: str  # its all-debug twin
     hosts: int
     doc: str
+    in_default: bool = True  # run when --workloads is not given
 
     @property
     def label(self) -> str:
@@ -129,7 +130,16 @@ WORKLOADS = (
         1,
         "20 async round trips: `command: hostname` with poll 0, then `async_status` until done (no delay)",
     ),
+    Workload(
+        "copy_big",
+        "copy_big.yml",
+        "copy_big_floor.yml",
+        1,
+        "one `copy` of a large incompressible file (`--big-mib`, 2048 by default)",
+        in_default=False,
+    ),
 )
+DEFAULT_WORKLOADS = tuple(w for w in WORKLOADS if w.in_default)
 
 BUILTIN = {"ANSIBLE_STRATEGY": "ansible.builtin.linear"}
 VARIANTS = (
@@ -157,6 +167,7 @@ class Config:
     workloads: Tuple[Workload, ...]
     variants: Tuple[Variant, ...]
     skipped: FrozenSet[Tuple[str, str]] = frozenset()
+    big_mib: int = 2048  # copy_big's file
 
     def variants_for(self, workload: Workload) -> List[Variant]:
         return [v for v in self.variants if (workload.name, v.name) not in self.skipped]
@@ -187,6 +198,17 @@ def write_generated_playbooks() -> None:
         text = hostname_playbook(floor)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
+
+
+def write_big(path: Path, mib: int) -> None:
+    """The file copy_big copies: ``mib`` MiB of os.urandom (incompressible), 64 MiB at a time."""
+    with path.open("wb") as fp:
+        left = mib << 20
+        while left:
+            chunk = min(left, 64 << 20)
+            fp.write(os.urandom(chunk))
+            left -= chunk
+    path.chmod(0o644)
 
 
 def write_blob(path: Path) -> None:
@@ -258,11 +280,12 @@ def read_mux_reports(path: Path) -> List[Dict[str, Any]]:
 class Runner:
     """Runs playbooks against one testbed, one at a time, measured."""
 
-    def __init__(self, tb: Testbed, work: Path, pycache: Path, blob: Path) -> None:
+    def __init__(self, tb: Testbed, work: Path, pycache: Path, blob: Path, big: Optional[Path] = None) -> None:
         self.tb = tb
         self.work = work
         self.pycache = pycache
         self.blob = blob
+        self.big = big
         work.mkdir(parents=True, exist_ok=True)
         self.config = work / "ansible.cfg"
         self.config.write_text("# empty: only the environment configures these runs\n")
@@ -330,6 +353,8 @@ class Runner:
             "-e",
             "bench_blob=%s" % self.blob,
         ]
+        if self.big is not None:
+            command += ["-e", "bench_big=%s" % self.big]
         result_path, log_path = run_dir / "result.json", run_dir / "output.log"
         supervisor = [sys.executable, "-m", "benchmarks.supervise", "--result", str(result_path), "--log", str(log_path)]
         supervisor += ["--cwd", str(run_dir), "--close-control-masters", str(run_dir / "cp"), "--", *command]
@@ -545,12 +570,14 @@ def warm_up(runner: Runner, cfg: Config) -> None:
         runner.run(realistic, variant)
 
 
-def bench_rtt(cfg: Config, rtt: float, work: Path, pycache: Path, blob: Path, first: bool) -> List[Measurement]:
+def bench_rtt(
+    cfg: Config, rtt: float, work: Path, pycache: Path, blob: Path, first: bool, big: Optional[Path] = None
+) -> List[Measurement]:
     hosts = max(w.hosts for w in cfg.workloads)
     log("starting testbed: %d hosts, %g ms" % (hosts, rtt))
     out: List[Measurement] = []
     with Testbed(hosts=hosts, rtt_ms=rtt) as tb:
-        runner = Runner(tb, work / ("rtt-%g" % rtt), pycache, blob)
+        runner = Runner(tb, work / ("rtt-%g" % rtt), pycache, blob, big)
         if first:
             warm_up(runner, cfg)
         for workload in cfg.workloads:
@@ -585,9 +612,14 @@ def run(cfg: Config) -> List[Measurement]:
         work = Path(tmp)
         blob = work / "blob.bin"
         write_blob(blob)
+        big = None
+        if any(w.name == "copy_big" for w in cfg.workloads):
+            big = work / "big.bin"
+            log("writing %d MiB of random bytes for copy_big" % cfg.big_mib)
+            write_big(big, cfg.big_mib)
         pycache = work / "pycache"
         for i, rtt in enumerate(cfg.rtts):
-            measurements += bench_rtt(cfg, rtt, work, pycache, blob, first=i == 0)
+            measurements += bench_rtt(cfg, rtt, work, pycache, blob, first=i == 0, big=big)
     order = [w.name for w in WORKLOADS]
     return sorted(measurements, key=lambda m: (order.index(m.data["workload"]), m.rtt_ms))
 
@@ -640,7 +672,12 @@ def parse_args(argv: Sequence[str]) -> Tuple[argparse.Namespace, Config]:
     parser.add_argument("--quick", action="store_true", help="1 run per cell, no vanilla variants on 10 hosts")
     parser.add_argument("--rtt", default="0,20", help="round-trip times in ms, comma-separated (default 0,20)")
     parser.add_argument("--repeat", type=int, help="runs per cell (default 3, 1 with --quick)")
-    parser.add_argument("--workloads", default=",".join(w.name for w in WORKLOADS), help="comma-separated subset")
+    parser.add_argument(
+        "--workloads",
+        default=",".join(w.name for w in DEFAULT_WORKLOADS),
+        help="comma-separated (default: all but %s)" % ",".join(w.name for w in WORKLOADS if not w.in_default),
+    )
+    parser.add_argument("--big-mib", type=int, default=2048, help="size of copy_big's file in MiB (default 2048)")
     parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS), help="comma-separated subset")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output (the Markdown table goes next to it)")
     args = parser.parse_args(list(argv))
@@ -657,8 +694,9 @@ def parse_args(argv: Sequence[str]) -> Tuple[argparse.Namespace, Config]:
         workloads=tuple(w for w in WORKLOADS if w.name in workloads),
         variants=tuple(v for v in VARIANTS if v.name in variants),
         skipped=QUICK_SKIP if args.quick else frozenset(),
+        big_mib=args.big_mib,
     )
-    if not cfg.rtts or not cfg.workloads or not cfg.variants or cfg.repeat < 1:
+    if not cfg.rtts or not cfg.workloads or not cfg.variants or cfg.repeat < 1 or cfg.big_mib < 1:
         parser.error("nothing to run")
     return args, cfg
 
@@ -687,10 +725,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "variants": {v.name: v.doc for v in cfg.variants},
         "skipped": sorted("%s/%s" % pair for pair in cfg.skipped),
     }
+    if any(w.name == "copy_big" for w in cfg.workloads):
+        info["config"]["big_mib"] = cfg.big_mib
     command = command_line(argv)
     print(text_table(all_rows(measurements), COLUMNS))
     # Only a complete run to the usual place goes into benchmarks/README.md.
-    readme = not cfg.quick and args.out == DEFAULT_OUT and cfg.workloads == WORKLOADS and cfg.variants == VARIANTS
+    readme = not cfg.quick and args.out == DEFAULT_OUT and cfg.workloads == DEFAULT_WORKLOADS and cfg.variants == VARIANTS
     md = write_results(
         args.out, measurements, info, name="ansible", command=command, columns=COLUMNS, notes=notes(cfg), readme=readme
     )
