@@ -112,6 +112,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         self._via_names: List[str] = []
         self._delegated_name: Optional[str] = None
         self._trips: Dict[str, int] = {}  # round trips to target interpreters this task (``_count_trip``)
+        self._asked: Dict[str, int] = {}  # module requests the targets sent across the link meanwhile
         self.task_files = _tmpdirs.TaskFiles(self)  # the task's temporary directory, without round trips
 
     # -- options -> specs -------------------------------------------------------------
@@ -219,7 +220,10 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         if context_id is None:
             # One round trip: the mux starts (or finds) the interpreter and relays the call.
             self._say_interpreter(stack)
-        return self._request("call", stack=stack, ref=ref, args=args, context_id=context_id, **source, **self._recycling())
+        on_asked = functools.partial(self._count_asked, stack)
+        return self._request(
+            "call", stack=stack, ref=ref, args=args, context_id=context_id, on_asked=on_asked, **source, **self._recycling()
+        )
 
     def _send_waiting(self, key: Optional[str]) -> None:
         """Send the task's deferred file operations for interpreters other than ``key``'s (``_tmpdirs``)."""
@@ -250,12 +254,18 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         key = _describe(stack[-1]) if stack else "?"
         self._trips[key] = self._trips.get(key, 0) + 1
 
+    def _count_asked(self, stack: List[Dict[str, Any]], count: int) -> None:
+        """``count`` module requests the target sent across the link during a call to ``stack``'s interpreter."""
+        key = _describe(stack[-1]) if stack else "?"
+        self._asked[key] = self._asked.get(key, 0) + count
+
     def _report_trips(self) -> None:
         """End of a task: its round trips per interpreter (``_roundtrips``), then start counting afresh."""
         trips, self._trips = self._trips, {}
+        asked, self._asked = self._asked, {}
         if trips:
             keys = self._task_keys if isinstance(self._task_keys, dict) else {}
-            _roundtrips.report(self.host_name(), str(keys.get("action") or ""), trips, display.vvv)
+            _roundtrips.report(self.host_name(), str(keys.get("action") or ""), trips, display.vvv, asked)
 
     def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
         display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self.host_name())
@@ -301,8 +311,15 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         path = request.pop("source_path", None)  # the mux's, to attach the source where never sent
         dirs = request.pop("module_utils_dirs", None)  # the mux's: playbook/role module_utils it serves first
         try:
+            name = request["name"] if request.get("style") is None else None  # in process: the mux sends its imports ahead
             reply = self._call(
-                sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=path, module_utils_dirs=dirs
+                sudoable,
+                RUN_MODULE,
+                request,
+                source_id=request["source_id"],
+                source_path=path,
+                module_utils_dirs=dirs,
+                module_name=name,
             )
         except _failures.InterpreterNotFound as exc:
             return 127, b"", to_bytes(exc.output)

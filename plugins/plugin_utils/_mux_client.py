@@ -54,6 +54,8 @@ class MuxClient:
         max_interpreters: Optional[int] = None,
         pool_size: Optional[int] = None,
         module_utils_dirs: Optional[List[str]] = None,
+        module_name: Optional[str] = None,
+        on_asked: Optional[Callable[[int], None]] = None,
     ) -> Any:
         """Run ``ref`` (module, function) with ``args`` in the context for ``stack``.
 
@@ -65,7 +67,10 @@ class MuxClient:
         ``login_hops``, ``max_interpreters`` and ``pool_size``: as for the mux's ``connect``.
         ``module_utils_dirs``: a playbook's and roles' ``module_utils/`` directories
         the mux serves ``ansible.module_utils`` from first (a module run that imports
-        from them).
+        from them). ``module_name``: an in-process module run's import name (the mux
+        sends the module_utils it imports ahead of its first run in the context).
+        ``on_asked``: called, before the reply, with how many module requests the
+        target sent across the link during the call (none: not called).
         """
         where: Dict[str, Any] = {"context_id": context_id}
         if context_id is None:
@@ -76,7 +81,12 @@ class MuxClient:
                 where["pool_size"] = pool_size
         if module_utils_dirs:
             where["module_utils_dirs"] = list(module_utils_dirs)
-        return self.request("call", ref=ref, args=encode(tuple(args)), source_id=source_id, source_path=source_path, **where)
+        if module_name is not None:
+            where["module_name"] = module_name
+        on_note = None if on_asked is None else (lambda note: on_asked(int(note.get("asked") or 0)))
+        return self.request(
+            "call", on_note, ref=ref, args=encode(tuple(args)), source_id=source_id, source_path=source_path, **where
+        )
 
     def request(self, method: str, on_progress: Optional[Callable[[Any], None]] = None, **kwargs: Any) -> Any:
         """Send one request and return its decoded reply (raises the remote error).

@@ -52,6 +52,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
 )
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_contexts import Contexts
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_hops import MuxHops
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_modules import ModulePush
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_sources import ModuleSources
 from ansible_collections.ns.mitogen.plugins.plugin_utils._progress import Throttle
 from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import DEFAULT_LIMIT, Recycler
@@ -79,6 +80,7 @@ class MuxServer(Contexts):
         self._prepared = False
         self.sources = ModuleSources()  # module sources, and which context was sent which
         self.hops = MuxHops(self.sources)  # contexts behind intermediaries, and their caches
+        self.modules = ModulePush(self.session, RUNNER)  # module_utils sent ahead of first runs; requests counted
         self.session.services.register(self.hops.root)
         # Interpreter recycling (see _recycler): use of each context, under self._lock.
         self._recycler = Recycler()
@@ -247,9 +249,15 @@ class MuxServer(Contexts):
                 source = self.sources.attach(context_id, call.get("source_id"), call.get("source_path"))
                 if source is not None:
                     extra["source"] = source
+        note = call.get("progress_handle")
+        asked = self.modules.asked_on_route(context_id) if note is not None else 0
 
         def _back(reply: Message) -> None:
             self._release(context_id)
+            if note is not None:  # what the target asked across the link meanwhile (_roundtrips)
+                count = self.modules.asked_on_route(context_id) - asked
+                if count:
+                    stream.send(Message.encoded({"asked": count}, handle=int(note)))
             if is_dead(reply):
                 stream.send(Message.encoded(dead_error(reply), handle=req.reply_to, flags=FLAG_ERROR))
             else:

@@ -1,7 +1,8 @@
 """Round trips per task between the worker and the target's interpreters.
 
 Counted by the connection (``_roundtrips``): each call, put and fetch it sends to an
-interpreter is one request and one reply, whatever streams meanwhile. The counts
+interpreter is one request and one reply, whatever streams meanwhile; and each module
+request the target sends across the link during them (the mux counts those). The counts
 are asserted, not timings: a round trip costs the link's latency, which is what
 makes a copy slow across a WAN. ``ROUND_TRIPS`` is the table the README's claim
 rests on; a change that adds one fails here.
@@ -37,7 +38,7 @@ ROUND_TRIPS = {
     False: {
         "command": 1,
         "copy small": 2,  # stat, copy (7 before: echo ~, mkdir, stat, put, chmod, copy, rm)
-        "copy small unchanged": 2,  # stat, file (5 before)
+        "copy small unchanged": 3,  # stat, file, and the file module's first run asks for a module_util (5 before)
         "copy 1 MiB": 2,  # the file goes with the copy module's call
         "copy 2 MiB": 3,  # stat, put (streamed), copy
         "template": 2,
@@ -49,7 +50,7 @@ ROUND_TRIPS = {
     True: {
         "command": 1,
         "copy small": 2,  # as the become user, in its own home (7 before, 5 of them as the login user)
-        "copy small unchanged": 2,
+        "copy small unchanged": 3,
         "copy 1 MiB": 2,
         "copy 2 MiB": 3,
         "template": 2,
@@ -109,5 +110,43 @@ def run_tasks(testbed, tmp_path, become):
 @pytest.mark.parametrize("become", [False, True], ids=["login", "become"])
 def test_round_trips_per_task(own_host, tmp_path, become):
     counts = run_tasks(own_host, tmp_path, become)
-    print(json.dumps({task: line["trips"] for task, line in counts.items()}))
+    print(json.dumps({task: [line["trips"], line["target_requests"]] for task, line in counts.items()}))
     assert {task: line["total"] for task, line in counts.items()} == ROUND_TRIPS[become]
+
+
+FIRST_USE = ["ping", "stat", "lineinfile", "file", "copy", "template", "setup", "find"]
+
+# task -> link round trips (the worker's calls and the target's module requests), each
+# task's module new to its interpreter, without become and with become (sudo to root;
+# ping and find run as the login user)
+FIRST_USE_TRIPS = {
+    False: dict(dict.fromkeys(FIRST_USE, 1), copy=2, template=2, file=2, setup=2),
+    True: dict(dict.fromkeys(FIRST_USE, 1), copy=2, template=2, file=2, setup=2),
+}
+# task -> the module requests among them (file and setup import module_utils that basic does not)
+FIRST_USE_REQUESTS = dict(dict.fromkeys(FIRST_USE, 0), file=1, setup=1)
+
+
+def run_first_use(testbed, tmp_path, become):
+    template = tmp_path / "t.j2"
+    template.write_text("host {{ inventory_hostname }}\n")
+    trips = tmp_path / "trips.jsonl"
+    inv = inventory(testbed, tmp_path / "hosts", hosts=("h1",))
+    args = ["-e", "nsm_become=%s" % become, "-e", "nsm_template=%s" % template]
+    rc, recap, log = run_playbook(tmp_path, inv, "first_use.yml", *args, env={"NS_MITOGEN_ROUND_TRIPS": str(trips)})
+    assert rc == 0, log[-3000:]
+    lines = [json.loads(line) for line in trips.read_text().splitlines()]
+    assert lines[0]["action"] == "ansible.builtin.command"  # the warm task: no module
+    assert [line["action"].rpartition(".")[2] for line in lines[1:]] == FIRST_USE
+    return dict(zip(FIRST_USE, lines[1:]))
+
+
+@pytest.mark.parametrize("become", [False, True], ids=["login", "become"])
+def test_first_use_of_a_module_is_one_round_trip(own_host, tmp_path, become):
+    """A module new to its interpreter: its module_utils go with its first run, so the
+    target asks for none across the link (a become interpreter asks its login parent,
+    on the host, for what that one has)."""
+    counts = run_first_use(own_host, tmp_path, become)
+    print(json.dumps({task: [line["trips"], line["target_requests"]] for task, line in counts.items()}))
+    assert {task: sum(line["target_requests"].values()) for task, line in counts.items()} == FIRST_USE_REQUESTS
+    assert {task: line["total"] for task, line in counts.items()} == FIRST_USE_TRIPS[become]

@@ -38,7 +38,7 @@ from ._broker import Broker
 from ._calls import Context, Receiver, dead_error, is_dead
 from ._codec import Encoded, decode, encode
 from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError, StreamError, TimeoutError
-from ._importer import Responder
+from ._importer import Responder, pack_bundle
 from ._logs import LogReceiver
 from ._methods import make
 from ._modscan import imported_names
@@ -46,7 +46,16 @@ from ._router import Router
 from ._service import CHILDREN, Service, ServiceRegistry, expose
 from ._stream import Stream
 from ._transports import CORE_MIN_PYTHON, SpecError, Transport, option_value, redacted
-from ._wire import CACHE_SOURCE, CALL_FUNCTION, DEFAULT_MAX_MESSAGE, FLAG_ERROR, FrameParser, Message, check_size
+from ._wire import (
+    CACHE_SOURCE,
+    CALL_FUNCTION,
+    DEFAULT_MAX_MESSAGE,
+    FLAG_ERROR,
+    LOAD_MODULES,
+    FrameParser,
+    Message,
+    check_size,
+)
 
 __all__ = [
     "Session",
@@ -70,6 +79,7 @@ __all__ = [
     "DEFAULT_POOL_SIZE",
     "HOPCACHE_SERVICE",
     "FLAG_ERROR",
+    "LOAD_MODULES",
     "ChildProcess",
     "Encoded",
     "FrameParser",
@@ -86,6 +96,7 @@ __all__ = [
     "is_dead",
     "make_transport",
     "option_value",
+    "pack_bundle",
     "read_some",
     "redacted",
     "write_some",
@@ -386,6 +397,9 @@ class Session:
 #       descendant may call it): the root registers one of that name to answer.
 #   ``CACHE_SOURCE``: the handle an intermediary keeps a module source sent to it on
 #       (the encoded bytes; from its parent only), for the runs of its children.
+#   ``LOAD_MODULES``: the handle a context's importer caches a bundle on, sent ahead of
+#       the run that needs it (``pack_bundle(session.responder.bundle_for(...))``; from
+#       its parent only); ``session.responder.asked``: GET_MODULE requests per context.
 #
 # Connection setup
 #   ``DEFAULT_POOL_SIZE``: how many connections start at once by default, as the
