@@ -249,6 +249,9 @@ class MuxServer(Contexts):
                 source = self.sources.attach(context_id, call.get("source_id"), call.get("source_path"))
                 if source is not None:
                     extra["source"] = source
+                    name = call.get("module_name")
+                    if isinstance(name, str):  # its module_utils, ahead of it: the target asks for none
+                        self.modules.push(context_id, call["source_id"], name, source)
         note = call.get("progress_handle")
         asked = self.modules.asked_on_route(context_id) if note is not None else 0
 
