@@ -467,6 +467,16 @@ def play_of(iterator: Any) -> Any:
     return iterator._play
 
 
+def peek_next_task(iterator: Any, host: Any) -> Any:
+    """The task ``host`` runs after the one just queued, without advancing the iterator (or None).
+
+    ``PlayIterator.get_next_task_for_host(host, peek=True)`` (2.16-2.21): works on a
+    copy of the host's state, as the linear strategy's own lockstep does.
+    """
+    _state, task = iterator.get_next_task_for_host(host, peek=True)
+    return task
+
+
 def hostvars_loader(hostvars: Any) -> Any:
     """The DataLoader of the ``hostvars`` of a task's variables (to template another host's variables)."""
     return getattr(hostvars, "_loader", None)

@@ -113,6 +113,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         self._delegated_name: Optional[str] = None
         self._trips: Dict[str, int] = {}  # round trips to target interpreters this task (``_count_trip``)
         self._asked: Dict[str, int] = {}  # module requests the targets sent across the link meanwhile
+        self._sources_sent = 0  # calls this task that carried a module source (the mux attached it)
         self.task_files = _tmpdirs.TaskFiles(self)  # the task's temporary directory, without round trips
 
     # -- options -> specs -------------------------------------------------------------
@@ -220,9 +221,17 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         if context_id is None:
             # One round trip: the mux starts (or finds) the interpreter and relays the call.
             self._say_interpreter(stack)
-        on_asked = functools.partial(self._count_asked, stack)
+        on_note = functools.partial(self._count_note, stack)
         return self._request(
-            "call", stack=stack, ref=ref, args=args, context_id=context_id, on_asked=on_asked, **source, **self._recycling()
+            "call",
+            stack=stack,
+            ref=ref,
+            args=args,
+            context_id=context_id,
+            on_note=on_note,
+            host=self._inventory_name(),
+            **source,
+            **self._recycling(),
         )
 
     def _send_waiting(self, key: Optional[str]) -> None:
@@ -254,18 +263,21 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         key = _describe(stack[-1]) if stack else "?"
         self._trips[key] = self._trips.get(key, 0) + 1
 
-    def _count_asked(self, stack: List[Dict[str, Any]], count: int) -> None:
-        """``count`` module requests the target sent across the link during a call to ``stack``'s interpreter."""
+    def _count_note(self, stack: List[Dict[str, Any]], note: Dict[str, Any]) -> None:
+        """What the mux saw of a call to ``stack``'s interpreter: the module requests the target
+        sent across the link meanwhile, and whether a module source went with it."""
         key = _describe(stack[-1]) if stack else "?"
-        self._asked[key] = self._asked.get(key, 0) + count
+        self._asked[key] = self._asked.get(key, 0) + int(note.get("asked") or 0)
+        self._sources_sent += int(note.get("sources") or 0)
 
     def _report_trips(self) -> None:
         """End of a task: its round trips per interpreter (``_roundtrips``), then start counting afresh."""
         trips, self._trips = self._trips, {}
         asked, self._asked = self._asked, {}
+        sources, self._sources_sent = self._sources_sent, 0
         if trips:
             keys = self._task_keys if isinstance(self._task_keys, dict) else {}
-            _roundtrips.report(self.host_name(), str(keys.get("action") or ""), trips, display.vvv, asked)
+            _roundtrips.report(self.host_name(), str(keys.get("action") or ""), trips, display.vvv, asked, sources)
 
     def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
         display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self.host_name())

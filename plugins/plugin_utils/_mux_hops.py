@@ -136,6 +136,7 @@ class MuxHops:
             "bytes_out": links,
             "sources_served": served,
             "sources_given": {cid: dict(counts) for cid, counts in sources.given.items()},
+            "sources_ahead": dict(sources.ahead),
             "modules_sent": {cid: dict(mods) for cid, mods in session.responder.sent.items()},
             "cached_pushes": self.cached_pushes,
             "pool_size": self.setups.size,

@@ -30,6 +30,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     CALL_FUNCTION,
     DEFAULT_HOP_CACHE,
     FLAG_ERROR,
+    KEEP_SOURCE,
     Context,
     Encoded,
     Message,
@@ -81,6 +82,7 @@ class MuxServer(Contexts):
         self.sources = ModuleSources()  # module sources, and which context was sent which
         self.hops = MuxHops(self.sources)  # contexts behind intermediaries, and their caches
         self.modules = ModulePush(self.session, RUNNER)  # module_utils sent ahead of first runs; requests counted
+        self._last_context: Dict[str, int] = {}  # inventory host -> the context its latest call went to
         self.session.services.register(self.hops.root)
         # Interpreter recycling (see _recycler): use of each context, under self._lock.
         self._recycler = Recycler()
@@ -148,6 +150,10 @@ class MuxServer(Contexts):
             method, kwargs = msg.decode()
         except Exception as exc:
             self._reply(stream, msg, CallError.from_exception(exc, "mux"), FLAG_ERROR)
+            return
+        if method == "send_ahead":  # one way: no reply
+            get = kwargs.get if isinstance(kwargs, dict) else (lambda _key: None)
+            self._send_ahead(get("host"), get("source_id"), get("source_path"), get("module_name"))
             return
         if method == "call":
             context_id, key = self._claim(kwargs.get("context_id"), kwargs.get("key"))
@@ -235,6 +241,9 @@ class MuxServer(Contexts):
         if not (isinstance(ref, tuple) and len(ref) == 2 and isinstance(args, bytes)):
             raise Error("malformed call request: arguments not encoded by the worker")
         extra: Dict[str, Any] = {}
+        attached = 0
+        if isinstance(call.get("host"), str):
+            self._last_context[call["host"]] = context_id
         if ref == RUN_MODULE:
             dirs = call.get("module_utils_dirs")
             if isinstance(dirs, list) and all(isinstance(d, str) for d in dirs):  # a playbook's/role's module_utils
@@ -249,6 +258,7 @@ class MuxServer(Contexts):
                 source = self.sources.attach(context_id, call.get("source_id"), call.get("source_path"))
                 if source is not None:
                     extra["source"] = source
+                    attached = 1
                     name = call.get("module_name")
                     if isinstance(name, str):  # its module_utils, ahead of it: the target asks for none
                         self.modules.push(context_id, call["source_id"], name, source)
@@ -257,10 +267,10 @@ class MuxServer(Contexts):
 
         def _back(reply: Message) -> None:
             self._release(context_id)
-            if note is not None:  # what the target asked across the link meanwhile (_roundtrips)
+            if note is not None:  # what the target asked across the link meanwhile, what went along (_roundtrips)
                 count = self.modules.asked_on_route(context_id) - asked
-                if count:
-                    stream.send(Message.encoded({"asked": count}, handle=int(note)))
+                if count or attached:
+                    stream.send(Message.encoded({"asked": count, "sources": attached}, handle=int(note)))
             if is_dead(reply):
                 stream.send(Message.encoded(dead_error(reply), handle=req.reply_to, flags=FLAG_ERROR))
             else:
@@ -269,6 +279,27 @@ class MuxServer(Contexts):
         handle = self.router.add_handler(_back, persist=False, respondent=context_id, policy=self.router.reply_policy(context_id))
         body = (ref, Encoded(args), extra)
         self.router.send(Message.encoded(body, dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
+
+    def _send_ahead(self, host: Any, source_id: Any, source_path: Any, module_name: Any) -> None:
+        """Broker thread: send a module, and what it imports, to where ``host``'s next task will likely run it.
+
+        From our strategy, which sees the host's next task as it queues the current
+        one: sent one way to the context of the host's latest call (as that task
+        runs), so that the next call carries no source and its target asks for no
+        module_util. Not behind an intermediary (its cache serves those). Never an
+        error: the next run gets what is missing as it would have.
+        """
+        try:
+            context_id = self._last_context.get(host) if isinstance(host, str) else None
+            if context_id is None or not isinstance(module_name, str) or self.hops.hop_of(context_id) is not None:
+                return
+            source = self.sources.send_ahead(context_id, source_id, source_path)
+            if source is None:
+                return
+            self.router.send(Message.encoded(source, dst_id=context_id, handle=KEEP_SOURCE))
+            self.modules.push(context_id, str(source_id), module_name, source)
+        except Exception as exc:
+            LOG.warning("could not send %s ahead to %s: %s", module_name, host, exc)
 
     # -- methods ----------------------------------------------------------------------
     def ping(self) -> Dict[str, Any]:

@@ -10,8 +10,10 @@ answered by the controller, ``_mux_modules``): one round trip each too). At
 ``-vvv`` one line per task and host; with ``NS_MITOGEN_ROUND_TRIPS`` set to a file
 name, also one JSON line appended there per task and host (``{"host": ...,
 "action": ..., "trips": {interpreter: count}, "target_requests": {interpreter:
-count}, "total": n}``, ``total`` every link round trip the task caused), in the
-order the tasks ended: what tests and benchmarks read.
+count}, "total": n, "sources": m}``, ``total`` every link round trip the task
+caused, ``sources`` how many of its calls carried a module's source: 0 when the
+module was there already, or sent ahead by our strategy), in the order the tasks
+ended: what tests and benchmarks read.
 
 Interpreters are named as ``-vvv`` names them (``ssh:user@host``, ``sudo:root``).
 """
@@ -26,11 +28,17 @@ ENV = "NS_MITOGEN_ROUND_TRIPS"
 
 
 def report(
-    host: str, action: str, trips: Dict[str, int], say: Callable[..., None], asked: Optional[Dict[str, int]] = None
+    host: str,
+    action: str,
+    trips: Dict[str, int],
+    say: Callable[..., None],
+    asked: Optional[Dict[str, int]] = None,
+    sources: int = 0,
 ) -> None:
     """Show ``trips`` and ``asked`` (interpreter -> count) at -vvv; append them to ``$NS_MITOGEN_ROUND_TRIPS``.
 
-    ``asked``: the module requests the targets sent across the link during the calls.
+    ``asked``: the module requests the targets sent across the link during the calls;
+    ``sources``: how many calls carried a module's source.
     """
     asked = {k: v for k, v in (asked or {}).items() if v}
     total = sum(trips.values()) + sum(asked.values())
@@ -41,7 +49,7 @@ def report(
     path = os.environ.get(ENV)
     if not path:
         return
-    record = {"host": host, "action": action, "trips": trips, "target_requests": asked, "total": total}
+    record = {"host": host, "action": action, "trips": trips, "target_requests": asked, "total": total, "sources": sources}
     line = json.dumps(record, sort_keys=True) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:

@@ -129,13 +129,18 @@ FIRST_USE_TRIPS = {
 FIRST_USE_REQUESTS = dict.fromkeys(FIRST_USE, 0)  # the module requests among them
 
 
-def run_first_use(testbed, tmp_path, become):
+# task -> calls that carried a module source (the module's first run in its interpreter)
+FIRST_USE_SOURCES = dict(dict.fromkeys(FIRST_USE, 1), template=0)  # template: copy's modules, sent already
+
+
+def run_first_use(testbed, tmp_path, become, env=None):
     template = tmp_path / "t.j2"
     template.write_text("host {{ inventory_hostname }}\n")
     trips = tmp_path / "trips.jsonl"
     inv = inventory(testbed, tmp_path / "hosts", hosts=("h1",))
     args = ["-e", "nsm_become=%s" % become, "-e", "nsm_template=%s" % template]
-    rc, recap, log = run_playbook(tmp_path, inv, "first_use.yml", *args, env={"NS_MITOGEN_ROUND_TRIPS": str(trips)})
+    env = dict(env or {}, NS_MITOGEN_ROUND_TRIPS=str(trips))
+    rc, recap, log = run_playbook(tmp_path, inv, "first_use.yml", *args, env=env)
     assert rc == 0, log[-3000:]
     lines = [json.loads(line) for line in trips.read_text().splitlines()]
     assert [line["action"].rpartition(".")[2] for line in lines] == FIRST_USE
@@ -146,8 +151,28 @@ def run_first_use(testbed, tmp_path, become):
 def test_first_use_of_a_module_is_one_round_trip(own_host, tmp_path, become):
     """A module new to its interpreter: its module_utils go with its first run, so the
     target asks for none across the link (a become interpreter asks its login parent,
-    on the host, for what that one has)."""
+    on the host, for what that one has). The connection alone (the built-in linear)."""
     counts = run_first_use(own_host, tmp_path, become)
     print(json.dumps({task: [line["trips"], line["target_requests"]] for task, line in counts.items()}))
     assert {task: sum(line["target_requests"].values()) for task, line in counts.items()} == FIRST_USE_REQUESTS
     assert {task: line["total"] for task, line in counts.items()} == FIRST_USE_TRIPS[become]
+    assert {task: line["sources"] for task, line in counts.items()} == FIRST_USE_SOURCES
+
+
+@pytest.mark.parametrize("become", [False, True], ids=["login", "become"])
+def test_next_module_is_sent_ahead_under_our_strategy(own_host, tmp_path, become):
+    """Under ns.mitogen.linear, each host's next module (and its module_utils) goes to the
+    interpreter of the host's latest call as the current task is queued (the previous
+    task's, under linear): the next call carries no source. Not the first two tasks
+    (no interpreter yet as the first is queued); with become, not where the user
+    changes between the previous task and the next (ping and find run as the login
+    user: their modules went to the become interpreter, and lineinfile's to the login
+    one, ping's)."""
+    counts = run_first_use(own_host, tmp_path, become, env={"ANSIBLE_STRATEGY": "ns.mitogen.linear"})
+    sources = {task: line["sources"] for task, line in counts.items()}
+    print(json.dumps(sources))
+    assert {task: line["total"] for task, line in counts.items()} == FIRST_USE_TRIPS[become]
+    expected = dict(dict.fromkeys(FIRST_USE, 0), command=1, ping=1)
+    if become:
+        expected.update(lineinfile=1, find=1)
+    assert sources == expected

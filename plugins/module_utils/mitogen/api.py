@@ -51,6 +51,7 @@ from ._wire import (
     CALL_FUNCTION,
     DEFAULT_MAX_MESSAGE,
     FLAG_ERROR,
+    KEEP_SOURCE,
     LOAD_MODULES,
     FrameParser,
     Message,
@@ -79,6 +80,7 @@ __all__ = [
     "DEFAULT_POOL_SIZE",
     "HOPCACHE_SERVICE",
     "FLAG_ERROR",
+    "KEEP_SOURCE",
     "LOAD_MODULES",
     "ChildProcess",
     "Encoded",
@@ -400,6 +402,8 @@ class Session:
 #   ``LOAD_MODULES``: the handle a context's importer caches a bundle on, sent ahead of
 #       the run that needs it (``pack_bundle(session.responder.bundle_for(...))``; from
 #       its parent only); ``session.responder.asked``: GET_MODULE requests per context.
+#   ``KEEP_SOURCE``: the handle a context caches a module source on (the encoded bytes;
+#       from its parent only), sent ahead of the run that will need it.
 #
 # Connection setup
 #   ``DEFAULT_POOL_SIZE``: how many connections start at once by default, as the
