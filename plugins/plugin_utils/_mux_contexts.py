@@ -63,6 +63,7 @@ class Contexts:
     _retiring: Dict[int, threading.Event]
     _prepare_soon: Callable[[], None]
     started_for: Dict[str, int]  # contexts started, by their stack's first hop (its host)
+    _last_context: Dict[str, int]  # inventory host -> the context its latest call went to
 
     def connect(
         self,
@@ -191,6 +192,9 @@ class Contexts:
             self.sources.forget(lost)
             self.hops.forget(lost)
             self.modules.forget(list(lost))
+            for host, context_id in list(self._last_context.items()):
+                if context_id in lost:
+                    del self._last_context[host]
             for context_id in lost:
                 self.session.hellos.pop(context_id, None)
                 event = self._retiring.get(context_id)

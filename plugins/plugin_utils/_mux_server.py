@@ -346,8 +346,8 @@ class MuxServer(Contexts):
         self.session.remove_soon(self.router.context(context_id), paths)
 
     def stats(self) -> Dict[str, Any]:
-        """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``)."""
-        return self.hops.stats(self.session, self.sources)
+        """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``), what went ahead."""
+        return dict(self.hops.stats(self.session, self.sources), modules_ahead=dict(self.modules.pushed))
 
     # -- life -------------------------------------------------------------------------
     def _prepare_soon(self) -> None:
