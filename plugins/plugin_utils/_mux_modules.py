@@ -13,8 +13,16 @@ its parents on the same host were sent (a become interpreter asks its login
 interpreter, which answers it there, without crossing the link). The closure is
 the importer's own (``Responder.bundle_for``), scanned once per module source.
 
-Counting: every ``GET_MODULE`` the mux answers is counted per asking context
-(``Responder.asked``); ``asked_on_route`` sums those of a context and the
+Become interpreters: ``host_parents`` names a context's parents on its own host
+(the login interpreter it was started from); the mux lets a become interpreter
+fetch a module source its login interpreter holds from there (``fetch_source``:
+the login one's ``_hopcache`` answers it on the host) instead of sending it again,
+and sends the next task's module ahead to the login interpreter (``login_of``),
+which so serves whichever user the next task becomes.
+
+Counting: every ``GET_MODULE`` the mux answers, and every module source its
+``RootSources`` serves, is counted per asking context (``Responder.asked``,
+``RootSources.served``); ``asked_on_route`` sums those of a context and the
 contexts before it in its stack (where its requests reach the mux from), which
 the mux reports to the worker with the reply of each call (``_roundtrips``).
 
@@ -26,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     LOAD_MODULES,
@@ -42,9 +50,10 @@ LOG = logging.getLogger("ns.mitogen.mux")
 class ModulePush:
     """Sends a module's module_utils ahead of its first run in an interpreter."""
 
-    def __init__(self, session: Session, runner: str) -> None:
+    def __init__(self, session: Session, runner: str, root: Any) -> None:
         self.session = session
         self.runner = runner  # the target's module runner: its companions go the first time
+        self.root = root  # the mux's RootSources: the sources it served, per asking context
         self._lock = threading.Lock()
         self._parent: Dict[int, Optional[int]] = {}  # context -> the context it was started from
         self._same_host: Dict[int, bool] = {}  # context -> its parent is on the same host (become)
@@ -78,9 +87,15 @@ class ModulePush:
     def asked_on_route(self, context_id: int) -> int:
         """GET_MODULE requests that reached the mux from ``context_id``'s route so far."""
         asked = self.session.responder.asked
-        return sum(asked.get(cid, 0) for cid in self._route(context_id))
+        served = self.root.served
+        return sum(asked.get(cid, 0) + sum(served.get(cid, {}).values()) for cid in self._route(context_id))
 
-    def _host_parents(self, context_id: int) -> List[int]:
+    def login_of(self, context_id: int) -> int:
+        """The login interpreter of ``context_id``'s host (itself, unless it is a become one)."""
+        parents = self.host_parents(context_id)
+        return parents[-1] if parents else context_id
+
+    def host_parents(self, context_id: int) -> List[int]:
         """The parents of ``context_id`` on its own host (the login interpreter of a become one)."""
         found = []
         current = context_id
@@ -111,7 +126,7 @@ class ModulePush:
         try:
             responder = self.session.responder
             also: List[str] = []
-            for parent in self._host_parents(context_id):
+            for parent in self.host_parents(context_id):
                 also.extend(responder.sent.get(parent, ()))
                 also.extend(responder.booted.get(parent, ()))
             names = [self.runner] + self.imports(source_id, module_name, source)

@@ -81,7 +81,7 @@ class MuxServer(Contexts):
         self._prepared = False
         self.sources = ModuleSources()  # module sources, and which context was sent which
         self.hops = MuxHops(self.sources)  # contexts behind intermediaries, and their caches
-        self.modules = ModulePush(self.session, RUNNER)  # module_utils sent ahead of first runs; requests counted
+        self.modules = ModulePush(self.session, RUNNER, self.hops.root)  # module_utils sent ahead of first runs; requests counted
         self._last_context: Dict[str, int] = {}  # inventory host -> the context its latest call went to
         self.session.services.register(self.hops.root)
         # Interpreter recycling (see _recycler): use of each context, under self._lock.
@@ -254,6 +254,8 @@ class MuxServer(Contexts):
                 if source is not None:  # on the same stream, ahead of the call: kept before it passes
                     self.router.send(Message.encoded(source, dst_id=hop, handle=CACHE_SOURCE))
                 extra["fetch_source"] = True
+            elif self._from_login(context_id, call.get("source_id"), call.get("source_path")):
+                extra["fetch_source"] = True  # its login interpreter has it: asked there, not across the link
             else:
                 source = self.sources.attach(context_id, call.get("source_id"), call.get("source_path"))
                 if source is not None:
@@ -280,17 +282,34 @@ class MuxServer(Contexts):
         body = (ref, Encoded(args), extra)
         self.router.send(Message.encoded(body, dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
 
+    def _from_login(self, context_id: int, source_id: Any, path: Any) -> bool:
+        """True if a become interpreter's run may take its module source from its login interpreter.
+
+        So when the login interpreter was sent the source (it ran the module, or had
+        it sent ahead) and this one was not: the login one's cache answers it on the
+        host (``_hopcache``, which every interpreter that started another has).
+        """
+        if not isinstance(source_id, str) or not isinstance(path, str) or self.sources.has(context_id, source_id):
+            return False
+        login = self.modules.login_of(context_id)
+        if login == context_id or not self.sources.has(login, source_id):
+            return False
+        self.sources.mark(context_id, source_id)
+        return True
+
     def _send_ahead(self, host: Any, source_id: Any, source_path: Any, module_name: Any) -> None:
         """Broker thread: send a module, and what it imports, to where ``host``'s next task will likely run it.
 
         From our strategy, which sees the host's next task as it queues the current
-        one: sent one way to the context of the host's latest call (as that task
-        runs), so that the next call carries no source and its target asks for no
-        module_util. Not behind an intermediary (its cache serves those). Never an
-        error: the next run gets what is missing as it would have.
+        one: sent one way to the login interpreter of the host's latest call (as that
+        task runs), so that the next call carries no source and its target asks for no
+        module_util across the link (a become interpreter asks its login one, on the
+        host: ``_from_login``). Not behind an intermediary (its cache serves those).
+        Never an error: the next run gets what is missing as it would have.
         """
         try:
             context_id = self._last_context.get(host) if isinstance(host, str) else None
+            context_id = None if context_id is None else self.modules.login_of(context_id)
             if context_id is None or not isinstance(module_name, str) or self.hops.hop_of(context_id) is not None:
                 return
             source = self.sources.send_ahead(context_id, source_id, source_path)

@@ -97,6 +97,17 @@ class ModuleSources:
                 counts[source_id] = counts.get(source_id, 0) + 1
         return source
 
+    def has(self, context_id: int, source_id: Any) -> bool:
+        """Whether ``context_id`` was sent the source ``source_id``."""
+        with self._lock:
+            return source_id in self._delivered.get(context_id, ())
+
+    def mark(self, context_id: int, source_id: Any) -> None:
+        """``context_id`` holds ``source_id`` now (it fetched it from its parent on the host)."""
+        if isinstance(source_id, str):
+            with self._lock:
+                self._delivered.setdefault(context_id, set()).add(source_id)
+
     def send_ahead(self, context_id: int, source_id: Any, path: Any) -> Optional[bytes]:
         """The source to send ``context_id`` ahead of a run of it, the first time only (as ``attach``)."""
         source = self.attach(context_id, source_id, path) if isinstance(path, str) else None
