@@ -22,7 +22,7 @@ which so serves whichever user the next task becomes.
 
 Counting: every ``GET_MODULE`` the mux answers, and every module source its
 ``RootSources`` serves, is counted per asking context (``Responder.asked``,
-``RootSources.served``); ``asked_on_route`` sums those of a context and the
+``RootSources.served_total``); ``asked_on_route`` sums those of a context and the
 contexts before it in its stack (where its requests reach the mux from), which
 the mux reports to the worker with the reply of each call (``_roundtrips``).
 
@@ -87,8 +87,8 @@ class ModulePush:
     def asked_on_route(self, context_id: int) -> int:
         """GET_MODULE requests that reached the mux from ``context_id``'s route so far."""
         asked = self.session.responder.asked
-        served = self.root.served
-        return sum(asked.get(cid, 0) + sum(served.get(cid, {}).values()) for cid in self._route(context_id))
+        served = self.root.served_total
+        return sum(asked.get(cid, 0) + served.get(cid, 0) for cid in self._route(context_id))
 
     def login_of(self, context_id: int) -> int:
         """The login interpreter of ``context_id``'s host (itself, unless it is a become one)."""
