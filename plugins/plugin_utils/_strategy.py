@@ -120,7 +120,7 @@ class _Ahead:
     """The main process's one-way clients of the run's muxes, for ``send_ahead``."""
 
     def __init__(self) -> None:
-        self._clients: Dict[int, Optional[_mux_client.MuxClient]] = {}
+        self._clients: Dict[int, _mux_client.MuxClient] = {}
 
     def send(self, host: str, task: Any, task_vars: Dict[str, Any]) -> None:
         """Have the mux serving ``host`` send ``task``'s module ahead to it, if cheap and certain."""
@@ -134,15 +134,16 @@ class _Ahead:
             return
         count = task_vars.get("mitogen_cpu_count") or os.environ.get("MITOGEN_CPU_COUNT") or 1
         index = _mux.mux_index(host, max(1, int(count)))
-        if index not in self._clients:
-            try:
-                self._clients[index] = _mux_client.MuxClient(_mux.socket_path(os.getpid(), index=index))
-            except OSError:
-                self._clients[index] = None  # not started (yet): no sending ahead to it
-        client = self._clients[index]
-        if client is not None:
-            path, source_id, name = facts
+        path, source_id, name = facts
+        try:
+            client = self._clients.get(index)
+            if client is None:  # not started yet (a worker starts it), or gone: tried again next time
+                client = self._clients[index] = _mux_client.MuxClient(_mux.socket_path(os.getpid(), index=index))
             client.send_only("send_ahead", host=host, source_id=source_id, source_path=path, module_name=name)
+        except OSError:
+            dropped = self._clients.pop(index, None)
+            if dropped is not None:
+                dropped.close()
 
 
 class MitogenStrategyMixin:
