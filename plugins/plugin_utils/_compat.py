@@ -260,6 +260,24 @@ def agent_identity(key_data: str, passphrase: Optional[str], host: str) -> str:
     return str(path)
 
 
+#: ansible's fetch action names the source (``file``) in a changed result from 2.20 on
+FETCH_REPORTS_FILE = VERSION >= (2, 20)
+
+
+def fetch_check_mode(action: Any) -> bool:
+    """Whether ansible's fetch action skips the task as check mode (2.16 asks the play context)."""
+    return bool(action._play_context.check_mode if VERSION < (2, 17) else action._task.check_mode)
+
+
+def fetch_write_error(exc: OSError) -> Exception:
+    """What ansible's fetch action raises when it cannot write the slurped file."""
+    from ansible.errors import AnsibleActionFail
+
+    if VERSION < (2, 20):
+        return AnsibleActionFail("Failed to fetch the file: %s" % exc)
+    return AnsibleActionFail("Failed to fetch the file.")
+
+
 # -- ansible-core's private API (see the rule at the top) -------------------------------------
 def install_configure_module_hook(hook: Callable[..., Any]) -> None:
     """Route ``ActionBase._configure_module`` through ``hook`` (idempotent).

@@ -410,6 +410,31 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
             **self._progress("FETCH %s" % in_path),
         )
 
+    def fetch_if_changed(self, in_path: str, out_path: str, unless_sha1: Optional[str]) -> Dict[str, Any]:
+        """ns.mitogen.fetch's one round trip, in the interpreter the task's commands run in.
+
+        Stats ``in_path`` there and streams it to ``out_path`` unless it is missing, a
+        directory, unreadable, or its SHA-1 is ``unless_sha1``; returns what the target
+        found (``_files.push_if_changed``'s keys).
+        """
+        self._send_waiting(None)
+        context_id = self._context(True)
+        display.vvv(
+            "ns.mitogen FETCH %s TO %s%s" % (in_path, out_path, " (as the task's become user)" if self._becomes(True) else ""),
+            host=self.host_name(),
+        )
+        self._count_trip(self._stack(True))
+        return dict(
+            self._request(
+                "fetch_if_changed",
+                context_id=context_id,
+                remote_path=to_text(in_path),
+                local_path=to_text(out_path),
+                unless_sha1=unless_sha1,
+                **self._progress("FETCH %s" % in_path),
+            )
+        )
+
     def _progress(self, what: str) -> Dict[str, Any]:
         """At -v, what a put or fetch needs to report its progress (``_progress``): a line every few seconds."""
         if display.verbosity < 1:

@@ -96,6 +96,7 @@ class MuxServer(Contexts):
             "connect": self.connect,
             "push_file": self.push_file,
             "fetch_file": self.fetch_file,
+            "fetch_if_changed": self.fetch_if_changed,
             "remove_soon": self.remove_soon,
             "reset": self.reset,
             "stats": self.stats,
@@ -296,6 +297,22 @@ class MuxServer(Contexts):
         context_id = self._claim_or_start(context_id)
         try:
             return self.session.fetch_file(self.router.context(context_id), remote_path, local_path, progress=progress)
+        finally:
+            self._release(context_id)
+
+    def fetch_if_changed(
+        self,
+        context_id: int,
+        remote_path: str,
+        local_path: str,
+        unless_sha1: Optional[str] = None,
+        progress: Optional[Throttle] = None,
+    ) -> Dict[str, Any]:
+        """Fetch's one round trip (``Session.fetch_if_changed``): the remote file's stat, and its bytes if they differ."""
+        context_id = self._claim_or_start(context_id)
+        try:
+            ctx = self.router.context(context_id)
+            return self.session.fetch_if_changed(ctx, remote_path, local_path, unless_sha1, progress=progress)
         finally:
             self._release(context_id)
 
