@@ -8,10 +8,10 @@ Ansible's own ``fetch`` action: the same arguments, results and keys (``dest``,
 file in the interpreter the task's commands run in (the become one too, where
 ansible's own would read it whole with ``slurp``) and streams it, with bounded
 memory at every hop, unless the controller's copy is already the same; with a
-line of progress every few seconds at ``-v`` for a large one. Under the
-ns.mitogen strategies, ``fetch`` and ``ansible.builtin.fetch`` run this action on
-hosts whose connection is ns.mitogen's. On any other connection it is ansible's
-own action.
+line of progress every few seconds at ``-v`` for a large one. ``fetch``,
+``ansible.builtin.fetch`` and ``ansible.legacy.fetch`` run this action too on a
+host whose connection is ns.mitogen's (under any strategy; not on a host with
+``mitogen_disable: true``). On any other connection it is ansible's own action.
 """
 
 from __future__ import annotations
