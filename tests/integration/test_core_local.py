@@ -275,6 +275,9 @@ def test_fetch_if_changed_sends_bytes_only_for_a_readable_file_that_differs(sess
     again = fetch(src, sha1)
     assert again["sent"] is True and again["checksum"] == hashlib.sha1(b"changed").hexdigest()
     assert dest.read_bytes() == b"changed"
+    with pytest.raises(NotADirectoryError):  # no directory made here: the sender stops (its chunks are refused)
+        session.fetch_if_changed(b, str(src), str(dest / "below" / "x"))
+    assert fetch(src, sha1)["sent"] is True  # the interpreter goes on
     os.mkfifo(tmp_path / "fifo")  # not a regular file: never opened (ansible's own action slurps it)
     assert fetch(tmp_path / "fifo") == {"exists": True, "readable": False}
     assert not [p for p in os.listdir(dest.parent) if p.endswith(".nsm-part")]
