@@ -41,7 +41,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     is_dead,
 )
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _mux_fork, _mux_limits, _muxfiles
-from ansible_collections.ns.mitogen.plugins.plugin_utils._become_any import BecomeService
+from ansible_collections.ns.mitogen.plugins.plugin_utils._become_service import BecomeService
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     FIRST_RUN_MODULES,
     MODULE_TREES,
@@ -85,7 +85,7 @@ class MuxServer(Contexts):
         self._how: Dict[str, Tuple[int, int]] = {}  # a recyclable stack's key -> (login_hops, limit)
         self._retiring: Dict[int, threading.Event] = {}  # context_id -> set once its route is gone
         self.router.on_route_lost.append(self._forget)
-        # any become plugin: its instances and prompts live here (``_become_any``)
+        # any become plugin: its instances and prompts live here (``_become_service``)
         self.become = BecomeService(self.router.context_id)
         self.session.services.register(self.become)
         self.session.responder.companions[RUNNER] = RUNNER_COMPANIONS

@@ -541,3 +541,19 @@ def test_killed_controller_leaves_no_interpreter_behind():
     while any(_running(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [p for p in pids if _running(p)], "interpreters outlived their controller"
+
+
+def test_connect_timeout_bounds_the_login_and_the_boot_each_not_their_sum(session, tmp_path):
+    """A start whose login (here: an interpreter slow to reach) and boot (its payload
+    late) each take well under ``connect_timeout`` but together more: each phase has
+    an allowance of its own, as ansible.builtin.ssh's timeout bounds only its
+    connection (before, the start failed: "did not complete the handshake")."""
+    slow = tmp_path / "slow-python"
+    slow.write_text(
+        "#!/bin/sh\n"
+        "sleep 2.5\n"  # before Python runs: the login's share
+        '{ sleep 2.5; exec cat; } | exec %s "$@"\n' % sys.executable  # the payload, late: the boot's share
+    )
+    slow.chmod(0o755)
+    ctx = session.local(python=str(slow), connect_timeout=4)
+    assert ctx.call(os.getpid) != os.getpid()
