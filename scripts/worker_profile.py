@@ -21,7 +21,7 @@ execution environment. Needs root (the testbed); run it alone on a quiet machine
 only for the CPU column - the counts do not depend on load.
 
 Usage: .venv/bin/python scripts/worker_profile.py [--strategy ansible.builtin.linear]
-       [--tasks 10] [--no-bytecode] [--profile 3] [--collections DIR]
+       [--tasks 10] [--no-bytecode] [--profile 3 [--keep DIR]] [--collections DIR]
 (--collections: another installed copy, e.g. an older commit's, to compare.)
 """
 
@@ -142,6 +142,7 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--no-bytecode", action="store_true", help="PYTHONDONTWRITEBYTECODE=1, read-only fresh collection")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile N later workers")
+    parser.add_argument("--keep", metavar="DIR", help="copy the workers' cProfile files there (with --profile)")
     parser.add_argument("--collections", default=str(REPO / ".build" / "installed"), help="collection path (default: ours)")
     args = parser.parse_args()
 
@@ -199,6 +200,10 @@ def main() -> int:
             import pstats
 
             files = sorted(profile_dir.iterdir(), key=lambda p: p.stat().st_mtime)[1 : 1 + args.profile]
+            if args.keep:
+                os.makedirs(args.keep, exist_ok=True)
+                for path in files:
+                    shutil.copy(path, args.keep)
             if files:
                 stats = pstats.Stats(*map(str, files))
                 stats.sort_stats("cumulative").print_stats(25)

@@ -346,7 +346,6 @@ from ansible_collections.ns.mitogen.plugins import plugin_utils
 
 plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _options, _plugin_defs
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 from ansible_collections.ns.mitogen.plugins.plugin_utils._options import split_words
@@ -387,7 +386,7 @@ class Connection(MitogenConnectionBase):
         return str(user) if user else None
 
     def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
-        argv = api.make_transport(spec).argv([])
+        argv = plugin_utils.load("_oneshot").transport_argv(spec, [])
         argv[-1] = cmd  # the remote login shell runs it, as with ansible.builtin.ssh
         if use_pty:
             argv.insert(argv.index("--"), "-tt")
@@ -401,7 +400,7 @@ class Connection(MitogenConnectionBase):
             return
         login = self._request("connect", stack=stack[:hops], login_hops=hops)["hello"].get("login_output")
         if login:
-            argv = api.make_transport(stack[hops - 1]).argv([])[:-1]
+            argv = plugin_utils.load("_oneshot").transport_argv(stack[hops - 1], [])[:-1]
             display.vvv("SSH: EXEC %s <the interpreter's start>" % shlex.join(argv), host=self.host_name())
             display.vvv(login.rstrip(), host=self.host_name())
 

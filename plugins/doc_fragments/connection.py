@@ -41,9 +41,13 @@ options:
       - name: ansible_interpreter_python_fallback
   timeout:
     description:
-      - Seconds to wait while starting an interpreter (the SSH connection, sudo, and the
-        interpreter's handshake each count against it); 1 or more (a smaller value fails
-        the task with an error naming this option, before any connection is tried).
+      - Seconds to wait while starting an interpreter, for each of its two phases -
+        reaching a running Python on the target (the SSH connection and login, sudo and
+        its prompts), then, counted afresh, starting the interpreter in it (sending the
+        code, its start, the handshake). As with C(ansible.builtin.ssh), whose timeout
+        bounds only its connection, the Python work after the login does not use up
+        the allowance for the login. 1 or more (a smaller value fails the task with an
+        error naming this option, before any connection is tried).
     type: integer
     default: 10
     env:

@@ -30,13 +30,14 @@ import functools
 import logging
 import os
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
+from ansible_collections.ns.mitogen.plugins import plugin_utils
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import (
     CallError,
     ConnectError,
@@ -55,7 +56,6 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _mux,
     _mux_client,
     _mux_limits,
-    _oneshot,
     _options,
     _planner,
     _plugin_defs,
@@ -101,6 +101,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         self._playbook_pid = int(kwargs.get("ansible_playbook_pid") or os.getpid())
         self._client: Optional[_mux_client.MuxClient] = None
         self._contexts: Dict[str, int] = {}
+        self._announced: Set[str] = set()  # stacks whose interpreter -vvv named (once per connection)
         self._real_become: Any = None
         self._original_checked = False
         self._task_keys: Any = None
@@ -191,7 +192,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
     def _context_of(self, stack: List[Dict[str, Any]]) -> int:
         key = _mux.stack_key(stack)
         if key not in self._contexts:
-            self._say_interpreter(stack)
+            self._announce(stack)
             self._contexts[key] = self._request("connect", stack=stack, **self._recycling())["context_id"]
         return self._contexts[key]
 
@@ -220,7 +221,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         context_id = self._contexts.get(_mux.stack_key(stack)) if self._contexts else None
         if context_id is None:
             # One round trip: the mux starts (or finds) the interpreter and relays the call.
-            self._say_interpreter(stack)
+            self._announce(stack)
         on_note = functools.partial(self._count_note, stack)
         return self._request(
             "call",
@@ -247,7 +248,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         """The hello of the interpreter of ``stack``, started if need be (a request to the mux only)."""
         key = _mux.stack_key(stack)
         if key not in self._contexts:
-            self._say_interpreter(stack)
+            self._announce(stack)
         reply = self._request("connect", stack=stack, **self._recycling())
         self._contexts[key] = reply["context_id"]
         return dict(reply["hello"])
@@ -278,6 +279,13 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         if trips:
             keys = self._task_keys if isinstance(self._task_keys, dict) else {}
             _roundtrips.report(self.host_name(), str(keys.get("action") or ""), trips, display.vvv, asked, sources)
+
+    def _announce(self, stack: List[Dict[str, Any]]) -> None:
+        """At -vvv, name the interpreter of ``stack`` the first time this connection uses it."""
+        key = _mux.stack_key(stack)
+        if key not in self._announced:
+            self._announced.add(key)
+            self._say_interpreter(stack)
 
     def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
         display.vvv("ns.mitogen: interpreter for %s" % " -> ".join(_describe(s) for s in stack), host=self.host_name())
@@ -387,7 +395,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
 
     def _exec_without_python(self, cmd: str, in_data: Optional[bytes], sudoable: bool, use_pty: bool) -> Tuple[int, bytes, bytes]:
         """``cmd`` through a one-shot login, where no Python runs (``_oneshot.exec_without_python``)."""
-        return _oneshot.exec_without_python(self, cmd, in_data, sudoable, use_pty)
+        return plugin_utils.load("_oneshot").exec_without_python(self, cmd, in_data, sudoable, use_pty)
 
     def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
         """The argv that runs ``cmd`` once as the login user, without our interpreter."""
@@ -437,6 +445,31 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
             remote_path=to_text(in_path),
             local_path=to_text(out_path),
             **self._progress("FETCH %s" % in_path),
+        )
+
+    def fetch_if_changed(self, in_path: str, out_path: str, unless_sha1: Optional[str]) -> Dict[str, Any]:
+        """ns.mitogen.fetch's one round trip, in the interpreter the task's commands run in.
+
+        Stats ``in_path`` there and streams it to ``out_path`` unless it is missing, a
+        directory, unreadable, or its SHA-1 is ``unless_sha1``; returns what the target
+        found (``_files.push_if_changed``'s keys).
+        """
+        self._send_waiting(None)
+        context_id = self._context(True)
+        display.vvv(
+            "ns.mitogen FETCH %s TO %s%s" % (in_path, out_path, " (as the task's become user)" if self._becomes(True) else ""),
+            host=self.host_name(),
+        )
+        self._count_trip(self._stack(True))
+        return dict(
+            self._request(
+                "fetch_if_changed",
+                context_id=context_id,
+                remote_path=to_text(in_path),
+                local_path=to_text(out_path),
+                unless_sha1=unless_sha1,
+                **self._progress("FETCH %s" % in_path),
+            )
         )
 
     def _progress(self, what: str) -> Dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 
 from ansible.errors import AnsibleOptionsError
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
+from ansible_collections.ns.mitogen.plugins import plugin_utils
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 from ansible_collections.ns.mitogen.plugins.plugin_utils._options import split_words
 
@@ -71,7 +71,7 @@ class ContainerConnection(MitogenConnectionBase):
         return self._with_python(spec)
 
     def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
-        return api.make_transport(spec).argv(["/bin/sh", "-c", cmd])
+        return plugin_utils.load("_oneshot").transport_argv(spec, ["/bin/sh", "-c", cmd])
 
 
 def env_args(value: Any, label: str) -> List[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
+from ansible_collections.ns.mitogen.plugins import plugin_utils
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _options
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
@@ -72,4 +72,4 @@ class EngineConnectionBase(MitogenConnectionBase):
         return self._with_python(spec)
 
     def _one_shot_argv(self, spec: Dict[str, Any], cmd: str, use_pty: bool) -> List[str]:
-        return api.make_transport(spec).argv(["/bin/sh", "-c", cmd])
+        return plugin_utils.load("_oneshot").transport_argv(spec, ["/bin/sh", "-c", cmd])

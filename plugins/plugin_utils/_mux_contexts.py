@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError, Error
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import Context, Session
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux_limits
-from ansible_collections.ns.mitogen.plugins.plugin_utils._become_any import BecomeService
+from ansible_collections.ns.mitogen.plugins.plugin_utils._become_service import BecomeService
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import stack_key
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_hops import MuxHops
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_modules import ModulePush

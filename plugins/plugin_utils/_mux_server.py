@@ -42,7 +42,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     is_dead,
 )
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _mux_fork, _mux_limits, _muxfiles
-from ansible_collections.ns.mitogen.plugins.plugin_utils._become_any import BecomeService
+from ansible_collections.ns.mitogen.plugins.plugin_utils._become_service import BecomeService
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     FIRST_RUN_MODULES,
     MODULE_TREES,
@@ -89,7 +89,7 @@ class MuxServer(Contexts):
         self._how: Dict[str, Tuple[int, int]] = {}  # a recyclable stack's key -> (login_hops, limit)
         self._retiring: Dict[int, threading.Event] = {}  # context_id -> set once its route is gone
         self.router.on_route_lost.append(self._forget)
-        # any become plugin: its instances and prompts live here (``_become_any``)
+        # any become plugin: its instances and prompts live here (``_become_service``)
         self.become = BecomeService(self.router.context_id)
         self.session.services.register(self.become)
         self.session.responder.companions[RUNNER] = RUNNER_COMPANIONS
@@ -100,6 +100,7 @@ class MuxServer(Contexts):
             "connect": self.connect,
             "push_file": self.push_file,
             "fetch_file": self.fetch_file,
+            "fetch_if_changed": self.fetch_if_changed,
             "remove_soon": self.remove_soon,
             "reset": self.reset,
             "stats": self.stats,
@@ -357,6 +358,22 @@ class MuxServer(Contexts):
         context_id = self._claim_or_start(context_id)
         try:
             return self.session.fetch_file(self.router.context(context_id), remote_path, local_path, progress=progress)
+        finally:
+            self._release(context_id)
+
+    def fetch_if_changed(
+        self,
+        context_id: int,
+        remote_path: str,
+        local_path: str,
+        unless_sha1: Optional[str] = None,
+        progress: Optional[Throttle] = None,
+    ) -> Dict[str, Any]:
+        """Fetch's one round trip (``Session.fetch_if_changed``): the remote file's stat, and its bytes if they differ."""
+        context_id = self._claim_or_start(context_id)
+        try:
+            ctx = self.router.context(context_id)
+            return self.session.fetch_if_changed(ctx, remote_path, local_path, unless_sha1, progress=progress)
         finally:
             self._release(context_id)
 

@@ -21,14 +21,30 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import ConnectError
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
+    ChildProcess,
+    Transport,
+    make_transport,
+    read_some,
+    write_some,
+)
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _failures, _via
 
 display = Display()
 
 # ssh's own notice as a session on a pty ends (with or without a master)
 _PTY_CLOSED = re.compile(rb"(Shared connection|Connection) to \S+ closed\.\r?\n")
+
+
+def transport_argv(spec: Dict[str, Any], command: List[str]) -> List[str]:
+    """The argv of the transport of the hop ``spec`` running ``command``.
+
+    Here, not in the connection plugins, so that a worker loads the core's transports
+    (``_methods`` and all it imports) only when it runs a command without an
+    interpreter (or says at -vvv how one started), never for a module.
+    """
+    return make_transport(spec).argv(command)
 
 
 def exec_without_python(conn: Any, cmd: str, in_data: Optional[bytes], sudoable: bool, use_pty: bool) -> Tuple[int, bytes, bytes]:
@@ -76,18 +92,18 @@ def run_once(spec: Dict[str, Any], argv: List[str], stdin: bytes = b"") -> Tuple
     of 255 (ssh's own failure) is retried as the spec's ``connect_retries`` say,
     unless a password was typed.
     """
-    pauses = api.make_transport(spec).retry_pauses()
+    pauses = make_transport(spec).retry_pauses()
     for pause in pauses:
-        transport = api.make_transport(spec)
+        transport = make_transport(spec)
         result = _run(transport, argv, stdin)
         if result[0] != 255 or transport.prompts_answered:  # as ansible.builtin.ssh: retry ssh's own failure
             return result
         time.sleep(pause)
-    return _run(api.make_transport(spec), argv, stdin)
+    return _run(make_transport(spec), argv, stdin)
 
 
-def _run(transport: api.Transport, argv: List[str], stdin: bytes) -> Tuple[int, bytes, bytes]:
-    proc = api.ChildProcess(argv, transport.use_pty, transport.describe())
+def _run(transport: Transport, argv: List[str], stdin: bytes) -> Tuple[int, bytes, bytes]:
+    proc = ChildProcess(argv, transport.use_pty, transport.describe())
     one = _OneShot(transport, proc, stdin)
     finished = False
     try:
@@ -100,7 +116,7 @@ def _run(transport: api.Transport, argv: List[str], stdin: bytes) -> Tuple[int, 
 
 
 class _OneShot:
-    def __init__(self, transport: api.Transport, proc: api.ChildProcess, stdin: bytes) -> None:
+    def __init__(self, transport: Transport, proc: ChildProcess, stdin: bytes) -> None:
         self.t = transport
         self.proc = proc
         self.pending = stdin
@@ -124,14 +140,14 @@ class _OneShot:
                 self.close(["stdin"])  # the command sees the end of its input
             rl, wl, _unused = select.select(list(readers), [p.stdin] if "stdin" in self.open else [], [], 1.0)
             if wl:
-                self.pending = api.write_some(p.stdin, self.pending)  # b"" if the command stopped reading
+                self.pending = write_some(p.stdin, self.pending)  # b"" if the command stopped reading
             for fd in rl:
                 self._read(fd, readers)
         return p.proc.wait(), b"".join(self.seen["stdout"]), b"".join(self.seen["stderr"])
 
     def _read(self, fd: int, readers: Dict[int, str]) -> None:
         channel = readers[fd]
-        data = api.read_some(fd)
+        data = read_some(fd)
         if not data:
             del readers[fd]
             return

@@ -142,6 +142,10 @@ def test_vvv_shows_each_rpc_and_the_targets_log_and_debug_dir_has_per_process_lo
     assert re.search(r"ns\.mitogen RUN ansible\.modules\.command in process", output)
     assert re.search(r"ns\.mitogen target: DEBUG ns\.mitogen\.runner: .*rc 0 in [\d.]+ ms", output)
     assert "ns.mitogen PUT " in output and "ns.mitogen FETCH " in output
+    for section in re.split(r"\nTASK \[", output)[1:]:  # each interpreter named once a task, not once a call
+        named = re.findall(r"ns\.mitogen: interpreter for .*", section)
+        assert len(named) == len(set(named)), section[:2000]
+    assert "ns.mitogen: interpreter for" in output
     muxes = list(logs.glob("mux-*.log"))
     workers = list(logs.glob("worker-*.log"))
     assert len(muxes) == 1 and len(workers) > 3

@@ -250,6 +250,39 @@ def test_push_and_fetch_preserve_content_and_mode_through_a_hop(session, tmp_pat
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".nsm-part")]
 
 
+def test_fetch_if_changed_sends_bytes_only_for_a_readable_file_that_differs(session, tmp_path):
+    src = tmp_path / "src.bin"
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    src.write_bytes(data)
+    (tmp_path / "dir").mkdir()
+    b = session.local(via=session.local())
+    dest = tmp_path / "new" / "sub" / "back.bin"
+
+    def fetch(path, unless=None):
+        return session.fetch_if_changed(b, str(path), str(dest), unless)
+
+    assert fetch(tmp_path / "missing") == {"exists": False}
+    assert fetch(tmp_path / "dir") == {"exists": True, "isdir": True}
+    assert fetch(tmp_path / "missing" / "below")["exists"] is False
+    assert fetch(src / "below") == {"error": "Not a directory"}
+    assert not (tmp_path / "new").exists()  # no bytes: no directory made
+    sha1 = hashlib.sha1(data).hexdigest()
+    sent = fetch(src)
+    assert sent["sent"] is True and sent["checksum"] == sha1 and sent["received"]["size"] == len(data)
+    assert dest.read_bytes() == data
+    assert fetch(src, sha1) == {"exists": True, "checksum": sha1, "sent": False}
+    src.write_bytes(b"changed")
+    again = fetch(src, sha1)
+    assert again["sent"] is True and again["checksum"] == hashlib.sha1(b"changed").hexdigest()
+    assert dest.read_bytes() == b"changed"
+    with pytest.raises(NotADirectoryError):  # no directory made here: the sender stops (its chunks are refused)
+        session.fetch_if_changed(b, str(src), str(dest / "below" / "x"))
+    assert fetch(src, sha1)["sent"] is True  # the interpreter goes on
+    os.mkfifo(tmp_path / "fifo")  # not a regular file: never opened (ansible's own action slurps it)
+    assert fetch(tmp_path / "fifo") == {"exists": True, "readable": False}
+    assert not [p for p in os.listdir(dest.parent) if p.endswith(".nsm-part")]
+
+
 def test_failed_transfer_leaves_destination_untouched(session, tmp_path):
     a = session.local()
     dest = tmp_path / "dest"
@@ -508,3 +541,19 @@ def test_killed_controller_leaves_no_interpreter_behind():
     while any(_running(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [p for p in pids if _running(p)], "interpreters outlived their controller"
+
+
+def test_connect_timeout_bounds_the_login_and_the_boot_each_not_their_sum(session, tmp_path):
+    """A start whose login (here: an interpreter slow to reach) and boot (its payload
+    late) each take well under ``connect_timeout`` but together more: each phase has
+    an allowance of its own, as ansible.builtin.ssh's timeout bounds only its
+    connection (before, the start failed: "did not complete the handshake")."""
+    slow = tmp_path / "slow-python"
+    slow.write_text(
+        "#!/bin/sh\n"
+        "sleep 2.5\n"  # before Python runs: the login's share
+        '{ sleep 2.5; exec cat; } | exec %s "$@"\n' % sys.executable  # the payload, late: the boot's share
+    )
+    slow.chmod(0o755)
+    ctx = session.local(python=str(slow), connect_timeout=4)
+    assert ctx.call(os.getpid) != os.getpid()

@@ -100,6 +100,21 @@ SERVER_SIDE = (
     "plugin_utils._mux_modules",
     "plugin_utils._mux_sources",
     "plugin_utils._recycler",
+    "plugin_utils._become_service",
+)
+
+
+#: What a worker needs only for a command without an interpreter (``_oneshot``), or
+#: never (the core's side of starting and serving contexts: ``api`` names them lazily).
+NOT_FOR_A_MODULE = (
+    "plugin_utils._oneshot",
+    "module_utils.mitogen._bootstrap",
+    "module_utils.mitogen._broker",
+    "module_utils.mitogen._router",
+    "module_utils.mitogen._importer",
+    "module_utils.mitogen._methods",
+    "module_utils.mitogen._session",
+    "module_utils.mitogen._service",
 )
 
 
@@ -123,6 +138,8 @@ def test_a_worker_loading_the_connection_imports_no_server_side_module(tmp_path)
     found = _worker_probe(tmp_path, "strategy")
     assert "plugin_utils._mux_client" in found["worker"]
     assert [m for m in SERVER_SIDE if m in found["worker"]] == []
+    assert [m for m in NOT_FOR_A_MODULE if m in found["worker"]] == []
+    assert "module_utils.mitogen.api" in found["worker"]  # the boundary, cheap to import
     assert [m for m in SERVER_SIDE if m not in found["all"]] == []  # the strategy loads them all
 
 
@@ -170,7 +187,10 @@ conn.set_options(var_options={"ansible_port": 2222})
 defs = C.config.get_configuration_definitions("connection", conn._load_name)
 print(json.dumps({
     "fragments_imported": "ansible_collections.ns.mitogen.plugins.doc_fragments.connection" in sys.modules,
+    "shell_fragments_imported": "ansible.plugins.doc_fragments.shell_common" in sys.modules,
     "defs": json.loads(json.dumps(defs, sort_keys=True, default=str)),
+    "shell_defs": json.loads(json.dumps(C.config.get_configuration_definitions("shell", "sh"), sort_keys=True, default=str)),
+    "remote_tmp": conn._shell.get_option("remote_tmp"),
     "port": conn.get_option("port"),
     "host_key_checking": conn.get_option("host_key_checking"),
 }))
@@ -178,7 +198,8 @@ print(json.dumps({
 
 
 def test_option_definitions_are_parsed_once_then_cached(tmp_path):
-    """A second process gets ns.mitogen.ssh's option definitions from our cache: no YAML parse."""
+    """A second process gets ns.mitogen.ssh's option definitions, and those of the ``sh``
+    shell plugin its instance loads, from our cache: no YAML parse."""
     cache = tmp_path / "code-cache"
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "NS_MITOGEN_"))}
     environ.update(
@@ -195,14 +216,18 @@ def test_option_definitions_are_parsed_once_then_cached(tmp_path):
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     parsed = probe()
-    assert parsed["fragments_imported"]  # Ansible read the doc fragments: a real parse
+    assert parsed["fragments_imported"] and parsed["shell_fragments_imported"]  # Ansible read the doc fragments: a real parse
     (tag,) = os.listdir(cache)
-    (entry,) = [e for e in (cache / tag).iterdir() if e.name.startswith("defs-")]
-    assert entry.stat().st_mode & 0o777 == 0o600
+    entries = [e for e in (cache / tag).iterdir() if e.name.startswith("defs-")]
+    assert len(entries) == 2  # ns.mitogen.ssh's and sh's
+    assert {e.stat().st_mode & 0o777 for e in entries} == {0o600}
     cached = probe()
-    assert not cached["fragments_imported"]
-    assert cached == dict(parsed, fragments_imported=False)
+    assert not cached["fragments_imported"] and not cached["shell_fragments_imported"]
+    assert cached == dict(parsed, fragments_imported=False, shell_fragments_imported=False)
+    assert cached["remote_tmp"] == "~/.ansible/tmp"
     assert (cached["port"], cached["host_key_checking"]) == (2222, True)
     # an entry that is not the user's alone is not trusted: parsed again
-    entry.chmod(0o644)
-    assert probe()["fragments_imported"]
+    for entry in entries:
+        entry.chmod(0o644)
+    again = probe()
+    assert again["fragments_imported"] and again["shell_fragments_imported"]

@@ -1,6 +1,6 @@
 """The controller's judgement of a become tool's output, with ansible-core's own su and sudo plugins.
 
-``BecomeService`` (``plugin_utils/_become_any``) runs each plugin's own checks in
+``BecomeService`` (``plugin_utils/_become_service``) runs each plugin's own checks in
 ``ansible.builtin.ssh``'s order; here it is fed what the tools print, line by line or
 cut anywhere, and must answer as vanilla would: the password once, then vanilla's words.
 """
@@ -14,7 +14,8 @@ pytest.importorskip("ansible")
 from ansible.plugins.loader import become_loader  # noqa: E402
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _become  # noqa: E402
-from ansible_collections.ns.mitogen.plugins.plugin_utils._become_any import BecomeService, plugin_spec  # noqa: E402
+from ansible_collections.ns.mitogen.plugins.plugin_utils._become_any import plugin_spec  # noqa: E402
+from ansible_collections.ns.mitogen.plugins.plugin_utils._become_service import BecomeService  # noqa: E402
 
 VIA = 7
 
@@ -108,17 +109,17 @@ def test_plugins_load_one_at_a_time(monkeypatch):
     plugin loaders are not thread-safe, so every load holds one lock."""
     from ansible.plugins import loader
 
-    from ansible_collections.ns.mitogen.plugins.plugin_utils import _become_any
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import _become_service
 
     seen = []
     real_get, real_shell = become_loader.get, loader.get_shell_plugin
 
     def get(*args, **kwargs):
-        seen.append(_become_any._LOADING.locked())
+        seen.append(_become_service._LOADING.locked())
         return real_get(*args, **kwargs)
 
     def get_shell_plugin(**kwargs):
-        seen.append(_become_any._LOADING.locked())
+        seen.append(_become_service._LOADING.locked())
         return real_shell(**kwargs)
 
     monkeypatch.setattr(become_loader, "get", get)

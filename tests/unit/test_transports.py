@@ -225,7 +225,7 @@ def test_ssh_pkcs11_and_password_options_as_vanilla():
 def test_ssh_retries_only_what_ssh_itself_failed_with_vanillas_pauses():
     t = _methods.make({"method": "ssh", "hostname": "h", "connect_retries": 7, "connect_timeout": 10})
     assert t.retry_pauses() == [0, 1, 3, 7, 15, 30, 30]
-    assert t.start_budget() == 8 * 10 + 86
+    assert t.start_budget() == 8 * 10 + 86 + 10  # 8 attempts, their pauses, the boot after the login
     failed = ConnectError("h", "refused", "spawn")
     failed.returncode = 255
     assert t.should_retry(failed)

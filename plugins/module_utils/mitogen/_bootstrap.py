@@ -85,8 +85,14 @@ def connect(
     ``login_output``, what the program printed while starting, where the transport
     keeps it: ssh's own debug lines).
     Raises ``SpecError`` for a malformed spec and ``ConnectError`` for any failure
-    to start it, never later than the spec's ``connect_timeout`` per attempt (a
-    transport may try again after a failure, see ``Transport.retry_pauses``).
+    to start it. The spec's ``connect_timeout`` bounds each phase of a start: reaching
+    a running Python through the transport (login, prompts, the first stage's
+    ``NSM-READY``; per attempt: a transport may try again after a failure, see
+    ``Transport.retry_pauses``), then, from that moment, the interpreter's boot (the
+    payload, the core's start, the hello) - as ``ansible.builtin.ssh``'s timeout bounds
+    its connection, never the Python work after it. When many targets start at once
+    on a loaded controller, the boot is what slows down (CPU), and it no longer eats
+    the login's allowance.
     """
     transport = _methods.make(spec)
     if isinstance(transport, PluginBecome):  # its plugin's logic runs in an ancestor
@@ -130,6 +136,7 @@ def connect(
         except BaseException:
             hello.close()
             raise
+    deadline = time.monotonic() + timeout  # the boot's own allowance, from NSM-READY
     stream = router.make_stream(proc.stdout, proc.stdin, name, owner=proc, initial=rest, compress=transport.compress)
     _watch_stderr(router, proc, name)
     router.register_stream(stream, cid, name)

@@ -130,9 +130,10 @@ class Transport:
         return False
 
     def start_budget(self) -> float:
-        """The longest a start may take: every attempt's connect timeout and the pauses between."""
+        """The longest a start may take: every attempt's connect timeout, the pauses between,
+        and the boot's own connect timeout after the login (``_bootstrap.connect``)."""
         pauses = self.retry_pauses()
-        return float(self.spec["connect_timeout"]) * (len(pauses) + 1) + sum(pauses)
+        return float(self.spec["connect_timeout"]) * (len(pauses) + 2) + sum(pauses)
 
     def __init__(self, spec: Dict[str, Any]) -> None:
         allowed = dict(Transport.options)

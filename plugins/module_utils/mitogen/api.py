@@ -24,39 +24,8 @@ session and waits for their processes.
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import stat
-import sys
-import threading
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
-
-from . import _bootstrap, _files, _hopcache
-from ._bootstrap import ChildProcess, read_some, write_some
-from ._broker import Broker
-from ._calls import Context, Receiver, dead_error, is_dead
-from ._codec import Encoded, decode, encode
-from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError, StreamError, TimeoutError
-from ._importer import Responder, pack_bundle
-from ._logs import LogReceiver
-from ._methods import make
-from ._modscan import imported_names
-from ._router import Router
-from ._service import CHILDREN, Service, ServiceRegistry, expose
-from ._stream import Stream
-from ._transports import CORE_MIN_PYTHON, SpecError, Transport, option_value, redacted
-from ._wire import (
-    CACHE_SOURCE,
-    CALL_FUNCTION,
-    DEFAULT_MAX_MESSAGE,
-    FLAG_ERROR,
-    KEEP_SOURCE,
-    LOAD_MODULES,
-    FrameParser,
-    Message,
-    check_size,
-)
+import importlib
+from typing import TYPE_CHECKING, Any, Dict, List
 
 __all__ = [
     "Session",
@@ -104,256 +73,87 @@ __all__ = [
     "write_some",
 ]
 
+if TYPE_CHECKING:  # what type checkers see; at run time each name is imported on first use
+    from ._bootstrap import ChildProcess, read_some, write_some
+    from ._calls import Context, dead_error, is_dead
+    from ._codec import Encoded, decode, encode
+    from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError, StreamError, TimeoutError
+    from ._hopcache import SERVICE as HOPCACHE_SERVICE
+    from ._importer import pack_bundle
+    from ._methods import make as make_transport
+    from ._modscan import imported_names
+    from ._service import CHILDREN, Service, expose
+    from ._session import DEFAULT_HOP_CACHE, Session
+    from ._stream import Stream
+    from ._transports import CORE_MIN_PYTHON, SpecError, Transport, option_value, redacted
+    from ._wire import (
+        CACHE_SOURCE,
+        CALL_FUNCTION,
+        DEFAULT_MAX_MESSAGE,
+        FLAG_ERROR,
+        KEEP_SOURCE,
+        LOAD_MODULES,
+        FrameParser,
+        Message,
+        check_size,
+    )
 
-LOG = logging.getLogger("ns.mitogen.session")
-DEFAULT_HOP_CACHE = 512 << 20  # bytes an intermediary keeps of copied files (push_file_cached)
+#: Where each name lives: (private module, its name there). Importing ``api`` loads
+#: none of them; ``from api import X`` loads X's module only. Every Ansible worker under
+#: a built-in strategy imports the client side afresh: loading the whole core for the
+#: few names it uses (the codec, the wire, ``redacted``) was a third of its imports.
+_WHERE: Dict[str, tuple] = {
+    "Session": ("_session", "Session"),
+    "DEFAULT_HOP_CACHE": ("_session", "DEFAULT_HOP_CACHE"),
+    "Context": ("_calls", "Context"),
+    "dead_error": ("_calls", "dead_error"),
+    "is_dead": ("_calls", "is_dead"),
+    "ChildProcess": ("_bootstrap", "ChildProcess"),
+    "read_some": ("_bootstrap", "read_some"),
+    "write_some": ("_bootstrap", "write_some"),
+    "Encoded": ("_codec", "Encoded"),
+    "decode": ("_codec", "decode"),
+    "encode": ("_codec", "encode"),
+    "HOPCACHE_SERVICE": ("_hopcache", "SERVICE"),
+    "make_transport": ("_methods", "make"),
+    "imported_names": ("_modscan", "imported_names"),
+    "pack_bundle": ("_importer", "pack_bundle"),
+    "CHILDREN": ("_service", "CHILDREN"),
+    "Service": ("_service", "Service"),
+    "expose": ("_service", "expose"),
+    "Stream": ("_stream", "Stream"),
+    "CORE_MIN_PYTHON": ("_transports", "CORE_MIN_PYTHON"),
+    "SpecError": ("_transports", "SpecError"),
+    "Transport": ("_transports", "Transport"),
+    "option_value": ("_transports", "option_value"),
+    "redacted": ("_transports", "redacted"),
+    "CACHE_SOURCE": ("_wire", "CACHE_SOURCE"),
+    "CALL_FUNCTION": ("_wire", "CALL_FUNCTION"),
+    "DEFAULT_MAX_MESSAGE": ("_wire", "DEFAULT_MAX_MESSAGE"),
+    "FLAG_ERROR": ("_wire", "FLAG_ERROR"),
+    "KEEP_SOURCE": ("_wire", "KEEP_SOURCE"),
+    "LOAD_MODULES": ("_wire", "LOAD_MODULES"),
+    "FrameParser": ("_wire", "FrameParser"),
+    "Message": ("_wire", "Message"),
+    "check_size": ("_wire", "check_size"),
+}
+_WHERE.update((name, ("_errors", name)) for name in ("CallError", "ConnectError", "Error", "ProtocolError"))
+_WHERE.update((name, ("_errors", name)) for name in ("RefusedError", "StreamError", "TimeoutError"))
 
 
-class Session:
-    """The controller side: a broker, a router, and the contexts started from it.
+def __getattr__(name: str) -> Any:
+    """``api.<name>``: imported from its module on first use, then kept here."""
+    try:
+        module, attribute = _WHERE[name]
+    except KeyError:
+        raise AttributeError("module %r has no attribute %r" % (__name__, name)) from None
+    value = getattr(importlib.import_module(__name__.rpartition(".")[0] + "." + module), attribute)
+    globals()[name] = value
+    return value
 
-    ``allow_imports`` lists module trees (beyond the core itself) that contexts may
-    import from this controller on demand. ``connect_timeout`` bounds every start
-    (a spec's own ``connect_timeout`` wins). Calls have no default timeout: pass
-    ``timeout=`` to ``Context.call``. ``pool_size``: how many children an
-    intermediary starts at once (its call pool is grown to that size; starts are
-    concurrent from as many threads here).
-    """
 
-    def __init__(
-        self,
-        allow_imports: Iterable[str] = (),
-        connect_timeout: float = 60.0,
-        log_level: Optional[int] = None,
-        pool_size: int = 16,
-    ) -> None:
-        self.connect_timeout = connect_timeout
-        self.pool_size = pool_size
-        self.log_level = log_level if log_level is not None else logging.getLogger().getEffectiveLevel()
-        self.broker = Broker()
-        self.router = Router(self.broker, 0, "controller")
-        self.responder = Responder(self.router, [_bootstrap.PACKAGE] + list(allow_imports))
-        self.router.responder = self.responder
-        self.services = ServiceRegistry(self.router)
-        self.files = _files.FileService(self.router)
-        self.services.register(self.files)
-        self.logs = LogReceiver(self.router)
-        self.contexts: List[Context] = []
-        self.hellos: Dict[int, Dict[str, Any]] = {}
-        self._digests: Dict[Tuple[str, int, int, int, int], str] = {}  # (path, stat) -> SHA-256
-        self._digest_lock = threading.Lock()
-        self._closed = False
-        self.broker.start()
-
-    def __repr__(self) -> str:
-        return "Session(contexts=%d)" % len(self.contexts)
-
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    # -- starting contexts -------------------------------------------------------------
-    def allow_import(self, prefix: str) -> None:
-        """Let contexts import the module tree ``prefix`` from this controller."""
-        self.responder.allow(prefix)
-
-    def connect(
-        self, spec: Dict[str, Any], via: Optional[Context] = None, on_spawn: Optional[Callable[[], None]] = None
-    ) -> Context:
-        """Start the context ``spec`` describes, from ``via`` (default: here).
-
-        ``on_spawn``: called once the child program runs here (``via`` None), while
-        it logs in (see ``_bootstrap.connect``).
-        Raises ``SpecError`` for a malformed spec, ``ConnectError`` on failure.
-        """
-        spec = dict(spec)
-        spec.setdefault("connect_timeout", self.connect_timeout)
-        if via is None:
-            ctx, hello = _bootstrap.connect(
-                self.router, spec, self.responder.prefixes, log_level=self.log_level, on_spawn=on_spawn
-            )
-        else:
-            transport = make(spec)  # validate here: a clear SpecError beats a remote one
-            name = transport.describe()
-            cid = self.router.allocate_id()
-            try:
-                hello = via.call(
-                    _bootstrap.connect_remote, spec, cid, self.log_level, self.pool_size, timeout=transport.start_budget() + 10
-                )
-            except ConnectError as exc:
-                exc.context = "%s via %s" % (name, via.name)
-                raise
-            ctx = Context(self.router, cid, self.router.name_of(cid))
-        self.hellos[ctx.context_id] = hello
-        self.contexts.append(ctx)
-        return ctx
-
-    def local(self, python: Optional[str] = None, via: Optional[Context] = None, **kw: Any) -> Context:
-        """A new interpreter on the same machine as ``via`` (default: this one)."""
-        spec: Dict[str, Any] = {"method": "local", **kw}
-        if python or via is None:
-            spec["python"] = python or sys.executable
-        return self.connect(spec, via)
-
-    def ssh(self, hostname: str, via: Optional[Context] = None, **kw: Any) -> Context:
-        """An interpreter reached with ssh (options: see ``_transports.Ssh``)."""
-        return self.connect({"method": "ssh", "hostname": hostname, **kw}, via)
-
-    def sudo(self, via: Context, username: str = "root", **kw: Any) -> Context:
-        """An interpreter run by ``sudo -u username`` on the machine of ``via``.
-
-        Uses the same Python as ``via`` unless ``python=`` is given.
-        """
-        spec: Dict[str, Any] = {"method": "sudo", "username": username, **kw}
-        hello = self.hellos.get(via.context_id)
-        if "python" not in spec and hello:
-            spec["python"] = hello["executable"]
-        return self.connect(spec, via)
-
-    # -- files -------------------------------------------------------------------------
-    def push_file(
-        self,
-        context: Context,
-        local_path: str,
-        remote_path: str,
-        mode: Optional[int] = None,
-        timeout: float = 120.0,
-        progress: Optional[Callable[[int, int], None]] = None,
-    ) -> Dict[str, Any]:
-        """Stream ``local_path`` to ``remote_path`` in ``context`` (atomic, verified).
-
-        ``mode`` (default: the local file's) is the mode of the file written there.
-        Returns ``{"size", "sha256", "mode", "path"}`` as written there. ``timeout``
-        bounds each wait of the target for the next chunk and for the end of the
-        stream, not the whole transfer. Raises ``CallError`` for what failed there (a
-        ``TimeoutError`` there among them; the destination then keeps its old
-        content), ``StreamError`` if the context is lost. ``progress(done, total)``:
-        called as chunks leave (bytes so far, the file's size).
-        """
-        path = self.files.register(context.context_id, local_path, progress)
-        try:
-            return context.call(_files.pull_file, path, remote_path, mode, 0, timeout, timeout=None)  # type: ignore[no-any-return]
-        finally:
-            self.files.unregister(context.context_id, path)
-
-    def push_file_cached(
-        self,
-        context: Context,
-        hop: Context,
-        local_path: str,
-        remote_path: str,
-        mode: Optional[int] = None,
-        limit: int = DEFAULT_HOP_CACHE,
-        timeout: float = 120.0,
-    ) -> Dict[str, Any]:
-        """As ``push_file``, through the file cache of ``hop``, an ancestor of ``context``.
-
-        The file crosses the links above ``hop`` once for every context below it that
-        gets it (by SHA-256, while it stays in that cache: ``_hopcache``); ``limit`` is
-        the cache's bound in bytes (a larger file is pushed as by ``push_file``, as is
-        one the intermediary cannot keep: no room on its disk, say; with a warning).
-        """
-        st = os.stat(local_path)
-        if st.st_size > limit:
-            return self.push_file(context, local_path, remote_path, mode, timeout)
-        digest = self._sha256(local_path, st)
-        path = self.files.register(hop.context_id, local_path)
-        try:
-            result = self._pull_cached(context, hop, path, digest, st, limit, remote_path, mode, timeout)
-        except CallError as exc:
-            if not (exc.type_name.endswith(".CacheUnavailable") and exc.context == hop.name):
-                raise
-            LOG.warning("%s; sending %s to %s directly", exc.remote_message, local_path, context.name)
-            return self.push_file(context, local_path, remote_path, mode, timeout)
-        finally:
-            self.files.unregister(hop.context_id, path)
-        return result
-
-    def _pull_cached(
-        self,
-        context: Context,
-        hop: Context,
-        path: str,
-        digest: str,
-        st: os.stat_result,
-        limit: int,
-        remote_path: str,
-        mode: Optional[int],
-        timeout: float,
-    ) -> Dict[str, Any]:
-        return context.call(  # type: ignore[no-any-return]
-            _hopcache.pull_cached,
-            hop.context_id,
-            path,
-            digest,
-            st.st_size,
-            limit,
-            remote_path,
-            stat.S_IMODE(st.st_mode) if mode is None else mode,
-            timeout,
-            timeout=None,
-        )
-
-    def _sha256(self, path: str, st: os.stat_result) -> str:
-        """The SHA-256 of the file at ``path``, computed once while its size and mtime stay."""
-        key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
-        with self._digest_lock:
-            found = self._digests.get(key)
-        if found is None:
-            digest = hashlib.sha256()
-            with open(path, "rb") as fp:
-                for chunk in iter(lambda: fp.read(1 << 20), b""):
-                    digest.update(chunk)
-            found = digest.hexdigest()
-            with self._digest_lock:
-                self._digests[key] = found
-        return found
-
-    def remove_soon(self, context: Context, paths: List[str]) -> None:
-        """Have ``paths`` (and what is under them) removed in ``context``; no reply is awaited."""
-        context.call_no_reply(_files.apply_ops, [("rm", str(p)) for p in paths])
-
-    def fetch_file(
-        self,
-        context: Context,
-        remote_path: str,
-        local_path: str,
-        mode: Optional[int] = None,
-        timeout: float = 120.0,
-        progress: Optional[Callable[[int, int], None]] = None,
-    ) -> Dict[str, Any]:
-        """Stream ``remote_path`` from ``context`` to ``local_path`` (atomic, verified).
-
-        ``mode`` (default: the remote file's) is the mode of the file written here.
-        ``timeout`` bounds each wait for the next chunk and for the target's reply
-        after the last, not the whole transfer. Returns ``{"size", "sha256", "mode",
-        "path"}`` as written here. Raises ``CallError`` for what failed there (a
-        missing file), ``TransferError`` (``_files``) on a size or checksum
-        mismatch, ``StreamError`` if the context is lost, ``TimeoutError``;
-        ``local_path`` then keeps its old content. ``progress(done, total)``: called
-        as chunks arrive (bytes so far, the remote file's size).
-        """
-        recv = Receiver(self.router, respondent=context.context_id, persist=True)
-        try:
-            context.call_into(recv, _files.push_file, remote_path, 0, recv.handle)
-            result = _files.receive_stream(self.router, recv, local_path, mode, timeout, progress)
-            recv.get(timeout).decode()  # push_file's own return value
-            return result
-        finally:
-            recv.close()
-
-    # -- ending ------------------------------------------------------------------------
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop every context, the broker thread and the call pool; reap processes."""
-        if self._closed:
-            return
-        self._closed = True
-        self.broker.shutdown(timeout / 2)
-        self.broker.join(timeout)
-        self.router.close()
-        _bootstrap.reap_all(timeout / 2, owner=self.router)
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_WHERE))
 
 
 # -- the controller toolkit -----------------------------------------------------------
@@ -409,7 +209,5 @@ class Session:
 #   ``DEFAULT_POOL_SIZE``: how many connections start at once by default, as the
 #       original Mitogen's (``MITOGEN_POOL_SIZE``); ``Session(pool_size=)``.
 
-CORE_PACKAGE = _bootstrap.PACKAGE
-HOPCACHE_SERVICE = _hopcache.SERVICE
+CORE_PACKAGE = __name__.rpartition(".")[0]
 DEFAULT_POOL_SIZE = 16
-make_transport = make
