@@ -28,6 +28,12 @@ login and of root) is removed before every run. A run that fails (exit status,
 failed or unreachable host, missing multiplexer report) stops the benchmark with
 its output; no number is ever reported from a failed run.
 
+Round trips: ns.mitogen's runs record each task's link round trips per host
+(``NS_MITOGEN_ROUND_TRIPS``: the worker's calls, puts and fetches, and the module
+requests the target sent across the link); the table gives their mean per task, the
+JSON that mean per task type too (``round_trips``, from a run's file by
+``round_trips_of``). Vanilla's are not counted (its ssh hides them).
+
 Results: the table on stdout, ``--out`` (JSON, every run) and the Markdown table
 next to it; a run without ``--quick`` also refreshes benchmarks/README.md's ``ansible``
 section. See ``benchmarks/README.md`` for what the numbers mean and the caveats.
@@ -83,7 +89,16 @@ PLAYBOOK_TIMEOUT = 1800.0
 BLOB_SIZE = 1 << 20
 MUX_REPORT_WAIT = 10.0
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "ansible.json"
-COLUMNS = ("Workload", "RTT", "Variant", "Wall (per task)", "Controller CPU", "Bytes on the wire (up / down)", "Packets")
+COLUMNS = (
+    "Workload",
+    "RTT",
+    "Variant",
+    "Wall (per task)",
+    "Controller CPU",
+    "Bytes on the wire (up / down)",
+    "Packets",
+    "Round trips per task",
+)
 
 
 class BenchError(RuntimeError):
@@ -241,6 +256,7 @@ class RunResult:
     supervise: Dict[str, Any]
     mux_reported_cpu_s: Optional[float]
     recap: Dict[str, Dict[str, int]]
+    round_trips: Optional[Dict[str, Any]] = None  # ns.mitogen's runs: round_trips_of()
 
     def to_json(self) -> Dict[str, Any]:
         return {
@@ -254,7 +270,43 @@ class RunResult:
             "control_masters_closed": len(self.supervise["control_masters_closed"]),
             "mux_reported_cpu_s": self.mux_reported_cpu_s,
             "recap": self.recap,
+            "round_trips": self.round_trips,
         }
+
+
+def round_trips_of(path: Path) -> Optional[Dict[str, Any]]:
+    """The round trips a run recorded (``NS_MITOGEN_ROUND_TRIPS``: a JSON line per task and host).
+
+    ``{"tasks": n, "mean": mean total per task, "by_action": {action: {"tasks", "mean"}}}``;
+    None if the run recorded none (a variant that is not ns.mitogen's).
+    """
+    if not path.exists():
+        return None
+    totals: Dict[str, List[int]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            totals.setdefault(str(record.get("action") or "?"), []).append(int(record["total"]))
+    every = [n for counts in totals.values() for n in counts]
+    if not every:
+        return None
+    return {
+        "tasks": len(every),
+        "mean": statistics.mean(every),
+        "by_action": {a: {"tasks": len(c), "mean": statistics.mean(c)} for a, c in sorted(totals.items())},
+    }
+
+
+def round_trips_cell(trips: Optional[Dict[str, Any]]) -> str:
+    """The table's cell: the mean per task, and per task type where there are several."""
+    if not trips:
+        return ""
+    cell = "%.2f" % trips["mean"]
+    if len(trips["by_action"]) > 1:
+        cell += " (%s)" % ", ".join(
+            "%s %.2f" % (action.rpartition(".")[2], t["mean"]) for action, t in trips["by_action"].items()
+        )
+    return cell
 
 
 RECAP_RE = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", re.M)
@@ -330,6 +382,7 @@ class Runner:
             ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
             ANSIBLE_RETRY_FILES_ENABLED="0",
             NS_MITOGEN_MUX_RUSAGE=str(run_dir / "mux-rusage.jsonl"),
+            NS_MITOGEN_ROUND_TRIPS=str(run_dir / "round-trips.jsonl"),
             PYTHONPYCACHEPREFIX=str(self.pycache),  # bytecode cached, outside the source tree
         )
         env.update(variant.env)
@@ -384,6 +437,7 @@ class Runner:
             supervise=supervised,
             mux_reported_cpu_s=mux_cpu,
             recap=recap,
+            round_trips=round_trips_of(run_dir / "round-trips.jsonl"),
         )
 
     @staticmethod
@@ -444,8 +498,14 @@ class Summary:
     def per_task_ms(self) -> float:
         return 1000 * self.wall_s / max(1, self.runs[0].tasks_per_host)
 
+    @property
+    def round_trips(self) -> Optional[Dict[str, Any]]:
+        """The first run's round trips (the same play counts the same in every run)."""
+        return self.runs[0].round_trips if self.runs else None
+
     def to_json(self) -> Dict[str, Any]:
         return {
+            "round_trips": self.round_trips,
             "wall_s": self.wall_s,
             "cpu_s": self.cpu_s,
             "wire": self.wire.to_json(),
@@ -463,9 +523,19 @@ class AnsibleRow:
     cpu: str
     wire: str
     packets: str
+    round_trips: str = ""
 
     def cells(self) -> List[str]:
-        return [self.workload, "%g ms" % self.rtt_ms, self.variant, self.wall, self.cpu, self.wire, self.packets]
+        return [
+            self.workload,
+            "%g ms" % self.rtt_ms,
+            self.variant,
+            self.wall,
+            self.cpu,
+            self.wire,
+            self.packets,
+            self.round_trips,
+        ]
 
 
 def wire_cell(count: WireCount) -> str:
@@ -528,6 +598,7 @@ def measurement(workload: Workload, rtt: float, summaries: Mapping[str, Summary]
                 fmt_s(s.cpu_s),
                 wire_cell(s.wire),
                 "%d" % s.wire.total_packets,
+                round_trips_cell(s.round_trips),
             )
         )
     all_ratios = ratios(summaries)

@@ -4,7 +4,8 @@
 
 Owns: ``install()``, which routes ``ActionBase._configure_module`` through
 ``configure_module`` and ``ActionBase._execute_module`` through ``execute_module``
-(async tasks), and lets our connections pipeline under every become plugin
+(async tasks), runs ``ns.mitogen.fetch`` for ansible's own fetch action on our
+connections (``fetch_action``), and lets our connections pipeline under every become plugin
 (ansible-core before 2.19 refuses it under ``su``; the patches themselves are
 ``_compat``'s), answers a task's temporary directory without round trips of its
 own (``_tmpdirs``), and reporting the
@@ -22,7 +23,7 @@ from typing import Any, Callable
 
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _planner
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _fetch, _planner
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
 display = Display()
@@ -35,6 +36,25 @@ def install() -> None:
     _compat.install_execute_module_hook(execute_module)
     _compat.install_pipelining_hook(lambda connection: isinstance(connection, MitogenConnectionBase))
     _compat.install_tmp_hooks(task_files)
+    _compat.install_action_choice(fetch_action)
+
+
+def fetch_action(handler: Any, task_vars: Any) -> Any:
+    """In a worker: ``ns.mitogen.fetch`` for a task ansible-core's own fetch action would run
+    on an ns.mitogen connection (``fetch``, ``ansible.builtin.fetch``, ``ansible.legacy.fetch``
+    alike: one class), unless the host opts out (``mitogen_disable``); else None.
+
+    Under any strategy: the connection plugin, once loaded, installs this
+    (``install``) before the worker picks the task's action. A fetch action of the
+    user's own (another file) stays theirs.
+    """
+    if not isinstance(getattr(handler, "_connection", None), MitogenConnectionBase):
+        return None
+    if not _fetch.is_builtin_fetch_action(type(handler)):
+        return None
+    if str(task_vars.get("mitogen_disable", False)).lower() in ("1", "true", "yes", "on"):
+        return None
+    return _compat.action_like(handler, "ns.mitogen.fetch")
 
 
 def task_files(action: Any) -> Any:

@@ -260,6 +260,24 @@ def agent_identity(key_data: str, passphrase: Optional[str], host: str) -> str:
     return str(path)
 
 
+#: ansible's fetch action names the source (``file``) in a changed result from 2.20 on
+FETCH_REPORTS_FILE = VERSION >= (2, 20)
+
+
+def fetch_check_mode(action: Any) -> bool:
+    """Whether ansible's fetch action skips the task as check mode (2.16 asks the play context)."""
+    return bool(action._play_context.check_mode if VERSION < (2, 17) else action._task.check_mode)
+
+
+def fetch_write_error(exc: OSError) -> Exception:
+    """What ansible's fetch action raises when it cannot write the slurped file."""
+    from ansible.errors import AnsibleActionFail
+
+    if VERSION < (2, 20):
+        return AnsibleActionFail("Failed to fetch the file: %s" % exc)
+    return AnsibleActionFail("Failed to fetch the file.")
+
+
 # -- ansible-core's private API (see the rule at the top) -------------------------------------
 def install_configure_module_hook(hook: Callable[..., Any]) -> None:
     """Route ``ActionBase._configure_module`` through ``hook`` (idempotent).
@@ -467,6 +485,16 @@ def play_of(iterator: Any) -> Any:
     return iterator._play
 
 
+def peek_next_task(iterator: Any, host: Any) -> Any:
+    """The task ``host`` runs after the one just queued, without advancing the iterator (or None).
+
+    ``PlayIterator.get_next_task_for_host(host, peek=True)`` (2.16-2.21): works on a
+    copy of the host's state, as the linear strategy's own lockstep does.
+    """
+    _state, task = iterator.get_next_task_for_host(host, peek=True)
+    return task
+
+
 def hostvars_loader(hostvars: Any) -> Any:
     """The DataLoader of the ``hostvars`` of a task's variables (to template another host's variables)."""
     return getattr(hostvars, "_loader", None)
@@ -505,6 +533,51 @@ def connection_choice(choose: Callable[[Dict[str, Any], Any, Any], Any]) -> Iter
         yield
     finally:
         TaskExecutor._get_connection = original  # type: ignore[method-assign]
+
+
+def install_action_choice(choose: Callable[[Any, Dict[str, Any]], Any]) -> None:
+    """Let ``choose(handler, job_vars)`` replace the action plugin a worker picked for a task (idempotent).
+
+    ``TaskExecutor._get_action_handler_with_module_context`` (2.16 ... 2.21 alike)
+    picks the task's action plugin once its connection is known (``handler._connection``);
+    ``choose`` returns another action plugin, or None to keep it. Installed in the
+    main process before workers fork, it holds in each of them.
+    """
+    from ansible.executor.task_executor import TaskExecutor
+
+    original = TaskExecutor._get_action_handler_with_module_context
+    if getattr(original, "_ns_mitogen_hook", None) is not None:
+        return
+
+    def _get_action_handler_with_module_context(self: Any, templar: Any) -> Any:
+        handler, module = original(self, templar)
+        return choose(handler, _executor_vars(self)) or handler, module
+
+    _get_action_handler_with_module_context._ns_mitogen_hook = choose  # type: ignore[attr-defined]
+    TaskExecutor._get_action_handler_with_module_context = _get_action_handler_with_module_context  # type: ignore[method-assign]
+
+
+def _executor_vars(executor: Any) -> Dict[str, Any]:
+    """The variables of the task a worker's ``TaskExecutor`` runs (2.21 keeps them in its ``TaskContext``)."""
+    found = getattr(executor, "_job_vars", None)
+    if found is None:
+        from ansible._internal._task import TaskContext
+
+        found = TaskContext.current().task_vars
+    return found if isinstance(found, dict) else {}
+
+
+def action_like(handler: Any, name: str) -> Any:
+    """The action plugin ``name``, made for the task, connection and templar ``handler`` was made for."""
+    return handler._shared_loader_obj.action_loader.get(
+        name,
+        task=handler._task,
+        connection=handler._connection,
+        play_context=handler._play_context,
+        loader=handler._loader,
+        templar=handler._templar,
+        shared_loader_obj=handler._shared_loader_obj,
+    )
 
 
 class TaskVariablesHook:

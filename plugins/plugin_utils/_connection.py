@@ -113,6 +113,8 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         self._via_names: List[str] = []
         self._delegated_name: Optional[str] = None
         self._trips: Dict[str, int] = {}  # round trips to target interpreters this task (``_count_trip``)
+        self._asked: Dict[str, int] = {}  # module requests the targets sent across the link meanwhile
+        self._sources_sent = 0  # calls this task that carried a module source (the mux attached it)
         self.task_files = _tmpdirs.TaskFiles(self)  # the task's temporary directory, without round trips
 
     # -- options -> specs -------------------------------------------------------------
@@ -220,7 +222,18 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         if context_id is None:
             # One round trip: the mux starts (or finds) the interpreter and relays the call.
             self._announce(stack)
-        return self._request("call", stack=stack, ref=ref, args=args, context_id=context_id, **source, **self._recycling())
+        on_note = functools.partial(self._count_note, stack)
+        return self._request(
+            "call",
+            stack=stack,
+            ref=ref,
+            args=args,
+            context_id=context_id,
+            on_note=on_note,
+            host=self._inventory_name(),
+            **source,
+            **self._recycling(),
+        )
 
     def _send_waiting(self, key: Optional[str]) -> None:
         """Send the task's deferred file operations for interpreters other than ``key``'s (``_tmpdirs``)."""
@@ -251,12 +264,21 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         key = _describe(stack[-1]) if stack else "?"
         self._trips[key] = self._trips.get(key, 0) + 1
 
+    def _count_note(self, stack: List[Dict[str, Any]], note: Dict[str, Any]) -> None:
+        """What the mux saw of a call to ``stack``'s interpreter: the module requests the target
+        sent across the link meanwhile, and whether a module source went with it."""
+        key = _describe(stack[-1]) if stack else "?"
+        self._asked[key] = self._asked.get(key, 0) + int(note.get("asked") or 0)
+        self._sources_sent += int(note.get("sources") or 0)
+
     def _report_trips(self) -> None:
         """End of a task: its round trips per interpreter (``_roundtrips``), then start counting afresh."""
         trips, self._trips = self._trips, {}
+        asked, self._asked = self._asked, {}
+        sources, self._sources_sent = self._sources_sent, 0
         if trips:
             keys = self._task_keys if isinstance(self._task_keys, dict) else {}
-            _roundtrips.report(self.host_name(), str(keys.get("action") or ""), trips, display.vvv)
+            _roundtrips.report(self.host_name(), str(keys.get("action") or ""), trips, display.vvv, asked, sources)
 
     def _announce(self, stack: List[Dict[str, Any]]) -> None:
         """At -vvv, name the interpreter of ``stack`` the first time this connection uses it."""
@@ -309,8 +331,15 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
         path = request.pop("source_path", None)  # the mux's, to attach the source where never sent
         dirs = request.pop("module_utils_dirs", None)  # the mux's: playbook/role module_utils it serves first
         try:
+            name = request["name"] if request.get("style") is None else None  # in process: the mux sends its imports ahead
             reply = self._call(
-                sudoable, RUN_MODULE, request, source_id=request["source_id"], source_path=path, module_utils_dirs=dirs
+                sudoable,
+                RUN_MODULE,
+                request,
+                source_id=request["source_id"],
+                source_path=path,
+                module_utils_dirs=dirs,
+                module_name=name,
             )
         except _failures.InterpreterNotFound as exc:
             return 127, b"", to_bytes(exc.output)
@@ -416,6 +445,31 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
             remote_path=to_text(in_path),
             local_path=to_text(out_path),
             **self._progress("FETCH %s" % in_path),
+        )
+
+    def fetch_if_changed(self, in_path: str, out_path: str, unless_sha1: Optional[str]) -> Dict[str, Any]:
+        """ns.mitogen.fetch's one round trip, in the interpreter the task's commands run in.
+
+        Stats ``in_path`` there and streams it to ``out_path`` unless it is missing, a
+        directory, unreadable, or its SHA-1 is ``unless_sha1``; returns what the target
+        found (``_files.push_if_changed``'s keys).
+        """
+        self._send_waiting(None)
+        context_id = self._context(True)
+        display.vvv(
+            "ns.mitogen FETCH %s TO %s%s" % (in_path, out_path, " (as the task's become user)" if self._becomes(True) else ""),
+            host=self.host_name(),
+        )
+        self._count_trip(self._stack(True))
+        return dict(
+            self._request(
+                "fetch_if_changed",
+                context_id=context_id,
+                remote_path=to_text(in_path),
+                local_path=to_text(out_path),
+                unless_sha1=unless_sha1,
+                **self._progress("FETCH %s" % in_path),
+            )
         )
 
     def _progress(self, what: str) -> Dict[str, Any]:

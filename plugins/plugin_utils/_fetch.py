@@ -2,9 +2,15 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """ansible's fetch action, streamed from the become interpreter (private).
 
-Owns: telling whether the caller is ansible-core's own fetch action
-(``ActionModule.run`` in ``ansible/plugins/action/fetch.py``, the one class behind
-``fetch``, ``ansible.builtin.fetch`` and ``ansible.legacy.fetch``).
+Owns: telling whether a class (``is_builtin_fetch_action``) or the caller
+(``called_by_fetch_action``) is ansible-core's own fetch action (``ActionModule.run``
+in ``ansible/plugins/action/fetch.py``, the one class behind ``fetch``,
+``ansible.builtin.fetch`` and ``ansible.legacy.fetch``).
+
+On an ns.mitogen connection that action is replaced by ``ns.mitogen.fetch``
+(``_action.fetch_action``), which needs none of what follows. What follows is for
+where it still runs on one: a host with ``mitogen_disable: true`` whose connection
+is ns.mitogen's by name.
 
 Why: with become, that action (2.16 ... 2.21 alike: ``if not self._connection.become``)
 skips the stat and reads the file with the ``slurp`` module: the whole file, base64
@@ -40,6 +46,12 @@ from typing import Optional
 
 #: the end of the action's file name wherever ansible-core is installed (however linked)
 FETCH_ACTION_FILE = os.sep + os.path.join("ansible", "plugins", "action", "fetch.py")
+
+
+def is_builtin_fetch_action(cls: type) -> bool:
+    """True for ansible-core's own fetch action class (whichever module object ansible loaded it as)."""
+    code = getattr(getattr(cls, "run", None), "__code__", None)
+    return code is not None and code.co_filename.endswith(FETCH_ACTION_FILE)
 
 
 def called_by_fetch_action(frame: Optional[FrameType]) -> bool:

@@ -19,7 +19,12 @@ instead, over a private UNIX socket, with the same framing and codec as the core
   need not ask for it (``need_source``);
 - ``push_file`` / ``fetch_file``: stream files between the controller and a context
   (to a context behind an intermediary, through that intermediary's file cache:
-  ``_mux_hops``);
+  ``_mux_hops``); ``fetch_if_changed``: fetch's one round trip (the remote file's
+  stat, and its bytes unless the controller's copy has its SHA-1);
+- ``send_ahead(host, source_id, source_path, module_name)`` (one way, no reply; from
+  our strategy, ``MuxClient.send_only``): the module of ``host``'s next task, sent with
+  what it imports to the context of the host's latest call (calls name their
+  inventory ``host``) while the current task runs (``_mux_modules``);
 - ``reset(stack)``: drop the contexts of a host (``meta: reset_connection``);
 - ``stats()``: counters of what crossed the links to the first hops (for tests).
 

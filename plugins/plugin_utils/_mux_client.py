@@ -54,6 +54,9 @@ class MuxClient:
         max_interpreters: Optional[int] = None,
         pool_size: Optional[int] = None,
         module_utils_dirs: Optional[List[str]] = None,
+        module_name: Optional[str] = None,
+        on_note: Optional[Callable[[Dict[str, Any]], None]] = None,
+        host: Optional[str] = None,
     ) -> Any:
         """Run ``ref`` (module, function) with ``args`` in the context for ``stack``.
 
@@ -65,7 +68,13 @@ class MuxClient:
         ``login_hops``, ``max_interpreters`` and ``pool_size``: as for the mux's ``connect``.
         ``module_utils_dirs``: a playbook's and roles' ``module_utils/`` directories
         the mux serves ``ansible.module_utils`` from first (a module run that imports
-        from them).
+        from them). ``module_name``: an in-process module run's import name (the mux
+        sends the module_utils it imports ahead of its first run in the context).
+        ``on_note``: called, before the reply, with what the mux saw of the call:
+        ``{"asked": module requests the target sent across the link meanwhile,
+        "sources": 1 if a module source went with it}`` (neither: not called).
+        ``host``: the inventory host the call is for (where our strategy sends its next
+        task's module ahead: ``send_ahead``).
         """
         where: Dict[str, Any] = {"context_id": context_id}
         if context_id is None:
@@ -76,7 +85,13 @@ class MuxClient:
                 where["pool_size"] = pool_size
         if module_utils_dirs:
             where["module_utils_dirs"] = list(module_utils_dirs)
-        return self.request("call", ref=ref, args=encode(tuple(args)), source_id=source_id, source_path=source_path, **where)
+        if module_name is not None:
+            where["module_name"] = module_name
+        if host is not None:
+            where["host"] = host
+        return self.request(
+            "call", on_note, ref=ref, args=encode(tuple(args)), source_id=source_id, source_path=source_path, **where
+        )
 
     def request(self, method: str, on_progress: Optional[Callable[[Any], None]] = None, **kwargs: Any) -> Any:
         """Send one request and return its decoded reply (raises the remote error).
@@ -112,6 +127,12 @@ class MuxClient:
                     self._ready.extend(self._parser.feed(data))
         except OSError as exc:  # it died with our request unread: reset, not end of file
             raise StreamError(_muxfiles.diagnose_loss(self.path, ": %s" % exc, self.mux_pid)) from None
+
+    def send_only(self, method: str, **kwargs: Any) -> None:
+        """Send a request that gets no reply (``send_ahead``); raises ``OSError`` if the mux is gone."""
+        msg = Message.encoded((method, kwargs), handle=0, reply_to=0)
+        check_size(msg, DEFAULT_MAX_MESSAGE)
+        self.sock.sendall(msg.pack())
 
     def close(self) -> None:
         self.sock.close()

@@ -40,6 +40,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux_limits
 from ansible_collections.ns.mitogen.plugins.plugin_utils._become_service import BecomeService
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import stack_key
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_hops import MuxHops
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_modules import ModulePush
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_sources import ModuleSources
 from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import DEFAULT_LIMIT, Recycler
 
@@ -53,6 +54,7 @@ class Contexts:
     become: BecomeService
     sources: ModuleSources
     hops: MuxHops
+    modules: ModulePush
     _lock: threading.Lock
     _contexts: Dict[str, Context]
     _starting: Dict[str, threading.Event]
@@ -61,6 +63,7 @@ class Contexts:
     _retiring: Dict[int, threading.Event]
     _prepare_soon: Callable[[], None]
     started_for: Dict[str, int]  # contexts started, by their stack's first hop (its host)
+    _last_context: Dict[str, int]  # inventory host -> the context its latest call went to
 
     def connect(
         self,
@@ -125,6 +128,7 @@ class Contexts:
                 self.started_for[first] = self.started_for.get(first, 0) + 1
                 self._contexts[key] = ctx
                 self._recycler.add(ctx.context_id, key, via.context_id if via else None, group)
+                self.modules.started(ctx.context_id, via.context_id if via else None, group is not None)
                 if group is not None:
                     self._how[key] = (len(json.loads(group)), limit)
             return ctx
@@ -187,6 +191,10 @@ class Contexts:
                     del self._contexts[key]
             self.sources.forget(lost)
             self.hops.forget(lost)
+            self.modules.forget(list(lost))
+            for host, context_id in list(self._last_context.items()):
+                if context_id in lost:
+                    del self._last_context[host]
             for context_id in lost:
                 self.session.hellos.pop(context_id, None)
                 event = self._retiring.get(context_id)

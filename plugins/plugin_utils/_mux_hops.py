@@ -49,6 +49,7 @@ class RootSources(Service):
         self.sources = sources
         self._lock = threading.Lock()
         self.served: Dict[int, Dict[str, int]] = {}  # asking context -> source_id -> times sent
+        self.served_total: Dict[int, int] = {}  # asking context -> sources sent (read from any thread)
 
     @expose(CHILDREN, source_id=str)
     def source(self, caller: int, source_id: str) -> Optional[bytes]:
@@ -57,6 +58,7 @@ class RootSources(Service):
             with self._lock:
                 counts = self.served.setdefault(caller, {})
                 counts[source_id] = counts.get(source_id, 0) + 1
+                self.served_total[caller] = self.served_total.get(caller, 0) + 1
         return found
 
 
@@ -136,6 +138,7 @@ class MuxHops:
             "bytes_out": links,
             "sources_served": served,
             "sources_given": {cid: dict(counts) for cid, counts in sources.given.items()},
+            "sources_ahead": dict(sources.ahead),
             "modules_sent": {cid: dict(mods) for cid, mods in session.responder.sent.items()},
             "cached_pushes": self.cached_pushes,
             "pool_size": self.setups.size,

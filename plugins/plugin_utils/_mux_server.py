@@ -30,6 +30,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     CALL_FUNCTION,
     DEFAULT_HOP_CACHE,
     FLAG_ERROR,
+    KEEP_SOURCE,
     Context,
     Encoded,
     Message,
@@ -52,6 +53,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
 )
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_contexts import Contexts
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_hops import MuxHops
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_modules import ModulePush
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_sources import ModuleSources
 from ansible_collections.ns.mitogen.plugins.plugin_utils._progress import Throttle
 from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import DEFAULT_LIMIT, Recycler
@@ -79,6 +81,8 @@ class MuxServer(Contexts):
         self._prepared = False
         self.sources = ModuleSources()  # module sources, and which context was sent which
         self.hops = MuxHops(self.sources)  # contexts behind intermediaries, and their caches
+        self.modules = ModulePush(self.session, RUNNER, self.hops.root)  # module_utils sent ahead of first runs; requests counted
+        self._last_context: Dict[str, int] = {}  # inventory host -> the context its latest call went to
         self.session.services.register(self.hops.root)
         # Interpreter recycling (see _recycler): use of each context, under self._lock.
         self._recycler = Recycler()
@@ -96,6 +100,7 @@ class MuxServer(Contexts):
             "connect": self.connect,
             "push_file": self.push_file,
             "fetch_file": self.fetch_file,
+            "fetch_if_changed": self.fetch_if_changed,
             "remove_soon": self.remove_soon,
             "reset": self.reset,
             "stats": self.stats,
@@ -146,6 +151,10 @@ class MuxServer(Contexts):
             method, kwargs = msg.decode()
         except Exception as exc:
             self._reply(stream, msg, CallError.from_exception(exc, "mux"), FLAG_ERROR)
+            return
+        if method == "send_ahead":  # one way: no reply
+            get = kwargs.get if isinstance(kwargs, dict) else (lambda _key: None)
+            self._send_ahead(get("host"), get("source_id"), get("source_path"), get("module_name"))
             return
         if method == "call":
             context_id, key = self._claim(kwargs.get("context_id"), kwargs.get("key"))
@@ -233,6 +242,9 @@ class MuxServer(Contexts):
         if not (isinstance(ref, tuple) and len(ref) == 2 and isinstance(args, bytes)):
             raise Error("malformed call request: arguments not encoded by the worker")
         extra: Dict[str, Any] = {}
+        attached = 0
+        if isinstance(call.get("host"), str):
+            self._last_context[call["host"]] = context_id
         if ref == RUN_MODULE:
             dirs = call.get("module_utils_dirs")
             if isinstance(dirs, list) and all(isinstance(d, str) for d in dirs):  # a playbook's/role's module_utils
@@ -243,13 +255,25 @@ class MuxServer(Contexts):
                 if source is not None:  # on the same stream, ahead of the call: kept before it passes
                     self.router.send(Message.encoded(source, dst_id=hop, handle=CACHE_SOURCE))
                 extra["fetch_source"] = True
+            elif self._from_login(context_id, call.get("source_id"), call.get("source_path")):
+                extra["fetch_source"] = True  # its login interpreter has it: asked there, not across the link
             else:
                 source = self.sources.attach(context_id, call.get("source_id"), call.get("source_path"))
                 if source is not None:
                     extra["source"] = source
+                    attached = 1
+                    name = call.get("module_name")
+                    if isinstance(name, str):  # its module_utils, ahead of it: the target asks for none
+                        self.modules.push(context_id, call["source_id"], name, source)
+        note = call.get("progress_handle")
+        asked = self.modules.asked_on_route(context_id) if note is not None else 0
 
         def _back(reply: Message) -> None:
             self._release(context_id)
+            if note is not None:  # what the target asked across the link meanwhile, what went along (_roundtrips)
+                count = self.modules.asked_on_route(context_id) - asked
+                if count or attached:
+                    stream.send(Message.encoded({"asked": count, "sources": attached}, handle=int(note)))
             if is_dead(reply):
                 stream.send(Message.encoded(dead_error(reply), handle=req.reply_to, flags=FLAG_ERROR))
             else:
@@ -258,6 +282,44 @@ class MuxServer(Contexts):
         handle = self.router.add_handler(_back, persist=False, respondent=context_id, policy=self.router.reply_policy(context_id))
         body = (ref, Encoded(args), extra)
         self.router.send(Message.encoded(body, dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
+
+    def _from_login(self, context_id: int, source_id: Any, path: Any) -> bool:
+        """True if a become interpreter's run may take its module source from its login interpreter.
+
+        So when the login interpreter was sent the source (it ran the module, or had
+        it sent ahead) and this one was not: the login one's cache answers it on the
+        host (``_hopcache``, which every interpreter that started another has).
+        """
+        if not isinstance(source_id, str) or not isinstance(path, str) or self.sources.has(context_id, source_id):
+            return False
+        login = self.modules.login_of(context_id)
+        if login == context_id or not self.sources.has(login, source_id):
+            return False
+        self.sources.mark(context_id, source_id)
+        return True
+
+    def _send_ahead(self, host: Any, source_id: Any, source_path: Any, module_name: Any) -> None:
+        """Broker thread: send a module, and what it imports, to where ``host``'s next task will likely run it.
+
+        From our strategy, which sees the host's next task as it queues the current
+        one: sent one way to the login interpreter of the host's latest call (as that
+        task runs), so that the next call carries no source and its target asks for no
+        module_util across the link (a become interpreter asks its login one, on the
+        host: ``_from_login``). Not behind an intermediary (its cache serves those).
+        Never an error: the next run gets what is missing as it would have.
+        """
+        try:
+            context_id = self._last_context.get(host) if isinstance(host, str) else None
+            context_id = None if context_id is None else self.modules.login_of(context_id)
+            if context_id is None or not isinstance(module_name, str) or self.hops.hop_of(context_id) is not None:
+                return
+            source = self.sources.send_ahead(context_id, source_id, source_path)
+            if source is None:
+                return
+            self.router.send(Message.encoded(source, dst_id=context_id, handle=KEEP_SOURCE))
+            self.modules.push(context_id, str(source_id), module_name, source)
+        except Exception as exc:
+            LOG.warning("could not send %s ahead to %s: %s", module_name, host, exc)
 
     # -- methods ----------------------------------------------------------------------
     def ping(self) -> Dict[str, Any]:
@@ -299,13 +361,29 @@ class MuxServer(Contexts):
         finally:
             self._release(context_id)
 
+    def fetch_if_changed(
+        self,
+        context_id: int,
+        remote_path: str,
+        local_path: str,
+        unless_sha1: Optional[str] = None,
+        progress: Optional[Throttle] = None,
+    ) -> Dict[str, Any]:
+        """Fetch's one round trip (``Session.fetch_if_changed``): the remote file's stat, and its bytes if they differ."""
+        context_id = self._claim_or_start(context_id)
+        try:
+            ctx = self.router.context(context_id)
+            return self.session.fetch_if_changed(ctx, remote_path, local_path, unless_sha1, progress=progress)
+        finally:
+            self._release(context_id)
+
     def remove_soon(self, context_id: int, paths: List[str]) -> None:
         """Have ``paths`` removed in a context (a task's temporary directory); no reply is awaited from it."""
         self.session.remove_soon(self.router.context(context_id), paths)
 
     def stats(self) -> Dict[str, Any]:
-        """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``)."""
-        return self.hops.stats(self.session, self.sources)
+        """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``), what went ahead."""
+        return dict(self.hops.stats(self.session, self.sources), modules_ahead=dict(self.modules.pushed))
 
     # -- life -------------------------------------------------------------------------
     def _prepare_soon(self) -> None:

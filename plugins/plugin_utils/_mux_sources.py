@@ -22,6 +22,7 @@ class ModuleSources:
         self._sources: Dict[str, bytes] = {}  # source_id -> a module's source, read for attach()
         self._delivered: Dict[int, Set[str]] = {}  # context_id -> source_ids it was sent
         self.given: Dict[int, Dict[str, int]] = {}  # intermediary -> source_id -> times given (tests)
+        self.ahead: Dict[int, int] = {}  # context -> sources sent ahead of the run needing them (tests)
 
     def __repr__(self) -> str:
         return "ModuleSources(%d sources, %d contexts)" % (len(self._sources), len(self._delivered))
@@ -94,6 +95,25 @@ class ModuleSources:
                 self._delivered[hop_id].add(source_id)
                 counts = self.given.setdefault(hop_id, {})
                 counts[source_id] = counts.get(source_id, 0) + 1
+        return source
+
+    def has(self, context_id: int, source_id: Any) -> bool:
+        """Whether ``context_id`` was sent the source ``source_id``."""
+        with self._lock:
+            return source_id in self._delivered.get(context_id, ())
+
+    def mark(self, context_id: int, source_id: Any) -> None:
+        """``context_id`` holds ``source_id`` now (it fetched it from its parent on the host)."""
+        if isinstance(source_id, str):
+            with self._lock:
+                self._delivered.setdefault(context_id, set()).add(source_id)
+
+    def send_ahead(self, context_id: int, source_id: Any, path: Any) -> Optional[bytes]:
+        """The source to send ``context_id`` ahead of a run of it, the first time only (as ``attach``)."""
+        source = self.attach(context_id, source_id, path) if isinstance(path, str) else None
+        if source is not None:
+            with self._lock:
+                self.ahead[context_id] = self.ahead.get(context_id, 0) + 1
         return source
 
     def forget(self, context_ids: Iterable[int]) -> None:

@@ -54,6 +54,7 @@ _PY_SUFFIX = re.compile(r"\.py$")  # compiled here, in the main process: each wo
 _SOURCES: Dict[str, bytes] = {}  # source_id -> source, for need_source replies
 _FILES: Dict[str, "_ModuleFile"] = {}  # module path -> what plan() needs of it
 _WARMED: Set[Tuple[str, Tuple[str, ...]]] = set()  # (module name, collections) read by warm_module
+_AHEAD_PATHS: Dict[Tuple[str, Tuple[str, ...]], Optional[str]] = {}  # (module name, collections) -> its file
 _PENDING: Dict[bytes, Dict[str, Any]] = {}  # marker token -> its request (this process)
 _TOKENS = itertools.count(1)
 #: Modules that the file actions (copy, template, fetch, ...) run besides the task's own.
@@ -169,6 +170,28 @@ def warm_module(name: str, collections: Optional[List[str]]) -> None:
             _module_file(path)
         except OSError:
             pass  # plan() meets it again, and Ansible reports it
+
+
+def ahead_facts(name: str, collections: Optional[List[str]]) -> Optional[Tuple[str, str, str]]:
+    """``(path, source_id, import name)`` of module ``name`` if the in-process runner would run it; else None.
+
+    For the strategy, which has the mux send a host's next module ahead (main
+    process; the file's facts are cached as ``warm_module``'s, so the worker that
+    runs the module reads nothing either).
+    """
+    if C.DEFAULT_KEEP_REMOTE_FILES:
+        return None
+    key = (name, tuple(collections or ()))
+    if key not in _AHEAD_PATHS:
+        _AHEAD_PATHS[key] = _resolve(name, collections, quiet=True)
+    path = _AHEAD_PATHS[key]
+    if path is None:
+        return None
+    try:
+        module = _module_file(path)
+    except OSError:
+        return None
+    return (path, module.source_id, module.name) if module.new_style else None
 
 
 def _resolve(module_name: str, collections: Optional[List[str]], loader: Any = None, quiet: bool = False) -> Optional[str]:

@@ -4,8 +4,14 @@
 
 Owns: starting the run's multiplexer before Ansible forks its workers, loading our
 connection plugins there too (see ``_preload``), reading each task's module file
-before its worker forks (``_planner.warm_module``), and sending hosts on
-``ansible.builtin.ssh`` / ``local`` to ``ns.mitogen.ssh`` / ``local``.
+before its worker forks (``_planner.warm_module``), sending hosts on
+``ansible.builtin.ssh`` / ``local`` to ``ns.mitogen.ssh`` / ``local``, and, as it
+queues a host's task, having the mux send that host's *next* task's module (and
+the module_utils it imports) ahead, while the current one runs (``_send_ahead``):
+so that a play of modules new to the interpreter costs one round trip per task
+and its calls carry no module source. Only for a literal module name, a host on
+our connection, and a next task not delegated; peeking the iterator never
+advances it (``_compat.peek_next_task``).
 Nothing of the built-in run loops is copied or replaced: the mixin only wraps
 ``run()``, ``_queue_task()`` and, for ``meta: reset_connection`` (which the strategy
 runs itself, loading the connection named by the host's variables), ``_execute_meta()``:
@@ -26,7 +32,16 @@ from typing import Any, Dict, Iterator, Optional
 
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _mux_limits, _mux_server, _original, _planner, _via
+from ansible_collections.ns.mitogen.plugins.plugin_utils import (
+    _compat,
+    _mux,
+    _mux_client,
+    _mux_limits,
+    _mux_server,
+    _original,
+    _planner,
+    _via,
+)
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase, collection_roots
 from ansible_collections.ns.mitogen.plugins.plugin_utils._names import redirect
 
@@ -101,10 +116,42 @@ def _connections_redirected(disabled: bool, host_vars: Optional[Dict[str, Any]] 
         del connection_loader.get  # the class's own method again
 
 
+class _Ahead:
+    """The main process's one-way clients of the run's muxes, for ``send_ahead``."""
+
+    def __init__(self) -> None:
+        self._clients: Dict[int, _mux_client.MuxClient] = {}
+
+    def send(self, host: str, task: Any, task_vars: Dict[str, Any]) -> None:
+        """Have the mux serving ``host`` send ``task``'s module ahead to it, if cheap and certain."""
+        action = getattr(task, "action", None)
+        if not isinstance(action, str) or "{{" in action or getattr(task, "delegate_to", None):
+            return
+        if not str(task_vars.get("ansible_connection", "")).startswith("ns.mitogen."):
+            return
+        facts = _planner.ahead_facts(action, task.collections)
+        if facts is None:
+            return
+        count = task_vars.get("mitogen_cpu_count") or os.environ.get("MITOGEN_CPU_COUNT") or 1
+        index = _mux.mux_index(host, max(1, int(count)))
+        path, source_id, name = facts
+        try:
+            client = self._clients.get(index)
+            if client is None:  # not started yet (a worker starts it), or gone: tried again next time
+                client = self._clients[index] = _mux_client.MuxClient(_mux.socket_path(os.getpid(), index=index))
+            client.send_only("send_ahead", host=host, source_id=source_id, source_path=path, module_name=name)
+        except OSError:
+            dropped = self._clients.pop(index, None)
+            if dropped is not None:
+                dropped.close()
+
+
 class MitogenStrategyMixin:
     """Mixed in before a built-in StrategyModule."""
 
     _nsm_started = False
+    _nsm_iterator: Any = None
+    _nsm_ahead: Optional[_Ahead] = None
 
     def run(self, iterator: Any, play_context: Any, *args: Any, **kwargs: Any) -> Any:
         if not MitogenStrategyMixin._nsm_started:
@@ -118,6 +165,7 @@ class MitogenStrategyMixin:
             except Exception as exc:  # only an optimisation: workers load them anyway
                 display.warning("ns.mitogen: could not preload plugins: %s" % exc)
             MitogenStrategyMixin._nsm_started = True
+        self._nsm_iterator = iterator
         return super().run(iterator, play_context, *args, **kwargs)  # type: ignore[misc]
 
     def _queue_task(self, host: Any, task: Any, task_vars: Dict[str, Any], play_context: Any) -> Any:
@@ -137,8 +185,25 @@ class MitogenStrategyMixin:
         if getattr(task, "delegate_to", None):
             # The delegated host's variables are known only in the worker: it chooses there.
             with _compat.connection_choice(_delegated_connection):
-                return super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
-        return super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
+                queued = super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
+        else:
+            queued = super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
+        self._send_ahead(host, task_vars)
+        return queued
+
+    def _send_ahead(self, host: Any, task_vars: Dict[str, Any]) -> None:
+        """After the host's task is queued: its next task's module goes ahead (``_Ahead``)."""
+        if self._nsm_iterator is None:
+            return
+        try:
+            following = _compat.peek_next_task(self._nsm_iterator, host)
+            if following is None:
+                return
+            if self._nsm_ahead is None:
+                self._nsm_ahead = _Ahead()
+            self._nsm_ahead.send(host.name, following, task_vars)
+        except Exception as exc:  # an optimisation: the next task gets its module as ever
+            display.debug("ns.mitogen: no module sent ahead for %s: %s" % (host, exc))
 
     def _execute_meta(self, task: Any, play_context: Any, iterator: Any, target_host: Any) -> Any:
         """``meta: reset_connection`` on a host we redirected resets our interpreters, not ssh's."""

@@ -250,6 +250,39 @@ def test_push_and_fetch_preserve_content_and_mode_through_a_hop(session, tmp_pat
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".nsm-part")]
 
 
+def test_fetch_if_changed_sends_bytes_only_for_a_readable_file_that_differs(session, tmp_path):
+    src = tmp_path / "src.bin"
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    src.write_bytes(data)
+    (tmp_path / "dir").mkdir()
+    b = session.local(via=session.local())
+    dest = tmp_path / "new" / "sub" / "back.bin"
+
+    def fetch(path, unless=None):
+        return session.fetch_if_changed(b, str(path), str(dest), unless)
+
+    assert fetch(tmp_path / "missing") == {"exists": False}
+    assert fetch(tmp_path / "dir") == {"exists": True, "isdir": True}
+    assert fetch(tmp_path / "missing" / "below")["exists"] is False
+    assert fetch(src / "below") == {"error": "Not a directory"}
+    assert not (tmp_path / "new").exists()  # no bytes: no directory made
+    sha1 = hashlib.sha1(data).hexdigest()
+    sent = fetch(src)
+    assert sent["sent"] is True and sent["checksum"] == sha1 and sent["received"]["size"] == len(data)
+    assert dest.read_bytes() == data
+    assert fetch(src, sha1) == {"exists": True, "checksum": sha1, "sent": False}
+    src.write_bytes(b"changed")
+    again = fetch(src, sha1)
+    assert again["sent"] is True and again["checksum"] == hashlib.sha1(b"changed").hexdigest()
+    assert dest.read_bytes() == b"changed"
+    with pytest.raises(NotADirectoryError):  # no directory made here: the sender stops (its chunks are refused)
+        session.fetch_if_changed(b, str(src), str(dest / "below" / "x"))
+    assert fetch(src, sha1)["sent"] is True  # the interpreter goes on
+    os.mkfifo(tmp_path / "fifo")  # not a regular file: never opened (ansible's own action slurps it)
+    assert fetch(tmp_path / "fifo") == {"exists": True, "readable": False}
+    assert not [p for p in os.listdir(dest.parent) if p.endswith(".nsm-part")]
+
+
 def test_failed_transfer_leaves_destination_untouched(session, tmp_path):
     a = session.local()
     dest = tmp_path / "dest"

@@ -97,6 +97,7 @@ SERVER_SIDE = (
     "plugin_utils._mux_contexts",
     "plugin_utils._mux_fork",
     "plugin_utils._mux_hops",
+    "plugin_utils._mux_modules",
     "plugin_utils._mux_sources",
     "plugin_utils._recycler",
     "plugin_utils._become_service",

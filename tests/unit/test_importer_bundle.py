@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from typing import Dict
+from typing import Dict, List
 
 import pytest
 
@@ -29,3 +29,44 @@ def test_inflation_is_bounded():
 def test_garbage_is_a_protocol_error(data):
     with pytest.raises(PeerProtocolError):
         unpack_bundle(data, 1 << 20)
+
+
+class _Router:
+    """As much of a router as a controller's ``Responder`` uses to be made."""
+
+    def __init__(self) -> None:
+        self.handlers: List[int] = []
+
+    def add_handler(self, fn, handle, policy=None):
+        self.handlers.append(handle)
+
+    from_child_stream = None
+
+
+def _responder():
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._importer import Responder
+
+    return Responder(_Router(), ["ansible.module_utils"])  # type: ignore[arg-type]
+
+
+BASIC = "ansible.module_utils.basic"
+
+
+def test_a_bundle_sent_ahead_is_the_closure_a_request_gets():
+    """``bundle_for`` (sent ahead of a run) and a request's answer are one closure."""
+    ahead, asked = _responder(), _responder()
+    bundle = ahead.bundle_for(6, [BASIC])
+    assert BASIC in bundle and "ansible.module_utils.common.text.converters" in bundle
+    assert bundle == asked._bundle(BASIC, 6)
+    assert ahead.bundle_for(6, [BASIC]) == {}  # sent: never again to that child
+    assert set(ahead._bundle(BASIC, 6)) == {BASIC}  # but what it asks for again, it gets
+
+
+def test_what_the_parent_on_the_host_has_is_left_out():
+    responder = _responder()
+    login = responder.bundle_for(6, [BASIC])
+    assert responder.bundle_for(8, [BASIC], also_has=list(login)) == {}  # the become one asks its login parent
+    extra = "ansible.module_utils.facts.timeout"  # not in basic's closure
+    assert extra not in login
+    become = responder.bundle_for(8, [BASIC, extra], also_has=list(login))
+    assert extra in become and not set(become) & set(login)

@@ -322,6 +322,17 @@ def test_import_policy_is_taken_from_the_parent_only():
     assert isinstance(t.route(msg(6, 5, IMPORT_POLICY, A)), Refuse)
 
 
+def test_modules_sent_ahead_are_taken_from_the_parent_only():
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._importer import Importer
+    from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._wire import LOAD_MODULES
+
+    t = table()
+    Importer(t, PREFIXES, {})  # type: ignore[arg-type]  # registers its LOAD_MODULES handle on the table
+    assert delivered(t, msg(1, 5, LOAD_MODULES, P, body=b"x"))
+    assert isinstance(t.route(msg(6, 5, LOAD_MODULES, A, body=b"x")), Refuse)  # a child may not
+    assert isinstance(t.route(msg(8, 5, LOAD_MODULES, A, body=b"x")), Refuse)
+
+
 # -- files ------------------------------------------------------------------------
 def test_only_registered_files_are_served(tmp_path):
     files = FileService(table())  # type: ignore[arg-type]  # fetch names peers through it

@@ -21,14 +21,14 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Tuple, cast
 
-from . import _zygote
+from . import _sources, _zygote
 from ._broker import Broker
 from ._importer import Entry, Importer, Responder, install
 from ._logs import ForwardHandler, LogReceiver, OutputForwarder
 from ._router import Router
 from ._service import ServiceRegistry
 from ._state import STATE
-from ._wire import FrameParser, Message
+from ._wire import KEEP_SOURCE, FrameParser, Message
 
 if TYPE_CHECKING:  # annotations only
     from ._shapes import ChildConfig, Hello
@@ -141,6 +141,7 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
     }
     importer = Importer(router, config["prefixes"], cache)
     install(importer)
+    router.add_handler(_sources.on_source_ahead, KEEP_SOURCE, policy=router.from_parent)
     router.responder = Responder(router, config["prefixes"], importer)
     state.services = ServiceRegistry(router)
     LogReceiver(router)
@@ -188,6 +189,7 @@ def stats() -> Dict[str, Any]:
 
     ``modules_sent`` maps each child id to how many times each module was sent to
     it; ``import_requests`` counts requests this context made upwards;
+    ``modules_ahead`` and ``sources_ahead`` what its parent sent before it was needed;
     ``calls_peak``: the most calls it ran at once (an intermediary starting children
     in parallel runs one call per start).
     """
@@ -202,6 +204,8 @@ def stats() -> Dict[str, Any]:
         "modules_sent": {cid: dict(mods) for cid, mods in responder.sent.items()} if responder else {},
         "modules_refused": responder.refused if responder else 0,
         "import_requests": importer.requests if importer else 0,
+        "modules_ahead": importer.loaded if importer else 0,
+        "sources_ahead": _sources.STATS["sources_ahead"],
         "cached_modules": sorted(importer.cache) if importer else [],
         "calls_peak": router.pool.peak,
     }

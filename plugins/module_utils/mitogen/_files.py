@@ -55,7 +55,14 @@ class TransferError(Error):
 
 
 def send_stream(
-    router: Router, path: str, dst_id: int, handle: int, timeout: float = 120.0, progress: Optional[Progress] = None
+    router: Router,
+    path: str,
+    dst_id: int,
+    handle: int,
+    timeout: float = 120.0,
+    progress: Optional[Progress] = None,
+    sha1: Any = None,
+    fp: Any = None,
 ) -> Dict[str, Any]:
     """Stream the file at ``path`` to ``handle`` in ``dst_id``; return its metadata.
 
@@ -63,14 +70,16 @@ def send_stream(
     receiver's progress), then come its chunks. The receiver acknowledges each
     message; at most ``WINDOW`` are in flight. The last message (``FLAG_LAST``)
     carries ``{"size", "sha256", "mode"}``, also returned once the receiver has
-    acknowledged it, i.e. after the file is in place there.
+    acknowledged it, i.e. after the file is in place there. ``sha1``: a hashlib
+    object also fed every chunk. ``fp``: the file, already open (read from its
+    start, closed here).
     """
     acks = Receiver(router, respondent=dst_id, persist=True)
     digest = hashlib.sha256()
     size = 0
     in_flight = 0
     try:
-        with open(path, "rb") as fp:
+        with fp if fp is not None else open(path, "rb") as fp:
             st = os.fstat(fp.fileno())
             router.send(Message.encoded({"size": st.st_size}, dst_id=dst_id, handle=handle, reply_to=acks.handle))
             in_flight += 1
@@ -82,6 +91,8 @@ def send_stream(
                     _check_ack(acks.get(timeout))
                     in_flight -= 1
                 digest.update(chunk)
+                if sha1 is not None:
+                    sha1.update(chunk)
                 size += len(chunk)
                 router.send(Message(dst_id=dst_id, handle=handle, reply_to=acks.handle, data=_codec.encode(chunk)))
                 in_flight += 1
@@ -111,6 +122,7 @@ def receive_stream(
     mode: Optional[int] = None,
     timeout: float = 120.0,
     progress: Optional[Progress] = None,
+    first: Optional[Message] = None,
 ) -> Dict[str, Any]:
     """Write the chunks arriving on ``recv`` to ``dest`` atomically; return metadata.
 
@@ -119,6 +131,7 @@ def receive_stream(
     ``mode`` overrides the sender's mode. Raises ``TransferError`` on a checksum or
     size mismatch (the destination is then left untouched). ``progress``: called
     after each chunk with the bytes so far and the size the sender announced.
+    ``first``: the stream's first message, already taken from ``recv``.
     """
     dest = os.path.abspath(os.path.expanduser(dest))
     directory = os.path.dirname(dest) or "."
@@ -130,7 +143,8 @@ def receive_stream(
     try:
         with os.fdopen(fd, "wb") as fp:
             while True:
-                msg = last = recv.get(timeout)
+                msg = last = first if first is not None else recv.get(timeout)
+                first = None
                 if msg.flags & FLAG_LAST:
                     meta = msg.decode()
                     break
@@ -261,6 +275,51 @@ def pull_file(
 def push_file(path: str, dst_id: int, handle: int) -> Dict[str, Any]:
     """Run in a target: stream the local ``path`` to ``handle`` in ``dst_id``."""
     return send_stream(_router(), path, dst_id, handle)
+
+
+def push_if_changed(path: str, dst_id: int, handle: int, unless_sha1: Optional[str] = None) -> Dict[str, Any]:
+    """Run in a target: fetch's one round trip. Stat ``path`` (following links) and
+    stream it to ``handle`` in ``dst_id`` (as ``push_file``) unless there is nothing to send.
+
+    Returns what ansible's fetch action learns from its remote stat:
+    ``{"exists": False}``; ``{"exists": True, "isdir": True}``; ``{"exists": True,
+    "readable": False}`` (not a readable regular file: ansible's own action then
+    reads it with ``slurp``); ``{"error": strerror}`` (the stat itself failed);
+    else ``{"exists": True, "checksum": sha1, "sent": bool}``: not sent when the
+    file's SHA-1 is ``unless_sha1`` (the controller's copy), else ``checksum`` is
+    the SHA-1 of the bytes sent and ``stream`` what ``send_stream`` returned. The
+    receiver tells the two apart by the first message it gets: ``send_stream``'s
+    ``{"size": n}`` announcement, or this function's reply (which has no ``size``).
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return {"exists": False}
+    except OSError as exc:
+        return {"error": exc.strerror or str(exc)}
+    if stat.S_ISDIR(st.st_mode):
+        return {"exists": True, "isdir": True}
+    if not stat.S_ISREG(st.st_mode) or not os.access(path, os.R_OK):
+        return {"exists": True, "readable": False}
+    try:
+        fp = open(path, "rb")
+    except OSError:
+        return {"exists": True, "readable": False}
+    sha1 = hashlib.sha1()
+    if unless_sha1:
+        try:
+            for chunk in iter(lambda: fp.read(1 << 20), b""):
+                sha1.update(chunk)
+            fp.seek(0)
+        except BaseException:
+            fp.close()
+            raise
+        if sha1.hexdigest() == unless_sha1:
+            fp.close()
+            return {"exists": True, "checksum": unless_sha1, "sent": False}
+        sha1 = hashlib.sha1()
+    meta = send_stream(_router(), path, dst_id, handle, sha1=sha1, fp=fp)  # closes fp
+    return {"exists": True, "checksum": sha1.hexdigest(), "sent": True, "stream": meta}
 
 
 def apply_ops(ops: Any) -> None:

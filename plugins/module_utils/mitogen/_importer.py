@@ -25,6 +25,13 @@ Rules it keeps (the allow-list decisions are ``_allowlist.ImportPolicy``'s, pure
   the parent sent along with a module (its companions) goes along with it to each
   child too (``Importer.arrived_with``): a target behind an intermediary asks as
   few times as one that is not.
+- A parent may also send a bundle before anyone asks (``LOAD_MODULES``, one way,
+  from the parent only): the closure of a module a run is about to need, ahead
+  of that run on the same route (so stored before the run starts). The
+  controller makes it with ``Responder.bundle_for``, the same closure a request
+  gets, minus what that child was sent. ``Responder.asked`` counts the requests
+  each child made (each one a round trip on its link), for the tests and the
+  round-trip report.
 - The core's own modules are served lowered for every supported target Python
   (``_lower``: no annotations; lines where they are in the file).
 - Allow-listed trees are looked up here *before* the target's own ``sys.path``, so
@@ -51,7 +58,7 @@ from ._allowlist import EMPTY, FETCH, PROVIDED, REFUSE, ImportPolicy
 from ._calls import Receiver, is_dead
 from ._errors import PeerProtocolError, StreamError, TimeoutError
 from ._router import Router
-from ._wire import GET_MODULE, IMPORT_POLICY, Message
+from ._wire import GET_MODULE, IMPORT_POLICY, LOAD_MODULES, Message
 
 LOG = logging.getLogger("ns.mitogen.importer")
 
@@ -105,7 +112,9 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self._inflight: Dict[str, threading.Event] = {}
         self.requests = 0
         self.arrived_with: Dict[str, List[str]] = {}  # requested module -> what the parent sent with it
+        self.loaded = 0  # modules the parent sent ahead, unasked (LOAD_MODULES)
         router.add_handler(self._on_policy, IMPORT_POLICY, policy=router.from_parent)
+        router.add_handler(self._on_load, LOAD_MODULES, policy=router.from_parent)
 
     def __repr__(self) -> str:
         return "Importer(cached=%d, prefixes=%r)" % (len(self.cache), self.prefixes)
@@ -116,6 +125,16 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def _on_policy(self, msg: Message) -> None:
         self.policy.update(msg.decode())
+
+    def _on_load(self, msg: Message) -> None:
+        """Broker thread: modules the parent sent ahead of a run that needs them; cached."""
+        try:
+            bundle = unpack_bundle(msg.decode(), self.router.max_message)
+            self.store(bundle)
+        except Exception as exc:  # an optimisation: the run asks for what is missing
+            LOG.error("%s: bad module bundle from parent: %s", self.router.name, exc)
+            return
+        self.loaded += len(bundle)
 
     # -- finder -------------------------------------------------------------------
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Optional[importlib.machinery.ModuleSpec]:
@@ -221,6 +240,7 @@ class Responder:
         self.sent: Dict[int, Dict[str, int]] = {}  # child id -> module -> times sent
         self.booted: Dict[int, FrozenSet[str]] = {}  # child id -> modules its boot payload held
         self.refused = 0
+        self.asked: Dict[int, int] = {}  # requesting context -> GET_MODULE requests it sent here
         self._waiting: Dict[str, List[Message]] = {}
         router.add_handler(self._on_get_module, GET_MODULE, policy=router.from_child_stream)
 
@@ -359,26 +379,40 @@ class Responder:
         return self.importer.cache.get(name)
 
     def _bundle(self, name: str, child: int) -> Dict[str, Entry]:
-        """``name``, its companions and every related module ``child`` lacks.
+        """``name``, its companions and every related module ``child`` lacks (a request's answer)."""
+        return self.bundle_for(child, [name], required=name)
 
+    def bundle_for(
+        self, child: int, names: Sequence[str], also_has: Sequence[str] = (), required: Optional[str] = None
+    ) -> Dict[str, Entry]:
+        """``names``, their companions and every related module ``child`` lacks; counted as sent.
+
+        ``also_has``: modules ``child`` can import without asking across the link
+        (what its parent on the same host holds, which answers it there).
+        ``required`` goes in even if sent before (it was asked for again).
         Related names that are not modules here (an imported attribute, or
         ``six.moves`` that six's own finder makes) go too, as absent: the child would
         otherwise ask for each, one round trip apiece, to hear the same answer.
         """
         have = self.sent.setdefault(child, {})
         booted = self.booted.get(child, frozenset())
-        todo = [name]
-        if name not in have:  # companions are hints: only allowed trees, as ever
-            todo += self.policy.companions(self.companions.get(name, []))
-            if self.importer is not None:  # an intermediary: what its parent sent along
-                todo += self.policy.companions(self.importer.arrived_with.get(name, []))
-        bundle = self._closure(todo, self._lookup, lambda mod: (mod in have or mod in booted) and mod != name)
+        todo = list(names)
+        for name in names:
+            if name not in have:  # companions are hints: only allowed trees, as ever
+                todo += self.policy.companions(self.companions.get(name, []))
+                if self.importer is not None:  # an intermediary: what its parent sent along
+                    todo += self.policy.companions(self.importer.arrived_with.get(name, []))
+        skipped = set(also_has)
+        bundle = self._closure(
+            todo, self._lookup, lambda mod: (mod in have or mod in booted or mod in skipped) and mod != required
+        )
         for mod in bundle:
             have[mod] = have.get(mod, 0) + 1
         return bundle
 
     def _on_get_module(self, msg: Message) -> None:
         name = msg.decode()
+        self.asked[msg.src_id] = self.asked.get(msg.src_id, 0) + 1
         action = self.policy.request(name, None if self.importer is None else self.importer.cache)
         if action == REFUSE:
             self.refused += 1

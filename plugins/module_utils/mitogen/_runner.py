@@ -100,7 +100,8 @@ def run_module(request: Any, source: Optional[bytes] = None, fetch_source: bool 
     Raises ``ValueError`` for a malformed request (nothing ran then). ``source``: the
     module's source, as ``request["source"]`` (the mux attaches it this way, so it
     can relay the request without decoding it). ``fetch_source``: a source not
-    cached here is asked of the parent first (an intermediary's cache: ``_hopcache``).
+    cached here is asked of the parent first (an intermediary's cache, or the login
+    interpreter a become one was started from: ``_hopcache``).
 
     A call target: the reply goes as an ``AfterReply``, whose ``then`` puts the
     process state back once the reply is on its way (~0.5 ms off every task's path;
@@ -114,18 +115,14 @@ def run_module(request: Any, source: Optional[bytes] = None, fetch_source: bool 
     if request.get("prelude"):  # the task's temporary files, deferred by the worker to this call
         apply_ops(request["prelude"])
     if request.get("fork") or request.get("async"):  # a fork of the zygote runs it (see _zygote)
-        found = source_for(request)
+        found = _source(request, fetch_source)
         if found is None:
             return {"need_source": True}
         return _zygote.run(dict(request, source=found.data), __name__)
     refused = _refused_before_running(request)
     if refused is not None:
         return {"rc": 1, "stdout": refused, "stderr": b""}
-    found = source_for(request)
-    if found is None and fetch_source and isinstance(request.get("source_id"), str):
-        from ._hopcache import source_from_parent  # behind an intermediary only
-
-        found = source_from_parent(request["source_id"])
+    found = _source(request, fetch_source)
     if found is None:
         return {"need_source": True}
     _sysenv.refresh()  # /etc/environment and /etc/resolv.conf, as a fresh process would read them
@@ -159,6 +156,16 @@ def run_module(request: Any, source: Optional[bytes] = None, fetch_source: bool 
     finally:
         if not deferred:
             _RUN_LOCK.release()
+
+
+def _source(request: RunRequest, fetch_source: bool) -> Optional[Source]:
+    """The run's module source: cached here, else (``fetch_source``) asked of the parent, else None."""
+    found, source_id = source_for(request), request.get("source_id")
+    if found is None and fetch_source and isinstance(source_id, str):
+        from ._hopcache import source_from_parent  # behind an intermediary, or a become child of the login
+
+        found = source_from_parent(source_id)
+    return found
 
 
 def _restore_and_release(run: "_Run") -> None:

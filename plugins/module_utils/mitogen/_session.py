@@ -266,6 +266,34 @@ class Session:
         finally:
             recv.close()
 
+    def fetch_if_changed(
+        self,
+        context: Context,
+        remote_path: str,
+        local_path: str,
+        unless_sha1: Optional[str] = None,
+        timeout: float = 120.0,
+        progress: Optional[Callable[[int, int], None]] = None,
+    ) -> Dict[str, Any]:
+        """Fetch's one round trip: stat ``remote_path`` in ``context``, and stream it to
+        ``local_path`` unless it is missing, a directory, unreadable or its SHA-1 is
+        ``unless_sha1`` (``_files.push_if_changed``, whose reply this returns; with
+        ``received``: what ``fetch_file`` returns, where it was sent). ``local_path``'s
+        missing directories are made only once bytes come. Raises as ``fetch_file``.
+        """
+        recv = Receiver(self.router, respondent=context.context_id, persist=True)
+        try:
+            context.call_into(recv, _files.push_if_changed, remote_path, 0, recv.handle, unless_sha1)
+            first = recv.get(timeout)
+            head = first.decode()  # raises what failed there
+            if not (first.reply_to and isinstance(head, dict) and "size" in head):
+                return head  # push_if_changed's reply: nothing comes
+            os.makedirs(os.path.dirname(os.path.abspath(local_path)), exist_ok=True)
+            received = _files.receive_stream(self.router, recv, local_path, None, timeout, progress, first=first)
+            return dict(recv.get(timeout).decode(), received=received)
+        finally:
+            recv.close()
+
     # -- ending ------------------------------------------------------------------------
     def close(self, timeout: float = 10.0) -> None:
         """Stop every context, the broker thread and the call pool; reap processes."""

@@ -3,7 +3,8 @@
 """The module sources cached in this interpreter, and the finders that serve one for its run (private).
 
 Owns: the cache of module sources by sha1 (``source_for``; at most ``MAX_SOURCES``,
-least recently used go first), each ``Source`` compiled once per file name, and
+least recently used go first; ``on_source_ahead``: a source the parent sent ahead of
+the run that will need it, ``KEEP_SOURCE``), each ``Source`` compiled once per file name, and
 the import finders a run puts on ``sys.meta_path``: ``ModuleFinder`` (the module
 under its own name) and ``ParentPackages`` (empty packages for its parents).
 """
@@ -25,7 +26,7 @@ MAX_SOURCES = 128  # module sources cached here (least recently used go first)
 
 _SOURCES_LOCK = threading.Lock()
 _SOURCES: "collections.OrderedDict[str, Source]" = collections.OrderedDict()
-STATS = {"source_misses": 0}
+STATS = {"source_misses": 0, "sources_ahead": 0}
 
 
 def cached() -> List[str]:
@@ -89,6 +90,15 @@ def source_for(request: RunRequest) -> Optional[Source]:
             return None
         _SOURCES.move_to_end(source_id)
         return entry
+
+
+def on_source_ahead(msg: Any) -> None:
+    """Broker thread (``KEEP_SOURCE``, from the parent only): cache a module source sent ahead."""
+    data = msg.decode()
+    if isinstance(data, bytes):
+        request: Any = {"source": data}
+        source_for(request)
+        STATS["sources_ahead"] += 1
 
 
 # -- finders for the run --------------------------------------------------------------

@@ -44,12 +44,13 @@ SHUTDOWN = 2
 ADD_ROUTE = 3
 DEL_ROUTE = 4
 GET_MODULE = 5
-LOAD_MODULES = 6
+LOAD_MODULES = 6  # a module bundle for the importer's cache, sent ahead of the run needing it (_importer)
 FORWARD_LOG = 7
 CALL_SERVICE = 8
 ALLOCATE_ID = 9
 IMPORT_POLICY = 10
 CACHE_SOURCE = 11  # a module source for an intermediary to keep for its children (_hopcache)
+KEEP_SOURCE = 12  # a module source sent ahead of the run that will need it (_sources)
 FIRST_DYNAMIC_HANDLE = 1000
 
 

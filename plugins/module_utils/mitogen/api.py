@@ -49,6 +49,8 @@ __all__ = [
     "DEFAULT_POOL_SIZE",
     "HOPCACHE_SERVICE",
     "FLAG_ERROR",
+    "KEEP_SOURCE",
+    "LOAD_MODULES",
     "ChildProcess",
     "Encoded",
     "FrameParser",
@@ -65,6 +67,7 @@ __all__ = [
     "is_dead",
     "make_transport",
     "option_value",
+    "pack_bundle",
     "read_some",
     "redacted",
     "write_some",
@@ -76,13 +79,24 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
     from ._codec import Encoded, decode, encode
     from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError, StreamError, TimeoutError
     from ._hopcache import SERVICE as HOPCACHE_SERVICE
+    from ._importer import pack_bundle
     from ._methods import make as make_transport
     from ._modscan import imported_names
     from ._service import CHILDREN, Service, expose
     from ._session import DEFAULT_HOP_CACHE, Session
     from ._stream import Stream
     from ._transports import CORE_MIN_PYTHON, SpecError, Transport, option_value, redacted
-    from ._wire import CACHE_SOURCE, CALL_FUNCTION, DEFAULT_MAX_MESSAGE, FLAG_ERROR, FrameParser, Message, check_size
+    from ._wire import (
+        CACHE_SOURCE,
+        CALL_FUNCTION,
+        DEFAULT_MAX_MESSAGE,
+        FLAG_ERROR,
+        KEEP_SOURCE,
+        LOAD_MODULES,
+        FrameParser,
+        Message,
+        check_size,
+    )
 
 #: Where each name lives: (private module, its name there). Importing ``api`` loads
 #: none of them; ``from api import X`` loads X's module only. Every Ansible worker under
@@ -103,6 +117,7 @@ _WHERE: Dict[str, tuple] = {
     "HOPCACHE_SERVICE": ("_hopcache", "SERVICE"),
     "make_transport": ("_methods", "make"),
     "imported_names": ("_modscan", "imported_names"),
+    "pack_bundle": ("_importer", "pack_bundle"),
     "CHILDREN": ("_service", "CHILDREN"),
     "Service": ("_service", "Service"),
     "expose": ("_service", "expose"),
@@ -116,6 +131,8 @@ _WHERE: Dict[str, tuple] = {
     "CALL_FUNCTION": ("_wire", "CALL_FUNCTION"),
     "DEFAULT_MAX_MESSAGE": ("_wire", "DEFAULT_MAX_MESSAGE"),
     "FLAG_ERROR": ("_wire", "FLAG_ERROR"),
+    "KEEP_SOURCE": ("_wire", "KEEP_SOURCE"),
+    "LOAD_MODULES": ("_wire", "LOAD_MODULES"),
     "FrameParser": ("_wire", "FrameParser"),
     "Message": ("_wire", "Message"),
     "check_size": ("_wire", "check_size"),
@@ -182,6 +199,11 @@ def __dir__() -> List[str]:
 #       descendant may call it): the root registers one of that name to answer.
 #   ``CACHE_SOURCE``: the handle an intermediary keeps a module source sent to it on
 #       (the encoded bytes; from its parent only), for the runs of its children.
+#   ``LOAD_MODULES``: the handle a context's importer caches a bundle on, sent ahead of
+#       the run that needs it (``pack_bundle(session.responder.bundle_for(...))``; from
+#       its parent only); ``session.responder.asked``: GET_MODULE requests per context.
+#   ``KEEP_SOURCE``: the handle a context caches a module source on (the encoded bytes;
+#       from its parent only), sent ahead of the run that will need it.
 #
 # Connection setup
 #   ``DEFAULT_POOL_SIZE``: how many connections start at once by default, as the
