@@ -4,7 +4,13 @@ Usage (as root, after ``scripts/setup``)::
 
     .venv/bin/python -m benchmarks.hosts [--quick] [--hosts 1,10,30,100,300] [--tasks 100]
         [--forks 50] [--repeat 1] [--variants vanilla_pipelining,ns.mitogen,...]
-        [--max-vanilla-hosts 30] [--out benchmarks/results/hosts.json]
+        [--max-vanilla-hosts 30] [--no-bytecode] [--timeout 30] [--out benchmarks/results/hosts.json]
+
+``--no-bytecode`` runs every variant as in an execution environment: ``PYTHONDONTWRITEBYTECODE=1``
+and a read-only copy of the installed collection without ``__pycache__`` (our code then
+comes from its private code cache; ansible-core's own bytecode is read as installed);
+without it, bytecode is cached under a private ``PYTHONPYCACHEPREFIX``. ``--timeout``
+sets ``ANSIBLE_TIMEOUT`` for every variant (300 hosts starting on 2 cores).
 
 ``--quick`` checks the harness itself: 1 and 2 hosts, 5 tasks, written to
 ``hosts-quick.json``. One testbed of the largest host count (no added latency) serves
@@ -174,13 +180,37 @@ class Result:
 class HostsRunner(Runner):
     """``benchmarks.ansible.Runner`` with a generated play, a fork count and memory sampling."""
 
-    def __init__(self, tb: Testbed, work: Path, tasks: int, forks: int) -> None:
+    def __init__(
+        self, tb: Testbed, work: Path, tasks: int, forks: int, no_bytecode: bool = False, timeout: Optional[int] = None
+    ) -> None:
         pycache = work / "pycache"
         super().__init__(tb, work, pycache, work / "unused-blob")
         self.forks = forks
+        self.timeout = timeout
+        self.read_only: Optional[Path] = None
+        if no_bytecode:
+            # As in an execution environment: a read-only collection without bytecode, and
+            # PYTHONDONTWRITEBYTECODE (ansible-core's own bytecode, in site-packages, is read).
+            self.read_only = work / "read-only-collections"
+            installed = ROOT / ".build" / "installed"  # scripts/setup's ansible-galaxy install of the collection
+            shutil.copytree(installed, self.read_only, ignore=shutil.ignore_patterns("__pycache__"))
+            subprocess.run(["chmod", "-R", "a-w", str(self.read_only)], check=True)
         self.playbooks = {floor: work / ("play-%s.yml" % ("floor" if floor else "hostname")) for floor in (False, True)}
         for floor, path in self.playbooks.items():
             path.write_text(playbook_text(tasks, floor))
+
+    def env(self, variant: Variant, run_dir: Path) -> Dict[str, str]:
+        env = super().env(variant, run_dir)
+        if self.read_only is not None:
+            env.pop("PYTHONPYCACHEPREFIX", None)
+            env.update(PYTHONDONTWRITEBYTECODE="1", ANSIBLE_COLLECTIONS_PATH=str(self.read_only))
+        if self.timeout is not None:
+            env["ANSIBLE_TIMEOUT"] = str(self.timeout)
+        return env
+
+    def close(self) -> None:
+        if self.read_only is not None:
+            subprocess.run(["chmod", "-R", "u+w", str(self.read_only)], check=False)
 
     def measure(self, hosts: int, variant: Variant) -> Result:
         self._count += 1
@@ -306,6 +336,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--max-vanilla-hosts", type=int, default=30, help="vanilla_pipelining only up to this many hosts")
     parser.add_argument("--out", type=Path, help="JSON output (default benchmarks/results/hosts[-quick].json)")
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="as in an execution environment: PYTHONDONTWRITEBYTECODE=1 and a read-only copy of the collection",
+    )
+    parser.add_argument("--timeout", type=int, help="ANSIBLE_TIMEOUT for every variant (default: Ansible's, 10 s)")
     args = parser.parse_args(argv)
     if args.quick:
         args.hosts, args.tasks = "1,2", 5
@@ -332,7 +368,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results: List[Result] = []
     log("bringing up %d hosts" % max(args.host_counts))
     with Testbed(hosts=max(args.host_counts)) as tb:
-        runner = HostsRunner(tb, work, args.tasks, args.forks)
+        runner = HostsRunner(tb, work, args.tasks, args.forks, args.no_bytecode, args.timeout)
         for _round in range(args.repeat):
             for hosts in args.host_counts:
                 for variant in args.variant_list:
@@ -344,6 +380,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         % (hosts, variant.name, result.wall_s, result.cpu_s, _mib(result.peak_rss_kib), _mib(result.peak_pss_kib))
                     )
                     results.append(result)
+        runner.close()
     shutil.rmtree(work, ignore_errors=True)
     rows = table(results)
     print(text_table(rows))
