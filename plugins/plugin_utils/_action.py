@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _fetch, _planner
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _compat_hooks, _fetch, _planner
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
 display = Display()
@@ -32,11 +32,11 @@ display = Display()
 def install() -> None:
     """Route ``ActionBase._configure_module`` through ``configure_module``, and let
     ns.mitogen connections pipeline under every become plugin (both idempotent)."""
-    _compat.install_configure_module_hook(configure_module)
-    _compat.install_execute_module_hook(execute_module)
-    _compat.install_pipelining_hook(lambda connection: isinstance(connection, MitogenConnectionBase))
-    _compat.install_tmp_hooks(task_files)
-    _compat.install_action_choice(fetch_action)
+    _compat_hooks.install_configure_module_hook(configure_module)
+    _compat_hooks.install_execute_module_hook(execute_module)
+    _compat_hooks.install_pipelining_hook(lambda connection: isinstance(connection, MitogenConnectionBase))
+    _compat_hooks.install_tmp_hooks(task_files)
+    _compat_hooks.install_action_choice(fetch_action)
 
 
 def fetch_action(handler: Any, task_vars: Any) -> Any:
@@ -54,7 +54,7 @@ def fetch_action(handler: Any, task_vars: Any) -> Any:
         return None
     if str(task_vars.get("mitogen_disable", False)).lower() in ("1", "true", "yes", "on"):
         return None
-    return _compat.action_like(handler, "ns.mitogen.fetch")
+    return _compat_hooks.action_like(handler, "ns.mitogen.fetch")
 
 
 def task_files(action: Any) -> Any:

@@ -10,7 +10,8 @@ puts in a module's zip. Supporting a new ansible-core release should mean readin
 this file and changing only it.
 
 The rule this file keeps (``tests/unit/test_boundaries.py`` checks what ast can
-see of it): ns.mitogen uses ansible-core's private API here and nowhere else.
+see of it): ns.mitogen uses ansible-core's private API here and nowhere else (with
+``_compat_hooks``, split from this file: the hooks on ansible-core's classes).
 Private means: any module under ``ansible.executor``, ``ansible._internal`` or
 ``ansible.module_utils._internal``; any ``_``-prefixed name of an ansible module
 (``module_common._get_ansible_module_fqn``, ``C.config._parsers``); any
@@ -30,9 +31,8 @@ and the methods a strategy extends (``run``, ``_queue_task``, ``_execute_meta``)
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import ansible.constants as C
 from ansible.executor import module_common
@@ -87,7 +87,6 @@ def module_profile(source: bytes) -> Optional[str]:
     get_metadata = getattr(module_common, "_get_module_metadata", None)
     if get_metadata is None:
         return "legacy"
-    import ansible.constants as C
 
     if not C.config.get_config_value("_MODULE_METADATA"):
         return "legacy"  # metadata is experimental and off: every module is legacy
@@ -216,7 +215,6 @@ def agent_identity(key_data: str, passphrase: Optional[str], host: str) -> str:
     import tempfile
     import time
 
-    import ansible.constants as C
     from ansible.errors import AnsibleAuthenticationFailure, AnsibleError
     from ansible.module_utils.common.text.converters import to_bytes
 
@@ -279,135 +277,6 @@ def fetch_write_error(exc: OSError) -> Exception:
 
 
 # -- ansible-core's private API (see the rule at the top) -------------------------------------
-def install_configure_module_hook(hook: Callable[..., Any]) -> None:
-    """Route ``ActionBase._configure_module`` through ``hook`` (idempotent).
-
-    ``hook(action, original, module_name, module_args, task_vars, **kwargs)`` gets
-    ansible's own method as ``original`` (unbound: ``original(action, ...)``).
-    """
-    from ansible.plugins.action import ActionBase
-
-    if getattr(ActionBase._configure_module, "_ns_mitogen_hook", None) is not None:
-        return
-    original = ActionBase._configure_module
-
-    def _configure_module(self: Any, module_name: str, module_args: Any, task_vars: Any = None, **kwargs: Any) -> Any:
-        return hook(self, original, module_name, module_args, task_vars, **kwargs)
-
-    _configure_module._ns_mitogen_hook = hook  # type: ignore[attr-defined]
-    ActionBase._configure_module = _configure_module  # type: ignore[method-assign]
-
-
-def install_execute_module_hook(hook: Callable[..., Any]) -> None:
-    """Route ``ActionBase._execute_module`` through ``hook`` (idempotent).
-
-    ``hook(action, original, *args, **kwargs)`` gets ansible's own method as
-    ``original`` (unbound), and the arguments as the caller gave them; its
-    ``wrap_async`` (the seventh positional parameter on every supported version)
-    is passed on as a keyword.
-    """
-    from ansible.plugins.action import ActionBase
-
-    if getattr(ActionBase._execute_module, "_ns_mitogen_hook", None) is not None:
-        return
-    original = ActionBase._execute_module
-
-    def _execute_module(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if len(args) > 6:
-            kwargs["wrap_async"] = args[6]
-            args = args[:6]
-        return hook(self, original, *args, **kwargs)
-
-    _execute_module._ns_mitogen_hook = hook  # type: ignore[attr-defined]
-    ActionBase._execute_module = _execute_module  # type: ignore[method-assign]
-
-
-def install_tmp_hooks(files_of: Callable[[Any], Any]) -> None:
-    """Route ``ActionBase._make_tmp_path``, ``_remote_chmod`` and ``_remove_tmp_path`` to
-    ``files_of(action)`` (a ``_tmpdirs.TaskFiles``, or None: ansible's own), idempotent.
-
-    Ansible's own code runs where ours would differ: ``keep_remote_files``, a Windows
-    shell, a become user that is not privileged (``_is_become_unprivileged``), a
-    ``remote_tmp`` that ``TaskFiles.tmp_path`` declines, paths that are not the task's.
-    Every supported release (2.16 ... 2.21) has these three methods and attributes alike.
-    """
-    from ansible.plugins.action import ActionBase
-
-    if getattr(ActionBase._make_tmp_path, "_ns_mitogen_hook", None) is not None:
-        return
-    make, chmod, remove = ActionBase._make_tmp_path, ActionBase._remote_chmod, ActionBase._remove_tmp_path
-
-    def _make_tmp_path(self: Any, remote_user: Optional[str] = None) -> str:
-        files = files_of(self)
-        shell = self._connection._shell
-        if (
-            files is not None
-            and not C.DEFAULT_KEEP_REMOTE_FILES
-            and not getattr(shell, "_IS_WINDOWS", False)
-            and not self._is_become_unprivileged()
-        ):
-            path = files.tmp_path(self.get_shell_option("remote_tmp", default="~/.ansible/tmp"), shell._generate_temp_dir_name())
-            if path:
-                self._cleanup_remote_tmp = True
-                shell.tmpdir = path
-                return str(path)
-        return str(make(self, remote_user))
-
-    def _remote_chmod(self: Any, paths: Any, mode: Any, sudoable: bool = False) -> Any:
-        files = files_of(self)
-        if files is not None and files.chmod(list(paths), mode):
-            return {"rc": 0, "stdout": "", "stdout_lines": [], "stderr": "", "stderr_lines": []}
-        return chmod(self, paths, mode, sudoable)
-
-    def _remove_tmp_path(self: Any, tmp_path: Any, force: bool = False) -> None:
-        files = files_of(self)
-        if tmp_path is None and self._connection._shell.tmpdir:
-            tmp_path = self._connection._shell.tmpdir
-        if files is None or not isinstance(tmp_path, str) or tmp_path not in files.owner:
-            return remove(self, tmp_path, force)  # type: ignore[no-any-return]
-        if force or self._should_remove_tmp_path(tmp_path):
-            files.remove(tmp_path)
-            self._connection._shell.tmpdir = None
-        return None
-
-    _make_tmp_path._ns_mitogen_hook = files_of  # type: ignore[attr-defined]
-    ActionBase._make_tmp_path = _make_tmp_path  # type: ignore[method-assign]
-    ActionBase._remote_chmod = _remote_chmod  # type: ignore[method-assign]
-    ActionBase._remove_tmp_path = _remove_tmp_path  # type: ignore[method-assign]
-
-
-def install_pipelining_hook(ours: Callable[[Any], bool]) -> None:
-    """Let a connection ``ours`` says is ns.mitogen pipeline under every become plugin (idempotent).
-
-    Before 2.19, ``ActionBase._is_pipelining_enabled`` refuses pipelining when the
-    become plugin is named ``su``, whatever the connection; Ansible then writes the
-    module to a temp file and fails to share it with an unprivileged su user. Ours
-    never runs su per command (the su interpreter was started once), so the rest of
-    ansible's own conditions decide. 2.19 asks the connection
-    (``is_pipelining_enabled``), and the become proxy's ``pipelining`` answers.
-    """
-    if VERSION >= (2, 19):
-        return
-    import ansible.constants as C
-    from ansible.plugins.action import ActionBase
-
-    if getattr(ActionBase._is_pipelining_enabled, "_ns_mitogen_hook", False):
-        return
-    original = ActionBase._is_pipelining_enabled
-
-    def _is_pipelining_enabled(self: Any, module_style: str, wrap_async: bool = False) -> bool:
-        connection = self._connection
-        if not ours(connection):
-            return bool(original(self, module_style, wrap_async))
-        always = connection.always_pipeline_modules
-        return bool(
-            connection.has_pipelining and module_style == "new" and not C.DEFAULT_KEEP_REMOTE_FILES and (not wrap_async or always)
-        )
-
-    _is_pipelining_enabled._ns_mitogen_hook = True  # type: ignore[attr-defined]
-    ActionBase._is_pipelining_enabled = _is_pipelining_enabled  # type: ignore[method-assign]
-
-
 def record_discovered_interpreter(action: Any, task_vars: Dict[str, Any], key: str, python: str) -> None:
     """The bookkeeping ``ActionBase._configure_module`` does after ``discover_interpreter()``."""
     action._discovered_interpreter = python
@@ -461,7 +330,6 @@ def ini_option_value(plugin: Any, name: str, cfile: str) -> Any:
     None where the file does not set it; True where it cannot be told (then
     Ansible's own parsing stands).
     """
-    import ansible.constants as C
 
     definition = C.config.get_configuration_definitions(plugin.plugin_type, plugin._load_name)[name]
     reader = getattr(C.config, "_get_ini_config_value", None)
@@ -511,84 +379,3 @@ def _omitted() -> Tuple[Type[BaseException], ...]:
 
 #: What templating an omitted value raises (nothing before 2.19): the variable is then unset.
 OMITTED: Tuple[Type[BaseException], ...] = _omitted()
-
-
-@contextlib.contextmanager
-def connection_choice(choose: Callable[[Dict[str, Any], Any, Any], Any]) -> Iterator[None]:
-    """Meanwhile (and in the workers forked meanwhile), ``TaskExecutor._get_connection``
-    loads the connection ``choose(cvars, templar, name)`` gives for the one it was asked for.
-
-    ``cvars``: the variables of the host the connection is for (the delegated host's
-    for a delegated task, known only in the worker).
-    """
-    from ansible.executor.task_executor import TaskExecutor
-
-    original = TaskExecutor._get_connection
-
-    def _get_connection(self: Any, cvars: Any, templar: Any, current_connection: Any) -> Any:
-        return original(self, cvars, templar, choose(cvars, templar, current_connection))
-
-    TaskExecutor._get_connection = _get_connection  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        TaskExecutor._get_connection = original  # type: ignore[method-assign]
-
-
-def install_action_choice(choose: Callable[[Any, Dict[str, Any]], Any]) -> None:
-    """Let ``choose(handler, job_vars)`` replace the action plugin a worker picked for a task (idempotent).
-
-    ``TaskExecutor._get_action_handler_with_module_context`` (2.16 ... 2.21 alike)
-    picks the task's action plugin once its connection is known (``handler._connection``);
-    ``choose`` returns another action plugin, or None to keep it. Installed in the
-    main process before workers fork, it holds in each of them.
-    """
-    from ansible.executor.task_executor import TaskExecutor
-
-    original = TaskExecutor._get_action_handler_with_module_context
-    if getattr(original, "_ns_mitogen_hook", None) is not None:
-        return
-
-    def _get_action_handler_with_module_context(self: Any, templar: Any) -> Any:
-        handler, module = original(self, templar)
-        return choose(handler, _executor_vars(self)) or handler, module
-
-    _get_action_handler_with_module_context._ns_mitogen_hook = choose  # type: ignore[attr-defined]
-    TaskExecutor._get_action_handler_with_module_context = _get_action_handler_with_module_context  # type: ignore[method-assign]
-
-
-def _executor_vars(executor: Any) -> Dict[str, Any]:
-    """The variables of the task a worker's ``TaskExecutor`` runs (2.21 keeps them in its ``TaskContext``)."""
-    found = getattr(executor, "_job_vars", None)
-    if found is None:
-        from ansible._internal._task import TaskContext
-
-        found = TaskContext.current().task_vars
-    return found if isinstance(found, dict) else {}
-
-
-def action_like(handler: Any, name: str) -> Any:
-    """The action plugin ``name``, made for the task, connection and templar ``handler`` was made for."""
-    return handler._shared_loader_obj.action_loader.get(
-        name,
-        task=handler._task,
-        connection=handler._connection,
-        play_context=handler._play_context,
-        loader=handler._loader,
-        templar=handler._templar,
-        shared_loader_obj=handler._shared_loader_obj,
-    )
-
-
-class TaskVariablesHook:
-    """A connection base that sees the task's variables where ansible-core 2.17+ resolves
-    its options from them (``ConnectionBase._resolve_option_variables``, private): they
-    go to the class's ``task_variables`` first. 2.16 has no such step (``update_vars``
-    then is the only one)."""
-
-    def task_variables(self, variables: Any) -> None:
-        raise NotImplementedError
-
-    def _resolve_option_variables(self, variables: Any, templar: Any) -> Any:
-        self.task_variables(variables)
-        return super()._resolve_option_variables(variables, templar)  # type: ignore[misc]

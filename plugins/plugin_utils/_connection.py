@@ -50,6 +50,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _become,
     _become_any,
     _compat,
+    _compat_hooks,
     _debug,
     _failures,
     _fetch,
@@ -86,7 +87,7 @@ EXEC_COMMAND = (_mux.CORE + "._target", "exec_command")
 APPLY_OPS = (_mux.CORE + "._files", "apply_ops")
 
 
-class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, ConnectionBase):
+class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, ConnectionBase):
     """Runs each command in a persistent interpreter owned by the run's multiplexer."""
 
     has_pipelining = True
@@ -127,7 +128,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat.TaskVariablesHook, Connec
 
     def task_variables(self, variables: Any) -> None:
         """The task's variables, as ansible-core 2.17+ resolves the connection's options
-        (tasks and ``meta: reset_connection``; ``_compat.TaskVariablesHook``): kept for ``mitogen_via``."""
+        (tasks and ``meta: reset_connection``; ``_compat_hooks.TaskVariablesHook``): kept for ``mitogen_via``."""
         if isinstance(variables, dict) and "hostvars" in variables:
             self._via_source = _via.Source(variables)
 

@@ -34,6 +34,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _compat,
+    _compat_hooks,
     _mux,
     _mux_client,
     _mux_limits,
@@ -184,7 +185,7 @@ class MitogenStrategyMixin:
             pass
         if getattr(task, "delegate_to", None):
             # The delegated host's variables are known only in the worker: it chooses there.
-            with _compat.connection_choice(_delegated_connection):
+            with _compat_hooks.connection_choice(_delegated_connection):
                 queued = super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
         else:
             queued = super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]

@@ -4,7 +4,7 @@
 
 Owns: ``TaskFiles``, one per connection and task, which answers ansible-core's
 ``_make_tmp_path``, ``_remote_chmod`` and ``_remove_tmp_path`` (routed here by
-``_compat.install_tmp_hooks``) and the ``put_file`` of a small file into that
+``_compat_hooks.install_tmp_hooks``) and the ``put_file`` of a small file into that
 directory, by deferring the work to the next call the task sends to the
 interpreter: the directory is made, the file written and its mode changed just
 before the module (or command) that needs them runs, in the same round trip
