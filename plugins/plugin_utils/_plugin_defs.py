@@ -76,8 +76,12 @@ def _shell_entry() -> Optional[str]:
     of ansible-core's doc fragments (``shell_common`` among them: a file changed in
     place, as by a patch, is another entry)."""
     import ansible.plugins.shell
+    from ansible.plugins.loader import shell_loader
 
     path = os.path.join(os.path.dirname(os.path.abspath(ansible.plugins.shell.__file__)), _SHELL + ".py")
+    found = shell_loader.find_plugin(_SHELL)  # should "sh" resolve to another file, Ansible parses that one
+    if not found or os.path.realpath(found) != os.path.realpath(path):
+        return None
     with open(path, "rb") as fp:
         parts = [os.fsencode(path), fp.read()]
     fragments = os.path.join(os.path.dirname(os.path.dirname(path)), "doc_fragments")
