@@ -37,7 +37,7 @@ def test_importing_api_loads_no_other_core_module():
         "core = api.CORE_PACKAGE + '.'\n"
         "print(sorted(m for m in sys.modules if m.startswith(core)))\n"
     )
-    collections = api.__file__.split(os.sep + "ansible_collections" + os.sep)[0]  # where the tests import it from
+    collections = api.__file__.split(os.sep + "ansible_collections" + os.sep, maxsplit=1)[0]  # where the tests import it from
     env = dict(os.environ, PYTHONPATH=collections)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "[%r]" % (api.CORE_PACKAGE + ".api")
