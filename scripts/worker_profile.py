@@ -17,11 +17,16 @@ then prints the median per task (the first task, which also connects, apart).
 function calls per worker (a CPU measure that does not depend on the machine's
 load) and prints the heaviest functions of N workers. ``--no-bytecode`` runs with ``PYTHONDONTWRITEBYTECODE=1`` from a fresh,
 read-only copy of the installed collection (no ``__pycache__``), as in an
-execution environment. Needs root (the testbed); run it alone on a quiet machine
+execution environment. ``--target-profile`` also measures the other processes of
+a task: the main process's CPU between two workers' starts (median), the
+multiplexer's CPU over the whole run (``NS_MITOGEN_MUX_RUSAGE``), and every call
+the target interpreter handles (``NS_MITOGEN_CALL_PROFILE``, riding on
+``ansible_python_interpreter``: the core's ``_callprofile``); with ``--profile``
+too, each call there runs under cProfile. Needs root (the testbed); run it alone on a quiet machine
 only for the CPU column - the counts do not depend on load.
 
 Usage: .venv/bin/python scripts/worker_profile.py [--strategy ansible.builtin.linear]
-       [--tasks 10] [--no-bytecode] [--profile 3 [--keep DIR]] [--collections DIR]
+       [--tasks 10] [--no-bytecode] [--profile 3 [--keep DIR]] [--target-profile] [--collections DIR]
 (--collections: another installed copy, e.g. an older commit's, to compare.)
 """
 
@@ -44,6 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 OURS = "ansible_collections.ns.mitogen"
 RECORDS_ENV = "NSM_WORKER_PROFILE_RECORDS"
 PROFILE_ENV = "NSM_WORKER_PROFILE_CPROFILE"
+MAIN_ENV = "NSM_WORKER_PROFILE_MAIN"  # the main process's CPU as each worker starts, a line each
 
 
 def _child(argv: List[str]) -> int:
@@ -64,6 +70,16 @@ def _child(argv: List[str]) -> int:
     from ansible.executor.process.worker import WorkerProcess
 
     real_run = WorkerProcess.run
+    real_start = WorkerProcess.start
+    main_records = os.environ.get(MAIN_ENV)
+
+    def start(self: Any) -> None:
+        if main_records:
+            with open(main_records, "a") as fp:
+                fp.write("%.6f\n" % time.process_time())
+        real_start(self)
+
+    WorkerProcess.start = start  # type: ignore[method-assign]
     records = os.environ[RECORDS_ENV]
     profile_dir = os.environ.get(PROFILE_ENV)
 
@@ -134,6 +150,36 @@ def _summary(lines: List[Dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def _others(work: Path, target_dir: Path, tasks: int) -> str:
+    """The main process, the mux and the target: CPU per task (``--target-profile``)."""
+    out = []
+    main_cpu = [float(x) for x in (work / "main.txt").read_text().split()] if (work / "main.txt").exists() else []
+    steps = [b - a for a, b in zip(main_cpu[1:], main_cpu[2:])]  # after the first task, which connects
+    if steps:
+        out.append("main process CPU between later workers' starts (median): %.2f ms" % (statistics.median(steps) * 1000))
+    mux = work / "mux.jsonl"
+    deadline = time.monotonic() + 5  # the mux writes it as it exits, after the playbook
+    while not mux.exists() and time.monotonic() < deadline and main_cpu:
+        time.sleep(0.1)
+    if mux.exists():
+        cpu = sum(json.loads(x)["cpu_s"] for x in mux.read_text().splitlines())
+        out.append("mux CPU (with its ssh children), whole run: %.1f ms, %.2f ms a task" % (cpu * 1000, cpu * 1000 / tasks))
+    calls: Dict[str, List[Dict[str, Any]]] = {}
+    for path in sorted(target_dir.glob("calls-*.jsonl")):
+        for row in path.read_text().splitlines():
+            line = json.loads(row)
+            calls.setdefault(line["fn"], []).append(line)
+    for fn, rows in sorted(calls.items()):
+        later = rows[1:] or rows
+        med = {k: statistics.median(r[k] for r in later) for k in ("cpu_ms", "children_ms", "wall_ms")}
+        py = " %d Python calls," % statistics.median(r["calls"] for r in later) if "calls" in later[0] else ""
+        out.append(
+            "target %s: %d calls; after the first, median:%s CPU %.2f ms, children %.2f ms, wall %.2f ms"
+            % (fn, len(rows), py, med["cpu_ms"], med["children_ms"], med["wall_ms"])
+        )
+    return "\n".join(out)
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         return _child(sys.argv[2:])
@@ -143,6 +189,9 @@ def main() -> int:
     parser.add_argument("--no-bytecode", action="store_true", help="PYTHONDONTWRITEBYTECODE=1, read-only fresh collection")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile N later workers")
     parser.add_argument("--keep", metavar="DIR", help="copy the workers' cProfile files there (with --profile)")
+    parser.add_argument("--task", default="command: hostname", help="every task's action (the floor: 'debug: msg=hostname')")
+    parser.add_argument("--connection", default="ns.mitogen.ssh", help="ansible_connection (the floor: ssh)")
+    parser.add_argument("--target-profile", action="store_true", help="measure the main process, the mux and the target too")
     parser.add_argument("--collections", default=str(REPO / ".build" / "installed"), help="collection path (default: ours)")
     args = parser.parse_args()
 
@@ -162,15 +211,23 @@ def main() -> int:
             collections = copy
             env["PYTHONDONTWRITEBYTECODE"] = "1"
         play = work / "play.yml"
-        tasks = "".join("    - name: t%d\n      command: hostname\n" % i for i in range(args.tasks))
+        tasks = "".join("    - name: t%d\n      %s\n" % (i, args.task) for i in range(args.tasks))
         play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n" + tasks)
         records = work / "records.jsonl"
         profile_dir = work / "prof"
         profile_dir.mkdir()
+        python = runner.PYTHON
+        target_dir = Path(tempfile.mkdtemp(prefix="nsm-target-profile-", dir="/var/tmp"))  # testbed hosts share /var/tmp
+        os.chmod(target_dir, 0o1777)
+        if args.target_profile:
+            cprofile = " NS_MITOGEN_CALL_CPROFILE=1" if args.profile else ""
+            python = "env NS_MITOGEN_CALL_PROFILE=%s%s %s" % (target_dir, cprofile, python)
+            env[MAIN_ENV] = str(work / "main.txt")
+            env["NS_MITOGEN_MUX_RUSAGE"] = str(work / "mux.jsonl")
         with Testbed(hosts=1) as tb:
             inv = work / "inventory.json"
-            variant = runner.Variant("profile", args.strategy, "ns.mitogen.ssh", False, "")
-            inv.write_text(json.dumps(runner.inventory(tb, variant, ("h1",))))
+            variant = runner.Variant("profile", args.strategy, args.connection, False, "")
+            inv.write_text(json.dumps(runner.inventory(tb, variant, ("h1",), python=python)))
             env.update(
                 ANSIBLE_COLLECTIONS_PATH=str(collections),
                 ANSIBLE_STRATEGY=args.strategy,
@@ -196,6 +253,8 @@ def main() -> int:
             "%s, %d tasks, %s:" % (args.strategy, len(lines), "no bytecode, read-only" if args.no_bytecode else "bytecode cached")
         )
         print(_summary(lines))
+        if args.target_profile:
+            print(_others(work, target_dir, len(lines)))
         if args.profile:
             import pstats
 
@@ -209,6 +268,11 @@ def main() -> int:
                 stats.sort_stats("cumulative").print_stats(25)
         return 0
     finally:
+        if args.target_profile and args.keep:
+            os.makedirs(args.keep, exist_ok=True)
+            for path in target_dir.iterdir():
+                shutil.copy(path, args.keep)
+        shutil.rmtree(target_dir, ignore_errors=True)
         subprocess.run(["chmod", "-R", "u+w", str(work)], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
