@@ -395,7 +395,7 @@ class Connection(MitogenConnectionBase):
     def _say_interpreter(self, stack: List[Dict[str, Any]]) -> None:
         """Also, with ssh's own verbosity on and -vvv, ssh's debug lines from the login (once per run)."""
         super()._say_interpreter(stack)
-        hops = len(self._login_stack())  # the login's hop: after those of mitogen_via
+        hops = len(self._via_stack()) + 1  # the login's hop: after those of mitogen_via
         if display.verbosity < 3 or not stack[hops - 1].get("verbosity"):
             return
         login = self._request("connect", stack=stack[:hops], login_hops=hops)["hello"].get("login_output")

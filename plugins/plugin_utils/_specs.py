@@ -176,7 +176,8 @@ class StackSpecs:
         """What the mux needs to apply the interpreter limit (``_recycler``) when it starts one."""
         limit = self.get_option("max_interpreters") if self.has_option("max_interpreters") else None
         pool = self.get_option("pool_size") if self.has_option("pool_size") else None
-        return {"login_hops": len(self._login_stack()), "max_interpreters": int(limit or 20), "pool_size": int(pool or 16)}
+        login_hops = len(self._via_stack()) + 1  # len(self._login_stack()), without making the login's spec again
+        return {"login_hops": login_hops, "max_interpreters": int(limit or 20), "pool_size": int(pool or 16)}
 
     def _stack(self, sudoable: bool) -> List[Dict[str, Any]]:
         if not self._original_checked:
