@@ -35,7 +35,8 @@ _SEQ = itertools.count()
 
 def wrap(run_call: Callable[[Any], None]) -> Callable[[Any], None]:
     """``run_call``, measured (see the module docstring) when ``DIRECTORY`` is set."""
-    if DIRECTORY is None:
+    directory = DIRECTORY
+    if directory is None:
         return run_call
 
     def measured(msg: Any) -> None:
@@ -64,12 +65,12 @@ def wrap(run_call: Callable[[Any], None]) -> Callable[[Any], None]:
             cpu, wall = time.process_time() - cpu, time.monotonic() - wall
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             children = after.ru_utime + after.ru_stime - kids.ru_utime - kids.ru_stime
-            _record(name, cpu, children, wall, profiler)
+            _record(directory, name, cpu, children, wall, profiler)
 
     return measured
 
 
-def _record(name: str, cpu: float, children: float, wall: float, profiler: Any) -> None:
+def _record(directory: str, name: str, cpu: float, children: float, wall: float, profiler: Any) -> None:
     pid, seq = os.getpid(), next(_SEQ)
     line = {
         "fn": name,
@@ -77,13 +78,12 @@ def _record(name: str, cpu: float, children: float, wall: float, profiler: Any) 
         "children_ms": round(children * 1000, 3),
         "wall_ms": round(wall * 1000, 3),
     }
-    assert DIRECTORY is not None
     if profiler is not None:
         import pstats
 
         line["calls"] = pstats.Stats(profiler).total_calls  # type: ignore[attr-defined]
-        profiler.dump_stats(os.path.join(DIRECTORY, "%s-%d-%d.prof" % (name.rpartition(".")[2], pid, seq)))
-    fd = os.open(os.path.join(DIRECTORY, "calls-%d.jsonl" % pid), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        profiler.dump_stats(os.path.join(directory, "%s-%d-%d.prof" % (name.rpartition(".")[2], pid, seq)))
+    fd = os.open(os.path.join(directory, "calls-%d.jsonl" % pid), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, (json.dumps(line) + "\n").encode())
     finally:
