@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _compat_hooks, _fetch, _planner
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _compat_hooks, _fetch, _planner, _speculation
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
 display = Display()
@@ -36,7 +36,15 @@ def install() -> None:
     _compat_hooks.install_execute_module_hook(execute_module)
     _compat_hooks.install_pipelining_hook(lambda connection: isinstance(connection, MitogenConnectionBase))
     _compat_hooks.install_tmp_hooks(task_files)
-    _compat_hooks.install_action_choice(fetch_action)
+    _compat_hooks.install_action_choice(choose_action)
+
+
+def choose_action(handler: Any, task_vars: Any) -> Any:
+    """In a worker, the action plugin for a task on an ns.mitogen connection: ``fetch_action``'s;
+    and a copy or template action gets copy's one round trip (``_speculation``) installed."""
+    if isinstance(getattr(handler, "_connection", None), MitogenConnectionBase):
+        _compat_hooks.install_copy_file_hook(handler, _speculation.copy_file)
+    return fetch_action(handler, task_vars)
 
 
 def fetch_action(handler: Any, task_vars: Any) -> Any:
@@ -74,7 +82,8 @@ def configure_module(
     if isinstance(connection, MitogenConnectionBase):
         plan = _planner.plan(action, module_name, module_args, display.warning)
         if plan is not None:
-            report_discovery(connection, action, task_vars)
+            if not connection.capturing():  # a copy's probe (``_speculation``): the real run reported it
+                report_discovery(connection, action, task_vars)
             return _compat.configure_module_result(plan.marker(), connection.shebang(), plan.request["profile"], plan.module_path)
         if _planner.may_run_program(action):
             configured = original(action, module_name=module_name, module_args=module_args, task_vars=task_vars, **kwargs)

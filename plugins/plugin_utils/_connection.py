@@ -117,6 +117,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         self._asked: Dict[str, int] = {}  # module requests the targets sent across the link meanwhile
         self._sources_sent = 0  # calls this task that carried a module source (the mux attached it)
         self.task_files = _tmpdirs.TaskFiles(self)  # the task's temporary directory, without round trips
+        self.speculation: Any = None  # a copy's one-round-trip speculation meanwhile (``_speculation``)
 
     # -- options -> specs -------------------------------------------------------------
     def set_options(self, task_keys: Any = None, var_options: Any = None, direct: Any = None) -> None:
@@ -169,6 +170,8 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         return _mux.mux_index(self._inventory_name(), max(1, int(count or 1)))
 
     def _request(self, method: str, **kwargs: Any) -> Any:
+        if self.speculation is not None and method != "connect":
+            self.speculation.refuse(method)  # a copy's probe sends nothing (``_speculation``)
         self._connect()
         if self._client is None:  # _connect() either sets it or raises
             raise AnsibleConnectionFailure("ns.mitogen: not connected to the multiplexer")
@@ -218,6 +221,14 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         return self._call_on(stack, ref, args, source)
 
     def _call_on(self, stack: List[Dict[str, Any]], ref: Tuple[str, str], args: Tuple[Any, ...], source: Dict[str, Any]) -> Any:
+        if self.speculation is not None:  # a copy in one round trip (``_speculation``): captured, sent or answered there
+            answered, reply = self.speculation.on_call(self, stack, ref, args, source)
+            if answered:
+                return reply
+        return self.send_call(stack, ref, args, source)
+
+    def send_call(self, stack: List[Dict[str, Any]], ref: Tuple[str, str], args: Tuple[Any, ...], source: Dict[str, Any]) -> Any:
+        """One round trip: ``ref`` with ``args`` in the interpreter of ``stack``."""
         self._count_trip(stack)
         context_id = self._contexts.get(_mux.stack_key(stack)) if self._contexts else None
         if context_id is None:
@@ -259,6 +270,10 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         context_id = self._contexts.get(_mux.stack_key(stack))
         if context_id is not None:
             self._request("remove_soon", context_id=context_id, paths=paths)
+
+    def capturing(self) -> bool:
+        """True while a copy's probe runs (``_speculation``): calls are captured, not sent."""
+        return self.speculation is not None and self.speculation.capturing is not None
 
     def _count_trip(self, stack: List[Dict[str, Any]]) -> None:
         """One request/reply round trip to the interpreter of ``stack`` (a call, a put, a fetch)."""
@@ -323,7 +338,8 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         """
         host = self.host_name()
         where = "as an async job" if request.get("async") else "in a fork" if request.get("fork") else "in process"
-        display.vvv("ns.mitogen RUN %s %s" % (request["name"], where), host=host)
+        if not self.capturing():
+            display.vvv("ns.mitogen RUN %s %s" % (request["name"], where), host=host)
         if display.verbosity >= 3:
             request = dict(request, log=True)  # the target's own log lines come back too
         request = dict(request)
@@ -404,12 +420,14 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
-        display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self.host_name())
+        if not self.capturing():
+            display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self.host_name())
         if not os.path.exists(to_bytes(in_path)):
             raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
         key = self.task_files.put(to_text(in_path), to_text(out_path))
         if key == "":
-            display.vvv("ns.mitogen: %s goes with the next call" % out_path, host=self.host_name())
+            if not self.capturing():
+                display.vvv("ns.mitogen: %s goes with the next call" % out_path, host=self.host_name())
             return
         stack = self.task_files.stacks[key] if key else self._stack(False)
         self._send_waiting(None)  # the directory must exist before the stream

@@ -149,6 +149,16 @@ class TaskFiles:
         self.made.update(op[1] for op in ops if op[0] == "mkdir")
         return ops
 
+    def snapshot(self) -> Tuple[Any, ...]:
+        """What ``restore`` puts back: the state before a probe that must leave no trace (``_speculation``)."""
+        pending = {k: list(ops) for k, ops in self.pending.items()}
+        return dict(self.owner), dict(self.stacks), pending, set(self.made), dict(self.owners)
+
+    def restore(self, state: Tuple[Any, ...]) -> None:
+        owner, stacks, pending, made, owners = state
+        self.owner, self.stacks, self.made, self.owners = dict(owner), dict(stacks), set(made), dict(owners)
+        self.pending = {k: list(ops) for k, ops in pending.items()}
+
     def waiting_elsewhere(self, key: Optional[str]) -> List[str]:
         """Keys of other interpreters with operations waiting (to send before a call to ``key``)."""
         return [k for k, ops in self.pending.items() if ops and k != key]
