@@ -261,7 +261,7 @@ class MuxServer(Contexts):
             follow_ups = call.get("then_sources") if ref == RUN_THEN else None
             for entry in follow_ups if isinstance(follow_ups, list) else ():
                 if isinstance(entry, list) and len(entry) == 3:  # a follow-up's module: sent as the run's own
-                    count, source, fetch = self._module_source(context_id, *entry)
+                    count, source, fetch = self._module_source(context_id, entry[0], entry[1], entry[2], follow_up=True)
                     attached += count
                     if fetch:
                         extra["fetch_source"] = True
@@ -287,16 +287,21 @@ class MuxServer(Contexts):
         body = (ref, Encoded(args), extra)
         self.router.send(Message.encoded(body, dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
 
-    def _module_source(self, context_id: int, source_id: Any, path: Any, name: Any) -> Tuple[int, Optional[bytes], bool]:
+    def _module_source(
+        self, context_id: int, source_id: Any, path: Any, name: Any, follow_up: bool = False
+    ) -> Tuple[int, Optional[bytes], bool]:
         """How a module run in ``context_id`` gets its source: (sources attached, the source
-        to attach or None, whether the target fetches it from its parent)."""
+        to attach or None, whether the target fetches it from its parent).
+
+        ``follow_up``: a ``RUN_THEN`` follow-up, which may not run: one the target would
+        fetch from its login interpreter is not marked as held there (it may never be)."""
         hop = self.hops.hop_of(context_id)
         if hop is not None:  # the target asks its parent, the intermediary, which has it
             source = self.sources.give(hop, source_id, path)
             if source is not None:  # on the same stream, ahead of the call: kept before it passes
                 self.router.send(Message.encoded(source, dst_id=hop, handle=CACHE_SOURCE))
             return 0, None, True
-        if self._from_login(context_id, source_id, path):
+        if self._from_login(context_id, source_id, path, mark=not follow_up):
             return 0, None, True  # its login interpreter has it: asked there, not across the link
         source = self.sources.attach(context_id, source_id, path)
         if source is None:
@@ -305,7 +310,7 @@ class MuxServer(Contexts):
             self.modules.push(context_id, str(source_id), name, source)
         return 1, source, False
 
-    def _from_login(self, context_id: int, source_id: Any, path: Any) -> bool:
+    def _from_login(self, context_id: int, source_id: Any, path: Any, mark: bool = True) -> bool:
         """True if a become interpreter's run may take its module source from its login interpreter.
 
         So when the login interpreter was sent the source (it ran the module, or had
@@ -317,7 +322,8 @@ class MuxServer(Contexts):
         login = self.modules.login_of(context_id)
         if login == context_id or not self.sources.has(login, source_id):
             return False
-        self.sources.mark(context_id, source_id)
+        if mark:
+            self.sources.mark(context_id, source_id)
         return True
 
     def _send_ahead(self, host: Any, source_id: Any, source_path: Any, module_name: Any) -> None:
