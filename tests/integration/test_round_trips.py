@@ -31,6 +31,9 @@ TASKS = [
     "stat",
     "lineinfile",
     "file",
+    "copy diff",
+    "copy into dir",
+    "copy follow unchanged",
 ]
 
 # task -> round trips, without become and with become (sudo to root)
@@ -46,6 +49,11 @@ ROUND_TRIPS = {
         "stat": 1,
         "lineinfile": 1,
         "file": 1,
+        # not speculated (ansible's own two calls after the stat): the diff reads dest first,
+        # a directory dest is stat'ed again, follow with equal checksums stats the link
+        "copy diff": 3,
+        "copy into dir": 3,
+        "copy follow unchanged": 3,
     },
     True: {
         "command": 1,
@@ -58,6 +66,9 @@ ROUND_TRIPS = {
         "stat": 1,
         "lineinfile": 1,
         "file": 1,
+        "copy diff": 3,
+        "copy into dir": 3,
+        "copy follow unchanged": 3,
     },
 }
 
