@@ -5,7 +5,8 @@
 Owns: ``install()``, which routes ``ActionBase._configure_module`` through
 ``configure_module`` and ``ActionBase._execute_module`` through ``execute_module``
 (async tasks), runs ``ns.mitogen.fetch`` for ansible's own fetch action on our
-connections (``fetch_action``), and lets our connections pipeline under every become plugin
+connections (``fetch_action``), gives copy and template their one round trip
+(``_speculation``, hooked as a worker picks such an action: ``choose_action``), and lets our connections pipeline under every become plugin
 (ansible-core before 2.19 refuses it under ``su``; the patches themselves are
 ``_compat``'s), answers a task's temporary directory without round trips of its
 own (``_tmpdirs``), and reporting the

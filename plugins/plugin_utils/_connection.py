@@ -21,6 +21,8 @@ these connections is ``_action``'s.
 A task's temporary directory, a small file put there and their chmod go with the
 task's next call to the interpreter (``_tmpdirs``); every call, put and fetch is one
 round trip, counted per interpreter and reported as the task ends (``_roundtrips``);
+a copy's calls meanwhile go through its ``speculation`` (``_speculation``: captured
+while it probes, the stat sent with its follow-up, the follow-up's call answered);
 a large put or fetch reports its progress at -v (``_progress``).
 """
 
