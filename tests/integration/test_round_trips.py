@@ -87,7 +87,7 @@ def own_host():
         tb.close()
 
 
-def run_tasks(testbed, tmp_path, become):
+def run_tasks(testbed, tmp_path, become, env=None):
     big = tmp_path / "big"
     data = os.urandom(1024 * 1024)
     big.write_bytes(data)
@@ -108,8 +108,10 @@ def run_tasks(testbed, tmp_path, become):
         "-e",
         "nsm_template=%s" % template,
     ]
+    args += ["-e", "nsm_run=%s" % tmp_path.name]
     args += ["-e", "nsm_fetched=%s" % fetched, "-e", "nsm_big_sha1=%s" % hashlib.sha1(data).hexdigest()]
-    rc, recap, log = run_playbook(tmp_path, inv, "round_trips.yml", *args, env={"NS_MITOGEN_ROUND_TRIPS": str(trips)})
+    env = dict(env or {}, NS_MITOGEN_ROUND_TRIPS=str(trips))
+    rc, recap, log = run_playbook(tmp_path, inv, "round_trips.yml", *args, env=env)
     assert rc == 0, log[-3000:]
     lines = [json.loads(line) for line in trips.read_text().splitlines()]
     assert lines[0]["action"] == "ansible.builtin.command"  # the first task warms the interpreters
@@ -118,9 +120,12 @@ def run_tasks(testbed, tmp_path, become):
     return dict(zip(TASKS, lines[1:]))
 
 
+@pytest.mark.parametrize("strategy", ["ansible.builtin.linear", "ns.mitogen.linear"], ids=["builtin", "ours"])
 @pytest.mark.parametrize("become", [False, True], ids=["login", "become"])
-def test_round_trips_per_task(own_host, tmp_path, become):
-    counts = run_tasks(own_host, tmp_path, become)
+def test_round_trips_per_task(own_host, tmp_path, become, strategy):
+    """Under the built-in linear (the connection alone: copy's hook installs itself in the
+    worker) and under ours, the same counts."""
+    counts = run_tasks(own_host, tmp_path, become, env={"ANSIBLE_STRATEGY": strategy})
     print(json.dumps({task: [line["trips"], line["target_requests"]] for task, line in counts.items()}))
     assert {task: line["total"] for task, line in counts.items()} == ROUND_TRIPS[become]
 
