@@ -24,7 +24,9 @@ Rules it keeps:
 - A call that differs from one already run fails the task loudly (never runs twice);
   a follow-up that ran but was never asked for too. A call with nothing speculated
   for it is sent (fallback: vanilla's round trips).
-- Not speculated: a source over ``INLINE_LIMIT`` or unreadable, ``raw``, a diff
+- Not speculated: a branch whose module environment differs from the stat's (ansible-core
+  templates a task's ``environment:`` once for the task; were it templated per module, a
+  ``random`` value would differ), a source over ``INLINE_LIMIT`` or unreadable, ``raw``, a diff
   (which reads the destination before the copy), a temporary directory ansible made
   itself (``_tmpdirs`` declined it), a subclass of the copy action. A branch whose
   probe would send anything but one module run to the stat's interpreter (a second
@@ -92,6 +94,10 @@ class Speculation:
     def _run_then(self, connection: MitogenConnectionBase, stack: Any, call: Call) -> Any:
         """The stat and the follow-up it selects, in one call; the stat's reply."""
         branches = {name: self._captured(connection, name, call) for name in BRANCHES}
+        for name, found in branches.items():
+            if found is not None and found[2][0].get("env") != call[2][0].get("env"):
+                display.vvv("ns.mitogen: copy's %s branch not speculated: its environment is not the stat's" % name)
+                branches[name] = None  # the real run might template it anew too: not guessed
         if not any(branches.values()):
             return connection.send_call(stack, call[1], call[2], call[3])
         then: Dict[str, Any] = {"checksum": self._checksum, "force": self._force}

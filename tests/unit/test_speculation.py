@@ -91,9 +91,9 @@ class Connection:
         self._trips["h"] = self._trips.get("h", 0) + 1
         return self.target(ref, args)
 
-    def call(self, name: str, args: str) -> Any:
+    def call(self, name: str, args: str, env: Any = None) -> Any:
         ops = self.task_files.take(self.key)
-        request = {"name": name, "source_id": name, "args": args, "prelude": ops}
+        request = {"name": name, "source_id": name, "args": args, "env": env or {}, "prelude": ops}
         source = dict(SOURCE, source_id=name, module_name=name)
         if self.speculation is not None:
             answered, reply = self.speculation.on_call(self, STACK, _mux.RUN_MODULE, (request,), source)  # type: ignore[arg-type]
@@ -188,3 +188,19 @@ def test_a_branch_whose_probe_sends_something_else_is_not_speculated():
     connection.call("ansible.modules.stat", "{}")
     [(_ref, (_stat, then), _source)] = connection.sent
     assert then["unchanged"] is None and then["changed"]["name"] == "ansible.modules.copy"
+
+
+def test_an_environment_that_templates_anew_each_time_is_not_guessed():
+    """Were ``environment: {T: "{{ 9 | random }}"}`` templated per module run (ansible-core
+    templates it once per task), the probes' would differ from the stat's: speculating would
+    run the copy with a value the real run might not send (and then fail it)."""
+    connection = Connection(_run_then("changed"))
+    connection.task_files.pending[connection.key] = [("mkdir", TMP, None)]
+    clock = iter(range(10))
+
+    def probe(branch: str) -> None:
+        connection.call("ansible.modules.copy" if branch == "changed" else "ansible.modules.file", "{}", {"T": str(next(clock))})
+
+    connection.speculation = _speculation.Speculation(probe, SHA, True)
+    connection.call("ansible.modules.stat", "{}", {"T": str(next(clock))})
+    assert [ref for ref, _args, _source in connection.sent] == [_mux.RUN_MODULE]  # the stat alone, as vanilla
