@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _compat_hooks, _fetch, _planner, _speculation
+from ansible_collections.ns.mitogen.plugins import plugin_utils
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _compat_hooks, _fetch, _planner
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
 display = Display()
@@ -44,7 +45,9 @@ def choose_action(handler: Any, task_vars: Any) -> Any:
     """In a worker, the action plugin for a task on an ns.mitogen connection: ``fetch_action``'s;
     and a copy or template action gets copy's one round trip (``_speculation``) installed."""
     if isinstance(getattr(handler, "_connection", None), MitogenConnectionBase):
-        _compat_hooks.install_copy_file_hook(handler, _speculation.copy_file)
+        copy_class = _compat_hooks.copy_action_class(handler)
+        if copy_class is not None:  # loaded only in a task that copies
+            _compat_hooks.install_copy_file_hook(copy_class, plugin_utils.load("_speculation").copy_file)
     return fetch_action(handler, task_vars)
 
 

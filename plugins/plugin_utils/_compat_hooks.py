@@ -127,22 +127,31 @@ COPY_ACTION_FILE = os.sep + os.path.join("ansible", "plugins", "action", "copy.p
 TEMPLATE_ACTION_FILE = os.sep + os.path.join("ansible", "plugins", "action", "template.py")
 
 
-def install_copy_file_hook(handler: Any, hook: Callable[..., Any]) -> None:
-    """Route the copy action's ``_copy_file`` through ``hook`` once ``handler`` is ansible-core's
-    copy or template action (idempotent per class; nothing is imported for other actions).
+def copy_action_class(handler: Any) -> Any:
+    """The copy action class whose ``_copy_file`` a task of ``handler`` runs, not hooked yet; else None.
 
-    The action loader may load ``copy.py`` as more than one module object
-    (``ansible.builtin.copy`` as ``ansible_collections.ansible.builtin...``, template's
-    ``ansible.legacy.copy`` as ``ansible.plugins.action.copy``): the class patched is the
-    handler's own, or for a template the one its loader gives for ``ansible.legacy.copy``,
-    which its ``run`` gets. ``hook(action, original, *args, **kwargs)`` gets ansible's
-    own method as ``original`` (unbound). Its signature is the same on 2.16 ... 2.21:
-    ``(source_full, source_rel, content, content_tempfile, dest, task_vars, follow)``.
+    ansible-core's own copy or template action only. The action loader may load
+    ``copy.py`` as more than one module object (``ansible.builtin.copy`` as
+    ``ansible_collections.ansible.builtin...``, template's ``ansible.legacy.copy`` as
+    ``ansible.plugins.action.copy``): the class is the handler's own, or for a template
+    the one its loader gives for ``ansible.legacy.copy``, which its ``run`` gets.
     """
     cls = type(handler)
     if _defined_in(cls, TEMPLATE_ACTION_FILE):
         cls = handler._shared_loader_obj.action_loader.get("ansible.legacy.copy", class_only=True)
     if cls is None or not _defined_in(cls, COPY_ACTION_FILE) or "_copy_file" not in vars(cls) or is_copy_action_class(cls):
+        return None
+    return cls
+
+
+def install_copy_file_hook(cls: Any, hook: Callable[..., Any]) -> None:
+    """Route ``cls._copy_file`` (a ``copy_action_class``) through ``hook`` (idempotent).
+
+    ``hook(action, original, *args, **kwargs)`` gets ansible's own method as
+    ``original`` (unbound). Its signature is the same on 2.16 ... 2.21:
+    ``(source_full, source_rel, content, content_tempfile, dest, task_vars, follow)``.
+    """
+    if is_copy_action_class(cls):
         return
     original = cls._copy_file
 
