@@ -170,18 +170,11 @@ def plain(value: Any) -> Any:
 
 
 def _read(entry: str) -> Optional[Any]:
-    try:
-        fd = os.open(entry, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
+    from ansible_collections.ns.mitogen.plugins import plugin_utils
+
+    blob = plugin_utils.read_private(entry)
+    if blob is None:
         return None
-    try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as fp:
-            blob = fp.read()
-    finally:
-        os.close(fd)
     head = _HEADER + os.path.basename(entry).encode() + b"\n"
     if not blob.startswith(head):
         return None
