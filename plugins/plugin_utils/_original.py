@@ -22,8 +22,9 @@ Never imports Ansible: the strategy and the connection plugins both use it.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional
+
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _patterns
 
 HONOURED, WARN, REFUSE = "honoured", "warn", "refuse"
 
@@ -107,7 +108,7 @@ ENVIRONMENT: Dict[str, Name] = {
     ),
 }
 
-_PATH_VARIABLE = re.compile(r"^mitogen_\w+_path$")
+_PATH_VARIABLE = _patterns.LazyPattern(r"^mitogen_\w+_path$")
 
 
 class RefusedName(Exception):

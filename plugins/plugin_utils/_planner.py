@@ -39,18 +39,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import re
 import shlex
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import ansible.constants as C
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import imported_names
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _forking
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _forking, _patterns
 
 MARKER = b"#!ns.mitogen run-module\n"
 ASYNC_ATTR = "_ns_mitogen_async"  # set on an action while its async module is being started
-_PY_SUFFIX = re.compile(r"\.py$")  # compiled here, in the main process: each worker would compile it again
 _SOURCES: Dict[str, bytes] = {}  # source_id -> source, for need_source replies
 _FILES: Dict[str, "_ModuleFile"] = {}  # module path -> what plan() needs of it
 _WARMED: Set[Tuple[str, Tuple[str, ...]]] = set()  # (module name, collections) read by warm_module
@@ -109,9 +107,13 @@ class _ModuleFile:
         self.new_style = _is_new_style_python(path, source)
         self.module_utils = _imported_module_utils(source) if self.new_style else set()
         self.profile = _compat.module_profile(source) if self.new_style else None
-        self.name = _compat.module_fqn(path, _PY_SUFFIX.sub("", os.path.basename(path)))
+        self.name = _compat.module_fqn(path, _without_py(os.path.basename(path)))
         if self.new_style:
             _SOURCES[self.source_id] = source
+
+
+def _without_py(name: str) -> str:
+    return name[:-3] if name.endswith(".py") else name
 
 
 def _module_file(path: str) -> _ModuleFile:
@@ -299,7 +301,7 @@ def may_run_program(action: Any) -> bool:
     return not (action._task.async_val or C.DEFAULT_KEEP_REMOTE_FILES)
 
 
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.]")
+_SAFE_NAME = _patterns.LazyPattern(r"[^A-Za-z0-9_.]")
 
 
 def _args_file_text(style: str, module_args: Dict[str, Any], profile: Optional[str]) -> str:

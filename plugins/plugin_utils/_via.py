@@ -27,7 +27,6 @@ connection is not one of ours, an unknown become method.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import ansible.constants as C
@@ -35,7 +34,7 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _patterns
 from ansible_collections.ns.mitogen.plugins.plugin_utils._names import redirect
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
 FORMS = "host, user@host or become_method:user@host (an inventory host name)"
 # become_method: a name or a collection's FQCN; user: no '@', ':' or space; host: an inventory name
 display = Display()
-_VIA = re.compile(r"^(?:(?P<method>[A-Za-z_][\w.]*):(?=[^@:\s]+@))?(?:(?P<user>[^@:\s]+)@)?(?P<host>[^@:\s]+)$")
+_VIA = _patterns.LazyPattern(r"^(?:(?P<method>[A-Za-z_][\w.]*):(?=[^@:\s]+@))?(?:(?P<user>[^@:\s]+)@)?(?P<host>[^@:\s]+)$")
 
 
 class ViaError(AnsibleError):

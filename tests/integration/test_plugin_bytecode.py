@@ -88,9 +88,10 @@ worker = sorted(m[len(ours):] for m in sys.modules if m.startswith(ours))
 connection = sys.modules[ours + "plugin_utils._connection"]
 loader = type(connection.__spec__.loader).__name__
 doc = sys.modules[ours + "plugin_utils._roundtrips"].__doc__
+lazy = [p for p in sys.modules[ours + "plugin_utils._patterns"]._ALL if p._compiled is not None]
 if "strategy" in sys.argv:
     strategy_loader.get("ns.mitogen.linear", class_only=True)
-print(json.dumps({"worker": worker, "compiled": compiled, "loader": loader, "doc": doc,
+print(json.dumps({"worker": worker, "compiled": compiled, "loader": loader, "doc": doc, "lazy_compiled": len(lazy),
                   "all": sorted(m[len(ours):] for m in sys.modules if m.startswith(ours))}))
 """
 
@@ -145,6 +146,7 @@ def test_a_worker_loading_the_connection_imports_no_server_side_module(tmp_path)
     assert [m for m in SERVER_SIDE if m in found["worker"]] == []
     assert [m for m in NOT_FOR_A_MODULE if m in found["worker"]] == []
     assert "module_utils.mitogen.api" in found["worker"]  # the boundary, cheap to import
+    assert found["lazy_compiled"] == 0  # a pattern a task may never use is compiled when used
     assert [m for m in SERVER_SIDE if m not in found["all"]] == []  # the strategy loads them all
 
 
