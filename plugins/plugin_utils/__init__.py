@@ -141,7 +141,7 @@ def _read_bundle(path: str) -> Optional[Dict[str, Tuple[str, Any]]]:
     return found if __name__ + "._bundle" in found else None
 
 
-def _loader() -> Any:
+def loader_module() -> Any:
     """Our ``_loader`` module, itself loaded with the standard loader (from the bundle if there)."""
     name = __name__ + "._loader"
     module = sys.modules.get(name)
@@ -172,7 +172,7 @@ def load(name: str) -> Any:
         if fullname in _BUNDLED:
             sys.modules[__name__ + "._bundle"].import_from(_BUNDLED, __name__, (name,))
         else:
-            _loader().import_modules((name,))
+            loader_module().import_modules((name,))
         module = sys.modules[fullname]
     return module
 
@@ -184,9 +184,9 @@ def _import_first(names: Tuple[str, ...]) -> None:
     name = __name__ + "._bundle"  # the bundle's finder, from the bundle
     spec = importlib.util.spec_from_file_location(name, bundled[name][0]) if bundled else None
     if path is None or bundled is None or spec is None:
-        _loader().import_modules(names)
+        loader_module().import_modules(names)
         if path:
-            _loader().write_bundle(path, {})
+            loader_module().write_bundle(path, {})
         return
     _BUNDLED.update(bundled)
     code = bundled[name][1]
@@ -194,7 +194,7 @@ def _import_first(names: Tuple[str, ...]) -> None:
     exec(code, module.__dict__)  # noqa: S102 - our own module's code object, as its loader would run it
     served, missed = module.import_from(bundled, __name__, names)
     if missed:  # what the sources import now differs: bundle it too
-        _loader().write_bundle(path, served)
+        loader_module().write_bundle(path, served)
 
 
 def _bundled_loader(name: str, path: str) -> Any:

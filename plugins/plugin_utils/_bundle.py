@@ -66,7 +66,7 @@ def import_from(bundled: Bundled, package: str, names: Tuple[str, ...]) -> Tuple
     them): the caller writes a new bundle when any were lacking.
     """
     packages = (package, package.rpartition(".")[0] + ".module_utils.mitogen")
-    finder = BundleFinder(bundled, packages, lambda: sys.modules[package]._loader().own_finder())
+    finder = BundleFinder(bundled, packages, lambda: sys.modules[package].loader_module().own_finder())
     sys.meta_path.insert(0, finder)
     try:
         for name in names:
