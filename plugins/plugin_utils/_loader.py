@@ -120,10 +120,10 @@ CODE_CACHE_ENTRIES = 1000
 
 def _write_entry(directory: str, entry: str, digest: bytes, code: Any) -> None:
     """Store ``code`` at ``entry`` atomically (a failure only costs the next compile)."""
-    _write_private(directory, entry, _CODE_HEADER + digest + marshal.dumps(code))
+    write_private(directory, entry, _CODE_HEADER + digest + marshal.dumps(code))
 
 
-def _write_private(directory: str, entry: str, data: bytes) -> None:
+def write_private(directory: str, entry: str, data: bytes) -> None:
     """Store ``data`` at ``entry`` of the cache ``directory`` atomically, readable by the user only."""
     try:
         names = os.listdir(directory)
@@ -208,4 +208,4 @@ def write_bundle(path: str, served: Dict[str, Tuple[str, Any]]) -> None:
             stamped.append((name, source, recorded, code))
     except OSError:
         return
-    _write_private(os.path.dirname(path), path, sys.modules[_PACKAGE]._BUNDLE_HEADER + marshal.dumps(stamped))
+    write_private(os.path.dirname(path), path, sys.modules[_PACKAGE]._BUNDLE_HEADER + marshal.dumps(stamped))

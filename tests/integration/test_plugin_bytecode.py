@@ -281,3 +281,58 @@ def test_option_definitions_are_parsed_once_then_cached(tmp_path):
         entry.chmod(0o644)
     again = probe()
     assert again["fragments_imported"] and again["shell_fragments_imported"]
+
+
+FACTS_PROBE = r"""
+import builtins, json, sys
+from ansible.plugins.loader import init_plugin_loader, connection_loader
+init_plugin_loader()
+connection_loader.get("ns.mitogen.ssh", class_only=True)
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _planner
+path = sys.argv[1]
+opened = []
+real_open = builtins.open
+def recording(file, *args, **kwargs):
+    opened.append(str(file))
+    return real_open(file, *args, **kwargs)
+builtins.open = recording
+module = _planner._module_file(path)
+builtins.open = real_open
+source = _planner.source_for(module.source_id)
+print(json.dumps({"read": opened.count(path), "facts": list(module.facts()), "source": (source or b"").decode()}))
+"""
+
+
+def test_module_facts_are_read_once_per_file_version(tmp_path):
+    """A worker under a built-in strategy reads a module's facts from the cache, not its file;
+    the source is still there when a target asks for it, and a changed file is read again."""
+    module = tmp_path / "library" / "nsm_probe.py"
+    module.parent.mkdir()
+    module.write_text("from ansible.module_utils.basic import AnsibleModule\nAnsibleModule(argument_spec={}).exit_json()\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "NS_MITOGEN_"))}
+    environ.update(
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
+        ANSIBLE_HOME=str(tmp_path / "home"),
+        NS_MITOGEN_CODE_CACHE=str(tmp_path / "code-cache"),
+    )
+
+    def probe():
+        out = subprocess.run(
+            [sys.executable, "-c", FACTS_PROBE, str(module)],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first = probe()
+    assert first["read"] == 1 and first["facts"][2] is True and first["facts"][3] == ["basic"]
+    second = probe()
+    assert second["read"] == 0 and second["facts"] == first["facts"]
+    assert second["source"] == module.read_text()  # read on demand, checked against its digest
+    module.write_text(module.read_text() + "# changed\n")
+    third = probe()
+    assert third["read"] == 1 and third["facts"][0] != first["facts"][0]
