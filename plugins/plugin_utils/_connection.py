@@ -58,7 +58,6 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _fetch,
     _mux,
     _mux_client,
-    _mux_limits,
     _options,
     _planner,
     _plugin_defs,
@@ -161,8 +160,8 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
                 )
             except (OSError, ConnectError) as exc:
                 raise AnsibleConnectionFailure("ns.mitogen: cannot reach the multiplexer: %s" % exc) from None
-            if self._client.started:
-                display.vvv(_mux_limits.started_message())
+            if self._client.started:  # once per run: its module (and ``resource``) loaded only then
+                display.vvv(plugin_utils.load("_mux_limits").started_message())
         self._connected = True
         return self
 

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
+
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _patterns
 
 if TYPE_CHECKING:
     from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 INLINE_LIMIT = 1024 * 1024
 #: ``_remote_chmod`` modes answered here: the bits they add
 CHMOD_BITS = {"u+rwx": 0o700, "u+rx": 0o500, "u+x": 0o100, "u+rw": 0o600, "u+r": 0o400}
-_SHELL_EXPANDS = re.compile(r"[$`\\]")
+_SHELL_EXPANDS = _patterns.LazyPattern(r"[$`\\]")
 
 Op = Tuple[Any, ...]
 
