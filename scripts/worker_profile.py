@@ -208,6 +208,7 @@ def main() -> int:
             copy = work / "collections"
             shutil.copytree(collections, copy, ignore=shutil.ignore_patterns("__pycache__"))
             subprocess.run(["chmod", "-R", "a-w", str(copy)], check=True)
+            time.sleep(2.1)  # as an installed collection is: older than our bundle's racy window
             collections = copy
             env["PYTHONDONTWRITEBYTECODE"] = "1"
         play = work / "play.yml"

@@ -31,6 +31,20 @@ add ``_strategy`` (``install("_strategy")``), and what only the multiplexer proc
 runs is loaded when first needed (``load()``), so that a worker under a built-in
 strategy imports only the client side.
 
+The bundle: where the private cache can be used, ``install()`` takes what it loads -
+``_BASE`` and what it imports of ours, ~40 code objects - from one file of the cache
+(``bundle-<key>``) instead of one lookup, read and unmarshal per module (and one
+compile of ``_loader.py``): about half of what loading our connection plugin cost an
+Ansible worker. A bundle is used only while every file it was made from is unchanged:
+each source's inode, size, modification and change times, the test ``git`` uses for
+its index (the change time cannot be set back by a user or an archive, so a file
+rewritten with the same size and times is seen as changed). A bundle is not written
+while a source changed less than 2 seconds ago (a change in the same clock tick could
+go unseen); one that is stale, damaged or not the user's own is ignored and made
+again. Written and read under the private cache's rules (``_loader``: a 0700 directory
+of the user's; entries of the user's, readable by nobody else, written to a temporary
+file and renamed).
+
 The finder that does it is on ``sys.meta_path`` only while ``install()`` or
 ``load()`` imports our modules: Ansible does not let plugins leave import hooks of
 their own ahead of its loader.
@@ -38,21 +52,102 @@ their own ahead of its loader.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import marshal
 import os
 import sys
-from typing import Any
+from typing import Any, Dict, Optional, Tuple
+
+#: What ``install()`` always loads (with what it imports of ours).
+_BASE = ("_connection", "_action")
+#: Our private code cache: a directory, or "off".
+CODE_CACHE_ENV = "NS_MITOGEN_CODE_CACHE"
+_BUNDLE_HEADER = b"nsm-bundle-1\n" + importlib.util.MAGIC_NUMBER
+_BUNDLED: Dict[str, Tuple[str, Any]] = {}  # module name -> (file, code object) of the bundle in use
 
 
-def _loader() -> Any:
-    """Our ``_loader`` module, itself loaded with the standard loader (bytecode cached)."""
+def code_cache_dir() -> Optional[str]:
+    """Where compiled code of ours is kept, or None.
+
+    ``$NS_MITOGEN_CODE_CACHE`` (``off``, ``0`` or empty: none), else
+    ``$XDG_CACHE_HOME/ns.mitogen/code`` (``~/.cache`` by default), one directory per
+    ``sys.implementation.cache_tag``. Made 0700; a directory that is not this
+    user's, or that others can write to, is not used (None).
+    """
+    setting = os.environ.get(CODE_CACHE_ENV)
+    if setting is not None and setting.strip().lower() in ("", "0", "off", "false", "no"):
+        return None
+    if setting:
+        base = os.path.expanduser(setting)
+    else:
+        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ns.mitogen", "code")
+    path = os.path.join(base, str(sys.implementation.cache_tag))
+    try:
+        os.makedirs(path, 0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if st.st_uid != os.geteuid() or st.st_mode & 0o077 or not os.path.isdir(path):
+        return None
+    return path
+
+
+def read_private(path: str) -> Optional[bytes]:
+    """The content of the cache entry ``path`` if it is the user's own and private, else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fp:
+            return fp.read()
+    finally:
+        os.close(fd)
+
+
+def stamp(path: str) -> Tuple[int, int, int, int]:
+    """What a bundle records of a source file: inode, size, modification and change times."""
+    st = os.stat(path)
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def bundle_path(names: Tuple[str, ...]) -> Optional[str]:
+    """The bundle of what importing ``names`` (this package's modules) loads, or None (no cache)."""
+    directory = code_cache_dir()
+    if directory is None:
+        return None
+    key = _BUNDLE_HEADER + os.fsencode(os.path.dirname(os.path.abspath(__file__))) + b"\0" + ",".join(names).encode()
+    return os.path.join(directory, "bundle-" + hashlib.sha256(key).hexdigest())
+
+
+def _read_bundle(path: str) -> Optional[Dict[str, Tuple[str, Any]]]:
+    """Module name -> (file, code) from the bundle at ``path``; None if missing, foreign, damaged or stale."""
+    blob = read_private(path)
+    if blob is None or not blob.startswith(_BUNDLE_HEADER):
+        return None
+    found = {}
+    try:
+        for name, source, recorded, code in marshal.loads(blob[len(_BUNDLE_HEADER) :]):
+            if stamp(source) != tuple(recorded):
+                return None
+            found[name] = (source, code)
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    return found if __name__ + "._bundle" in found else None
+
+
+def loader_module() -> Any:
+    """Our ``_loader`` module, itself loaded with the standard loader (from the bundle if there)."""
     name = __name__ + "._loader"
     module = sys.modules.get(name)
     if module is None:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_loader.py")
-        )
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_loader.py")
+        spec = importlib.util.spec_from_file_location(name, path, loader=_bundled_loader(name, path))
         if spec is None or spec.loader is None:
             raise ImportError("cannot load %s from %s" % (name, os.path.dirname(os.path.abspath(__file__))))
         module = importlib.util.module_from_spec(spec)
@@ -69,13 +164,44 @@ def load(name: str) -> Any:
     """This package's module ``name`` (e.g. ``"_mux_server"``), loaded as ``install()`` loads them.
 
     For what a plugin needs only sometimes (imported lazily, inside a function): it
-    gets the same bytecode caching as the rest.
+    gets the same bytecode caching as the rest (from the bundle if it is in it).
     """
-    module = sys.modules.get("%s.%s" % (__name__, name))
+    fullname = "%s.%s" % (__name__, name)
+    module = sys.modules.get(fullname)
     if module is None:
-        _loader().import_modules((name,))
-        module = sys.modules["%s.%s" % (__name__, name)]
+        if fullname in _BUNDLED:
+            sys.modules[__name__ + "._bundle"].import_from(_BUNDLED, __name__, (name,))
+        else:
+            loader_module().import_modules((name,))
+        module = sys.modules[fullname]
     return module
+
+
+def _import_first(names: Tuple[str, ...]) -> None:
+    """Import ``names``: from their bundle where one is valid, else by ``_loader`` (then bundled)."""
+    path = bundle_path(names)
+    bundled = _read_bundle(path) if path else None
+    name = __name__ + "._bundle"  # the bundle's finder, from the bundle
+    spec = importlib.util.spec_from_file_location(name, bundled[name][0]) if bundled else None
+    if path is None or bundled is None or spec is None:
+        loader_module().import_modules(names)
+        if path:
+            loader_module().write_bundle(path, {})
+        return
+    _BUNDLED.update(bundled)
+    code = bundled[name][1]
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    exec(code, module.__dict__)  # noqa: S102 - our own module's code object, as its loader would run it
+    served, missed = module.import_from(bundled, __name__, names)
+    if missed:  # what the sources import now differs: bundle it too
+        loader_module().write_bundle(path, served)
+
+
+def _bundled_loader(name: str, path: str) -> Any:
+    """The loader of our module ``name`` at ``path`` with its code from the bundle, or None (the standard one)."""
+    if name not in _BUNDLED:
+        return None
+    return sys.modules[__name__ + "._bundle"].BundledLoader(name, path, _BUNDLED[name][1])
 
 
 _installed = False
@@ -86,13 +212,14 @@ def install(*extra: str) -> None:
 
     Loads what the connection and action plugins import (the core included) with
     bytecode caching, then installs the ``ActionBase`` seam. ``extra``: more of this
-    package's modules to load so (the strategies add ``"_strategy"``); what only the
-    multiplexer process needs is not loaded here (see ``load()``), as every Ansible
-    worker under a built-in strategy runs this again.
+    package's modules to load so (the strategies add ``"_strategy"``, ``ns.mitogen.ssh``
+    ``"_ssh"``): the first call's go in its bundle. What only the multiplexer process
+    needs is not loaded here (see ``load()``), as every Ansible worker under a built-in
+    strategy runs this again.
     """
     global _installed
     if not _installed:
-        _loader().import_modules(("_connection", "_action"))
+        _import_first(_BASE + extra)
         importlib.import_module(__name__ + "._action").install()
         _installed = True
     for name in extra:

@@ -5,7 +5,8 @@
 Owns: ``install()``, which routes ``ActionBase._configure_module`` through
 ``configure_module`` and ``ActionBase._execute_module`` through ``execute_module``
 (async tasks), runs ``ns.mitogen.fetch`` for ansible's own fetch action on our
-connections (``fetch_action``), and lets our connections pipeline under every become plugin
+connections (``fetch_action``), gives copy and template their one round trip
+(``_speculation``, hooked as a worker picks such an action: ``choose_action``), and lets our connections pipeline under every become plugin
 (ansible-core before 2.19 refuses it under ``su``; the patches themselves are
 ``_compat``'s), answers a task's temporary directory without round trips of its
 own (``_tmpdirs``), and reporting the
@@ -23,6 +24,7 @@ from typing import Any, Callable
 
 from ansible.utils.display import Display
 
+from ansible_collections.ns.mitogen.plugins import plugin_utils
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _compat_hooks, _fetch, _planner
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
 
@@ -36,7 +38,17 @@ def install() -> None:
     _compat_hooks.install_execute_module_hook(execute_module)
     _compat_hooks.install_pipelining_hook(lambda connection: isinstance(connection, MitogenConnectionBase))
     _compat_hooks.install_tmp_hooks(task_files)
-    _compat_hooks.install_action_choice(fetch_action)
+    _compat_hooks.install_action_choice(choose_action)
+
+
+def choose_action(handler: Any, task_vars: Any) -> Any:
+    """In a worker, the action plugin for a task on an ns.mitogen connection: ``fetch_action``'s;
+    and a copy or template action gets copy's one round trip (``_speculation``) installed."""
+    if isinstance(getattr(handler, "_connection", None), MitogenConnectionBase):
+        copy_class = _compat_hooks.copy_action_class(handler)
+        if copy_class is not None:  # loaded only in a task that copies
+            _compat_hooks.install_copy_file_hook(copy_class, plugin_utils.load("_speculation").copy_file)
+    return fetch_action(handler, task_vars)
 
 
 def fetch_action(handler: Any, task_vars: Any) -> Any:
@@ -74,7 +86,8 @@ def configure_module(
     if isinstance(connection, MitogenConnectionBase):
         plan = _planner.plan(action, module_name, module_args, display.warning)
         if plan is not None:
-            report_discovery(connection, action, task_vars)
+            if not connection.capturing():  # a copy's probe (``_speculation``): the real run reported it
+                report_discovery(connection, action, task_vars)
             return _compat.configure_module_result(plan.marker(), connection.shebang(), plan.request["profile"], plan.module_path)
         if _planner.may_run_program(action):
             configured = original(action, module_name=module_name, module_args=module_args, task_vars=task_vars, **kwargs)

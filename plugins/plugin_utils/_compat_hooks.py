@@ -3,7 +3,8 @@
 """Where ns.mitogen patches or extends ansible-core's classes (private; ``_compat``'s rule).
 
 Owns: the hooks on ``ActionBase`` (``_configure_module``, ``_execute_module``, the
-temporary directory's three methods, ``_is_pipelining_enabled`` before 2.19), on
+temporary directory's three methods, ``_is_pipelining_enabled`` before 2.19), on the
+copy action (``_copy_file``, and running it against a faked remote: ``copy_probe``), on
 ``TaskExecutor`` (the connection a worker loads: ``connection_choice``; the action
 plugin it picks: ``install_action_choice``) and ``TaskVariablesHook`` (a connection
 base that sees the task's variables). Each hook is installed once (idempotent), keeps
@@ -16,6 +17,8 @@ to keep each under ~500 lines.
 from __future__ import annotations
 
 import contextlib
+import copy
+import os
 from typing import Any, Callable, Dict, Iterator, Optional
 
 import ansible.constants as C
@@ -118,6 +121,83 @@ def install_tmp_hooks(files_of: Callable[[Any], Any]) -> None:
     ActionBase._make_tmp_path = _make_tmp_path  # type: ignore[method-assign]
     ActionBase._remote_chmod = _remote_chmod  # type: ignore[method-assign]
     ActionBase._remove_tmp_path = _remove_tmp_path  # type: ignore[method-assign]
+
+
+COPY_ACTION_FILE = os.sep + os.path.join("ansible", "plugins", "action", "copy.py")
+TEMPLATE_ACTION_FILE = os.sep + os.path.join("ansible", "plugins", "action", "template.py")
+
+
+def copy_action_class(handler: Any) -> Any:
+    """The copy action class whose ``_copy_file`` a task of ``handler`` runs, not hooked yet; else None.
+
+    ansible-core's own copy or template action only. The action loader may load
+    ``copy.py`` as more than one module object (``ansible.builtin.copy`` as
+    ``ansible_collections.ansible.builtin...``, template's ``ansible.legacy.copy`` as
+    ``ansible.plugins.action.copy``): the class is the handler's own, or for a template
+    the one its loader gives for ``ansible.legacy.copy``, which its ``run`` gets.
+    """
+    cls = type(handler)
+    if _defined_in(cls, TEMPLATE_ACTION_FILE):
+        cls = handler._shared_loader_obj.action_loader.get("ansible.legacy.copy", class_only=True)
+    if cls is None or not _defined_in(cls, COPY_ACTION_FILE) or "_copy_file" not in vars(cls) or is_copy_action_class(cls):
+        return None
+    return cls
+
+
+def install_copy_file_hook(cls: Any, hook: Callable[..., Any]) -> None:
+    """Route ``cls._copy_file`` (a ``copy_action_class``) through ``hook`` (idempotent).
+
+    ``hook(action, original, *args, **kwargs)`` gets ansible's own method as
+    ``original`` (unbound). Its signature is the same on 2.16 ... 2.21:
+    ``(source_full, source_rel, content, content_tempfile, dest, task_vars, follow)``.
+    """
+    if is_copy_action_class(cls):
+        return
+    original = cls._copy_file
+
+    def _copy_file(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return hook(self, original, *args, **kwargs)
+
+    _copy_file._ns_mitogen_hook = hook  # type: ignore[attr-defined]
+    cls._copy_file = _copy_file
+
+
+def _defined_in(cls: Any, filename: str) -> bool:
+    code = getattr(vars(cls).get("run"), "__code__", None)
+    return code is not None and str(code.co_filename).endswith(filename)
+
+
+def is_copy_action_class(cls: Any) -> bool:
+    """True for ansible-core's own copy action with the hook installed (template's runs it), not a subclass."""
+    return getattr(vars(cls).get("_copy_file"), "_ns_mitogen_hook", None) is not None
+
+
+def copy_diff(action: Any) -> bool:
+    """Whether copy's ``_copy_file`` computes a diff (2.16 asks the play context, 2.17+ the task)."""
+    if VERSION < (2, 17):
+        return bool(action._play_context.diff)
+    return bool(action._task.diff)
+
+
+def copy_probe(action: Any, original: Callable[..., Any], stat: Dict[str, Any], restat: Callable[[], None]) -> Callable[..., Any]:
+    """``original`` (copy's ``_copy_file``) bound to a shallow copy of ``action`` whose remote
+    stat answers ``stat`` (as ``_execute_remote_stat`` returns it) and which leaves
+    ``content``'s local temporary file in place; a second stat calls ``restat()`` first.
+
+    What the copy sends meanwhile goes to its connection (the caller captures it).
+    """
+    probe = copy.copy(action)
+    asked = []
+
+    def _execute_remote_stat(path: Any, all_vars: Any, follow: Any, tmp: Any = None, checksum: bool = True) -> Dict[str, Any]:
+        asked.append(path)
+        if len(asked) > 1:
+            restat()
+        return dict(stat)
+
+    probe._execute_remote_stat = _execute_remote_stat
+    probe._remove_tempfile_if_content_defined = lambda content, content_tempfile: None
+    return lambda *args, **kwargs: original(probe, *args, **kwargs)
 
 
 def install_pipelining_hook(ours: Callable[[Any], bool]) -> None:

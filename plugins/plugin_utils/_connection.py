@@ -21,6 +21,8 @@ these connections is ``_action``'s.
 A task's temporary directory, a small file put there and their chmod go with the
 task's next call to the interpreter (``_tmpdirs``); every call, put and fetch is one
 round trip, counted per interpreter and reported as the task ends (``_roundtrips``);
+a copy's calls meanwhile go through its ``speculation`` (``_speculation``: captured
+while it probes, the stat sent with its follow-up, the follow-up's call answered);
 a large put or fetch reports its progress at -v (``_progress``).
 """
 
@@ -56,7 +58,6 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _fetch,
     _mux,
     _mux_client,
-    _mux_limits,
     _options,
     _planner,
     _plugin_defs,
@@ -117,6 +118,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         self._asked: Dict[str, int] = {}  # module requests the targets sent across the link meanwhile
         self._sources_sent = 0  # calls this task that carried a module source (the mux attached it)
         self.task_files = _tmpdirs.TaskFiles(self)  # the task's temporary directory, without round trips
+        self.speculation: Any = None  # a copy's one-round-trip speculation meanwhile (``_speculation``)
 
     # -- options -> specs -------------------------------------------------------------
     def set_options(self, task_keys: Any = None, var_options: Any = None, direct: Any = None) -> None:
@@ -158,8 +160,8 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
                 )
             except (OSError, ConnectError) as exc:
                 raise AnsibleConnectionFailure("ns.mitogen: cannot reach the multiplexer: %s" % exc) from None
-            if self._client.started:
-                display.vvv(_mux_limits.started_message())
+            if self._client.started:  # once per run: its module (and ``resource``) loaded only then
+                display.vvv(plugin_utils.load("_mux_limits").started_message())
         self._connected = True
         return self
 
@@ -169,6 +171,8 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         return _mux.mux_index(self._inventory_name(), max(1, int(count or 1)))
 
     def _request(self, method: str, **kwargs: Any) -> Any:
+        if self.speculation is not None and method != "connect":
+            self.speculation.refuse(method)  # a copy's probe sends nothing (``_speculation``)
         self._connect()
         if self._client is None:  # _connect() either sets it or raises
             raise AnsibleConnectionFailure("ns.mitogen: not connected to the multiplexer")
@@ -218,6 +222,14 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         return self._call_on(stack, ref, args, source)
 
     def _call_on(self, stack: List[Dict[str, Any]], ref: Tuple[str, str], args: Tuple[Any, ...], source: Dict[str, Any]) -> Any:
+        if self.speculation is not None:  # a copy in one round trip (``_speculation``): captured, sent or answered there
+            answered, reply = self.speculation.on_call(self, stack, ref, args, source)
+            if answered:
+                return reply
+        return self.send_call(stack, ref, args, source)
+
+    def send_call(self, stack: List[Dict[str, Any]], ref: Tuple[str, str], args: Tuple[Any, ...], source: Dict[str, Any]) -> Any:
+        """One round trip: ``ref`` with ``args`` in the interpreter of ``stack``."""
         self._count_trip(stack)
         context_id = self._contexts.get(_mux.stack_key(stack)) if self._contexts else None
         if context_id is None:
@@ -259,6 +271,10 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         context_id = self._contexts.get(_mux.stack_key(stack))
         if context_id is not None:
             self._request("remove_soon", context_id=context_id, paths=paths)
+
+    def capturing(self) -> bool:
+        """True while a copy's probe runs (``_speculation``): calls are captured, not sent."""
+        return self.speculation is not None and self.speculation.capturing is not None
 
     def _count_trip(self, stack: List[Dict[str, Any]]) -> None:
         """One request/reply round trip to the interpreter of ``stack`` (a call, a put, a fetch)."""
@@ -323,7 +339,8 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         """
         host = self.host_name()
         where = "as an async job" if request.get("async") else "in a fork" if request.get("fork") else "in process"
-        display.vvv("ns.mitogen RUN %s %s" % (request["name"], where), host=host)
+        if not self.capturing():
+            display.vvv("ns.mitogen RUN %s %s" % (request["name"], where), host=host)
         if display.verbosity >= 3:
             request = dict(request, log=True)  # the target's own log lines come back too
         request = dict(request)
@@ -404,12 +421,14 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
-        display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self.host_name())
+        if not self.capturing():
+            display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self.host_name())
         if not os.path.exists(to_bytes(in_path)):
             raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
         key = self.task_files.put(to_text(in_path), to_text(out_path))
         if key == "":
-            display.vvv("ns.mitogen: %s goes with the next call" % out_path, host=self.host_name())
+            if not self.capturing():
+                display.vvv("ns.mitogen: %s goes with the next call" % out_path, host=self.host_name())
             return
         stack = self.task_files.stacks[key] if key else self._stack(False)
         self._send_waiting(None)  # the directory must exist before the stream

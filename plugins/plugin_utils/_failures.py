@@ -22,7 +22,6 @@ password prompts we answered never appear in a message.
 
 from __future__ import annotations
 
-import re
 from typing import Tuple
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
@@ -35,14 +34,14 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
     PeerProtocolError,
     StreamError,
 )
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _options
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _options, _patterns
 
 #: vanilla's words (ansible.builtin.ssh) for the sudo failures the core diagnoses
 _BECOME_WORDS = {
     "sudo password was refused": "Incorrect sudo password",
     "sudo needs a password and none was given": "Missing sudo password",
 }
-_PROMPT_RE = re.compile(r"(?i)(password|passphrase)[^:]*:\s*$")
+_PROMPT_RE = _patterns.LazyPattern(r"(?i)(password|passphrase)[^:]*:\s*$")
 
 
 class InterpreterNotFound(AnsibleConnectionFailure):

@@ -34,40 +34,22 @@ import marshal
 import os
 import sys
 import tempfile
+import time
 from typing import Any, Dict, Optional, Tuple
 
 _PACKAGE = __name__.rpartition(".")[0]
 
 _CORE = _PACKAGE.rpartition(".")[0] + ".module_utils.mitogen"
-#: Our private code cache: a directory, or "off" (read once per process).
-CODE_CACHE_ENV = "NS_MITOGEN_CODE_CACHE"
 _CODE_HEADER = b"nsm-code\n" + importlib.util.MAGIC_NUMBER
+#: Module name -> (file, code object) of every module our finder loaded in this process.
+RECORDED: Dict[str, Tuple[str, Any]] = {}
+#: A bundle is not written while one of its sources changed this recently (seconds).
+RACY_SECONDS = 2.0
 
 
 def code_cache_dir() -> Optional[str]:
-    """Where compiled code of ours is kept when Python keeps none, or None.
-
-    ``$NS_MITOGEN_CODE_CACHE`` (``off``, ``0`` or empty: none), else
-    ``$XDG_CACHE_HOME/ns.mitogen/code`` (``~/.cache`` by default), one directory per
-    ``sys.implementation.cache_tag``. Made 0700; a directory that is not this
-    user's, or that others can write to, is not used (None).
-    """
-    setting = os.environ.get(CODE_CACHE_ENV)
-    if setting is not None and setting.strip().lower() in ("", "0", "off", "false", "no"):
-        return None
-    if setting:
-        base = os.path.expanduser(setting)
-    else:
-        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ns.mitogen", "code")
-    path = os.path.join(base, str(sys.implementation.cache_tag))
-    try:
-        os.makedirs(path, 0o700, exist_ok=True)
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if st.st_uid != os.geteuid() or st.st_mode & 0o077 or not os.path.isdir(path):
-        return None
-    return path
+    """The private cache's directory, or None (``plugin_utils.code_cache_dir``)."""
+    return sys.modules[_PACKAGE].code_cache_dir()  # type: ignore[no-any-return]
 
 
 class _CachingSourceLoader(importlib.machinery.SourceFileLoader):
@@ -81,6 +63,11 @@ class _CachingSourceLoader(importlib.machinery.SourceFileLoader):
     a temporary file, then renamed): each source is compiled once per user and
     Python, not once per Ansible worker.
     """
+
+    def get_code(self, fullname: str) -> Any:
+        code = super().get_code(fullname)
+        RECORDED[fullname] = (self.path, code)
+        return code
 
     def source_to_code(self, data: Any, path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         directory = _code_cache() if _writes_no_bytecode(str(path)) else None
@@ -117,20 +104,9 @@ def _writes_no_bytecode(path: str) -> bool:
 
 def _read_entry(entry: str, digest: bytes) -> Any:
     """The code object stored at ``entry`` for ``digest``, or None (missing, foreign or damaged)."""
-    try:
-        fd = os.open(entry, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as fp:
-            blob = fp.read()
-    finally:
-        os.close(fd)
+    blob = sys.modules[_PACKAGE].read_private(entry)
     head = _CODE_HEADER + digest
-    if not blob.startswith(head):
+    if blob is None or not blob.startswith(head):
         return None
     try:
         return marshal.loads(blob[len(head) :])
@@ -144,6 +120,11 @@ CODE_CACHE_ENTRIES = 1000
 
 def _write_entry(directory: str, entry: str, digest: bytes, code: Any) -> None:
     """Store ``code`` at ``entry`` atomically (a failure only costs the next compile)."""
+    write_private(directory, entry, _CODE_HEADER + digest + marshal.dumps(code))
+
+
+def write_private(directory: str, entry: str, data: bytes) -> None:
+    """Store ``data`` at ``entry`` of the cache ``directory`` atomically, readable by the user only."""
     try:
         names = os.listdir(directory)
         if len(names) >= CODE_CACHE_ENTRIES:  # old versions of the collection, other checkouts
@@ -155,7 +136,7 @@ def _write_entry(directory: str, entry: str, digest: bytes, code: Any) -> None:
         return
     try:
         with os.fdopen(fd, "wb") as fp:
-            fp.write(_CODE_HEADER + digest + marshal.dumps(code))
+            fp.write(data)
         os.replace(tmp, entry)
     except OSError:
         try:
@@ -181,14 +162,50 @@ class _OwnModulesFinder:
         return finder.find_spec(fullname) if finder is not None else None
 
 
+_FINDER: Dict[str, _OwnModulesFinder] = {}
+
+
+def own_finder() -> _OwnModulesFinder:
+    """The finder of this package's and the core's modules (one per process)."""
+    if "own" not in _FINDER:
+        here = os.path.dirname(os.path.abspath(__file__))
+        core = os.path.join(os.path.dirname(here), "module_utils", "mitogen")
+        _FINDER["own"] = _OwnModulesFinder({_PACKAGE: here, _CORE: core})
+    return _FINDER["own"]
+
+
 def import_modules(names: Tuple[str, ...]) -> None:
     """Import this package's modules ``names`` (and what they import of ours) with our finder."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    core = os.path.join(os.path.dirname(here), "module_utils", "mitogen")
-    finder = _OwnModulesFinder({_PACKAGE: here, _CORE: core})
+    finder = own_finder()
     sys.meta_path.insert(0, finder)
     try:
         for name in names:
             importlib.import_module("%s.%s" % (_PACKAGE, name))
     finally:
         sys.meta_path.remove(finder)
+
+
+def write_bundle(path: str, served: Dict[str, Tuple[str, Any]]) -> None:
+    """Write the bundle ``path`` (``plugin_utils.bundle_path``): ``served`` (what an older
+    bundle gave), what our finder loaded in this process, and this module itself.
+
+    Not written while a source changed in the last ``RACY_SECONDS`` (see the package
+    docstring); a failure only costs the next process its lookups.
+    """
+    import_modules(("_bundle",))  # the bundle's own finder goes in it
+    entries = dict(RECORDED)
+    entries.update(served)
+    for name in (__name__, _PACKAGE + "._bundle"):  # loaded by the package itself, not by a finder
+        module: Any = sys.modules[name]
+        entries.setdefault(name, (module.__file__, module.__spec__.loader.get_code(name)))
+    stamped = []
+    now = time.time_ns()
+    try:
+        for name, (source, code) in sorted(entries.items()):
+            recorded = sys.modules[_PACKAGE].stamp(source)
+            if now - recorded[3] < RACY_SECONDS * 1e9:
+                return
+            stamped.append((name, source, recorded, code))
+    except OSError:
+        return
+    write_private(os.path.dirname(path), path, sys.modules[_PACKAGE]._BUNDLE_HEADER + marshal.dumps(stamped))

@@ -16,7 +16,8 @@ instead, over a private UNIX socket, with the same framing and codec as the core
   worker and are relayed without being decoded (the stack only to start a
   context). A module run gets the module's source attached (as ``source=``) the
   first time its context runs that module (``_mux_sources``), so the target
-  need not ask for it (``need_source``);
+  need not ask for it (``need_source``); so do the follow-ups of a ``RUN_THEN``
+  (``then_sources``);
 - ``push_file`` / ``fetch_file``: stream files between the controller and a context
   (to a context behind an intermediary, through that intermediary's file cache:
   ``_mux_hops``); ``fetch_if_changed``: fetch's one round trip (the remote file's
@@ -61,6 +62,7 @@ MODULE_TREES = ["ansible.module_utils", "ansible_collections.*.*.plugins.module_
 CORE = api.CORE_PACKAGE
 RUNNER = CORE + "._runner"
 RUN_MODULE = (RUNNER, "run_module")
+RUN_THEN = (CORE + "._followup", "run_then")  # a module run, then the follow-up it selects (copy)
 # What nearly every target asks for on its first module run (absent ones are skipped),
 # sent along with the runner: basic, and what 2.19+ imports by a computed name.
 RUNNER_COMPANIONS = [
@@ -68,6 +70,7 @@ RUNNER_COMPANIONS = [
     "ansible.module_utils._internal._ansiballz._loader",
     "ansible.module_utils._internal._json._profiles._module_legacy_c2m",
     "ansible.module_utils._internal._json._profiles._module_legacy_m2c",
+    RUN_THEN[0],  # copy's and template's one call (``_speculation``)
 ]
 FIRST_RUN_MODULES = [RUNNER] + RUNNER_COMPANIONS
 

@@ -57,6 +57,7 @@ class MuxClient:
         module_name: Optional[str] = None,
         on_note: Optional[Callable[[Dict[str, Any]], None]] = None,
         host: Optional[str] = None,
+        then_sources: Optional[List[List[str]]] = None,
     ) -> Any:
         """Run ``ref`` (module, function) with ``args`` in the context for ``stack``.
 
@@ -75,6 +76,8 @@ class MuxClient:
         "sources": 1 if a module source went with it}`` (neither: not called).
         ``host``: the inventory host the call is for (where our strategy sends its next
         task's module ahead: ``send_ahead``).
+        ``then_sources``: for a module run and its follow-up (``_mux.RUN_THEN``), the
+        follow-ups' ``[source_id, source_path, module_name]``: attached as the run's own.
         """
         where: Dict[str, Any] = {"context_id": context_id}
         if context_id is None:
@@ -89,6 +92,8 @@ class MuxClient:
             where["module_name"] = module_name
         if host is not None:
             where["host"] = host
+        if then_sources:
+            where["then_sources"] = [list(entry) for entry in then_sources]
         return self.request(
             "call", on_note, ref=ref, args=encode(tuple(args)), source_id=source_id, source_path=source_path, **where
         )

@@ -47,6 +47,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     FIRST_RUN_MODULES,
     MODULE_TREES,
     RUN_MODULE,
+    RUN_THEN,
     RUNNER,
     RUNNER_COMPANIONS,
     socket_path,
@@ -245,26 +246,29 @@ class MuxServer(Contexts):
         attached = 0
         if isinstance(call.get("host"), str):
             self._last_context[call["host"]] = context_id
-        if ref == RUN_MODULE:
+        if ref in (RUN_MODULE, RUN_THEN):
             dirs = call.get("module_utils_dirs")
             if isinstance(dirs, list) and all(isinstance(d, str) for d in dirs):  # a playbook's/role's module_utils
                 self.session.responder.search_first("ansible.module_utils", dirs)
-            hop = self.hops.hop_of(context_id)
-            if hop is not None:  # the target asks its parent, the intermediary, which has it
-                source = self.sources.give(hop, call.get("source_id"), call.get("source_path"))
-                if source is not None:  # on the same stream, ahead of the call: kept before it passes
-                    self.router.send(Message.encoded(source, dst_id=hop, handle=CACHE_SOURCE))
+            attached, source, fetch = self._module_source(
+                context_id, call.get("source_id"), call.get("source_path"), call.get("module_name")
+            )
+            if fetch:
                 extra["fetch_source"] = True
-            elif self._from_login(context_id, call.get("source_id"), call.get("source_path")):
-                extra["fetch_source"] = True  # its login interpreter has it: asked there, not across the link
-            else:
-                source = self.sources.attach(context_id, call.get("source_id"), call.get("source_path"))
-                if source is not None:
-                    extra["source"] = source
-                    attached = 1
-                    name = call.get("module_name")
-                    if isinstance(name, str):  # its module_utils, ahead of it: the target asks for none
-                        self.modules.push(context_id, call["source_id"], name, source)
+            if source is not None:
+                extra["source"] = source
+            then_sources: Dict[str, bytes] = {}
+            follow_ups = call.get("then_sources") if ref == RUN_THEN else None
+            for entry in follow_ups if isinstance(follow_ups, list) else ():
+                if isinstance(entry, list) and len(entry) == 3:  # a follow-up's module: sent as the run's own
+                    count, source, fetch = self._module_source(context_id, entry[0], entry[1], entry[2], follow_up=True)
+                    attached += count
+                    if fetch:
+                        extra["fetch_source"] = True
+                    if source is not None:
+                        then_sources[entry[0]] = source
+            if then_sources:
+                extra["then_sources"] = then_sources
         note = call.get("progress_handle")
         asked = self.modules.asked_on_route(context_id) if note is not None else 0
 
@@ -283,7 +287,30 @@ class MuxServer(Contexts):
         body = (ref, Encoded(args), extra)
         self.router.send(Message.encoded(body, dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
 
-    def _from_login(self, context_id: int, source_id: Any, path: Any) -> bool:
+    def _module_source(
+        self, context_id: int, source_id: Any, path: Any, name: Any, follow_up: bool = False
+    ) -> Tuple[int, Optional[bytes], bool]:
+        """How a module run in ``context_id`` gets its source: (sources attached, the source
+        to attach or None, whether the target fetches it from its parent).
+
+        ``follow_up``: a ``RUN_THEN`` follow-up, which may not run: one the target would
+        fetch from its login interpreter is not marked as held there (it may never be)."""
+        hop = self.hops.hop_of(context_id)
+        if hop is not None:  # the target asks its parent, the intermediary, which has it
+            source = self.sources.give(hop, source_id, path)
+            if source is not None:  # on the same stream, ahead of the call: kept before it passes
+                self.router.send(Message.encoded(source, dst_id=hop, handle=CACHE_SOURCE))
+            return 0, None, True
+        if self._from_login(context_id, source_id, path, mark=not follow_up):
+            return 0, None, True  # its login interpreter has it: asked there, not across the link
+        source = self.sources.attach(context_id, source_id, path)
+        if source is None:
+            return 0, None, False
+        if isinstance(name, str):  # its module_utils, ahead of it: the target asks for none
+            self.modules.push(context_id, str(source_id), name, source)
+        return 1, source, False
+
+    def _from_login(self, context_id: int, source_id: Any, path: Any, mark: bool = True) -> bool:
         """True if a become interpreter's run may take its module source from its login interpreter.
 
         So when the login interpreter was sent the source (it ran the module, or had
@@ -295,7 +322,8 @@ class MuxServer(Contexts):
         login = self.modules.login_of(context_id)
         if login == context_id or not self.sources.has(login, source_id):
             return False
-        self.sources.mark(context_id, source_id)
+        if mark:
+            self.sources.mark(context_id, source_id)
         return True
 
     def _send_ahead(self, host: Any, source_id: Any, source_path: Any, module_name: Any) -> None:

@@ -27,16 +27,15 @@ import contextlib
 import errno
 import fcntl
 import os
-import re
 import socket
 import time
 from typing import IO, Dict, Iterator, Optional, Tuple
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import Error
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _patterns
 
 _SOCKET_DIRS: Dict[Tuple[str, int], str] = {}  # checked already (by this process or its parent)
-_RUN_FILE = re.compile(r"^mux-(\d+)((?:\.\d+)?)\.sock(\.lock)?$")  # mux-<pid>[.<index>].sock
+_RUN_FILE = _patterns.LazyPattern(r"^mux-(\d+)((?:\.\d+)?)\.sock(\.lock)?$")  # mux-<pid>[.<index>].sock
 
 
 def socket_dir(fresh: bool = False) -> str:

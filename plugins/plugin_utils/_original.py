@@ -22,17 +22,24 @@ Never imports Ansible: the strategy and the connection plugins both use it.
 from __future__ import annotations
 
 import os
-import re
-from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _patterns
 
 HONOURED, WARN, REFUSE = "honoured", "warn", "refuse"
 
 
-class Name(NamedTuple):
-    """One name of the original product: its status here and the words for the user."""
+class Name:
+    """One name of the original product: its status here and the words for the user.
 
-    status: str
-    text: str
+    A plain class, not typing.NamedTuple, which compiles its string annotations in every
+    worker that defines it (see ``_via.Hop``).
+    """
+
+    __slots__ = ("status", "text")
+
+    def __init__(self, status: str, text: str) -> None:
+        self.status, self.text = status, text
 
 
 _NO_READER = "no ns.mitogen connection reads it (set the executable option of the host's connection plugin instead)"
@@ -107,7 +114,7 @@ ENVIRONMENT: Dict[str, Name] = {
     ),
 }
 
-_PATH_VARIABLE = re.compile(r"^mitogen_\w+_path$")
+_PATH_VARIABLE = _patterns.LazyPattern(r"^mitogen_\w+_path$")
 
 
 class RefusedName(Exception):

@@ -38,20 +38,22 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import marshal
 import os
-import re
 import shlex
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import ansible.constants as C
 
+from ansible_collections.ns.mitogen.plugins import plugin_utils
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import imported_names
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _forking
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _forking, _patterns
 
 MARKER = b"#!ns.mitogen run-module\n"
 ASYNC_ATTR = "_ns_mitogen_async"  # set on an action while its async module is being started
-_PY_SUFFIX = re.compile(r"\.py$")  # compiled here, in the main process: each worker would compile it again
 _SOURCES: Dict[str, bytes] = {}  # source_id -> source, for need_source replies
+_SOURCE_PATHS: Dict[str, str] = {}  # source_id -> its file, where facts came from the cache (source unread)
+_FACTS_HEADER = b"nsm-facts-1\n"
 _FILES: Dict[str, "_ModuleFile"] = {}  # module path -> what plan() needs of it
 _WARMED: Set[Tuple[str, Tuple[str, ...]]] = set()  # (module name, collections) read by warm_module
 _AHEAD_PATHS: Dict[Tuple[str, Tuple[str, ...]], Optional[str]] = {}  # (module name, collections) -> its file
@@ -96,38 +98,107 @@ def decode_marker(in_data: Optional[bytes]) -> Optional[Dict[str, Any]]:
 
 
 def source_for(source_id: str) -> Optional[bytes]:
-    return _SOURCES.get(source_id)
+    """The source ``source_id`` names (read now if its facts came from the cache), or None."""
+    found = _SOURCES.get(source_id)
+    path = _SOURCE_PATHS.get(source_id)
+    if found is None and path is not None:
+        try:
+            with open(path, "rb") as fp:
+                source = fp.read()
+        except OSError:
+            return None
+        if hashlib.sha1(source).hexdigest() == source_id:  # else changed since: not the source planned
+            found = _SOURCES[source_id] = source
+    return found
 
 
 class _ModuleFile:
-    """What ``plan()`` needs of a module file, read once per file version."""
+    """What ``plan()`` needs of a module file, read once per file version.
 
-    def __init__(self, path: str, version: Tuple[int, int, int], source: bytes) -> None:
+    ``facts``: those facts as ``facts()`` gave them (from the cache), instead of ``source``.
+    """
+
+    def __init__(self, path: str, version: Tuple[int, int, int], source: bytes = b"", facts: Any = None) -> None:
         self.version = version
+        if facts is not None:
+            self.source_id, self.json_args, self.new_style, utils, self.profile, self.name = facts
+            self.module_utils = set(utils)
+            if self.new_style:  # as below: only sources the runner can use are served
+                _SOURCE_PATHS[self.source_id] = path
+            return
         self.source_id = hashlib.sha1(source).hexdigest()
         self.json_args = _compat.is_json_args(source)
         self.new_style = _is_new_style_python(path, source)
         self.module_utils = _imported_module_utils(source) if self.new_style else set()
         self.profile = _compat.module_profile(source) if self.new_style else None
-        self.name = _compat.module_fqn(path, _PY_SUFFIX.sub("", os.path.basename(path)))
+        self.name = _compat.module_fqn(path, _without_py(os.path.basename(path)))
         if self.new_style:
             _SOURCES[self.source_id] = source
+
+    def facts(self) -> Tuple[Any, ...]:
+        """Plain values (``marshal``) from which ``_ModuleFile(path, version, facts=...)`` is made again."""
+        return (self.source_id, self.json_args, self.new_style, sorted(self.module_utils), self.profile, self.name)
+
+
+def _without_py(name: str) -> str:
+    return name[:-3] if name.endswith(".py") else name
 
 
 def _module_file(path: str) -> _ModuleFile:
     """``path``'s facts, from the cache while the file is unchanged (size, mtime, inode).
 
     The cache is filled in the main process too (``warm_module``), before workers
-    fork: a worker then reads, hashes and scans nothing for a module it runs.
+    fork: a worker then reads, hashes and scans nothing for a module it runs. Under a
+    built-in strategy nothing is read before a worker forks, so the facts are kept in
+    the private code cache too (``_facts_entry``): a worker then reads one small entry,
+    not the module's file (~1 ms less a task).
     """
     st = os.stat(path)
     version = (st.st_mtime_ns, st.st_size, st.st_ino)
     found = _FILES.get(path)
     if found is None or found.version != version:
+        entry = _facts_entry(path, version)
+        facts = _read_facts(entry) if entry else None
+        if facts is not None:
+            found = _FILES[path] = _ModuleFile(path, version, facts=facts)
+            return found
         with open(path, "rb") as fp:
             source = fp.read()
         found = _FILES[path] = _ModuleFile(path, version, source)
+        if entry:
+            _write_facts(entry, found.facts())
     return found
+
+
+def _facts_entry(path: str, version: Tuple[int, int, int]) -> Optional[str]:
+    """The cache entry of ``path``'s facts as of ``version``, or None (no cache).
+
+    Found by what the facts depend on: the file's path and version (as ``_FILES``),
+    ansible-core's version (the profile and style rules) and this module's and
+    ``_compat``'s files (``plugin_utils.stamp``: the code that works them out).
+    """
+    directory = plugin_utils.code_cache_dir()
+    if directory is None:
+        return None
+    from ansible.release import __version__
+
+    key = repr((path, version, __version__, plugin_utils.stamp(__file__), plugin_utils.stamp(_compat.__file__)))
+    return os.path.join(directory, "facts-" + hashlib.sha256(_FACTS_HEADER + key.encode()).hexdigest())
+
+
+def _read_facts(entry: str) -> Any:
+    blob = plugin_utils.read_private(entry)
+    if blob is None or not blob.startswith(_FACTS_HEADER):
+        return None
+    try:
+        facts = marshal.loads(blob[len(_FACTS_HEADER) :])
+    except (EOFError, ValueError, TypeError):
+        return None
+    return facts if isinstance(facts, tuple) and len(facts) == 6 else None
+
+
+def _write_facts(entry: str, facts: Tuple[Any, ...]) -> None:
+    plugin_utils.loader_module().write_private(os.path.dirname(entry), entry, _FACTS_HEADER + marshal.dumps(facts))
 
 
 def warm_up() -> None:
@@ -299,7 +370,7 @@ def may_run_program(action: Any) -> bool:
     return not (action._task.async_val or C.DEFAULT_KEEP_REMOTE_FILES)
 
 
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.]")
+_SAFE_NAME = _patterns.LazyPattern(r"[^A-Za-z0-9_.]")
 
 
 def _args_file_text(style: str, module_args: Dict[str, Any], profile: Optional[str]) -> str:

@@ -10,7 +10,7 @@ of what remained of its own work (~17 ms of CPU for ``ns.mitogen.ssh``).
 
 So, when a plugin module runs (``preload()``, at its end, before the loader looks), the
 definitions Ansible made in an earlier process are registered from the private cache
-of ``_loader.code_cache_dir()``; on a miss, the first connection object stores what
+of ``plugin_utils.code_cache_dir()``; on a miss, the first connection object stores what
 Ansible parsed (``remember()``). Only the config manager's public methods are used.
 The same goes for ansible-core's ``sh`` shell plugin, which each connection instance
 loads and whose documentation Ansible parsed in every worker too (~4 ms).
@@ -49,7 +49,7 @@ def _entry(*parts: bytes) -> Optional[str]:
 
     from ansible_collections.ns.mitogen.plugins import plugin_utils
 
-    directory = plugin_utils._loader().code_cache_dir()
+    directory = plugin_utils.code_cache_dir()
     if directory is None:
         return None
     digest = hashlib.sha256(  # the header too: an entry of another format is another entry
@@ -124,7 +124,8 @@ def _register(plugin_type: str, key: str, entry_of: Callable[[], Optional[str]])
 def remember(plugin: Any) -> None:
     """After a miss: store the definitions Ansible parsed for ``plugin`` (a connection
     plugin object) and for the ``sh`` shell plugin it loaded."""
-    path = getattr(sys.modules.get(type(plugin).__module__), "__file__", None)
+    # the plugin's file, as Ansible loaded it (its class may live in another module: ``_ssh``)
+    path = getattr(plugin, "_original_path", None) or getattr(sys.modules.get(type(plugin).__module__), "__file__", None)
     _store(path, lambda: plugin._load_name)
     if getattr(getattr(plugin, "_shell", None), "_load_name", None) == _SHELL:
         _store(_SHELL, lambda: _SHELL)
@@ -169,18 +170,11 @@ def plain(value: Any) -> Any:
 
 
 def _read(entry: str) -> Optional[Any]:
-    try:
-        fd = os.open(entry, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
+    from ansible_collections.ns.mitogen.plugins import plugin_utils
+
+    blob = plugin_utils.read_private(entry)
+    if blob is None:
         return None
-    try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as fp:
-            blob = fp.read()
-    finally:
-        os.close(fd)
     head = _HEADER + os.path.basename(entry).encode() + b"\n"
     if not blob.startswith(head):
         return None

@@ -16,19 +16,26 @@ stacks to the multiplexer.
 from __future__ import annotations
 
 import os
-import re
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, cast
 
 import ansible.constants as C
 from ansible.errors import AnsibleConnectionFailure
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _become_any, _compat, _options, _original, _via
+from ansible_collections.ns.mitogen.plugins.plugin_utils import (
+    _become,
+    _become_any,
+    _compat,
+    _options,
+    _original,
+    _patterns,
+    _via,
+)
 
 display = Display()
 
 # An interpreter setting only a shell can run: operators, expansions, a leading VAR=value.
-_SHELL_SYNTAX = re.compile(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
+_SHELL_SYNTAX = _patterns.LazyPattern(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
 
 
 class StackSpecs:

@@ -40,6 +40,7 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _mux_limits,
     _mux_server,
     _original,
+    _patterns,
     _planner,
     _via,
 )
@@ -82,7 +83,8 @@ def _preload() -> None:
     definitions (from ``_plugin_defs``'s cache, else parsing its DOCUMENTATION): what
     the connection alone costs under a built-in strategy
     (docs/strategy-independence.md). The same for Ansible's module path cache
-    (``_planner.warm_up``).
+    (``_planner.warm_up``), and for the patterns our modules compile on first use
+    (``_patterns``).
     """
     from ansible.plugins.loader import connection_loader
 
@@ -90,6 +92,7 @@ def _preload() -> None:
         connection_loader.get(name, class_only=True)
     _compat.preload()
     _planner.warm_up()
+    _patterns.compile_all()  # what the connection compiles on first use, compiled once for all workers
 
 
 @contextlib.contextmanager

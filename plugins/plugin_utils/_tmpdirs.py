@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
+
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _patterns
 
 if TYPE_CHECKING:
     from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 INLINE_LIMIT = 1024 * 1024
 #: ``_remote_chmod`` modes answered here: the bits they add
 CHMOD_BITS = {"u+rwx": 0o700, "u+rx": 0o500, "u+x": 0o100, "u+rw": 0o600, "u+r": 0o400}
-_SHELL_EXPANDS = re.compile(r"[$`\\]")
+_SHELL_EXPANDS = _patterns.LazyPattern(r"[$`\\]")
 
 Op = Tuple[Any, ...]
 
@@ -148,6 +149,16 @@ class TaskFiles:
         ops = self.pending.pop(key, [])
         self.made.update(op[1] for op in ops if op[0] == "mkdir")
         return ops
+
+    def snapshot(self) -> Tuple[Any, ...]:
+        """What ``restore`` puts back: the state before a probe that must leave no trace (``_speculation``)."""
+        pending = {k: list(ops) for k, ops in self.pending.items()}
+        return dict(self.owner), dict(self.stacks), pending, set(self.made), dict(self.owners)
+
+    def restore(self, state: Tuple[Any, ...]) -> None:
+        owner, stacks, pending, made, owners = state
+        self.owner, self.stacks, self.made, self.owners = dict(owner), dict(stacks), set(made), dict(owners)
+        self.pending = {k: list(ops) for k, ops in pending.items()}
 
     def waiting_elsewhere(self, key: Optional[str]) -> List[str]:
         """Keys of other interpreters with operations waiting (to send before a call to ``key``)."""

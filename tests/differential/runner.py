@@ -115,6 +115,12 @@ VARIANTS: dict[str, Variant] = {
 }
 #: The variant every other one is compared with.
 BASELINE = "vanilla"
+#: Playbooks about one plugin's own logic, not a run loop or a release: compared in CI
+#: under these variants, on the main release only (NSM_FULL_MATRIX=1: every variant and
+#: release). copy_branches walks each branch of copy's action (its one round trip:
+#: plugin_utils/_speculation.py); files and check_diff cover copy everywhere.
+NARROW_PLAYBOOKS = ("copy_branches",)
+NARROW_VARIANTS = ("mitogen_linear", "builtin_linear_mitogen_ssh")
 
 
 def get_variant(variant: Variant | str) -> Variant:

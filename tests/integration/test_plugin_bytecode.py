@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -83,9 +85,13 @@ init_plugin_loader()
 connection_loader.get("ns.mitogen.ssh", class_only=True)
 ours = "ansible_collections.ns.mitogen.plugins."
 worker = sorted(m[len(ours):] for m in sys.modules if m.startswith(ours))
+connection = sys.modules[ours + "plugin_utils._connection"]
+loader = type(connection.__spec__.loader).__name__
+doc = sys.modules[ours + "plugin_utils._roundtrips"].__doc__
+lazy = [p for p in sys.modules[ours + "plugin_utils._patterns"]._ALL if p._compiled is not None]
 if "strategy" in sys.argv:
     strategy_loader.get("ns.mitogen.linear", class_only=True)
-print(json.dumps({"worker": worker, "compiled": compiled,
+print(json.dumps({"worker": worker, "compiled": compiled, "loader": loader, "doc": doc, "lazy_compiled": len(lazy),
                   "all": sorted(m[len(ours):] for m in sys.modules if m.startswith(ours))}))
 """
 
@@ -140,7 +146,20 @@ def test_a_worker_loading_the_connection_imports_no_server_side_module(tmp_path)
     assert [m for m in SERVER_SIDE if m in found["worker"]] == []
     assert [m for m in NOT_FOR_A_MODULE if m in found["worker"]] == []
     assert "module_utils.mitogen.api" in found["worker"]  # the boundary, cheap to import
+    assert found["lazy_compiled"] == 0  # a pattern a task may never use is compiled when used
     assert [m for m in SERVER_SIDE if m not in found["all"]] == []  # the strategy loads them all
+
+
+def _modules(found):
+    """The worker's modules of ours, but those that load the others (``_loader`` or ``_bundle``)."""
+    return [m for m in found["worker"] if m not in ("plugin_utils._loader", "plugin_utils._bundle")]
+
+
+def _cache_entries(cache):
+    """The code cache's entries (one per source) and bundles, each sorted."""
+    (tag,) = os.listdir(cache)
+    found = sorted((cache / tag).iterdir())
+    return [e for e in found if not e.name.startswith("bundle-")], [e for e in found if e.name.startswith("bundle-")]
 
 
 def test_code_cache_compiles_each_source_once_without_bytecode(tmp_path):
@@ -148,19 +167,50 @@ def test_code_cache_compiles_each_source_once_without_bytecode(tmp_path):
     env = {"PYTHONDONTWRITEBYTECODE": "1", "NS_MITOGEN_CODE_CACHE": str(cache)}
     first = _worker_probe(tmp_path, **env)
     assert "plugin_utils/_connection.py" in first["compiled"]
-    (tag,) = os.listdir(cache)
-    entries = sorted((cache / tag).iterdir())
-    assert len(entries) == len(first["compiled"])
-    assert (cache / tag).stat().st_mode & 0o777 == 0o700
-    assert all(e.stat().st_mode & 0o777 == 0o600 for e in entries)
+    assert first["loader"] == "_CachingSourceLoader"
+    entries, bundles = _cache_entries(cache)
+    assert len(entries) == len(first["compiled"]) and len(bundles) == 1
+    assert (cache / entries[0].parent.name).stat().st_mode & 0o777 == 0o700
+    assert all(e.stat().st_mode & 0o777 == 0o600 for e in entries + bundles)
     assert not (tmp_path / "pycache").exists()  # nothing of Python's own bytecode
     second = _worker_probe(tmp_path, **env)
-    assert second["compiled"] == {} and second["worker"] == first["worker"]
-    # a damaged entry is compiled afresh (and replaced), never executed
-    entries[0].write_bytes(entries[0].read_bytes()[:40] + b"garbage")
+    assert second["compiled"] == {} and _modules(second) == _modules(first)
+    assert (
+        second["loader"] == "BundledLoader" and "plugin_utils._loader" not in second["worker"]
+    )  # one read for all, not one per module
+    # a damaged bundle is ignored (each module from its own entry), then made again
+    bundles[0].write_bytes(bundles[0].read_bytes()[:60] + b"garbage")
     third = _worker_probe(tmp_path, **env)
-    assert len(third["compiled"]) == 1 and third["worker"] == first["worker"]
+    assert (third["compiled"], third["loader"], _modules(third)) == ({}, "_CachingSourceLoader", _modules(first))
+    assert _worker_probe(tmp_path, **env)["loader"] == "BundledLoader"
+    # without a bundle, a damaged entry is compiled afresh (and replaced), never executed
+    for bundle in _cache_entries(cache)[1]:
+        bundle.unlink()
+    entries[0].write_bytes(entries[0].read_bytes()[:40] + b"garbage")
+    fourth = _worker_probe(tmp_path, **env)
+    assert len(fourth["compiled"]) == 1 and _modules(fourth) == _modules(first)
     assert _worker_probe(tmp_path, **env)["compiled"] == {}
+
+
+def test_bundle_never_serves_a_source_changed_since(tmp_path):
+    """A source rewritten after its bundle was made (same size, same modification time)
+    is loaded afresh; the bundle is made again once the sources settle."""
+    collections = tmp_path / "collections"
+    shutil.copytree(os.path.join(ROOT, ".build", "installed"), collections, ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "code-cache"
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "NS_MITOGEN_CODE_CACHE": str(cache)}
+    time.sleep(2.1)  # a bundle is not made from sources changed less than 2 s ago (the package docstring)
+    _worker_probe(tmp_path, collections=str(collections), **env)
+    assert len(_cache_entries(cache)[1]) == 1
+    assert _worker_probe(tmp_path, collections=str(collections), **env)["loader"] == "BundledLoader"
+    source = collections / "ansible_collections/ns/mitogen/plugins/plugin_utils/_roundtrips.py"
+    before = source.stat()
+    text = source.read_text()
+    assert "How many" in text.split('"""')[1]
+    source.write_text(text.replace("How many", "HOW MANY", 1))  # same size
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the same time: only ctime tells
+    changed = _worker_probe(tmp_path, collections=str(collections), **env)
+    assert changed["loader"] == "_CachingSourceLoader" and changed["doc"].startswith("HOW MANY")
 
 
 def test_code_cache_off_or_unsafe_is_not_used(tmp_path):
@@ -231,3 +281,58 @@ def test_option_definitions_are_parsed_once_then_cached(tmp_path):
         entry.chmod(0o644)
     again = probe()
     assert again["fragments_imported"] and again["shell_fragments_imported"]
+
+
+FACTS_PROBE = r"""
+import builtins, json, sys
+from ansible.plugins.loader import init_plugin_loader, connection_loader
+init_plugin_loader()
+connection_loader.get("ns.mitogen.ssh", class_only=True)
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _planner
+path = sys.argv[1]
+opened = []
+real_open = builtins.open
+def recording(file, *args, **kwargs):
+    opened.append(str(file))
+    return real_open(file, *args, **kwargs)
+builtins.open = recording
+module = _planner._module_file(path)
+builtins.open = real_open
+source = _planner.source_for(module.source_id)
+print(json.dumps({"read": opened.count(path), "facts": list(module.facts()), "source": (source or b"").decode()}))
+"""
+
+
+def test_module_facts_are_read_once_per_file_version(tmp_path):
+    """A worker under a built-in strategy reads a module's facts from the cache, not its file;
+    the source is still there when a target asks for it, and a changed file is read again."""
+    module = tmp_path / "library" / "nsm_probe.py"
+    module.parent.mkdir()
+    module.write_text("from ansible.module_utils.basic import AnsibleModule\nAnsibleModule(argument_spec={}).exit_json()\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "NS_MITOGEN_"))}
+    environ.update(
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
+        ANSIBLE_HOME=str(tmp_path / "home"),
+        NS_MITOGEN_CODE_CACHE=str(tmp_path / "code-cache"),
+    )
+
+    def probe():
+        out = subprocess.run(
+            [sys.executable, "-c", FACTS_PROBE, str(module)],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first = probe()
+    assert first["read"] == 1 and first["facts"][2] is True and first["facts"][3] == ["basic"]
+    second = probe()
+    assert second["read"] == 0 and second["facts"] == first["facts"]
+    assert second["source"] == module.read_text()  # read on demand, checked against its digest
+    module.write_text(module.read_text() + "# changed\n")
+    third = probe()
+    assert third["read"] == 1 and third["facts"][0] != first["facts"][0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.ansible import COLUMNS, AnsibleRow, RunResult, Summary, round_trips_cell, round_trips_of
+from benchmarks.ansible_results import COLUMNS, AnsibleRow, RunResult, Summary, round_trips_cell, round_trips_of
 from benchmarks.harness import WireCount
 
 

@@ -196,7 +196,8 @@ def test_pty_closed_notice_is_the_one_ssh_prints(args, notice):
     ],
 )
 def test_via_forms(value, hop):
-    assert tuple(_via.parse(value, ["t"])) == hop
+    parsed = _via.parse(value, ["t"])
+    assert (parsed.host, parsed.user, parsed.method) == hop
 
 
 @pytest.mark.parametrize("value", ["", "  ", "a@b@c", "sudo:bastion", "a b", "@bastion", "ops@", None, 3, ["h"]])
