@@ -24,6 +24,8 @@ Rules it keeps:
 - A call that differs from one already run fails the task loudly (never runs twice);
   a follow-up that ran but was never asked for too. A call with nothing speculated
   for it is sent (fallback: vanilla's round trips).
+- The changed branch of a file over ``SPECULATE_CONTENT_LIMIT`` is not speculated
+  (the file would cross the link also when the destination is already equal).
 - Not speculated: a branch whose module environment differs from the stat's (ansible-core
   templates a task's ``environment:`` once for the task; were it templated per module, a
   ``random`` value would differ), a source over ``INLINE_LIMIT`` or unreadable, ``raw``, a diff
@@ -54,6 +56,11 @@ STAT_MODULES = ("ansible.modules.stat",)
 NEUTRAL = {"rc": 0, "stdout": b'{"changed": false}', "stderr": b""}
 #: the branches of ``_copy_file`` after its stat (``_followup.copy_branch`` names them)
 BRANCHES = ("changed", "unchanged")
+#: A file larger than this (up to ``_tmpdirs.INLINE_LIMIT``) does not go with the stat: a
+#: destination already equal (a playbook's usual re-run) would have been sent it for
+#: nothing - 1 MiB costs more than a round trip on a slow link. Its unchanged branch is
+#: still speculated (1 round trip); changed, it goes with the copy module's call (2).
+SPECULATE_CONTENT_LIMIT = 64 * 1024
 
 Call = Tuple[str, Tuple[str, str], Tuple[Any, ...], Dict[str, Any]]
 
@@ -65,10 +72,13 @@ class Unspeculable(Exception):
 class Speculation:
     """One ``_copy_file`` call's speculation, held by the connection meanwhile (``on_call``)."""
 
-    def __init__(self, probe: Callable[[str], None], local_checksum: str, force: bool) -> None:
+    def __init__(
+        self, probe: Callable[[str], None], local_checksum: str, force: bool, branches: Tuple[str, ...] = BRANCHES
+    ) -> None:
         self._probe = probe  # runs _copy_file against the faked remote of a branch
         self._checksum = local_checksum
         self._force = force
+        self._branches = branches  # those that may be speculated
         self._armed = True  # the first module run (the stat) is yet to come
         self.capturing: Optional[List[Call]] = None
         self._expected: Optional[Tuple[Call, Dict[str, Any], str]] = None  # call, its reply, its branch
@@ -93,7 +103,7 @@ class Speculation:
 
     def _run_then(self, connection: MitogenConnectionBase, stack: Any, call: Call) -> Any:
         """The stat and the follow-up it selects, in one call; the stat's reply."""
-        branches = {name: self._captured(connection, name, call) for name in BRANCHES}
+        branches = {name: self._captured(connection, name, call) if name in self._branches else None for name in BRANCHES}
         for name, found in branches.items():
             if found is not None and found[2][0].get("env") != call[2][0].get("env"):
                 display.vvv("ns.mitogen: copy's %s branch not speculated: its environment is not the stat's" % name)
@@ -197,9 +207,10 @@ def _speculation_for(action: Any, connection: Any, original: Callable[..., Any],
         return None
     names = ("source_full", "source_rel", "content", "content_tempfile", "dest", "task_vars", "follow")
     given = dict(zip(names, args), **kwargs)
-    local = _local_checksum(action, given.get("source_full"), boolean(task_args.get("decrypt", True), strict=False))
-    if local is None:
+    found = _local_checksum(action, given.get("source_full"), boolean(task_args.get("decrypt", True), strict=False))
+    if found is None:
         return None
+    local, size = found
 
     def probe(branch: str) -> None:
         stat = (
@@ -209,15 +220,16 @@ def _speculation_for(action: Any, connection: Any, original: Callable[..., Any],
         )
         _compat_hooks.copy_probe(action, original, stat, _second_stat)(*args, **kwargs)
 
-    return Speculation(probe, local, boolean(task_args.get("force", "yes"), strict=False))
+    branches = BRANCHES if size <= SPECULATE_CONTENT_LIMIT else ("unchanged",)
+    return Speculation(probe, local, boolean(task_args.get("force", "yes"), strict=False), branches)
 
 
 def _second_stat() -> None:
     raise Unspeculable("a second stat")
 
 
-def _local_checksum(action: Any, source: Any, decrypt: bool) -> Optional[str]:
-    """The sha1 of the file ``_copy_file`` would send, if it can go with a call (else None)."""
+def _local_checksum(action: Any, source: Any, decrypt: bool) -> Optional[Tuple[str, int]]:
+    """The sha1 and size of the file ``_copy_file`` would send, if it can go with a call (else None)."""
     if not isinstance(source, str):
         return None
     try:
@@ -225,9 +237,10 @@ def _local_checksum(action: Any, source: Any, decrypt: bool) -> Optional[str]:
     except Exception:  # the real run reports it
         return None
     try:
-        if os.path.getsize(real) > _tmpdirs.INLINE_LIMIT:
+        size = os.path.getsize(real)
+        if size > _tmpdirs.INLINE_LIMIT:
             return None
-        return str(checksum(real))
+        return str(checksum(real)), size
     except OSError:
         return None
     finally:

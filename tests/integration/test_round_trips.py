@@ -25,6 +25,7 @@ TASKS = [
     "copy small",
     "copy small unchanged",
     "copy 1 MiB",
+    "copy 1 MiB unchanged",
     "copy 2 MiB",
     "template",
     "fetch",
@@ -42,7 +43,10 @@ ROUND_TRIPS = {
         "command": 1,
         "copy small": 1,  # stat, then copy, in one call (7 before: echo ~, mkdir, stat, put, chmod, copy, rm; then 2)
         "copy small unchanged": 1,  # stat, then file, in one call (5 before; then 2: stat, file)
-        "copy 1 MiB": 1,  # the file goes with the call that runs stat and copy
+        # over 64 KiB the file does not go with the stat (an equal dest would get it for
+        # nothing): stat (and file, when equal) in one call, else the copy with the file
+        "copy 1 MiB": 2,
+        "copy 1 MiB unchanged": 1,
         "copy 2 MiB": 3,  # stat, put (streamed), copy
         "template": 1,
         "fetch": 1,  # ns.mitogen.fetch: stat and stream in one call (2 before: stat, fetch)
@@ -59,7 +63,8 @@ ROUND_TRIPS = {
         "command": 1,
         "copy small": 1,  # as the become user, in its own home (7 before, 5 of them as the login user; then 2)
         "copy small unchanged": 1,
-        "copy 1 MiB": 1,
+        "copy 1 MiB": 2,
+        "copy 1 MiB unchanged": 1,
         "copy 2 MiB": 3,
         "template": 1,
         "fetch": 1,  # ns.mitogen.fetch: stat and stream in one call (2 before: stat, fetch)
