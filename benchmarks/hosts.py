@@ -5,12 +5,16 @@ Usage (as root, after ``scripts/setup``)::
     .venv/bin/python -m benchmarks.hosts [--quick] [--hosts 1,10,30,100,300] [--tasks 100]
         [--forks 50] [--repeat 1] [--variants vanilla_pipelining,ns.mitogen,...]
         [--max-vanilla-hosts 30] [--no-bytecode] [--timeout 30] [--out benchmarks/results/hosts.json]
+        [--perf DIR]
 
 ``--no-bytecode`` runs every variant as in an execution environment: ``PYTHONDONTWRITEBYTECODE=1``
 and a read-only copy of the installed collection without ``__pycache__`` (our code then
 comes from its private code cache; ansible-core's own bytecode is read as installed);
 without it, bytecode is cached under a private ``PYTHONPYCACHEPREFIX``. ``--timeout``
 sets ``ANSIBLE_TIMEOUT`` for every variant (300 hosts starting on 2 cores).
+
+``--perf DIR`` records each run machine-wide with ``perf record`` (the supervisor's sampling
+and the targets included); ``benchmarks.perf_split`` says which process spent it.
 
 ``--quick`` checks the harness itself: 1 and 2 hosts, 5 tasks, written to
 ``hosts-quick.json``. One testbed of the largest host count (no added latency) serves
@@ -181,12 +185,21 @@ class HostsRunner(Runner):
     """``benchmarks.ansible.Runner`` with a generated play, a fork count and memory sampling."""
 
     def __init__(
-        self, tb: Testbed, work: Path, tasks: int, forks: int, no_bytecode: bool = False, timeout: Optional[int] = None
+        self,
+        tb: Testbed,
+        work: Path,
+        tasks: int,
+        forks: int,
+        no_bytecode: bool = False,
+        timeout: Optional[int] = None,
+        perf: Optional[Path] = None,
     ) -> None:
         pycache = work / "pycache"
         super().__init__(tb, work, pycache, work / "unused-blob")
+        self.tasks = tasks
         self.forks = forks
         self.timeout = timeout
+        self.perf = perf
         self.read_only: Optional[Path] = None
         if no_bytecode:
             # As in an execution environment: a read-only collection without bytecode, and
@@ -230,6 +243,10 @@ class HostsRunner(Runner):
         result_path, log_path = run_dir / "result.json", run_dir / "output.log"
         supervisor = [sys.executable, "-m", "benchmarks.supervise", "--result", str(result_path), "--log", str(log_path)]
         supervisor += ["--cwd", str(run_dir), "--close-control-masters", str(run_dir / "cp"), "--", *command]
+        if self.perf is not None:  # the whole machine: the targets share it
+            self.perf.mkdir(parents=True, exist_ok=True)
+            data = self.perf / ("%s-h%d-t%d-r%03d.data" % (variant.name, hosts, self.tasks, self._count))
+            supervisor = ["perf", "record", "-q", "-a", "-e", "cpu-clock", "-o", str(data), "--", *supervisor]
         proc = subprocess.Popen(supervisor, cwd=ROOT, env=self.env(variant, run_dir), start_new_session=True)
         sampler = MemorySampler(proc.pid)
         try:
@@ -343,6 +360,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="as in an execution environment: PYTHONDONTWRITEBYTECODE=1 and a read-only copy of the collection",
     )
     parser.add_argument("--timeout", type=int, help="ANSIBLE_TIMEOUT for every variant (default: Ansible's, 10 s)")
+    parser.add_argument(
+        "--perf", type=Path, help="record each run's CPU, machine-wide, into DIR (read with benchmarks.perf_split)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.hosts, args.tasks = "1,2", 5
@@ -369,7 +389,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results: List[Result] = []
     log("bringing up %d hosts" % max(args.host_counts))
     with Testbed(hosts=max(args.host_counts)) as tb:
-        runner = HostsRunner(tb, work, args.tasks, args.forks, args.no_bytecode, args.timeout)
+        runner = HostsRunner(tb, work, args.tasks, args.forks, args.no_bytecode, args.timeout, args.perf)
         for _round in range(args.repeat):
             for hosts in args.host_counts:
                 for variant in args.variant_list:
