@@ -35,10 +35,13 @@ The bundle: where the private cache can be used, ``install()`` takes what it loa
 ``_BASE`` and what it imports of ours, ~40 code objects - from one file of the cache
 (``bundle-<key>``) instead of one lookup, read and unmarshal per module (and one
 compile of ``_loader.py``): about half of what loading our connection plugin cost an
-Ansible worker. A bundle is used only while every file it was made from is unchanged:
-each source's inode, size, modification and change times, the test ``git`` uses for
+Ansible worker. It also holds the package's other modules, compiled, for ``load()``;
+each module's code stays marshalled until it is imported. A module's code is used only
+while its file is unchanged since the bundle was made, checked as it is imported:
+the source's inode, size, modification and change times, the test ``git`` uses for
 its index (the change time cannot be set back by a user or an archive, so a file
-rewritten with the same size and times is seen as changed). A bundle is not written
+rewritten with the same size and times is seen as changed); a changed one is loaded
+from its source and the bundle made again. A bundle is not written
 while a source changed less than 2 seconds ago (a change in the same clock tick could
 go unseen); one that is stale, damaged or not the user's own is ignored and made
 again. Written and read under the private cache's rules (``_loader``: a 0700 directory
@@ -64,8 +67,9 @@ from typing import Any, Dict, Optional, Tuple
 _BASE = ("_connection", "_action")
 #: Our private code cache: a directory, or "off".
 CODE_CACHE_ENV = "NS_MITOGEN_CODE_CACHE"
-_BUNDLE_HEADER = b"nsm-bundle-1\n" + importlib.util.MAGIC_NUMBER
-_BUNDLED: Dict[str, Tuple[str, Any]] = {}  # module name -> (file, code object) of the bundle in use
+_BUNDLE_HEADER = b"nsm-bundle-2\n" + importlib.util.MAGIC_NUMBER
+_BUNDLED: Dict[str, Tuple[str, Any, memoryview]] = {}  # module name -> (file, stamp, marshalled code) of the bundle in use
+_BUNDLE_PATH = [""]  # the bundle in use
 
 
 def code_cache_dir() -> Optional[str]:
@@ -125,20 +129,44 @@ def bundle_path(names: Tuple[str, ...]) -> Optional[str]:
     return os.path.join(directory, "bundle-" + hashlib.sha256(key).hexdigest())
 
 
-def _read_bundle(path: str) -> Optional[Dict[str, Tuple[str, Any]]]:
-    """Module name -> (file, code) from the bundle at ``path``; None if missing, foreign, damaged or stale."""
+def _read_bundle(path: str) -> Optional[Dict[str, Tuple[str, Any, memoryview]]]:
+    """Module name -> (file, stamp, marshalled code) from the bundle at ``path``; None if missing, foreign or damaged.
+
+    A bundle is its header, the length of its index, the index (marshalled: each
+    module's name, file, stamp, and where its code lies after the index), then each
+    module's marshalled code. A code stays marshalled, and uncopied, until its module is
+    imported, and its file's stamp is checked then (``fresh_code()``): a worker reads
+    only what it runs. The bundle's own finder (``_bundle``) must be fresh.
+    """
     blob = read_private(path)
     if blob is None or not blob.startswith(_BUNDLE_HEADER):
         return None
+    view = memoryview(blob)[len(_BUNDLE_HEADER) :]
     found = {}
     try:
-        for name, source, recorded, code in marshal.loads(blob[len(_BUNDLE_HEADER) :]):
-            if stamp(source) != tuple(recorded):
+        size = int.from_bytes(view[:4], "big")
+        data = view[4 + size :]
+        for name, source, recorded, start, end in marshal.loads(view[4 : 4 + size]):
+            if not 0 <= start <= end <= len(data):
                 return None
-            found[name] = (source, code)
-    except (OSError, EOFError, ValueError, TypeError):
+            found[name] = (source, tuple(recorded), data[start:end])
+    except (EOFError, ValueError, TypeError):
         return None
-    return found if __name__ + "._bundle" in found else None
+    own = found.get(__name__ + "._bundle")
+    return found if own is not None and _is_fresh(own) else None
+
+
+def _is_fresh(entry: Tuple[str, Any, memoryview]) -> bool:
+    try:
+        return stamp(entry[0]) == entry[1]
+    except OSError:
+        return False
+
+
+def fresh_code(name: str) -> Optional[Tuple[str, memoryview]]:
+    """Module ``name``'s file and marshalled code from the bundle in use, if its file is unchanged since."""
+    entry = _BUNDLED.get(name)
+    return (entry[0], entry[2]) if entry is not None and _is_fresh(entry) else None
 
 
 def loader_module() -> Any:
@@ -170,7 +198,9 @@ def load(name: str) -> Any:
     module = sys.modules.get(fullname)
     if module is None:
         if fullname in _BUNDLED:
-            sys.modules[__name__ + "._bundle"].import_from(_BUNDLED, __name__, (name,))
+            served, missed = sys.modules[__name__ + "._bundle"].import_from(__name__, (name,))
+            if missed:  # a source changed since: bundle it afresh
+                loader_module().write_bundle(_BUNDLE_PATH[0], served)
         else:
             loader_module().import_modules((name,))
         module = sys.modules[fullname]
@@ -188,20 +218,29 @@ def _import_first(names: Tuple[str, ...]) -> None:
         if path:
             loader_module().write_bundle(path, {})
         return
+    try:
+        code = marshal.loads(bundled[name][2])
+    except (EOFError, ValueError, TypeError):
+        code = None
+    if code is None:
+        loader_module().import_modules(names)
+        loader_module().write_bundle(path, {})
+        return
     _BUNDLED.update(bundled)
-    code = bundled[name][1]
+    _BUNDLE_PATH[0] = path
     module = sys.modules[name] = importlib.util.module_from_spec(spec)
     exec(code, module.__dict__)  # noqa: S102 - our own module's code object, as its loader would run it
-    served, missed = module.import_from(bundled, __name__, names)
+    served, missed = module.import_from(__name__, names)
     if missed:  # what the sources import now differs: bundle it too
         loader_module().write_bundle(path, served)
 
 
 def _bundled_loader(name: str, path: str) -> Any:
     """The loader of our module ``name`` at ``path`` with its code from the bundle, or None (the standard one)."""
-    if name not in _BUNDLED:
+    found = fresh_code(name)
+    if found is None:
         return None
-    return sys.modules[__name__ + "._bundle"].BundledLoader(name, path, _BUNDLED[name][1])
+    return sys.modules[__name__ + "._bundle"].BundledLoader(name, path, found[1])
 
 
 _installed = False

@@ -35,6 +35,7 @@ import os
 import sys
 import tempfile
 import time
+import types
 from typing import Any, Dict, Optional, Tuple
 
 _PACKAGE = __name__.rpartition(".")[0]
@@ -187,25 +188,40 @@ def import_modules(names: Tuple[str, ...]) -> None:
 
 def write_bundle(path: str, served: Dict[str, Tuple[str, Any]]) -> None:
     """Write the bundle ``path`` (``plugin_utils.bundle_path``): ``served`` (what an older
-    bundle gave), what our finder loaded in this process, and this module itself.
+    bundle gave), what our finder loaded in this process, this module itself, and every
+    other module of this package, compiled but not run: what a worker loads on demand
+    (``plugin_utils.load()``) comes from the bundle too, and this module stays out of its way.
 
+    Each module's code is kept marshalled on its own (unmarshalled only as it is imported).
     Not written while a source changed in the last ``RACY_SECONDS`` (see the package
     docstring); a failure only costs the next process its lookups.
     """
     import_modules(("_bundle",))  # the bundle's own finder goes in it
-    entries = dict(RECORDED)
+    entries: Dict[str, Tuple[str, Any]] = dict(RECORDED)
     entries.update(served)
     for name in (__name__, _PACKAGE + "._bundle"):  # loaded by the package itself, not by a finder
         module: Any = sys.modules[name]
         entries.setdefault(name, (module.__file__, module.__spec__.loader.get_code(name)))
-    stamped = []
+    here = os.path.dirname(os.path.abspath(__file__))
+    for filename in sorted(os.listdir(here)):
+        fullname = "%s.%s" % (_PACKAGE, filename[:-3])
+        if filename.endswith(".py") and filename != "__init__.py" and fullname not in entries:
+            spec = own_finder().find_spec(fullname)
+            if spec is not None and spec.loader is not None and spec.origin:
+                entries[fullname] = (spec.origin, spec.loader.get_code(fullname))  # type: ignore[attr-defined]
+    index, codes, offset = [], [], 0
     now = time.time_ns()
     try:
         for name, (source, code) in sorted(entries.items()):
             recorded = sys.modules[_PACKAGE].stamp(source)
             if now - recorded[3] < RACY_SECONDS * 1e9:
                 return
-            stamped.append((name, source, recorded, code))
+            data = marshal.dumps(code) if isinstance(code, types.CodeType) else bytes(code)
+            index.append((name, source, recorded, offset, offset + len(data)))
+            codes.append(data)
+            offset += len(data)
     except OSError:
         return
-    write_private(os.path.dirname(path), path, sys.modules[_PACKAGE]._BUNDLE_HEADER + marshal.dumps(stamped))
+    head = marshal.dumps(index)  # the layout: plugin_utils._read_bundle
+    blob = b"".join([sys.modules[_PACKAGE]._BUNDLE_HEADER, len(head).to_bytes(4, "big"), head] + codes)
+    write_private(os.path.dirname(path), path, blob)
