@@ -207,6 +207,27 @@ def load(name: str) -> Any:
     return module
 
 
+class _Lazy:
+    """This package's module ``name``, loaded (``load()``) on first use of an attribute."""
+
+    def __init__(self, name: str) -> None:
+        self._lazy_name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(load(self._lazy_name), attribute)
+
+
+def lazy(name: str) -> Any:
+    """A stand-in for this package's module ``name``, loaded by ``load()`` when first used.
+
+    For modules a task seldom runs (become, ``mitogen_via``, failures, transfers): every
+    Ansible worker under a built-in strategy imports our connection afresh, and each
+    module it need not run costs it its unmarshalling and body. A module that uses one
+    imports the real module under ``if TYPE_CHECKING:`` for the type checker.
+    """
+    return _Lazy(name)
+
+
 def _import_first(names: Tuple[str, ...]) -> None:
     """Import ``names``: from their bundle where one is valid, else by ``_loader`` (then bundled)."""
     path = bundle_path(names)

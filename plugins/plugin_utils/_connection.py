@@ -32,7 +32,7 @@ import functools
 import logging
 import os
 import sys
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
 from ansible.module_utils.common.text.converters import to_bytes, to_text
@@ -49,24 +49,28 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
 )
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import redacted
 from ansible_collections.ns.mitogen.plugins.plugin_utils import (
-    _become,
-    _become_any,
     _compat,
     _compat_hooks,
     _debug,
-    _failures,
     _fetch,
     _mux,
     _mux_client,
     _options,
     _planner,
     _plugin_defs,
-    _progress,
     _roundtrips,
     _specs,
     _tmpdirs,
-    _via,
 )
+
+if TYPE_CHECKING:
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _become_any, _failures, _progress, _via
+else:  # what a task seldom runs: loaded when first used (``plugin_utils.lazy``)
+    _become = plugin_utils.lazy("_become")
+    _become_any = plugin_utils.lazy("_become_any")
+    _failures = plugin_utils.lazy("_failures")
+    _progress = plugin_utils.lazy("_progress")
+    _via = plugin_utils.lazy("_via")
 
 display = Display()
 LOG = logging.getLogger("ns.mitogen.worker")
@@ -109,7 +113,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         self._task_keys: Any = None
         # mitogen_via (``_via``): the task's variables, the hosts behind this one (when
         # this is an intermediary), the hops before this host and their names
-        self._via_source: Optional[_via.Source] = None
+        self._via_source: Optional[_specs.ViaSource] = None
         self._via_chain: List[str] = []
         self._via_hops: Optional[List[Dict[str, Any]]] = None
         self._via_names: List[str] = []
@@ -132,19 +136,22 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         """The task's variables, as ansible-core 2.17+ resolves the connection's options
         (tasks and ``meta: reset_connection``; ``_compat_hooks.TaskVariablesHook``): kept for ``mitogen_via``."""
         if isinstance(variables, dict) and "hostvars" in variables:
-            self._via_source = _via.Source(variables)
+            self._via_source = _specs.ViaSource(variables)
 
     def update_vars(self, variables: Any) -> None:
         """Every release, after ``set_options``: the task's variables, where 2.16 gave none before."""
         if isinstance(variables, dict) and "hostvars" in variables:
-            source, self._delegated_name = _via.from_task_vars(variables)
+            source, self._delegated_name = _specs.from_task_vars(variables)
             self._via_source = self._via_source or source
         super().update_vars(variables)
 
     def set_become_plugin(self, plugin: Any) -> None:
         self._real_become = plugin
+        if plugin is None:  # most tasks: the become side is not loaded
+            self.become = None
+            return
         _become.check_supported(plugin)
-        self.become = _become.BecomeProxy(plugin) if plugin is not None else None
+        self.become = _become.BecomeProxy(plugin)
 
     # -- the multiplexer --------------------------------------------------------------
     @property

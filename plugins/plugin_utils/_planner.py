@@ -46,7 +46,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 import ansible.constants as C
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import imported_names
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _forking, _patterns
 
 MARKER = b"#!ns.mitogen run-module\n"
@@ -302,7 +302,7 @@ def _custom_module_utils_dirs() -> List[str]:
 def _imported_module_utils(source: bytes) -> Set[str]:
     """First names below ``ansible.module_utils`` that ``source`` imports anywhere."""
     names: Set[str] = set()
-    for name in imported_names("ansible.legacy.module", False, source):
+    for name in api.imported_names("ansible.legacy.module", False, source):  # the scanner loads only here
         parts = name.split(".")
         if parts[:2] == ["ansible", "module_utils"] and len(parts) > 2:
             names.add(parts[2])

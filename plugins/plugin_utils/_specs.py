@@ -16,23 +16,52 @@ stacks to the multiplexer.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, cast
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, cast
 
 import ansible.constants as C
 from ansible.errors import AnsibleConnectionFailure
 from ansible.utils.display import Display
 
-from ansible_collections.ns.mitogen.plugins.plugin_utils import (
-    _become,
-    _become_any,
-    _compat,
-    _options,
-    _original,
-    _patterns,
-    _via,
-)
+from ansible_collections.ns.mitogen.plugins import plugin_utils
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _options, _original, _patterns
+
+if TYPE_CHECKING:
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _become_any, _via
+else:  # a task without become or mitogen_via does not load them (``plugin_utils.lazy``)
+    _become = plugin_utils.lazy("_become")
+    _become_any = plugin_utils.lazy("_become_any")
+    _via = plugin_utils.lazy("_via")
 
 display = Display()
+
+
+class ViaSource:
+    """Where ``mitogen_via`` intermediaries' variables come from: the task's variables (with ``hostvars``).
+
+    Here, not in ``_via``: every task keeps one, most never follow a ``mitogen_via``.
+    """
+
+    __slots__ = ("variables",)
+
+    def __init__(self, variables: Mapping[str, Any]) -> None:
+        self.variables = variables
+
+    @property
+    def hostvars(self) -> Any:
+        return self.variables.get("hostvars")
+
+
+def from_task_vars(variables: Mapping[str, Any]) -> Tuple[ViaSource, Optional[str]]:
+    """(The source of a task's ``update_vars`` variables, its delegated host's name or None).
+
+    A delegated task's variables hold its one delegated host's (where ansible-core names
+    the task's own host as ``inventory_hostname``): those are the connection's.
+    """
+    delegated = variables.get("ansible_delegated_vars") or {}
+    name = str(next(iter(delegated))) if len(delegated) == 1 else None
+    own = delegated.get(name) if name else None
+    return ViaSource(dict(own, hostvars=variables["hostvars"]) if own else variables), name
+
 
 # An interpreter setting only a shell can run: operators, expansions, a leading VAR=value.
 _SHELL_SYNTAX = _patterns.LazyPattern(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
@@ -46,7 +75,7 @@ class StackSpecs:
     _play_context: Any
     _real_become: Any
     _original_checked: bool
-    _via_source: Optional[_via.Source]
+    _via_source: Optional[ViaSource]
     _via_chain: List[str]
     _via_hops: Optional[List[Dict[str, Any]]]
     _via_names: List[str]

@@ -36,6 +36,10 @@ from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _patterns
 from ansible_collections.ns.mitogen.plugins.plugin_utils._names import redirect
+from ansible_collections.ns.mitogen.plugins.plugin_utils._specs import ViaSource as Source
+from ansible_collections.ns.mitogen.plugins.plugin_utils._specs import from_task_vars
+
+__all__ = ["Source", "from_task_vars"]  # kept where they are needed every task (``_specs``)
 
 if TYPE_CHECKING:
     from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase
@@ -62,31 +66,6 @@ class Hop:
 
     def __repr__(self) -> str:
         return "Hop(%r, %r, %r)" % (self.host, self.user, self.method)
-
-
-class Source:
-    """Where intermediaries' variables come from: the task's variables (with ``hostvars``)."""
-
-    __slots__ = ("variables",)
-
-    def __init__(self, variables: Mapping[str, Any]) -> None:
-        self.variables = variables
-
-    @property
-    def hostvars(self) -> Any:
-        return self.variables.get("hostvars")
-
-
-def from_task_vars(variables: Mapping[str, Any]) -> Tuple[Source, Optional[str]]:
-    """(The source of a task's ``update_vars`` variables, its delegated host's name or None).
-
-    A delegated task's variables hold its one delegated host's (where ansible-core names
-    the task's own host as ``inventory_hostname``): those are the connection's.
-    """
-    delegated = variables.get("ansible_delegated_vars") or {}
-    name = str(next(iter(delegated))) if len(delegated) == 1 else None
-    own = delegated.get(name) if name else None
-    return Source(dict(own, hostvars=variables["hostvars"]) if own else variables), name
 
 
 def hint(hint: str, names: List[str], target: str) -> str:

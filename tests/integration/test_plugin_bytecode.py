@@ -83,6 +83,14 @@ builtins.compile = counting
 from ansible.plugins.loader import init_plugin_loader, strategy_loader, connection_loader
 init_plugin_loader()
 connection_loader.get("ns.mitogen.ssh", class_only=True)
+if "task" in sys.argv:  # what TaskExecutor does with the connection of a task without become
+    from ansible.playbook.play_context import PlayContext
+    connection = connection_loader.get("ns.mitogen.ssh", PlayContext(), None)
+    connection.set_become_plugin(None)
+    connection.set_options(var_options={"ansible_host": "h"})
+    connection.update_vars({"hostvars": {"h": {}}, "inventory_hostname": "h"})
+    connection._login_stack()
+    connection.close()
 ours = "ansible_collections.ns.mitogen.plugins."
 worker = sorted(m[len(ours):] for m in sys.modules if m.startswith(ours))
 connection = sys.modules[ours + "plugin_utils._connection"]
@@ -126,6 +134,21 @@ NOT_FOR_A_MODULE = (
 )
 
 
+#: What a worker does not load for a task without become, ``mitogen_via`` or a file
+#: transfer, whose module's facts are cached (``plugin_utils.lazy``, ``plugin_utils.load``).
+NOT_FOR_A_COMMAND = (
+    "plugin_utils._become",
+    "plugin_utils._become_any",
+    "plugin_utils._become_native",
+    "plugin_utils._sudo_flags",
+    "plugin_utils._via",
+    "plugin_utils._names",
+    "plugin_utils._failures",
+    "plugin_utils._progress",
+    "module_utils.mitogen._modscan",
+)
+
+
 def _worker_probe(tmp_path, *args, collections=None, **env):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "NS_MITOGEN_"))}
     environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -143,10 +166,11 @@ def _worker_probe(tmp_path, *args, collections=None, **env):
 
 
 def test_a_worker_loading_the_connection_imports_no_server_side_module(tmp_path):
-    found = _worker_probe(tmp_path, "strategy")
+    found = _worker_probe(tmp_path, "strategy", "task")
     assert "plugin_utils._mux_client" in found["worker"]
     assert [m for m in SERVER_SIDE if m in found["worker"]] == []
     assert [m for m in NOT_FOR_A_MODULE if m in found["worker"]] == []
+    assert [m for m in NOT_FOR_A_COMMAND if m in found["worker"]] == []
     assert "module_utils.mitogen.api" in found["worker"]  # the boundary, cheap to import
     assert found["lazy_compiled"] == 0  # a pattern a task may never use is compiled when used
     assert [m for m in SERVER_SIDE if m not in found["all"]] == []  # the strategy loads them all
