@@ -68,8 +68,6 @@ _BASE = ("_connection", "_action")
 #: Our private code cache: a directory, or "off".
 CODE_CACHE_ENV = "NS_MITOGEN_CODE_CACHE"
 _BUNDLE_HEADER = b"nsm-bundle-2\n" + importlib.util.MAGIC_NUMBER
-_BUNDLED: Dict[str, Tuple[str, Any, memoryview]] = {}  # module name -> (file, stamp, marshalled code) of the bundle in use
-_BUNDLE_PATH = [""]  # the bundle in use
 
 
 def code_cache_dir() -> Optional[str]:
@@ -134,9 +132,8 @@ def _read_bundle(path: str) -> Optional[Dict[str, Tuple[str, Any, memoryview]]]:
 
     A bundle is its header, the length of its index, the index (marshalled: each
     module's name, file, stamp, and where its code lies after the index), then each
-    module's marshalled code. A code stays marshalled, and uncopied, until its module is
-    imported, and its file's stamp is checked then (``fresh_code()``): a worker reads
-    only what it runs. The bundle's own finder (``_bundle``) must be fresh.
+    module's marshalled code, kept so (and uncopied) until its module is imported
+    (``_bundle``). Its own finder, ``_bundle``, must be unchanged since.
     """
     blob = read_private(path)
     if blob is None or not blob.startswith(_BUNDLE_HEADER):
@@ -150,36 +147,23 @@ def _read_bundle(path: str) -> Optional[Dict[str, Tuple[str, Any, memoryview]]]:
             if not 0 <= start <= end <= len(data):
                 return None
             found[name] = (source, tuple(recorded), data[start:end])
-    except (EOFError, ValueError, TypeError):
+        own = found[__name__ + "._bundle"]
+        return found if stamp(own[0]) == own[1] else None
+    except (OSError, KeyError, EOFError, ValueError, TypeError):
         return None
-    own = found.get(__name__ + "._bundle")
-    return found if own is not None and _is_fresh(own) else None
 
 
-def _is_fresh(entry: Tuple[str, Any, memoryview]) -> bool:
-    try:
-        return stamp(entry[0]) == entry[1]
-    except OSError:
-        return False
-
-
-def fresh_code(name: str) -> Optional[Tuple[str, memoryview]]:
-    """Module ``name``'s file and marshalled code from the bundle in use, if its file is unchanged since."""
-    entry = _BUNDLED.get(name)
-    return (entry[0], entry[2]) if entry is not None and _is_fresh(entry) else None
-
-
-def loader_module() -> Any:
-    """Our ``_loader`` module, itself loaded with the standard loader (from the bundle if there)."""
-    name = __name__ + "._loader"
+def _core() -> Any:
+    """``_bundle``, which loads our modules: run from the bundle by ``install()``, else loaded here."""
+    name = __name__ + "._bundle"
     module = sys.modules.get(name)
     if module is None:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_loader.py")
-        spec = importlib.util.spec_from_file_location(name, path, loader=_bundled_loader(name, path))
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bundle.py")
+        )
         if spec is None or spec.loader is None:
-            raise ImportError("cannot load %s from %s" % (name, os.path.dirname(os.path.abspath(__file__))))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
+            raise ImportError("cannot load %s" % name)
+        module = sys.modules[name] = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
         except BaseException:
@@ -188,80 +172,43 @@ def loader_module() -> Any:
     return module
 
 
+def _import_first(names: Tuple[str, ...]) -> None:
+    """Import ``names``: from their bundle where one is valid, else by ``_loader`` (then bundled)."""
+    path = bundle_path(names)
+    bundled = _read_bundle(path) if path else None
+    name = __name__ + "._bundle"  # the bundle's finder, run from the bundle
+    if bundled is not None:
+        try:
+            code = marshal.loads(bundled[name][2])
+            spec = importlib.util.spec_from_file_location(name, bundled[name][0])
+        except (EOFError, ValueError, TypeError):
+            code = spec = None
+        if spec is None:
+            bundled = None
+        else:
+            module = sys.modules[name] = importlib.util.module_from_spec(spec)
+            exec(code, module.__dict__)  # noqa: S102 - our own module's code object, as its loader would run it
+    _core().import_first(path, bundled, names)
+
+
 def load(name: str) -> Any:
     """This package's module ``name`` (e.g. ``"_mux_server"``), loaded as ``install()`` loads them.
 
     For what a plugin needs only sometimes (imported lazily, inside a function): it
     gets the same bytecode caching as the rest (from the bundle if it is in it).
     """
-    fullname = "%s.%s" % (__name__, name)
-    module = sys.modules.get(fullname)
-    if module is None:
-        if fullname in _BUNDLED:
-            served, missed = sys.modules[__name__ + "._bundle"].import_from(__name__, (name,))
-            if missed:  # a source changed since: bundle it afresh
-                loader_module().write_bundle(_BUNDLE_PATH[0], served)
-        else:
-            loader_module().import_modules((name,))
-        module = sys.modules[fullname]
-    return module
-
-
-class _Lazy:
-    """This package's module ``name``, loaded (``load()``) on first use of an attribute."""
-
-    def __init__(self, name: str) -> None:
-        self._lazy_name = name
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(load(self._lazy_name), attribute)
+    module = sys.modules.get("%s.%s" % (__name__, name))
+    return module if module is not None else _core().load(name)
 
 
 def lazy(name: str) -> Any:
-    """A stand-in for this package's module ``name``, loaded by ``load()`` when first used.
-
-    For modules a task seldom runs (become, ``mitogen_via``, failures, transfers): every
-    Ansible worker under a built-in strategy imports our connection afresh, and each
-    module it need not run costs it its unmarshalling and body. A module that uses one
-    imports the real module under ``if TYPE_CHECKING:`` for the type checker.
-    """
-    return _Lazy(name)
+    """A stand-in for this package's module ``name``, loaded by ``load()`` when first used (``_bundle.Lazy``)."""
+    return _core().Lazy(name)
 
 
-def _import_first(names: Tuple[str, ...]) -> None:
-    """Import ``names``: from their bundle where one is valid, else by ``_loader`` (then bundled)."""
-    path = bundle_path(names)
-    bundled = _read_bundle(path) if path else None
-    name = __name__ + "._bundle"  # the bundle's finder, from the bundle
-    spec = importlib.util.spec_from_file_location(name, bundled[name][0]) if bundled else None
-    if path is None or bundled is None or spec is None:
-        loader_module().import_modules(names)
-        if path:
-            loader_module().write_bundle(path, {})
-        return
-    try:
-        code = marshal.loads(bundled[name][2])
-    except (EOFError, ValueError, TypeError):
-        code = None
-    if code is None:
-        loader_module().import_modules(names)
-        loader_module().write_bundle(path, {})
-        return
-    _BUNDLED.update(bundled)
-    _BUNDLE_PATH[0] = path
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    exec(code, module.__dict__)  # noqa: S102 - our own module's code object, as its loader would run it
-    served, missed = module.import_from(__name__, names)
-    if missed:  # what the sources import now differs: bundle it too
-        loader_module().write_bundle(path, served)
-
-
-def _bundled_loader(name: str, path: str) -> Any:
-    """The loader of our module ``name`` at ``path`` with its code from the bundle, or None (the standard one)."""
-    found = fresh_code(name)
-    if found is None:
-        return None
-    return sys.modules[__name__ + "._bundle"].BundledLoader(name, path, found[1])
+def loader_module() -> Any:
+    """Our ``_loader`` module, itself loaded with the standard loader (from the bundle if there)."""
+    return _core().loader_module()
 
 
 _installed = False

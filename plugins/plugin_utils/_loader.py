@@ -203,25 +203,30 @@ def write_bundle(path: str, served: Dict[str, Tuple[str, Any]]) -> None:
         module: Any = sys.modules[name]
         entries.setdefault(name, (module.__file__, module.__spec__.loader.get_code(name)))
     here = os.path.dirname(os.path.abspath(__file__))
-    for filename in sorted(os.listdir(here)):
+    others = {}  # this package's modules not loaded here: compiled only if the bundle is written
+    for filename in os.listdir(here):
         fullname = "%s.%s" % (_PACKAGE, filename[:-3])
         if filename.endswith(".py") and filename != "__init__.py" and fullname not in entries:
-            spec = own_finder().find_spec(fullname)
-            if spec is not None and spec.loader is not None and spec.origin:
-                entries[fullname] = (spec.origin, spec.loader.get_code(fullname))  # type: ignore[attr-defined]
-    index, codes, offset = [], [], 0
+            others[fullname] = os.path.join(here, filename)
+    stamps = {}
     now = time.time_ns()
     try:
-        for name, (source, code) in sorted(entries.items()):
-            recorded = sys.modules[_PACKAGE].stamp(source)
-            if now - recorded[3] < RACY_SECONDS * 1e9:
+        for name, source in sorted([(n, e[0]) for n, e in entries.items()] + list(others.items())):
+            stamps[name] = sys.modules[_PACKAGE].stamp(source)
+            if now - stamps[name][3] < RACY_SECONDS * 1e9:
                 return
-            data = marshal.dumps(code) if isinstance(code, types.CodeType) else bytes(code)
-            index.append((name, source, recorded, offset, offset + len(data)))
-            codes.append(data)
-            offset += len(data)
     except OSError:
         return
+    for fullname in others:
+        spec = own_finder().find_spec(fullname)
+        if spec is not None and spec.loader is not None and spec.origin:
+            entries[fullname] = (spec.origin, spec.loader.get_code(fullname))  # type: ignore[attr-defined]
+    index, codes, offset = [], [], 0
+    for name, (source, code) in sorted(entries.items()):
+        data = marshal.dumps(code) if isinstance(code, types.CodeType) else bytes(code)
+        index.append((name, source, stamps[name], offset, offset + len(data)))
+        codes.append(data)
+        offset += len(data)
     head = marshal.dumps(index)  # the layout: plugin_utils._read_bundle
     blob = b"".join([sys.modules[_PACKAGE]._BUNDLE_HEADER, len(head).to_bytes(4, "big"), head] + codes)
     write_private(os.path.dirname(path), path, blob)

@@ -75,8 +75,8 @@ def counting(*args, **kwargs):
     source = kwargs.get("source", args[0] if args else None)
     filename = str(kwargs.get("filename", args[1] if len(args) > 1 else ""))
     ours = "/plugins/plugin_utils/" in filename or "/module_utils/mitogen/" in filename
-    # not counted: packages (Ansible's loader compiles them) and the loader that reads the cache
-    if isinstance(source, (str, bytes)) and ours and not filename.endswith(("/__init__.py", "/_loader.py")):
+    # not counted: packages (Ansible's loader compiles them) and what reads the cache and bundle
+    if isinstance(source, (str, bytes)) and ours and not filename.endswith(("/__init__.py", "/_loader.py", "/_bundle.py")):
         compiled[filename.rpartition("/plugins/")[2]] = len(source)
     return real_compile(*args, **kwargs)
 builtins.compile = counting
