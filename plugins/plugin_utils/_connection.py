@@ -22,8 +22,8 @@ A task's temporary directory, a small file put there and their chmod go with the
 task's next call to the interpreter (``_tmpdirs``); every call, put and fetch is one
 round trip, counted per interpreter and reported as the task ends (``_roundtrips``);
 a copy's calls meanwhile go through its ``speculation`` (``_speculation``: captured
-while it probes, the stat sent with its follow-up, the follow-up's call answered);
-a large put or fetch reports its progress at -v (``_progress``).
+while it probes, the stat sent with its follow-up, the follow-up's call answered).
+Putting and fetching files is ``_transfer``'s, loaded by the first task that does.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
-from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
@@ -64,12 +64,12 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
 )
 
 if TYPE_CHECKING:
-    from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _become_any, _failures, _progress, _via
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _become_any, _failures, _transfer, _via
 else:  # what a task seldom runs: loaded when first used (``plugin_utils.lazy``)
     _become = plugin_utils.lazy("_become")
     _become_any = plugin_utils.lazy("_become_any")
     _failures = plugin_utils.lazy("_failures")
-    _progress = plugin_utils.lazy("_progress")
+    _transfer = plugin_utils.lazy("_transfer")
     _via = plugin_utils.lazy("_via")
 
 display = Display()
@@ -426,29 +426,10 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         """The argv that runs ``cmd`` once as the login user, without our interpreter."""
         raise NotImplementedError
 
+    # -- file transfers (``_transfer``, loaded by the first task that transfers one) --
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
-        if not self.capturing():
-            display.vvv("ns.mitogen PUT %s TO %s" % (in_path, out_path), host=self.host_name())
-        if not os.path.exists(to_bytes(in_path)):
-            raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
-        key = self.task_files.put(to_text(in_path), to_text(out_path))
-        if key == "":
-            if not self.capturing():
-                display.vvv("ns.mitogen: %s goes with the next call" % out_path, host=self.host_name())
-            return
-        stack = self.task_files.stacks[key] if key else self._stack(False)
-        self._send_waiting(None)  # the directory must exist before the stream
-        cache = self.get_option("hop_cache_size") if self.has_option("hop_cache_size") else None
-        self._count_trip(stack)
-        self._request(
-            "push_file",
-            context_id=self._context_of(stack),
-            local_path=to_text(in_path),
-            remote_path=to_text(out_path),
-            cache_size=None if cache is None else max(0, int(cache)) << 20,
-            **self._progress("PUT %s" % out_path),
-        )
+        _transfer.put_file(self, in_path, out_path)
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         """Stream ``in_path`` to ``out_path``: from the login interpreter, as vanilla's.
@@ -457,57 +438,11 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         run in (the become one if the task becomes; see ``_fetch``).
         """
         super().fetch_file(in_path, out_path)
-        sudoable = _fetch.called_by_fetch_action(sys._getframe(1))
-        self._send_waiting(None)
-        context_id = self._context(sudoable)
-        display.vvv(
-            "ns.mitogen FETCH %s TO %s%s"
-            % (in_path, out_path, " (as the task's become user)" if self._becomes(sudoable) else ""),
-            host=self.host_name(),
-        )
-        self._count_trip(self._stack(sudoable))
-        self._request(
-            "fetch_file",
-            context_id=context_id,
-            remote_path=to_text(in_path),
-            local_path=to_text(out_path),
-            **self._progress("FETCH %s" % in_path),
-        )
+        _transfer.fetch_file(self, in_path, out_path, _fetch.called_by_fetch_action(sys._getframe(1)))
 
     def fetch_if_changed(self, in_path: str, out_path: str, unless_sha1: Optional[str]) -> Dict[str, Any]:
-        """ns.mitogen.fetch's one round trip, in the interpreter the task's commands run in.
-
-        Stats ``in_path`` there and streams it to ``out_path`` unless it is missing, a
-        directory, unreadable, or its SHA-1 is ``unless_sha1``; returns what the target
-        found (``_files.push_if_changed``'s keys).
-        """
-        self._send_waiting(None)
-        context_id = self._context(True)
-        display.vvv(
-            "ns.mitogen FETCH %s TO %s%s" % (in_path, out_path, " (as the task's become user)" if self._becomes(True) else ""),
-            host=self.host_name(),
-        )
-        self._count_trip(self._stack(True))
-        return dict(
-            self._request(
-                "fetch_if_changed",
-                context_id=context_id,
-                remote_path=to_text(in_path),
-                local_path=to_text(out_path),
-                unless_sha1=unless_sha1,
-                **self._progress("FETCH %s" % in_path),
-            )
-        )
-
-    def _progress(self, what: str) -> Dict[str, Any]:
-        """At -v, what a put or fetch needs to report its progress (``_progress``): a line every few seconds."""
-        if display.verbosity < 1:
-            return {}
-        host = self.host_name()
-        return {
-            "on_progress": lambda report: display.v("ns.mitogen %s" % _progress.line(what, report), host=host),
-            "progress_interval": _progress.interval(),
-        }
+        """ns.mitogen.fetch's one round trip (``_transfer.fetch_if_changed``)."""
+        return _transfer.fetch_if_changed(self, in_path, out_path, unless_sha1)
 
     def reset(self) -> None:
         """Drop this host's interpreters (login and become); the next task starts new ones.

@@ -145,6 +145,7 @@ NOT_FOR_A_COMMAND = (
     "plugin_utils._names",
     "plugin_utils._failures",
     "plugin_utils._progress",
+    "plugin_utils._transfer",
     "module_utils.mitogen._modscan",
 )
 
