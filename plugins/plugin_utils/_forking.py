@@ -25,8 +25,9 @@ the 2-core test machine, from code the interpreter compiled once: ~3 ms in the i
 from __future__ import annotations
 
 import fnmatch
-import re
 from typing import Any, Callable, Dict, Iterable, Optional, Set
+
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _patterns
 
 #: module (fnmatch pattern on its canonical name) -> why it always runs in a fork
 ALWAYS_FORK: Dict[str, str] = {
@@ -46,10 +47,15 @@ ALWAYS_FORK: Dict[str, str] = {
     ),
 }
 
-#: The list above as one pattern, compiled once per process (under our strategies in the
-#: playbook's process, before any worker forks): matching each name with ``fnmatch``
-#: compiled its four patterns again in every worker (~2 ms a task, profiled).
-_ALWAYS_FORK_RE = re.compile("|".join("(?:%s)" % fnmatch.translate(p) for p in ALWAYS_FORK))
+#: The list above as one pattern, compiled once per process when first needed (our
+#: strategies compile it in the playbook's process, before any worker forks): matching
+#: each name with ``fnmatch`` compiled its four patterns again in every worker (~2 ms a
+#: task, profiled).
+_ALWAYS_FORK_RE = _patterns.LazyPattern("|".join("(?:%s)" % fnmatch.translate(p) for p in ALWAYS_FORK))
+#: What each pattern's matches start with (its text before any wildcard): a name that
+#: starts with none of them (most, ``ansible.builtin.command``...) needs no pattern, and
+#: a worker under a built-in strategy compiles none.
+_PREFIXES = tuple(p[: min([p.index(c) for c in "*?[" if c in p] or [len(p)])] for p in ALWAYS_FORK)
 
 FORK, DEFAULT = "fork", "default"
 _WARNED: Set[str] = set()
@@ -69,7 +75,7 @@ def canonical_name(module_fqn: str) -> str:
 
 def listed(name: str, extra: Iterable[str] = ()) -> Optional[str]:
     """Why module ``name`` (canonical) always forks, or None: the built-in list, then ``extra``."""
-    if _ALWAYS_FORK_RE.match(name):
+    if name.startswith(_PREFIXES) and _ALWAYS_FORK_RE.match(name):
         for pattern, reason in ALWAYS_FORK.items():
             if fnmatch.fnmatchcase(name, pattern):
                 return reason

@@ -69,13 +69,15 @@ class SpecError(ValueError):
 
 # Options whose values are secrets (passwords, passphrases, PINs, inline keys): never
 # in a log line or an error message, whatever the transport.
-_SECRET_OPTION = re.compile(r"(?:^|_)(?:password|passphrase|pass|secret|token|pin|private_key)$")
+# (Compiled by ``re``'s own cache on first use: an Ansible worker imports this module
+# for every task, and redacts only what it logs or reports.)
+_SECRET_OPTION = r"(?:^|_)(?:password|passphrase|pass|secret|token|pin|private_key)$"
 REDACTED = "********"
 
 
 def is_secret(option: str) -> bool:
     """Whether a spec option named ``option`` holds a secret."""
-    return bool(_SECRET_OPTION.search(option))
+    return bool(re.search(_SECRET_OPTION, option))
 
 
 def redacted(value: Any) -> Any:
