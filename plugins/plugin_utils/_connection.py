@@ -40,6 +40,7 @@ from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import (
     CallError,
     ConnectError,
@@ -47,7 +48,6 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import 
     ProtocolError,
     StreamError,
 )
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import redacted
 from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _compat,
     _compat_hooks,
@@ -187,7 +187,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         try:
             if not _debug.enabled():
                 return send(**kwargs)
-            what = kwargs.get("ref") or redacted(kwargs.get("stack")) or kwargs.get("context_id")
+            what = kwargs.get("ref") or api.redacted(kwargs.get("stack")) or kwargs.get("context_id")
             with _debug.timed(LOG, "%s %s", method, what):
                 return send(**kwargs)
         except InterpreterLost as exc:

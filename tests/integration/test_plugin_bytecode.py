@@ -147,6 +147,7 @@ NOT_FOR_A_COMMAND = (
     "plugin_utils._progress",
     "plugin_utils._transfer",
     "module_utils.mitogen._modscan",
+    "module_utils.mitogen._transports",
 )
 
 

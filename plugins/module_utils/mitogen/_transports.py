@@ -28,6 +28,7 @@ import signal
 from typing import Any, Dict, List, Optional, Tuple
 
 from ._errors import ConnectError
+from ._wire import CORE_MIN_PYTHON
 
 SUDO_PROMPT = "ns.mitogen sudo password:"
 
@@ -43,10 +44,9 @@ DISCOVERY_CANDIDATES = (
     "/usr/bin/python3",
     "python3",
 )
-# The oldest Python the core runs on (its source is lowered for 3.6 and 3.7 by
-# ``_lower``). A caller may want a newer one (``python_min``): discovery then skips
-# older candidates, and refusals name what the caller wants.
-CORE_MIN_PYTHON = (3, 6)
+# The oldest Python the core runs on: ``_wire``'s (a caller may want a newer one,
+# ``python_min``: discovery then skips older candidates, and refusals name what the
+# caller wants).
 
 # The first candidate that exists *and* runs as the wanted Python (one shell, no round
 # trip per candidate); a broken or too-old one is skipped, never chosen.

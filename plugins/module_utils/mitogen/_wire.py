@@ -33,6 +33,10 @@ VERSION = 1
 HEADER = struct.Struct(">2sBBIIIII")
 HEADER_SIZE = HEADER.size
 DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
+# The oldest Python either end of a stream runs (the core's source is lowered for 3.6
+# and 3.7 by ``_lower``). Here, with the framing every process of ours loads, rather
+# than in ``_transports``, which an Ansible worker would load for this constant alone.
+CORE_MIN_PYTHON = (3, 6)
 
 FLAG_ERROR = 0x01  # body is a CallError (a failed call, or a dead route)
 FLAG_LAST = 0x02  # the sender will send no more messages to this handle

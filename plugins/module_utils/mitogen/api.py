@@ -85,10 +85,11 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
     from ._service import CHILDREN, Service, expose
     from ._session import DEFAULT_HOP_CACHE, Session
     from ._stream import Stream
-    from ._transports import CORE_MIN_PYTHON, SpecError, Transport, option_value, redacted
+    from ._transports import SpecError, Transport, option_value, redacted
     from ._wire import (
         CACHE_SOURCE,
         CALL_FUNCTION,
+        CORE_MIN_PYTHON,
         DEFAULT_MAX_MESSAGE,
         FLAG_ERROR,
         KEEP_SOURCE,
@@ -122,7 +123,7 @@ _WHERE: Dict[str, tuple] = {
     "Service": ("_service", "Service"),
     "expose": ("_service", "expose"),
     "Stream": ("_stream", "Stream"),
-    "CORE_MIN_PYTHON": ("_transports", "CORE_MIN_PYTHON"),
+    "CORE_MIN_PYTHON": ("_wire", "CORE_MIN_PYTHON"),
     "SpecError": ("_transports", "SpecError"),
     "Transport": ("_transports", "Transport"),
     "option_value": ("_transports", "option_value"),
