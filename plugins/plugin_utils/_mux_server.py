@@ -43,6 +43,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
 )
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _mux_fork, _mux_limits, _muxfiles
 from ansible_collections.ns.mitogen.plugins.plugin_utils._become_service import BecomeService
+from ansible_collections.ns.mitogen.plugins.plugin_utils._file_cache import FileCache
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     FIRST_RUN_MODULES,
     MODULE_TREES,
@@ -72,7 +73,9 @@ class MuxServer(Contexts):
         # (never other controller code): the in-process module runner needs them.
         # With debug logs on, targets forward every record (named after the target).
         level = logging.DEBUG if _debug.enabled() else logging.WARNING
-        self.session = Session(allow_imports=MODULE_TREES, connect_timeout=60.0, log_level=level)
+        # What is derived from the core's and module_utils' files is kept across runs (_file_cache).
+        self.file_cache = FileCache.open()
+        self.session = Session(allow_imports=MODULE_TREES, connect_timeout=60.0, log_level=level, cache=self.file_cache)
         self.router = self.session.router
         self.router.pool.size = 256
         self._contexts: Dict[str, Context] = {}
@@ -410,8 +413,11 @@ class MuxServer(Contexts):
         self.session.remove_soon(self.router.context(context_id), paths)
 
     def stats(self) -> Dict[str, Any]:
-        """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``), what went ahead."""
-        return dict(self.hops.stats(self.session, self.sources), modules_ahead=dict(self.modules.pushed))
+        """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``), what went
+        ahead, and the derived-files cache's hits, misses and writes (None: no cache)."""
+        cache = self.file_cache
+        kept = {"hits": cache.hits, "misses": cache.misses, "writes": cache.writes} if cache is not None else None
+        return dict(self.hops.stats(self.session, self.sources), modules_ahead=dict(self.modules.pushed), file_cache=kept)
 
     # -- life -------------------------------------------------------------------------
     def _prepare_soon(self) -> None:
@@ -466,15 +472,17 @@ def _wire_error(exc: Exception) -> Exception:
 
 
 def _write_rusage(path: str, **extra: Any) -> None:
-    """Benchmarks: record the CPU the mux and its children (ssh, sudo) used; ``extra`` too."""
+    """Benchmarks: record the CPU the mux and its children (ssh, sudo) used (``cpu_s``), the
+    mux's own (``self_cpu_s``); ``extra`` too."""
     if not path:
         return
     import resource
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(path, "a") as fp:
-        cpu_s = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-        fp.write(json.dumps({"pid": os.getpid(), "cpu_s": cpu_s, **extra}) + "\n")
+        own = me.ru_utime + me.ru_stime
+        cpu_s = own + kids.ru_utime + kids.ru_stime
+        fp.write(json.dumps({"pid": os.getpid(), "cpu_s": cpu_s, "self_cpu_s": own, **extra}) + "\n")
 
 
 def main(

@@ -107,6 +107,7 @@ SERVER_SIDE = (
     "plugin_utils._mux_sources",
     "plugin_utils._recycler",
     "plugin_utils._become_service",
+    "plugin_utils._file_cache",
 )
 
 

@@ -40,6 +40,9 @@ Rules it keeps (the allow-list decisions are ``_allowlist.ImportPolicy``'s, pure
   parsing it: parsing ``basic``'s closure (~50 modules, 400 KB) cost ~300 ms of
   the first task. The scan errs on the side of more names (an import inside a
   string is harmless: a name that is not a module is skipped).
+- What is derived from a source alone (a core module lowered, what a module
+  imports) may be kept across processes in ``Responder.cache`` (``_derived``): the
+  same bytes are served either way.
 """
 
 from __future__ import annotations
@@ -242,6 +245,7 @@ class Responder:
         self.refused = 0
         self.asked: Dict[int, int] = {}  # requesting context -> GET_MODULE requests it sent here
         self._waiting: Dict[str, List[Message]] = {}
+        self.cache: Any = None  # controller: keeps what is derived from sources (``_derived``)
         router.add_handler(self._on_get_module, GET_MODULE, policy=router.from_child_stream)
 
     def __repr__(self) -> str:
@@ -332,15 +336,15 @@ class Responder:
         with open(str(origin), "rb") as fp:
             source = fp.read()
         if name.startswith(_CORE_PREFIX):
-            from ._lower import lower_source  # controller only: never served itself
+            from ._derived import lowered  # controller only: never served itself
 
-            source = lower_source(source, str(origin))
+            source = lowered(self.cache, source, str(origin))
         return (is_pkg, "master:%s" % origin, source, tuple(sorted(self._related(name, is_pkg, source))))
 
     def _related(self, name: str, is_pkg: bool, source: bytes) -> Set[str]:
-        from ._modscan import imported_names  # the controller only
+        from ._derived import imported  # the controller only
 
-        return self.policy.related(name, imported_names(name, is_pkg, source))
+        return self.policy.related(name, imported(self.cache, name, is_pkg, source))
 
     def warm(self, names: Sequence[str]) -> int:
         """Read ``names`` and what they import, before anyone asks (controller; any thread).
