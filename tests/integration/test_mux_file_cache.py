@@ -4,9 +4,11 @@ Each probe is a fresh process that starts a ``Session`` as the mux does (with th
 mux's cache), boots a real local interpreter from the boot payload, has it import a
 core module the responder serves (lowered) and warms the first module run's
 module_utils. It counts the calls to the parser and to the code that derives
-(``_lower.lower_source``, ``_modscan.imported_names``, ``ast.parse``), and prints
-digests of the payload and of what the responder serves: those must be the same
-bytes whether they came from the cache or not.
+(``_lower.lower_source``, ``_modscan.imported_names``, ``ast.parse``) and the
+compressions of large data (the payload, the first module run's module_utils), and
+prints digests of the payload and of what the responder serves and sends (the
+sources, the compressed bundle): the same bytes whether they came from the cache or
+not.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ PROBE = r"""
 import ast, hashlib, json, sys, zlib
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _lower, _modscan
-calls = {"lower": 0, "scan": 0, "parse": 0}
-def counted(what, real):
+calls = {"lower": 0, "scan": 0, "parse": 0, "compress": 0}
+def counted(what, real, least=0):
     def call(*args, **kwargs):
-        calls[what] += 1
+        if least == 0 or len(args[0]) >= least:
+            calls[what] += 1
         return real(*args, **kwargs)
     return call
+zlib.compress = counted("compress", zlib.compress, 16384)  # the payload, a first run's module_utils
 _lower.lower_source = counted("lower", _lower.lower_source)
 _modscan.imported_names = counted("scan", _modscan.imported_names)
 ast.parse = counted("parse", ast.parse)
@@ -45,12 +49,14 @@ with api.Session(allow_imports=MODULE_TREES + ["tests.integration.remote_helpers
     session.responder.warm(FIRST_RUN_MODULES)
     bundle = session.responder.bundle_for(-1, FIRST_RUN_MODULES + [CORE + "._files"])
     data = _bootstrap.payload().data
+    packed = session.responder.pack(bundle)
 print(json.dumps({
     "calls": calls,
     "served": served,
     "payload": hashlib.sha256(data).hexdigest(),
     "payload_has": sys.argv[3].encode() in zlib.decompress(data),
     "sources": hashlib.sha256(repr(sorted(bundle.items())).encode()).hexdigest(),
+    "packed": hashlib.sha256(packed).hexdigest(),
     "files_has": sys.argv[3].encode() in (bundle[CORE + "._files"][2] or b""),
     "cache": None if cache is None else [cache.hits, cache.misses, cache.writes],
 }))
@@ -94,9 +100,13 @@ def test_a_second_start_takes_the_payload_and_the_sources_from_the_cache(tmp_pat
     assert first["cache"][2] == len(entries) > 50  # the payload, each lowered and each scanned source
     assert {e.stat().st_mode & 0o777 for e in entries} == {0o600}
     second = _probe(cache)
-    assert second["calls"] == {"lower": 0, "scan": 0, "parse": 0}, second  # nothing parsed, lowered or scanned
+    assert first["calls"]["compress"] >= 2  # the payload, the bundle (and the import's reply)
+    assert second["calls"] == {"lower": 0, "scan": 0, "parse": 0, "compress": 0}, (
+        second
+    )  # nothing parsed, lowered, scanned or compressed
     assert second["cache"][1:] == [0, 0]  # every lookup a hit, nothing written
-    assert (second["payload"], second["sources"], second["served"]) == (first["payload"], first["sources"], first["served"])
+    for what in ("payload", "sources", "packed", "served"):
+        assert second[what] == first[what], what
 
 
 def test_a_damaged_entry_is_ignored_and_made_again(tmp_path):
@@ -107,8 +117,9 @@ def test_a_damaged_entry_is_ignored_and_made_again(tmp_path):
         entry.write_bytes(entry.read_bytes()[:40] + b"garbage")
     damaged = _probe(cache)
     assert damaged["calls"]["lower"] == first["calls"]["lower"] and damaged["calls"]["scan"] == first["calls"]["scan"]
-    assert (damaged["payload"], damaged["sources"]) == (first["payload"], first["sources"])
-    assert _probe(cache)["calls"] == {"lower": 0, "scan": 0, "parse": 0}  # made again, then used
+    assert damaged["calls"]["compress"] == first["calls"]["compress"]
+    assert (damaged["payload"], damaged["sources"], damaged["packed"]) == (first["payload"], first["sources"], first["packed"])
+    assert _probe(cache)["calls"] == {"lower": 0, "scan": 0, "parse": 0, "compress": 0}  # made again, then used
 
 
 def test_an_entry_that_is_not_the_users_alone_is_ignored(tmp_path):
@@ -149,5 +160,6 @@ def test_code_cache_off_keeps_nothing(tmp_path):
     first = _probe("off")
     second = _probe("off")
     assert first["cache"] is None and second["calls"]["lower"] == first["calls"]["lower"] > 20
-    assert (second["payload"], second["sources"]) == (first["payload"], first["sources"])
+    assert second["calls"]["compress"] == first["calls"]["compress"] >= 2
+    assert (second["payload"], second["sources"], second["packed"]) == (first["payload"], first["sources"], first["packed"])
     assert not (tmp_path / "off").exists()

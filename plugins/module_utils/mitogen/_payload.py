@@ -164,7 +164,7 @@ def use_cache(cache: Any) -> None:
 
 
 def _cache_key() -> str:
-    return "payload\0%s\0%s" % (os.path.dirname(os.path.abspath(__file__)), PACKAGE)
+    return "payload\0%s\0%s\0%s" % (os.path.dirname(os.path.abspath(__file__)), PACKAGE, zlib.ZLIB_RUNTIME_VERSION)
 
 
 def _from_cache(cache: Any) -> Optional[Payload]:
