@@ -9,6 +9,9 @@ compressions of large data (the payload, the first module run's module_utils), a
 prints digests of the payload and of what the responder serves and sends (the
 sources, the compressed bundle): the same bytes whether they came from the cache or
 not.
+
+The last test starts real muxes (``_mux_server.start``) and reads their cache's
+counters (``stats``): the second finds everything the first made.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import shutil
 import subprocess
 import sys
 import time
+
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _mux_client, _mux_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -163,3 +168,30 @@ def test_code_cache_off_keeps_nothing(tmp_path):
     assert second["calls"]["compress"] == first["calls"]["compress"] >= 2
     assert (second["payload"], second["sources"], second["packed"]) == (first["payload"], first["sources"], first["packed"])
     assert not (tmp_path / "off").exists()
+
+
+def _mux_cache_counts(playbook, index):
+    """A fresh mux (``index``: another process for the same playbook) after it started a
+    local interpreter and prepared the first module run: its cache's hits, misses, writes."""
+    path = _mux_server.start(playbook.pid, [], index=index)
+    client = _mux_client.MuxClient(path)
+    try:
+        client.request("connect", stack=[{"method": "local", "python": sys.executable}])
+        seen, deadline = None, time.monotonic() + 60
+        while time.monotonic() < deadline:  # the prepare thread looks each source up, then is done
+            kept = client.request("stats")["file_cache"]
+            if kept is not None and kept == seen and kept["hits"] + kept["misses"] > 50:
+                return kept
+            seen = kept
+            time.sleep(0.5)
+        raise AssertionError("the mux's cache lookups did not settle: %r" % (seen,))
+    finally:
+        client.close()
+
+
+def test_the_mux_keeps_its_payload_and_sources_across_runs(playbook, tmp_path, monkeypatch):
+    monkeypatch.setenv("NS_MITOGEN_CODE_CACHE", str(tmp_path / "code-cache"))
+    first = _mux_cache_counts(playbook, 0)
+    assert first["misses"] > 50 and first["writes"] == first["misses"], first
+    second = _mux_cache_counts(playbook, 1)
+    assert second["misses"] == 0 and second["writes"] == 0 and second["hits"] >= first["misses"], second
