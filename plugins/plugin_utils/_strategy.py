@@ -11,7 +11,8 @@ the module_utils it imports) ahead, while the current one runs (``_send_ahead``)
 so that a play of modules new to the interpreter costs one round trip per task
 and its calls carry no module source. Only for a literal module name, a host on
 our connection, and a next task not delegated; peeking the iterator never
-advances it (``_compat.peek_next_task``).
+advances it (``_compat.peek_next_task``). Each worker is forked with the garbage
+collector's objects frozen (``_queue_task``), so its collections skip what it inherited.
 Nothing of the built-in run loops is copied or replaced: the mixin only wraps
 ``run()``, ``_queue_task()`` and, for ``meta: reset_connection`` (which the strategy
 runs itself, loading the connection named by the host's variables), ``_execute_meta()``:
@@ -27,6 +28,7 @@ network_cli, docker, ...) is left alone and keeps working in the same play.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from typing import Any, Dict, Iterator, Optional
 
@@ -186,12 +188,23 @@ class MitogenStrategyMixin:
             _planner.warm_module(task.action, task.collections)  # the worker inherits what it read
         except Exception:  # an optimisation: the worker reads the module itself
             pass
-        if getattr(task, "delegate_to", None):
-            # The delegated host's variables are known only in the worker: it chooses there.
-            with _compat_hooks.connection_choice(_delegated_connection):
+        # The worker forked here inherits a frozen heap: its collections skip what it
+        # shares with this process (see plugin_utils.spare_inherited_objects); this
+        # process collects everything again as soon as it has forked. Not when
+        # something else froze objects: unfreezing would undo that.
+        freeze = gc.get_freeze_count() == 0
+        if freeze:
+            gc.freeze()
+        try:
+            if getattr(task, "delegate_to", None):
+                # The delegated host's variables are known only in the worker: it chooses there.
+                with _compat_hooks.connection_choice(_delegated_connection):
+                    queued = super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
+            else:
                 queued = super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
-        else:
-            queued = super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
+        finally:
+            if freeze:
+                gc.unfreeze()
         self._send_ahead(host, task_vars)
         return queued
 
