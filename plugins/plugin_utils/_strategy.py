@@ -11,8 +11,9 @@ the module_utils it imports) ahead, while the current one runs (``_send_ahead``)
 so that a play of modules new to the interpreter costs one round trip per task
 and its calls carry no module source. Only for a literal module name, a host on
 our connection, and a next task not delegated; peeking the iterator never
-advances it (``_compat.peek_next_task``). Each worker is forked with the garbage
-collector's objects frozen (``_queue_task``), so its collections skip what it inherited.
+advances it (``_compat.peek_next_task``); a module already sent to a host is not
+sent again (``_Ahead``). Each worker is forked with the garbage collector's
+objects frozen (``_queue_task``), so its collections skip what it inherited.
 Nothing of the built-in run loops is copied or replaced: the mixin only wraps
 ``run()``, ``_queue_task()`` and, for ``meta: reset_connection`` (which the strategy
 runs itself, loading the connection named by the host's variables), ``_execute_meta()``:
@@ -30,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Set, Tuple
 
 from ansible.utils.display import Display
 
@@ -127,29 +128,53 @@ class _Ahead:
 
     def __init__(self) -> None:
         self._clients: Dict[int, _mux_client.MuxClient] = {}
+        self._sent: Dict[str, Set[str]] = {}  # host -> source ids its interpreter was sent
+        self._live: Set[str] = set()  # hosts that ran a module of ours: their interpreter exists
 
-    def send(self, host: str, task: Any, task_vars: Dict[str, Any]) -> None:
-        """Have the mux serving ``host`` send ``task``'s module ahead to it, if cheap and certain."""
+    def forget(self, host: str) -> None:
+        """``host``'s interpreters were reset: what was sent to them is gone."""
+        self._sent.pop(host, None)
+        self._live.discard(host)
+
+    def send(self, host: str, following: Any, task_vars: Dict[str, Any], current: Any) -> None:
+        """Have the mux serving ``host`` send ``following``'s module ahead to it, if cheap and certain.
+
+        ``current`` is the task just queued for ``host``. Once per host and module
+        version: the interpreter keeps what it got. Only recorded as sent once the
+        host has run a module on our connection (queued before ``current``): until
+        its interpreter exists the mux drops what is sent ahead. A module an
+        interpreter lost by a restart this process does not see travels with its
+        task's call, as with the connection alone.
+        """
+        facts = self._facts(following, task_vars)
+        if facts is not None and facts[1] not in self._sent.get(host, ()):
+            path, source_id, name = facts
+            count = task_vars.get("mitogen_cpu_count") or os.environ.get("MITOGEN_CPU_COUNT") or 1
+            index = _mux.mux_index(host, max(1, int(count)))
+            try:
+                client = self._clients.get(index)
+                if client is None:  # not started yet (a worker starts it), or gone: tried again next time
+                    client = self._clients[index] = _mux_client.MuxClient(_mux.socket_path(os.getpid(), index=index))
+                client.send_only("send_ahead", host=host, source_id=source_id, source_path=path, module_name=name)
+            except OSError:
+                dropped = self._clients.pop(index, None)
+                if dropped is not None:
+                    dropped.close()
+            else:
+                if host in self._live:
+                    self._sent.setdefault(host, set()).add(source_id)
+        if host not in self._live and self._facts(current, task_vars) is not None:
+            self._live.add(host)  # by its next task, the interpreter that runs this one exists
+
+    @staticmethod
+    def _facts(task: Any, task_vars: Dict[str, Any]) -> Optional[Tuple[str, str, str]]:
+        """``_planner.ahead_facts`` of ``task``'s module on a host of ours; None if not certain."""
         action = getattr(task, "action", None)
         if not isinstance(action, str) or "{{" in action or getattr(task, "delegate_to", None):
-            return
+            return None
         if not str(task_vars.get("ansible_connection", "")).startswith("ns.mitogen."):
-            return
-        facts = _planner.ahead_facts(action, task.collections)
-        if facts is None:
-            return
-        count = task_vars.get("mitogen_cpu_count") or os.environ.get("MITOGEN_CPU_COUNT") or 1
-        index = _mux.mux_index(host, max(1, int(count)))
-        path, source_id, name = facts
-        try:
-            client = self._clients.get(index)
-            if client is None:  # not started yet (a worker starts it), or gone: tried again next time
-                client = self._clients[index] = _mux_client.MuxClient(_mux.socket_path(os.getpid(), index=index))
-            client.send_only("send_ahead", host=host, source_id=source_id, source_path=path, module_name=name)
-        except OSError:
-            dropped = self._clients.pop(index, None)
-            if dropped is not None:
-                dropped.close()
+            return None
+        return _planner.ahead_facts(action, task.collections)
 
 
 class MitogenStrategyMixin:
@@ -205,10 +230,10 @@ class MitogenStrategyMixin:
         finally:
             if freeze:
                 gc.unfreeze()
-        self._send_ahead(host, task_vars)
+        self._send_ahead(host, task, task_vars)
         return queued
 
-    def _send_ahead(self, host: Any, task_vars: Dict[str, Any]) -> None:
+    def _send_ahead(self, host: Any, task: Any, task_vars: Dict[str, Any]) -> None:
         """After the host's task is queued: its next task's module goes ahead (``_Ahead``)."""
         if self._nsm_iterator is None:
             return
@@ -218,7 +243,7 @@ class MitogenStrategyMixin:
                 return
             if self._nsm_ahead is None:
                 self._nsm_ahead = _Ahead()
-            self._nsm_ahead.send(host.name, following, task_vars)
+            self._nsm_ahead.send(host.name, following, task_vars, task)
         except Exception as exc:  # an optimisation: the next task gets its module as ever
             display.debug("ns.mitogen: no module sent ahead for %s: %s" % (host, exc))
 
@@ -232,5 +257,7 @@ class MitogenStrategyMixin:
             disabled = _truthy(host_vars.get("mitogen_disable", False))
         except Exception:  # the built-in reset then runs as it would without us
             disabled = True
+        if self._nsm_ahead is not None:
+            self._nsm_ahead.forget(target_host.name)
         with _connections_redirected(disabled, host_vars):
             return super()._execute_meta(task, play_context, iterator, target_host)  # type: ignore[misc]
