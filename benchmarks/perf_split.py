@@ -18,6 +18,9 @@ exec and exit events, rebuilds the process tree and adds up the CPU of each role
   interpreter, the commands modules run);
 * ``other``: the rest of the machine, idle excluded (the supervisor, the kernel's threads).
 
+``--timeline S`` prints each role's CPU per S seconds of the run (where a first task
+waits for the multiplexer, say); ``--symbols ROLE`` where a role's CPU went.
+
 What it cannot see: time waiting (a sample is CPU only). A role's CPU divided by the
 tasks run is what one task costs that role, on whichever core it ran.
 """
@@ -55,14 +58,32 @@ class Proc:
 
 def read(path: Path) -> Dict[int, Proc]:
     """The processes of one ``perf.data`` with their CPU (ns), parents and programs."""
-    out = subprocess.run(
+    return parse(_script(path))
+
+
+def _script(path: Path) -> str:
+    return subprocess.run(
         ["perf", "script", "-i", str(path), "--show-task-events", "-F", "comm,pid,tid,time,event,period"],
         check=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     ).stdout
-    return parse(out)
+
+
+def timeline(out: str, step: float) -> List[Tuple[float, Dict[str, float]]]:
+    """CPU (ms) per role in each ``step`` seconds from the playbook's start, from ``perf script`` text."""
+    procs = parse(out)
+    role_of = roles(procs)
+    mains = [p for p in procs.values() if "ansible-playboo" in p.execs]
+    start = min(p.start for p in mains) if mains else 0.0
+    slots: Dict[int, Dict[str, float]] = defaultdict(lambda: dict.fromkeys(ROLES, 0.0))
+    for line in out.splitlines():
+        sample = _SAMPLE.match(line)
+        role = role_of.get(int(sample.group(2))) if sample else None
+        if sample and role and float(sample.group(4)) >= start:
+            slots[int((float(sample.group(4)) - start) / step)][role] += int(sample.group(5)) / 1e6
+    return [(index * step, slots[index]) for index in sorted(slots)]
 
 
 def parse(out: str) -> Dict[int, Proc]:
@@ -216,6 +237,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--tasks", type=int, help="host-tasks per run, to print CPU per task (default: from the name)")
     parser.add_argument("--symbols", choices=ROLES, help="also list where that role's CPU went (shared object, symbol)")
     parser.add_argument("--top", type=int, default=25, help="symbols to list (default 25)")
+    parser.add_argument("--timeline", type=float, metavar="SECONDS", help="also print CPU per role in each slice of time")
     args = parser.parse_args(argv)
     head = "%-34s %8s %8s %8s %8s %8s %8s %8s  %s" % (("run",) + ROLES + ("sum", "workers: n, median, mean ms"))
     print(head)
@@ -237,6 +259,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             )
         )
     print("(ms of CPU per host-task when the file name says h<hosts>-t<tasks>, else ms per run)")
+    for path in args.data if args.timeline else ():
+        print("\n%s, ms of CPU per %.2f s from the playbook's start:" % (path.stem, args.timeline))
+        for when, spent in timeline(_script(path), args.timeline):
+            print("  %6.2f s  " % when + " ".join("%s %5.0f" % (role, spent[role]) for role in ROLES))
     for path in args.data if args.symbols else ():
         print("\n%s, %s:" % (path.stem, args.symbols))
         for share, key in symbols(path, args.symbols, args.top):
