@@ -18,6 +18,9 @@ exec and exit events, rebuilds the process tree and adds up the CPU of each role
   interpreter, the commands modules run);
 * ``other``: the rest of the machine, idle excluded (the supervisor, the kernel's threads).
 
+The ``controller`` column adds up main, workers, mux and ssh: what a controller runs
+when its targets are other machines.
+
 ``--timeline S`` prints each role's CPU per S seconds of the run (where a first task
 waits for the multiplexer, say); ``--symbols ROLE`` where a role's CPU went.
 
@@ -43,6 +46,8 @@ _EXIT = re.compile(r"PERF_RECORD_EXIT\((\d+):(\d+)\)")
 _SAMPLE = re.compile(r"^\s*(.*?)\s+(\d+)/(\d+)\s+([\d.]+):\s+(\d+)\s+cpu-clock:")
 _LINE_HEAD = re.compile(r"^\s*(.*?)\s+(\d+)/(\d+)\s+([\d.]+):")
 ROLES = ("main", "workers", "mux", "ssh", "targets", "other")
+#: The roles that run on the controller in a real deployment (the testbed's targets share it).
+CONTROLLER = ("main", "workers", "mux", "ssh")
 
 
 @dataclass
@@ -239,7 +244,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--top", type=int, default=25, help="symbols to list (default 25)")
     parser.add_argument("--timeline", type=float, metavar="SECONDS", help="also print CPU per role in each slice of time")
     args = parser.parse_args(argv)
-    head = "%-34s %8s %8s %8s %8s %8s %8s %8s  %s" % (("run",) + ROLES + ("sum", "workers: n, median, mean ms"))
+    head = "%-34s %8s %8s %8s %8s %8s %8s %10s %8s  %s" % (
+        ("run",) + ROLES + ("controller", "sum", "workers: n, median, mean ms")
+    )
     print(head)
     for path in args.data:
         result = split(read(path))
@@ -248,17 +255,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         scale = 1.0 / tasks if tasks else 1.0
         cells = ["%8.2f" % (ms[role] * scale) for role in ROLES]
         print(
-            "%-34s %s %8.2f  %d, %.1f, %.1f"
+            "%-34s %s %10.2f %8.2f  %d, %.1f, %.1f"
             % (
                 path.stem,
                 " ".join(cells),
+                sum(ms[role] for role in CONTROLLER) * scale,
                 sum(ms.values()) * scale,
                 result.workers,
                 result.worker_median_ms,
                 result.worker_mean_ms,
             )
         )
-    print("(ms of CPU per host-task when the file name says h<hosts>-t<tasks>, else ms per run)")
+    print("(ms of CPU per host-task when the file name says h<hosts>-t<tasks>, else ms per run;")
+    print(" controller: main + workers + mux + ssh, what a real controller runs)")
     for path in args.data if args.timeline else ():
         print("\n%s, ms of CPU per %.2f s from the playbook's start:" % (path.stem, args.timeline))
         for when, spent in timeline(_script(path), args.timeline):
