@@ -3,8 +3,9 @@
 """What the ns.mitogen strategies add to the built-in ones (private).
 
 Owns: starting the run's multiplexer before Ansible forks its workers, loading our
-connection plugins there too (see ``_preload``), reading each task's module file
-before its worker forks (``_planner.warm_module``), sending hosts on
+connection plugins there too (``start_run``, ``_preload``), reading each task's
+module file before its worker forks (``warm_task``): also what the
+``ns.mitogen.preload`` callback does under any strategy; and for the strategies, sending hosts on
 ``ansible.builtin.ssh`` / ``local`` to ``ns.mitogen.ssh`` / ``local``, and, as it
 queues a host's task, having the mux send that host's *next* task's module (and
 the module_utils it imports) ahead, while the current one runs (``_send_ahead``):
@@ -123,6 +124,38 @@ def _connections_redirected(disabled: bool, host_vars: Optional[Dict[str, Any]] 
         del connection_loader.get  # the class's own method again
 
 
+_started = False
+
+
+def start_run() -> None:
+    """In the playbook's process, before its first worker forks (once): what every worker inherits.
+
+    Starts the multiplexer (workers find it; their requests wait in its socket while
+    it starts), reports the original Mitogen's environment variables once, and
+    preloads our plugins (``_preload``). Our strategies call it as a play runs; the
+    ``ns.mitogen.preload`` callback as a play starts, under any strategy.
+    """
+    global _started
+    if _started:
+        return
+    _started = True
+    _mux_server.start(os.getpid(), collection_roots(), _compat.ansiballz_package_stubs())
+    display.vvv(_mux_limits.started_message())
+    _original.check_environment(display.warning)
+    try:
+        _preload()
+    except Exception as exc:  # only an optimisation: workers load them anyway
+        display.warning("ns.mitogen: could not preload plugins: %s" % exc)
+
+
+def warm_task(task: Any) -> None:
+    """Before ``task``'s workers fork: read its module's file, so that they inherit what was read."""
+    try:
+        _planner.warm_module(task.action, task.collections)
+    except Exception:  # an optimisation: the worker reads the module itself
+        pass
+
+
 class _Ahead:
     """The main process's one-way clients of the run's muxes, for ``send_ahead``."""
 
@@ -180,22 +213,11 @@ class _Ahead:
 class MitogenStrategyMixin:
     """Mixed in before a built-in StrategyModule."""
 
-    _nsm_started = False
     _nsm_iterator: Any = None
     _nsm_ahead: Optional[_Ahead] = None
 
     def run(self, iterator: Any, play_context: Any, *args: Any, **kwargs: Any) -> Any:
-        if not MitogenStrategyMixin._nsm_started:
-            # Start the multiplexer now, from the main process, so workers find it
-            # (not waiting for it: its socket takes their requests meanwhile).
-            _mux_server.start(os.getpid(), collection_roots(), _compat.ansiballz_package_stubs())
-            display.vvv(_mux_limits.started_message())
-            _original.check_environment(display.warning)
-            try:
-                _preload()
-            except Exception as exc:  # only an optimisation: workers load them anyway
-                display.warning("ns.mitogen: could not preload plugins: %s" % exc)
-            MitogenStrategyMixin._nsm_started = True
+        start_run()
         self._nsm_iterator = iterator
         return super().run(iterator, play_context, *args, **kwargs)  # type: ignore[misc]
 
@@ -209,10 +231,7 @@ class MitogenStrategyMixin:
                         _redirect_vars(dvars, getattr(task, "connection", None))
         except Exception as exc:  # never break a run over an optimisation
             display.warning("ns.mitogen: could not redirect %s's connection: %s" % (host, exc))
-        try:
-            _planner.warm_module(task.action, task.collections)  # the worker inherits what it read
-        except Exception:  # an optimisation: the worker reads the module itself
-            pass
+        warm_task(task)
         # The worker forked here inherits a frozen heap: its collections skip what it
         # shares with this process (see plugin_utils.spare_inherited_objects); this
         # process collects everything again as soon as it has forked. Not when
