@@ -72,6 +72,7 @@ class MuxServer(Relay):
         self.router.pool.size = 256
         self._contexts: Dict[str, Context] = {}
         self.started_for: Dict[str, int] = {}
+        self.ahead_requests = 0  # send_ahead requests received (NS_MITOGEN_MUX_RUSAGE)
         self._starting: Dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._prepared = False
@@ -149,6 +150,7 @@ class MuxServer(Relay):
             self._reply(stream, msg, CallError.from_exception(exc, "mux"), FLAG_ERROR)
             return
         if method == "send_ahead":  # one way: no reply
+            self.ahead_requests += 1
             get = kwargs.get if isinstance(kwargs, dict) else (lambda _key: None)
             self._send_ahead(get("host"), get("source_id"), get("source_path"), get("module_name"))
             return
@@ -288,6 +290,7 @@ class MuxServer(Relay):
             pool_size=setups.size,
             peak_starts=setups.peak,
             started_for=self.started_for,
+            ahead_requests=self.ahead_requests,
         )
 
 
