@@ -26,6 +26,8 @@ N hosts with ``--forks`` forks (the same for every variant), under:
 * ``ns.mitogen``: ``ns.mitogen.linear`` (hosts switched to ``ns.mitogen.ssh``);
 * ``ns.mitogen.ssh``: ``ansible.builtin.linear`` with ``ansible_connection=ns.mitogen.ssh``;
 * ``floor``: the same play with every task a ``debug`` (no connection): Ansible's own cost;
+* ``ns.mitogen.ssh+preload`` (only when named): ``ns.mitogen.ssh`` with the
+  ``ns.mitogen.preload`` callback enabled (our plugin loaded in the main process);
 * ``ns.mitogen_2mux`` (only when named): ``ns.mitogen.linear`` with two multiplexers
   (``MITOGEN_CPU_COUNT=2``).
 
@@ -79,6 +81,11 @@ VARIANTS = (
     Variant("ns.mitogen", {"ANSIBLE_STRATEGY": "ns.mitogen.linear"}, "ns.mitogen.linear"),
     Variant("ns.mitogen.ssh", {**BUILTIN, "ANSIBLE_TRANSPORT": "ns.mitogen.ssh"}, "built-in linear + ns.mitogen.ssh"),
     Variant("floor", BUILTIN, "all-debug twin, no connection", floor=True),
+    Variant(
+        "ns.mitogen.ssh+preload",
+        {**BUILTIN, "ANSIBLE_TRANSPORT": "ns.mitogen.ssh", "ANSIBLE_CALLBACKS_ENABLED": "ns.mitogen.preload"},
+        "built-in linear + ns.mitogen.ssh + the ns.mitogen.preload callback",
+    ),
     # not run by default: for deciding cpu_count's default (--variants ns.mitogen,ns.mitogen_2mux)
     Variant("ns.mitogen_2mux", {"ANSIBLE_STRATEGY": "ns.mitogen.linear", "MITOGEN_CPU_COUNT": "2"}, "ns.mitogen.linear, 2 muxes"),
 )

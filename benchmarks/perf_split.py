@@ -18,6 +18,12 @@ exec and exit events, rebuilds the process tree and adds up the CPU of each role
   interpreter, the commands modules run);
 * ``other``: the rest of the machine, idle excluded (the supervisor, the kernel's threads).
 
+The ``controller`` column adds up main, workers, mux and ssh: what a controller runs
+when its targets are other machines.
+
+``--timeline S`` prints each role's CPU per S seconds of the run (where a first task
+waits for the multiplexer, say); ``--symbols ROLE`` where a role's CPU went.
+
 What it cannot see: time waiting (a sample is CPU only). A role's CPU divided by the
 tasks run is what one task costs that role, on whichever core it ran.
 """
@@ -40,6 +46,8 @@ _EXIT = re.compile(r"PERF_RECORD_EXIT\((\d+):(\d+)\)")
 _SAMPLE = re.compile(r"^\s*(.*?)\s+(\d+)/(\d+)\s+([\d.]+):\s+(\d+)\s+cpu-clock:")
 _LINE_HEAD = re.compile(r"^\s*(.*?)\s+(\d+)/(\d+)\s+([\d.]+):")
 ROLES = ("main", "workers", "mux", "ssh", "targets", "other")
+#: The roles that run on the controller in a real deployment (the testbed's targets share it).
+CONTROLLER = ("main", "workers", "mux", "ssh")
 
 
 @dataclass
@@ -55,14 +63,32 @@ class Proc:
 
 def read(path: Path) -> Dict[int, Proc]:
     """The processes of one ``perf.data`` with their CPU (ns), parents and programs."""
-    out = subprocess.run(
+    return parse(_script(path))
+
+
+def _script(path: Path) -> str:
+    return subprocess.run(
         ["perf", "script", "-i", str(path), "--show-task-events", "-F", "comm,pid,tid,time,event,period"],
         check=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     ).stdout
-    return parse(out)
+
+
+def timeline(out: str, step: float) -> List[Tuple[float, Dict[str, float]]]:
+    """CPU (ms) per role in each ``step`` seconds from the playbook's start, from ``perf script`` text."""
+    procs = parse(out)
+    role_of = roles(procs)
+    mains = [p for p in procs.values() if "ansible-playboo" in p.execs]
+    start = min(p.start for p in mains) if mains else 0.0
+    slots: Dict[int, Dict[str, float]] = defaultdict(lambda: dict.fromkeys(ROLES, 0.0))
+    for line in out.splitlines():
+        sample = _SAMPLE.match(line)
+        role = role_of.get(int(sample.group(2))) if sample else None
+        if sample and role and float(sample.group(4)) >= start:
+            slots[int((float(sample.group(4)) - start) / step)][role] += int(sample.group(5)) / 1e6
+    return [(index * step, slots[index]) for index in sorted(slots)]
 
 
 def parse(out: str) -> Dict[int, Proc]:
@@ -216,8 +242,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--tasks", type=int, help="host-tasks per run, to print CPU per task (default: from the name)")
     parser.add_argument("--symbols", choices=ROLES, help="also list where that role's CPU went (shared object, symbol)")
     parser.add_argument("--top", type=int, default=25, help="symbols to list (default 25)")
+    parser.add_argument("--timeline", type=float, metavar="SECONDS", help="also print CPU per role in each slice of time")
     args = parser.parse_args(argv)
-    head = "%-34s %8s %8s %8s %8s %8s %8s %8s  %s" % (("run",) + ROLES + ("sum", "workers: n, median, mean ms"))
+    head = "%-34s %8s %8s %8s %8s %8s %8s %10s %8s  %s" % (
+        ("run",) + ROLES + ("controller", "sum", "workers: n, median, mean ms")
+    )
     print(head)
     for path in args.data:
         result = split(read(path))
@@ -226,17 +255,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         scale = 1.0 / tasks if tasks else 1.0
         cells = ["%8.2f" % (ms[role] * scale) for role in ROLES]
         print(
-            "%-34s %s %8.2f  %d, %.1f, %.1f"
+            "%-34s %s %10.2f %8.2f  %d, %.1f, %.1f"
             % (
                 path.stem,
                 " ".join(cells),
+                sum(ms[role] for role in CONTROLLER) * scale,
                 sum(ms.values()) * scale,
                 result.workers,
                 result.worker_median_ms,
                 result.worker_mean_ms,
             )
         )
-    print("(ms of CPU per host-task when the file name says h<hosts>-t<tasks>, else ms per run)")
+    print("(ms of CPU per host-task when the file name says h<hosts>-t<tasks>, else ms per run;")
+    print(" controller: main + workers + mux + ssh, what a real controller runs)")
+    for path in args.data if args.timeline else ():
+        print("\n%s, ms of CPU per %.2f s from the playbook's start:" % (path.stem, args.timeline))
+        for when, spent in timeline(_script(path), args.timeline):
+            print("  %6.2f s  " % when + " ".join("%s %5.0f" % (role, spent[role]) for role in ROLES))
     for path in args.data if args.symbols else ():
         print("\n%s, %s:" % (path.stem, args.symbols))
         for share, key in symbols(path, args.symbols, args.top):

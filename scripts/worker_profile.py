@@ -22,11 +22,13 @@ a task: the main process's CPU between two workers' starts (median), the
 multiplexer's CPU over the whole run (``NS_MITOGEN_MUX_RUSAGE``), and every call
 the target interpreter handles (``NS_MITOGEN_CALL_PROFILE``, riding on
 ``ansible_python_interpreter``: the core's ``_callprofile``); with ``--profile``
-too, each call there runs under cProfile. Needs root (the testbed); run it alone on a quiet machine
+too, each call there runs under cProfile. ``--main-profile FILE`` writes a cProfile
+of the main process (the strategy's per-task work; its workers are not in it). Needs root (the testbed); run it alone on a quiet machine
 only for the CPU column - the counts do not depend on load.
 
 Usage: .venv/bin/python scripts/worker_profile.py [--strategy ansible.builtin.linear]
        [--tasks 10] [--no-bytecode] [--profile 3 [--keep DIR]] [--target-profile] [--collections DIR]
+       [--main-profile FILE]
 (--collections: another installed copy, e.g. an older commit's, to compare.)
 """
 
@@ -50,6 +52,7 @@ OURS = "ansible_collections.ns.mitogen"
 RECORDS_ENV = "NSM_WORKER_PROFILE_RECORDS"
 PROFILE_ENV = "NSM_WORKER_PROFILE_CPROFILE"
 MAIN_ENV = "NSM_WORKER_PROFILE_MAIN"  # the main process's CPU as each worker starts, a line each
+MAIN_PROFILE_ENV = "NSM_WORKER_PROFILE_MAIN_CPROFILE"  # a cProfile file of the main process
 
 
 def _child(argv: List[str]) -> int:
@@ -82,8 +85,15 @@ def _child(argv: List[str]) -> int:
     WorkerProcess.start = start  # type: ignore[method-assign]
     records = os.environ[RECORDS_ENV]
     profile_dir = os.environ.get(PROFILE_ENV)
+    main_profiler = None
+    if os.environ.get(MAIN_PROFILE_ENV):
+        import cProfile
+
+        main_profiler = cProfile.Profile()
 
     def run(self: Any) -> None:
+        if main_profiler is not None:
+            main_profiler.disable()  # inherited from the main process: not this worker's
         before = set(sys.modules)
         compiled = dict(counts)
         cpu = time.process_time()
@@ -121,7 +131,15 @@ def _child(argv: List[str]) -> int:
     from ansible.cli.playbook import PlaybookCLI
 
     sys.argv = ["ansible-playbook", *argv]
-    PlaybookCLI.cli_executor(sys.argv)
+    main_profile = os.environ.get(MAIN_PROFILE_ENV)
+    if main_profiler is not None:
+        main_profiler.enable()
+    try:
+        PlaybookCLI.cli_executor(sys.argv)
+    finally:
+        if main_profiler is not None and main_profile:
+            main_profiler.disable()
+            main_profiler.dump_stats(main_profile)
     return 0
 
 
@@ -192,6 +210,7 @@ def main() -> int:
     parser.add_argument("--task", default="command: hostname", help="every task's action (the floor: 'debug: msg=hostname')")
     parser.add_argument("--connection", default="ns.mitogen.ssh", help="ansible_connection (the floor: ssh)")
     parser.add_argument("--target-profile", action="store_true", help="measure the main process, the mux and the target too")
+    parser.add_argument("--main-profile", metavar="FILE", help="cProfile the main process (not its workers) into FILE")
     parser.add_argument("--collections", default=str(REPO / ".build" / "installed"), help="collection path (default: ours)")
     args = parser.parse_args()
 
@@ -238,6 +257,8 @@ def main() -> int:
                 ANSIBLE_DEPRECATION_WARNINGS="False",
             )
             env[RECORDS_ENV] = str(records)
+            if args.main_profile:
+                env[MAIN_PROFILE_ENV] = os.path.abspath(args.main_profile)
             if args.profile:
                 env[PROFILE_ENV] = str(profile_dir)
             argv = [sys.executable, __file__, "--child", "-i", str(inv), str(play)]

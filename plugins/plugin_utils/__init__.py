@@ -212,6 +212,36 @@ def loader_module() -> Any:
 
 
 _installed = False
+_installed_by: Optional[int] = None  # the pid of the process that ran install() first (a worker's parent: inherited)
+
+
+def spare_inherited_objects() -> None:
+    """In an Ansible worker process: keep the garbage collector off what it inherited.
+
+    Ansible forks a worker per host and task; it lives for one task and shares the
+    main process's objects copy-on-write. A collection of the oldest generation
+    writes into every tracked object it visits (its collector header), so the
+    kernel copies each page holding one, and it visits all of them: under a built-in
+    strategy the imports of our plugin trigger such collections in every worker.
+    ``gc.freeze()`` moves every object tracked now into the permanent generation,
+    which collections skip (it costs a few list splices, touching no object); what
+    the worker makes from here on is collected as ever, and a cycle among the frozen
+    objects is freed when the worker exits. Called as ``install()`` runs in a worker
+    (under a built-in strategy) and as a worker makes our connection (one that
+    inherited our plugin from a main process the ``ns.mitogen.preload`` callback
+    loaded it in); again is harmless. Nothing is done outside a worker: the
+    main process keeps collecting all (our strategies freeze around each fork
+    themselves: ``_strategy``). A multiplexer forked from a worker keeps the
+    worker's objects frozen: the frames it was forked from hold them for its life.
+    """
+    worker = sys.modules.get("ansible.executor.process.worker")
+    multiprocessing = sys.modules.get("multiprocessing")
+    if worker is None or multiprocessing is None:
+        return
+    if isinstance(multiprocessing.current_process(), getattr(worker, "WorkerProcess", ())):
+        import gc
+
+        gc.freeze()
 
 
 def install(*extra: str) -> None:
@@ -224,10 +254,11 @@ def install(*extra: str) -> None:
     needs is not loaded here (see ``load()``), as every Ansible worker under a built-in
     strategy runs this again.
     """
-    global _installed
+    global _installed, _installed_by
     if not _installed:
+        spare_inherited_objects()
         _import_first(_BASE + extra)
         importlib.import_module(__name__ + "._action").install()
-        _installed = True
+        _installed, _installed_by = True, os.getpid()
     for name in extra:
         load(name)

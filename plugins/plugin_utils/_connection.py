@@ -101,6 +101,8 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
 
     def __init__(self, play_context: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(play_context, *args, **kwargs)
+        # In a worker that inherited our plugin (the ns.mitogen.preload callback): see there.
+        plugin_utils.spare_inherited_objects()
         _plugin_defs.remember(self)  # Ansible parsed our DOCUMENTATION: once per user is enough
         # Workers are told the playbook's pid; the one caller that is not (the strategy's
         # meta: reset_connection) runs in the playbook process itself.

@@ -41,7 +41,6 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
     Message,
     Session,
     imported_names,
-    pack_bundle,
 )
 
 LOG = logging.getLogger("ns.mitogen.mux")
@@ -136,6 +135,6 @@ class ModulePush:
             return 0
         if bundle:
             router = self.session.router
-            router.send(Message.encoded(pack_bundle(bundle), dst_id=context_id, handle=LOAD_MODULES))
+            router.send(Message.encoded(responder.pack(bundle), dst_id=context_id, handle=LOAD_MODULES))
             self.pushed[context_id] = self.pushed.get(context_id, 0) + len(bundle)
         return len(bundle)

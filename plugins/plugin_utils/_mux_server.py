@@ -4,11 +4,12 @@
 
 Owns: ``MuxServer`` (the requests ``_mux`` lists, served from the broker thread and
 the pool), ``main()`` (the process's entry point) and ``start()``, which binds the
-socket and forks the mux from the calling process (``_mux_fork``); the interpreter
-limit's bookkeeping is ``_recycler``'s, the module sources' ``_mux_sources``',
+socket and forks the mux from the calling process (``_mux_fork``); relaying a call
+to its context with its module's source is ``_mux_relay``'s, the interpreter
+limit's bookkeeping ``_recycler``'s, the module sources' ``_mux_sources``',
 starting and finding contexts (and the stack contract) ``_mux_contexts``', what
-intermediaries cache ``_mux_hops``'. Uses nothing of Ansible's, only the core
-(through ``api``).
+intermediaries cache ``_mux_hops``', what is kept across runs ``_file_cache``'.
+Uses nothing of Ansible's, only the core (through ``api``).
 """
 
 from __future__ import annotations
@@ -24,45 +25,37 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, Error, StreamError
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import CallError, Error
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import (
-    CACHE_SOURCE,
-    CALL_FUNCTION,
     DEFAULT_HOP_CACHE,
     FLAG_ERROR,
-    KEEP_SOURCE,
     Context,
-    Encoded,
     Message,
     Session,
     Stream,
     check_size,
-    dead_error,
-    decode,
-    is_dead,
 )
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _debug, _mux_fork, _mux_limits, _muxfiles
 from ansible_collections.ns.mitogen.plugins.plugin_utils._become_service import BecomeService
+from ansible_collections.ns.mitogen.plugins.plugin_utils._file_cache import FileCache
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux import (
     FIRST_RUN_MODULES,
     MODULE_TREES,
-    RUN_MODULE,
-    RUN_THEN,
     RUNNER,
     RUNNER_COMPANIONS,
     socket_path,
 )
-from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_contexts import Contexts
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_hops import MuxHops
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_modules import ModulePush
+from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_relay import Relay, wire_error
 from ansible_collections.ns.mitogen.plugins.plugin_utils._mux_sources import ModuleSources
 from ansible_collections.ns.mitogen.plugins.plugin_utils._progress import Throttle
-from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import DEFAULT_LIMIT, Recycler
+from ansible_collections.ns.mitogen.plugins.plugin_utils._recycler import Recycler
 
 LOG = logging.getLogger("ns.mitogen.mux")
 
 
-class MuxServer(Contexts):
+class MuxServer(Relay):
     """Serves workers on ``path`` until ``watch_pid`` exits."""
 
     def __init__(self, path: str, watch_pid: int, listen_fd: int, packages: Optional[Dict[str, bytes]] = None) -> None:
@@ -72,11 +65,14 @@ class MuxServer(Contexts):
         # (never other controller code): the in-process module runner needs them.
         # With debug logs on, targets forward every record (named after the target).
         level = logging.DEBUG if _debug.enabled() else logging.WARNING
-        self.session = Session(allow_imports=MODULE_TREES, connect_timeout=60.0, log_level=level)
+        # What is derived from the core's and module_utils' files is kept across runs (_file_cache).
+        self.file_cache = FileCache.open()
+        self.session = Session(allow_imports=MODULE_TREES, connect_timeout=60.0, log_level=level, cache=self.file_cache)
         self.router = self.session.router
         self.router.pool.size = 256
         self._contexts: Dict[str, Context] = {}
         self.started_for: Dict[str, int] = {}
+        self.ahead_requests = 0  # send_ahead requests received (NS_MITOGEN_MUX_RUSAGE)
         self._starting: Dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._prepared = False
@@ -154,6 +150,7 @@ class MuxServer(Contexts):
             self._reply(stream, msg, CallError.from_exception(exc, "mux"), FLAG_ERROR)
             return
         if method == "send_ahead":  # one way: no reply
+            self.ahead_requests += 1
             get = kwargs.get if isinstance(kwargs, dict) else (lambda _key: None)
             self._send_ahead(get("host"), get("source_id"), get("source_path"), get("module_name"))
             return
@@ -166,54 +163,6 @@ class MuxServer(Contexts):
             return
         self.router.pool.submit_fn(lambda m: self._run(stream, m, method, kwargs), msg)
 
-    def _claim(self, context_id: Any, key: Any) -> Tuple[Optional[int], Any]:
-        """The live context a call goes to, its call counted in flight; else (None, its stack's key).
-
-        A context id this mux retired is followed to its stack's interpreter now;
-        one lost otherwise is returned as it is (the call then fails as lost).
-        """
-        with self._lock:
-            if context_id is not None:
-                if self._recycler.claim(context_id):
-                    return context_id, None
-                key = self._recycler.retired_key(context_id)
-                if key is None:
-                    return context_id, None
-            ctx = self._contexts.get(key)
-            if ctx is not None and self._recycler.claim(ctx.context_id):
-                return ctx.context_id, None
-            return None, key
-
-    def _release(self, context_id: int) -> None:
-        with self._lock:
-            self._recycler.release(context_id)
-
-    def _claim_or_start(self, context_id: int) -> int:
-        """Pool thread: ``_claim``, starting the context again if it was retired."""
-        for _attempt in range(3):
-            claimed, key = self._claim(context_id, None)
-            if claimed is not None:
-                return claimed
-            login_hops, limit = self._how.get(key, (1, DEFAULT_LIMIT))
-            context_id = self.connect(json.loads(key), login_hops, limit)["context_id"]
-        raise Error("the interpreter was retired again as it started (interpreter limit too small?)")
-
-    def _connect_and_relay(self, stream: Stream, msg: Message, call: Dict[str, Any], key: Any) -> None:
-        """Pool thread: start the context for the call's stack, then relay the call to it."""
-        try:
-            stack = decode(call["stack"]) if key == call.get("key") and "stack" in call else json.loads(key)
-            if not isinstance(stack, list):
-                raise Error("malformed call: the stack is not a list")
-            how = self._how.get(key, (1, DEFAULT_LIMIT))
-            login_hops = int(call.get("login_hops") or how[0])
-            limit = int(call.get("max_interpreters") or how[1])
-            started = self.connect(stack, login_hops, limit, call.get("pool_size"))
-            context_id = self._claim_or_start(started["context_id"])
-        except Exception as exc:
-            self._reply(stream, msg, _wire_error(exc), FLAG_ERROR)
-            return
-        self.router.broker.defer(lambda: self._relay_call(stream, msg, context_id, call))
-
     def _run(self, stream: Stream, msg: Message, method: str, kwargs: Dict[str, Any]) -> None:
         try:
             fn = self._methods[method]
@@ -223,131 +172,12 @@ class MuxServer(Contexts):
                 kwargs["progress"] = Throttle(lambda report: self._notify(stream, handle, report), every)
             value, flags = fn(**kwargs), 0
         except Exception as exc:
-            value, flags = _wire_error(exc), FLAG_ERROR
+            value, flags = wire_error(exc), FLAG_ERROR
         self._reply(stream, msg, value, flags)
 
     def _notify(self, stream: Stream, handle: int, report: Dict[str, Any]) -> None:
         """A message to a worker that is waiting for a reply: its progress so far."""
         self.router.broker.defer(stream.send, Message.encoded(report, handle=handle))
-
-    def _relay_call(self, stream: Stream, req: Message, context_id: int, call: Dict[str, Any]) -> None:
-        """Broker thread: send the call on, its arguments as the worker encoded them."""
-        try:
-            self._relay(stream, req, context_id, call)
-        except Exception as exc:  # a worker must get an answer, never wait forever
-            self._release(context_id)
-            self._reply(stream, req, _wire_error(exc), FLAG_ERROR)
-
-    def _relay(self, stream: Stream, req: Message, context_id: int, call: Dict[str, Any]) -> None:
-        ref, args = call.get("ref"), call.get("args")
-        if not (isinstance(ref, tuple) and len(ref) == 2 and isinstance(args, bytes)):
-            raise Error("malformed call request: arguments not encoded by the worker")
-        extra: Dict[str, Any] = {}
-        attached = 0
-        if isinstance(call.get("host"), str):
-            self._last_context[call["host"]] = context_id
-        if ref in (RUN_MODULE, RUN_THEN):
-            dirs = call.get("module_utils_dirs")
-            if isinstance(dirs, list) and all(isinstance(d, str) for d in dirs):  # a playbook's/role's module_utils
-                self.session.responder.search_first("ansible.module_utils", dirs)
-            attached, source, fetch = self._module_source(
-                context_id, call.get("source_id"), call.get("source_path"), call.get("module_name")
-            )
-            if fetch:
-                extra["fetch_source"] = True
-            if source is not None:
-                extra["source"] = source
-            then_sources: Dict[str, bytes] = {}
-            follow_ups = call.get("then_sources") if ref == RUN_THEN else None
-            for entry in follow_ups if isinstance(follow_ups, list) else ():
-                if isinstance(entry, list) and len(entry) == 3:  # a follow-up's module: sent as the run's own
-                    count, source, fetch = self._module_source(context_id, entry[0], entry[1], entry[2], follow_up=True)
-                    attached += count
-                    if fetch:
-                        extra["fetch_source"] = True
-                    if source is not None:
-                        then_sources[entry[0]] = source
-            if then_sources:
-                extra["then_sources"] = then_sources
-        note = call.get("progress_handle")
-        asked = self.modules.asked_on_route(context_id) if note is not None else 0
-
-        def _back(reply: Message) -> None:
-            self._release(context_id)
-            if note is not None:  # what the target asked across the link meanwhile, what went along (_roundtrips)
-                count = self.modules.asked_on_route(context_id) - asked
-                if count or attached:
-                    stream.send(Message.encoded({"asked": count, "sources": attached}, handle=int(note)))
-            if is_dead(reply):
-                stream.send(Message.encoded(dead_error(reply), handle=req.reply_to, flags=FLAG_ERROR))
-            else:
-                stream.send(Message(handle=req.reply_to, flags=reply.flags, data=reply.data))
-
-        handle = self.router.add_handler(_back, persist=False, respondent=context_id, policy=self.router.reply_policy(context_id))
-        body = (ref, Encoded(args), extra)
-        self.router.send(Message.encoded(body, dst_id=context_id, handle=CALL_FUNCTION, reply_to=handle))
-
-    def _module_source(
-        self, context_id: int, source_id: Any, path: Any, name: Any, follow_up: bool = False
-    ) -> Tuple[int, Optional[bytes], bool]:
-        """How a module run in ``context_id`` gets its source: (sources attached, the source
-        to attach or None, whether the target fetches it from its parent).
-
-        ``follow_up``: a ``RUN_THEN`` follow-up, which may not run: one the target would
-        fetch from its login interpreter is not marked as held there (it may never be)."""
-        hop = self.hops.hop_of(context_id)
-        if hop is not None:  # the target asks its parent, the intermediary, which has it
-            source = self.sources.give(hop, source_id, path)
-            if source is not None:  # on the same stream, ahead of the call: kept before it passes
-                self.router.send(Message.encoded(source, dst_id=hop, handle=CACHE_SOURCE))
-            return 0, None, True
-        if self._from_login(context_id, source_id, path, mark=not follow_up):
-            return 0, None, True  # its login interpreter has it: asked there, not across the link
-        source = self.sources.attach(context_id, source_id, path)
-        if source is None:
-            return 0, None, False
-        if isinstance(name, str):  # its module_utils, ahead of it: the target asks for none
-            self.modules.push(context_id, str(source_id), name, source)
-        return 1, source, False
-
-    def _from_login(self, context_id: int, source_id: Any, path: Any, mark: bool = True) -> bool:
-        """True if a become interpreter's run may take its module source from its login interpreter.
-
-        So when the login interpreter was sent the source (it ran the module, or had
-        it sent ahead) and this one was not: the login one's cache answers it on the
-        host (``_hopcache``, which every interpreter that started another has).
-        """
-        if not isinstance(source_id, str) or not isinstance(path, str) or self.sources.has(context_id, source_id):
-            return False
-        login = self.modules.login_of(context_id)
-        if login == context_id or not self.sources.has(login, source_id):
-            return False
-        if mark:
-            self.sources.mark(context_id, source_id)
-        return True
-
-    def _send_ahead(self, host: Any, source_id: Any, source_path: Any, module_name: Any) -> None:
-        """Broker thread: send a module, and what it imports, to where ``host``'s next task will likely run it.
-
-        From our strategy, which sees the host's next task as it queues the current
-        one: sent one way to the login interpreter of the host's latest call (as that
-        task runs), so that the next call carries no source and its target asks for no
-        module_util across the link (a become interpreter asks its login one, on the
-        host: ``_from_login``). Not behind an intermediary (its cache serves those).
-        Never an error: the next run gets what is missing as it would have.
-        """
-        try:
-            context_id = self._last_context.get(host) if isinstance(host, str) else None
-            context_id = None if context_id is None else self.modules.login_of(context_id)
-            if context_id is None or not isinstance(module_name, str) or self.hops.hop_of(context_id) is not None:
-                return
-            source = self.sources.send_ahead(context_id, source_id, source_path)
-            if source is None:
-                return
-            self.router.send(Message.encoded(source, dst_id=context_id, handle=KEEP_SOURCE))
-            self.modules.push(context_id, str(source_id), module_name, source)
-        except Exception as exc:
-            LOG.warning("could not send %s ahead to %s: %s", module_name, host, exc)
 
     # -- methods ----------------------------------------------------------------------
     def ping(self) -> Dict[str, Any]:
@@ -410,8 +240,11 @@ class MuxServer(Contexts):
         self.session.remove_soon(self.router.context(context_id), paths)
 
     def stats(self) -> Dict[str, Any]:
-        """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``), what went ahead."""
-        return dict(self.hops.stats(self.session, self.sources), modules_ahead=dict(self.modules.pushed))
+        """Counters for tests: what crossed the links to the first hops (``MuxHops.stats``), what went
+        ahead, and the derived-files cache's hits, misses and writes (None: no cache)."""
+        cache = self.file_cache
+        kept = {"hits": cache.hits, "misses": cache.misses, "writes": cache.writes} if cache is not None else None
+        return dict(self.hops.stats(self.session, self.sources), modules_ahead=dict(self.modules.pushed), file_cache=kept)
 
     # -- life -------------------------------------------------------------------------
     def _prepare_soon(self) -> None:
@@ -457,24 +290,22 @@ class MuxServer(Contexts):
             pool_size=setups.size,
             peak_starts=setups.peak,
             started_for=self.started_for,
+            ahead_requests=self.ahead_requests,
         )
 
 
-def _wire_error(exc: Exception) -> Exception:
-    """What a failed request replies: stream errors as they are, the rest as a CallError."""
-    return exc if isinstance(exc, StreamError) else CallError.from_exception(exc, "mux")
-
-
 def _write_rusage(path: str, **extra: Any) -> None:
-    """Benchmarks: record the CPU the mux and its children (ssh, sudo) used; ``extra`` too."""
+    """Benchmarks: record the CPU the mux and its children (ssh, sudo) used (``cpu_s``), the
+    mux's own (``self_cpu_s``); ``extra`` too."""
     if not path:
         return
     import resource
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(path, "a") as fp:
-        cpu_s = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-        fp.write(json.dumps({"pid": os.getpid(), "cpu_s": cpu_s, **extra}) + "\n")
+        own = me.ru_utime + me.ru_stime
+        cpu_s = own + kids.ru_utime + kids.ru_stime
+        fp.write(json.dumps({"pid": os.getpid(), "cpu_s": cpu_s, "self_cpu_s": own, **extra}) + "\n")
 
 
 def main(

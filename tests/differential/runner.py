@@ -83,6 +83,7 @@ class Variant:
     connection: str
     pipelining: bool
     description: str
+    callbacks: tuple[str, ...] = ()  # more callbacks enabled (beside the capture's)
 
     @property
     def plugins(self) -> tuple[tuple[str, str], ...]:
@@ -110,6 +111,14 @@ VARIANTS: dict[str, Variant] = {
             MITOGEN_SSH,
             False,
             "builtin host_pinned + ns.mitogen.ssh",
+        ),
+        Variant(
+            "builtin_linear_mitogen_ssh_preload",
+            "ansible.builtin.linear",
+            MITOGEN_SSH,
+            False,
+            "builtin linear + ns.mitogen.ssh + the ns.mitogen.preload callback",
+            ("ns.mitogen.preload",),
         ),
     )
 }
@@ -336,7 +345,7 @@ def _environment(variant: Variant, run_dir: Path, control_dir: Path, capture: Pa
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
         "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
         "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACK_DIR),
-        "ANSIBLE_CALLBACKS_ENABLED": CALLBACK_NAME,
+        "ANSIBLE_CALLBACKS_ENABLED": ",".join((CALLBACK_NAME, *variant.callbacks)),
         "ANSIBLE_STRATEGY": variant.strategy,
         "ANSIBLE_PIPELINING": "True" if variant.pipelining else "False",
         "ANSIBLE_NOCOLOR": "1",

@@ -38,9 +38,9 @@ COMPARED = [name for name in runner.VARIANTS if name != runner.BASELINE]
 #: strategy loaded): compared in CI on this slice, where their run loops meet what the
 #: connection does alone (per-host order, delegation, failures, handlers and loops,
 #: become; async passed too, left out for CI's time); NSM_FULL_MATRIX=1 compares them
-#: on every playbook. The built-in linear with our connection is compared on every
-#: playbook.
-BUILTIN_RUN_LOOPS = ("builtin_free_mitogen_ssh", "builtin_host_pinned_mitogen_ssh")
+#: on every playbook. So is the built-in linear with the ns.mitogen.preload callback.
+#: The built-in linear with our connection alone is compared on every playbook.
+BUILTIN_RUN_LOOPS = ("builtin_free_mitogen_ssh", "builtin_host_pinned_mitogen_ssh", "builtin_linear_mitogen_ssh_preload")
 BUILTIN_RUN_LOOP_SLICE = ("command_shell", "become", "delegation", "errors", "loops_handlers")
 
 

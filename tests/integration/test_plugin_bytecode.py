@@ -115,8 +115,10 @@ SERVER_SIDE = (
     "plugin_utils._mux_hops",
     "plugin_utils._mux_modules",
     "plugin_utils._mux_sources",
+    "plugin_utils._mux_relay",
     "plugin_utils._recycler",
     "plugin_utils._become_service",
+    "plugin_utils._file_cache",
 )
 
 

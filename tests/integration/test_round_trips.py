@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 import pytest
 
@@ -194,3 +195,25 @@ def test_next_module_is_sent_ahead_under_our_strategy(own_host, tmp_path, become
     assert {task: line["total"] for task, line in counts.items()} == FIRST_USE_TRIPS[become]
     assert {task: sum(line["target_requests"].values()) for task, line in counts.items()} == FIRST_USE_REQUESTS
     assert sources == dict(dict.fromkeys(FIRST_USE, 0), command=1, ping=1)
+
+
+def test_a_module_is_sent_ahead_once_per_host(own_host, tmp_path):
+    """Under ns.mitogen.linear the main process sends a host's next module ahead once per
+    module (not once per task): it is recorded as sent once the host has run a module of
+    ours (before that the mux has no interpreter to send it to and drops it), and
+    forgotten when the host's interpreters are reset. The multiplexer counts what it
+    received; every call after the first two still carries no source."""
+    trips, report = tmp_path / "trips.jsonl", tmp_path / "mux.jsonl"
+    inv = inventory(own_host, tmp_path / "hosts", hosts=("h1",))
+    env = {"ANSIBLE_STRATEGY": "ns.mitogen.linear", "NS_MITOGEN_MUX_RUSAGE": str(report), "NS_MITOGEN_ROUND_TRIPS": str(trips)}
+    rc, recap, log = run_playbook(tmp_path, inv, "send_ahead_once.yml", env=env)
+    assert rc == 0, log[-3000:]
+    deadline = time.monotonic() + 10
+    while not (report.exists() and report.read_text().endswith("\n")) and time.monotonic() < deadline:
+        time.sleep(0.1)  # written as the mux exits, after the run
+    (mux,) = [json.loads(line) for line in report.read_text().splitlines()]
+    # c1 queued: c2's (dropped: no interpreter yet); c2 queued: c3's (recorded); c3-c5: none;
+    # after the reset, c6 queued: c7's (not recorded: a new interpreter); c7 queued: c8's.
+    assert mux["ahead_requests"] == 4, mux
+    sources = [json.loads(line)["sources"] for line in trips.read_text().splitlines()]
+    assert sources == [1, 0, 0, 0, 0, 1, 0, 0], sources

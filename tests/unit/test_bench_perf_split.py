@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from benchmarks.perf_split import parse, split
+from benchmarks.perf_split import parse, split, timeline
 
 Q = 250000  # one sample: 0.25 ms
 
@@ -60,3 +60,10 @@ def test_a_worker_that_forks_a_multiplexer_keeps_only_its_own_cpu():
     assert result.ms["mux"] == 1.25
     assert result.ms["workers"] == 1.5
     assert result.workers == 2
+
+
+def test_the_timeline_puts_each_sample_in_its_slice_from_the_playbooks_start():
+    slices = dict(timeline(_run(), 0.5))
+    assert sorted(slices) == [0.0, 0.5]  # samples from 1.1 s to 1.9 s; the playbook started at 1.0 s
+    assert slices[0.0]["main"] == 2.0 and slices[0.0]["workers"] == 1.5
+    assert slices[0.5]["targets"] == 1.75 and slices[0.5]["other"] == 0.5

@@ -22,7 +22,7 @@ Rules decided here:
 
 from __future__ import annotations
 
-from typing import Any, Container, Iterable, List, Optional, Sequence, Set
+from typing import Any, Container, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ._errors import PeerProtocolError
 
@@ -63,12 +63,23 @@ class ImportPolicy:
 
     def __init__(self, prefixes: Iterable[str]) -> None:
         self.prefixes: List[str] = list(prefixes)
+        # (prefixes, {name: allows(name) under them}): the responder asks ~4,000 times
+        # for the first module run's closure, mostly the same names. One object, so
+        # that each answer kept was decided under the prefixes it is kept with.
+        self._decided: Tuple[Tuple[str, ...], Dict[str, bool]] = ((), {})
 
     def __repr__(self) -> str:
         return "ImportPolicy(%r)" % (self.prefixes,)
 
     def allows(self, name: str) -> bool:
-        return is_allowed(name, self.prefixes)
+        prefixes = tuple(self.prefixes)
+        decided = self._decided
+        if decided[0] != prefixes or len(decided[1]) >= 20000:  # changed since (or a child asking for any name)
+            decided = self._decided = (prefixes, {})
+        found = decided[1].get(name)
+        if found is None:
+            found = decided[1][name] = is_allowed(name, decided[0])
+        return found
 
     def add(self, prefix: str) -> None:
         """Allow the tree ``prefix`` too (the controller's decision)."""

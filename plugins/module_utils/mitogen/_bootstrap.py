@@ -38,7 +38,7 @@ from ._calls import Context, Receiver
 from ._errors import ConnectError, StreamError, TimeoutError
 from ._handshake import Handshake
 from ._logs import OutputForwarder
-from ._payload import PACKAGE, build_payload, core_modules, first_stage, payload
+from ._payload import PACKAGE, build_payload, core_modules, first_stage, payload, use_cache
 from ._router import Router
 from ._service import call_service
 from ._spawn import ChildProcess, close_quietly, read_some, reap_all, write_some
@@ -58,6 +58,7 @@ __all__ = [
     "core_modules",
     "build_payload",
     "payload",
+    "use_cache",
     "ChildProcess",
     "reap_all",
     "read_some",

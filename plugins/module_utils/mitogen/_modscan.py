@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.machinery
 import re
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 # ``from <dots><module> import <names>`` (names possibly in parentheses over several
 # lines) and ``import <modules>``, at any indentation; ``\`` continuations joined.
@@ -66,13 +66,36 @@ def locate(name: str, first: Optional[Dict[str, List[str]]] = None) -> Optional[
     path: Optional[List[str]] = None
     spec = None
     for i in range(len(parts)):
-        spec = _find_on(".".join(parts[: i + 1]), sys.path if path is None else path)
+        prefix = ".".join(parts[: i + 1])
+        entries = sys.path if path is None else path
+        if i < len(parts) - 1:
+            spec = _find_package(prefix, entries)
+        else:
+            spec = _find_on(prefix, entries)
         if spec is None:
             return None
         if i < len(parts) - 1:
             if spec.submodule_search_locations is None:
                 return None
-            path = list((first or {}).get(".".join(parts[: i + 1]), ())) + list(spec.submodule_search_locations)
+            path = list((first or {}).get(prefix, ())) + list(spec.submodule_search_locations)
+    return spec
+
+
+#: (package, the directories searched) -> its spec: each name served looks its
+#: packages up again (``ansible``, ``ansible.module_utils``, ...: ~60% of locating
+#: ``basic``'s closure). Only packages, found as directories with an ``__init__``
+#: or as namespace portions; a package is not expected to move while a process
+#: serves it (a module in it is looked up afresh each time).
+_packages: Dict[Tuple[str, Tuple[str, ...]], importlib.machinery.ModuleSpec] = {}
+
+
+def _find_package(fullname: str, entries: Sequence[Any]) -> Optional[importlib.machinery.ModuleSpec]:
+    key = (fullname, tuple(e for e in entries if isinstance(e, str)))
+    spec = _packages.get(key)
+    if spec is None:
+        spec = _find_on(fullname, entries)
+        if spec is not None and spec.submodule_search_locations is not None:
+            _packages[key] = spec
     return spec
 
 

@@ -6,15 +6,21 @@ Owns: the first stage (a few lines passed with ``python -c``, see ``first_stage`
 and the payload: the core modules a child needs to start, lowered for old target
 Pythons, stripped and compressed once per process (``payload()``). How they are
 used to start a child is ``_bootstrap``'s docstring.
+
+Making the payload costs ~0.12 s of CPU (an ``ast.parse``, lowering and unparsing
+per module). A controller may keep it across processes: ``use_cache(cache)``, a
+cache as ``_derived`` describes; the entry lasts while the modules in it, this
+module and ``_lower`` are unchanged. Either way the payload's bytes are the same.
 """
 
 from __future__ import annotations
 
 import ast
+import marshal
 import os
 import threading
 import zlib
-from typing import Dict, FrozenSet, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Tuple
 
 from . import _transports
 from ._state import STATE
@@ -83,6 +89,7 @@ Payload = NamedTuple("Payload", [("data", bytes), ("modules", FrozenSet[str])]) 
 
 _payload: Optional[Payload] = None
 _payload_lock = threading.Lock()
+_cache: Any = None  # see use_cache()
 
 
 def _unparse_stripped(tree: ast.Module) -> str:
@@ -150,8 +157,42 @@ def build_payload(modules: Optional[Dict[str, Tuple[bool, str]]] = None) -> byte
     return zlib.compress(source.encode("utf-8"), 9)
 
 
+def use_cache(cache: Any) -> None:
+    """Keep the payload in ``cache`` across processes (see the module docstring; None: not)."""
+    global _cache
+    _cache = cache
+
+
+def _cache_key() -> str:
+    return "payload\0%s\0%s\0%s" % (os.path.dirname(os.path.abspath(__file__)), PACKAGE, zlib.ZLIB_RUNTIME_VERSION)
+
+
+def _from_cache(cache: Any) -> Optional[Payload]:
+    """The payload ``cache`` kept, or None (none, or not one this module made)."""
+    from ._derived import cached  # controller only
+
+    blob = cached(cache, _cache_key())
+    try:
+        data, names = marshal.loads(blob) if blob is not None else (None, None)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(data, bytes) or not isinstance(names, tuple) or not all(isinstance(n, str) for n in names):
+        return None
+    return Payload(data, frozenset(names))
+
+
+def _to_cache(cache: Any, made: Payload) -> None:
+    """Keep ``made`` while the modules in it, this module and ``_lower`` are unchanged."""
+    from ._derived import keep  # controller only
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    files = [os.path.join(here, n[len(PACKAGE) + 1 :] + ".py") for n in sorted(made.modules) if n.startswith(PACKAGE + ".")]
+    files += [os.path.abspath(__file__), os.path.join(here, "_lower.py")]
+    keep(cache, _cache_key(), files, marshal.dumps((made.data, tuple(sorted(made.modules)))))
+
+
 def payload() -> Payload:
-    """The payload and the modules in it, made once per process.
+    """The payload and the modules in it, made once per process (or kept: ``use_cache``).
 
     A child context (an intermediary) has no source tree to build one from: it
     passes on the payload it was itself started with.
@@ -162,6 +203,11 @@ def payload() -> Payload:
             if STATE.payload is not None:
                 _payload = Payload(STATE.payload, STATE.boot_modules)
             else:
-                modules = core_modules()
-                _payload = Payload(build_payload(modules), frozenset(modules))
+                cache = _cache
+                _payload = _from_cache(cache) if cache is not None else None
+                if _payload is None:
+                    modules = core_modules()
+                    _payload = Payload(build_payload(modules), frozenset(modules))
+                    if cache is not None:
+                        _to_cache(cache, _payload)
         return _payload

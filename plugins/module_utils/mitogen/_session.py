@@ -39,7 +39,9 @@ class Session:
     (a spec's own ``connect_timeout`` wins). Calls have no default timeout: pass
     ``timeout=`` to ``Context.call``. ``pool_size``: how many children an
     intermediary starts at once (its call pool is grown to that size; starts are
-    concurrent from as many threads here).
+    concurrent from as many threads here). ``cache``: keeps what is derived from the
+    core's and module_utils' sources across processes (the boot payload, lowered
+    and scanned sources; the protocol is ``_derived``'s); None: made in each process.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class Session:
         connect_timeout: float = 60.0,
         log_level: Optional[int] = None,
         pool_size: int = 16,
+        cache: Any = None,
     ) -> None:
         self.connect_timeout = connect_timeout
         self.pool_size = pool_size
@@ -56,6 +59,9 @@ class Session:
         self.router = Router(self.broker, 0, "controller")
         self.responder = Responder(self.router, [_bootstrap.PACKAGE] + list(allow_imports))
         self.router.responder = self.responder
+        if cache is not None:
+            self.responder.cache = cache
+            _bootstrap.use_cache(cache)
         self.services = ServiceRegistry(self.router)
         self.files = _files.FileService(self.router)
         self.services.register(self.files)
