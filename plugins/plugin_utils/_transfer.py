@@ -56,20 +56,7 @@ def put_file(conn: "MitogenConnectionBase", in_path: str, out_path: str) -> None
 def fetch_file(conn: "MitogenConnectionBase", in_path: str, out_path: str, sudoable: bool) -> None:
     """Stream ``in_path`` to ``out_path`` from the login interpreter, or the become one if ``sudoable``
     (ansible's fetch action: see ``_fetch``)."""
-    conn._send_waiting(None)
-    context_id = conn._context(sudoable)
-    display.vvv(
-        "ns.mitogen FETCH %s TO %s%s" % (in_path, out_path, " (as the task's become user)" if conn._becomes(sudoable) else ""),
-        host=conn.host_name(),
-    )
-    conn._count_trip(conn._stack(sudoable))
-    conn._request(
-        "fetch_file",
-        context_id=context_id,
-        remote_path=to_text(in_path),
-        local_path=to_text(out_path),
-        **progress(conn, "FETCH %s" % in_path),
-    )
+    _fetch(conn, "fetch_file", in_path, out_path, sudoable)
 
 
 def fetch_if_changed(conn: "MitogenConnectionBase", in_path: str, out_path: str, unless_sha1: Optional[str]) -> Dict[str, Any]:
@@ -79,22 +66,25 @@ def fetch_if_changed(conn: "MitogenConnectionBase", in_path: str, out_path: str,
     directory, unreadable, or its SHA-1 is ``unless_sha1``; returns what the target
     found (``_files.push_if_changed``'s keys).
     """
+    return dict(_fetch(conn, "fetch_if_changed", in_path, out_path, True, unless_sha1=unless_sha1))
+
+
+def _fetch(conn: "MitogenConnectionBase", method: str, in_path: str, out_path: str, sudoable: bool, **extra: Any) -> Any:
+    """The mux's ``method`` streaming ``in_path`` to ``out_path``: one round trip, said at -vvv."""
     conn._send_waiting(None)
-    context_id = conn._context(True)
+    context_id = conn._context(sudoable)
     display.vvv(
-        "ns.mitogen FETCH %s TO %s%s" % (in_path, out_path, " (as the task's become user)" if conn._becomes(True) else ""),
+        "ns.mitogen FETCH %s TO %s%s" % (in_path, out_path, " (as the task's become user)" if conn._becomes(sudoable) else ""),
         host=conn.host_name(),
     )
-    conn._count_trip(conn._stack(True))
-    return dict(
-        conn._request(
-            "fetch_if_changed",
-            context_id=context_id,
-            remote_path=to_text(in_path),
-            local_path=to_text(out_path),
-            unless_sha1=unless_sha1,
-            **progress(conn, "FETCH %s" % in_path),
-        )
+    conn._count_trip(conn._stack(sudoable))
+    return conn._request(
+        method,
+        context_id=context_id,
+        remote_path=to_text(in_path),
+        local_path=to_text(out_path),
+        **extra,
+        **progress(conn, "FETCH %s" % in_path),
     )
 
 
