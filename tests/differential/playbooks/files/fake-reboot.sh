@@ -12,7 +12,9 @@ boot_id="$1"
 date +%s%N > "$boot_id"
 others=$(pgrep -u "$(id -u)" --ns $$ --nslist net | grep -vx "$$" || true)
 if [ -n "$others" ]; then
+    # shellcheck disable=SC2086 # a pid per word: split on purpose
     kill -STOP $others 2>/dev/null || true
+    # shellcheck disable=SC2086
     kill -KILL $others 2>/dev/null || true
 fi
 exec pkill -KILL -u "$(id -u)" --ns $$ --nslist net
