@@ -47,11 +47,12 @@ ALWAYS_FORK: Dict[str, str] = {
     ),
 }
 
-#: The list above as one pattern, compiled once per process when first needed (our
-#: strategies compile it in the playbook's process, before any worker forks): matching
-#: each name with ``fnmatch`` compiled its four patterns again in every worker (~2 ms a
-#: task, profiled).
-_ALWAYS_FORK_RE = _patterns.LazyPattern("|".join("(?:%s)" % fnmatch.translate(p) for p in ALWAYS_FORK))
+#: The list above as one pattern, translated and compiled once per process when first
+#: needed (our strategies compile it in the playbook's process, before any worker
+#: forks): matching each name with ``fnmatch`` compiled its four patterns again in every
+#: worker (~2 ms a task, profiled), and translating them as this module loaded cost
+#: every worker ~450 Python calls.
+_ALWAYS_FORK_RE = _patterns.LazyPattern(lambda: "|".join("(?:%s)" % fnmatch.translate(p) for p in ALWAYS_FORK))
 #: What each pattern's matches start with (its text before any wildcard): a name that
 #: starts with none of them (most, ``ansible.builtin.command``...) needs no pattern, and
 #: a worker under a built-in strategy compiles none.

@@ -9,7 +9,9 @@ never use (a ``mitogen_via`` value, a password prompt, a stale mux file). A
 ...) and then behaves as the compiled pattern. Our strategies call ``compile_all()``
 in the main process before workers fork, so that their workers inherit every pattern
 compiled, as when the patterns were module constants. Patterns a worker uses for every
-task stay plain ``re.compile`` constants. Never imports Ansible.
+task stay plain ``re.compile`` constants. A pattern whose text is itself worked out
+(``fnmatch.translate``) is given as a function of no arguments, called on first use
+too. Never imports Ansible.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ _ALL: List["LazyPattern"] = []
 
 
 class LazyPattern:
-    """``re.compile(pattern, flags)``, done on first use."""
+    """``re.compile(pattern, flags)``, done on first use (``pattern``: the text, or a function returning it)."""
 
     __slots__ = ("_args", "_compiled")
 
@@ -32,7 +34,8 @@ class LazyPattern:
 
     def compiled(self) -> "re.Pattern[Any]":
         if self._compiled is None:
-            self._compiled = re.compile(*self._args)
+            pattern, flags = self._args
+            self._compiled = re.compile(pattern() if callable(pattern) else pattern, flags)
         return self._compiled
 
     def __getattr__(self, name: str) -> Any:

@@ -80,6 +80,14 @@ def counting(*args, **kwargs):
         compiled[filename.rpartition("/plugins/")[2]] = len(source)
     return real_compile(*args, **kwargs)
 builtins.compile = counting
+import fnmatch
+translated = []  # fnmatch patterns our code translated itself (to a regex: as costly as compiling)
+real_translate = fnmatch.translate
+def translate(pattern):
+    if "/ns/mitogen/" in sys._getframe(1).f_code.co_filename:
+        translated.append(pattern)
+    return real_translate(pattern)
+fnmatch.translate = translate
 from ansible.plugins.loader import init_plugin_loader, strategy_loader, connection_loader
 init_plugin_loader()
 connection_loader.get("ns.mitogen.ssh", class_only=True)
@@ -101,7 +109,7 @@ lazy = [p for p in sys.modules[ours + "plugin_utils._patterns"]._ALL if p._compi
 if "strategy" in sys.argv:
     strategy_loader.get("ns.mitogen.linear", class_only=True)
 print(json.dumps({"worker": worker, "compiled": compiled, "loader": loader, "doc": doc, "doc_loader": doc_loader,
-                  "lazy_compiled": len(lazy),
+                  "lazy_compiled": len(lazy), "translated": translated,
                   "all": sorted(m[len(ours):] for m in sys.modules if m.startswith(ours))}))
 """
 
@@ -177,6 +185,7 @@ def test_a_worker_loading_the_connection_imports_no_server_side_module(tmp_path)
     assert [m for m in NOT_FOR_A_COMMAND if m in found["worker"]] == []
     assert "module_utils.mitogen.api" in found["worker"]  # the boundary, cheap to import
     assert found["lazy_compiled"] == 0  # a pattern a task may never use is compiled when used
+    assert found["translated"] == []  # and its fnmatch patterns translated then (``_forking``)
     assert [m for m in SERVER_SIDE if m not in found["all"]] == []  # the strategy loads them all
 
 
