@@ -64,7 +64,15 @@ def from_task_vars(variables: Mapping[str, Any]) -> Tuple[ViaSource, Optional[st
 
 
 # An interpreter setting only a shell can run: operators, expansions, a leading VAR=value.
-_SHELL_SYNTAX = _patterns.LazyPattern(r"[;&|<>()`$\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=")
+# The characters are looked for without a regex: a setting without "=" (most:
+# ``/usr/bin/python3``) then compiles none in the worker, which runs this every task.
+_SHELL_CHARACTERS = frozenset(";&|<>()`$\n")
+_SHELL_ASSIGNMENT = _patterns.LazyPattern(r"^\s*[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def shell_syntax(setting: str) -> bool:
+    """True if the interpreter setting ``setting`` needs a shell to run it (see ``StackSpecs._python``)."""
+    return not _SHELL_CHARACTERS.isdisjoint(setting) or ("=" in setting and _SHELL_ASSIGNMENT.search(setting) is not None)
 
 
 class StackSpecs:
@@ -107,7 +115,7 @@ class StackSpecs:
         setting = self._interpreter_setting()
         if setting.startswith("auto"):
             return None
-        if _SHELL_SYNTAX.search(setting):
+        if shell_syntax(setting):
             shell = str(getattr(self._play_context, "executable", None) or C.DEFAULT_EXECUTABLE or "/bin/sh")
             return [shell, "-c", '%s "$@"' % setting, os.path.basename(shell)]
         words = _options.split_words(setting)

@@ -88,6 +88,18 @@ def translate(pattern):
         translated.append(pattern)
     return real_translate(pattern)
 fnmatch.translate = translate
+import os, re
+regexes = []  # regexes our code compiled (a worker compiles each afresh: ~250 Python calls)
+compiler = getattr(re, "_compiler", None) or __import__("sre_compile")
+real_regex = compiler.compile
+def compile_regex(pattern, *args, **kwargs):
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(frame.f_code.co_filename) == os.path.dirname(re.__file__):
+        frame = frame.f_back
+    if frame is not None and "/ns/mitogen/" in frame.f_code.co_filename:
+        regexes.append(str(pattern))
+    return real_regex(pattern, *args, **kwargs)
+compiler.compile = compile_regex
 from ansible.plugins.loader import init_plugin_loader, strategy_loader, connection_loader
 init_plugin_loader()
 connection_loader.get("ns.mitogen.ssh", class_only=True)
@@ -95,7 +107,7 @@ if "task" in sys.argv:  # what TaskExecutor does with the connection of a task w
     from ansible.playbook.play_context import PlayContext
     connection = connection_loader.get("ns.mitogen.ssh", PlayContext(), None)
     connection.set_become_plugin(None)
-    connection.set_options(var_options={"ansible_host": "h"})
+    connection.set_options(var_options={"ansible_host": "h", "ansible_python_interpreter": "/usr/bin/python3"})
     connection.update_vars({"hostvars": {"h": {}}, "inventory_hostname": "h"})
     connection._login_stack()
     connection.close()
@@ -106,10 +118,11 @@ loader = type(connection.__spec__.loader).__name__
 doc = sys.modules[ours + "plugin_utils._roundtrips"].__doc__
 doc_loader = type(sys.modules[ours + "plugin_utils._roundtrips"].__spec__.loader).__name__
 lazy = [p for p in sys.modules[ours + "plugin_utils._patterns"]._ALL if p._compiled is not None]
+task_regexes = list(regexes)  # not what the strategy (below) compiles before forking its workers
 if "strategy" in sys.argv:
     strategy_loader.get("ns.mitogen.linear", class_only=True)
 print(json.dumps({"worker": worker, "compiled": compiled, "loader": loader, "doc": doc, "doc_loader": doc_loader,
-                  "lazy_compiled": len(lazy), "translated": translated,
+                  "lazy_compiled": len(lazy), "translated": translated, "regexes": task_regexes,
                   "all": sorted(m[len(ours):] for m in sys.modules if m.startswith(ours))}))
 """
 
@@ -186,6 +199,7 @@ def test_a_worker_loading_the_connection_imports_no_server_side_module(tmp_path)
     assert "module_utils.mitogen.api" in found["worker"]  # the boundary, cheap to import
     assert found["lazy_compiled"] == 0  # a pattern a task may never use is compiled when used
     assert found["translated"] == []  # and its fnmatch patterns translated then (``_forking``)
+    assert found["regexes"] == []  # a command task's worker compiles no regex of ours at all
     assert [m for m in SERVER_SIDE if m not in found["all"]] == []  # the strategy loads them all
 
 
