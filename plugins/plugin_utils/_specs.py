@@ -23,14 +23,30 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible.utils.display import Display
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
-from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _options, _original, _patterns
+from ansible_collections.ns.mitogen.plugins.plugin_utils import _compat, _options, _patterns
 
 if TYPE_CHECKING:
-    from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _become_any, _via
-else:  # a task without become or mitogen_via does not load them (``plugin_utils.lazy``)
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _become_any, _original, _via
+else:  # a task without become, mitogen_via or the original's names does not load them (``plugin_utils.lazy``)
     _become = plugin_utils.lazy("_become")
     _become_any = plugin_utils.lazy("_become_any")
+    _original = plugin_utils.lazy("_original")
     _via = plugin_utils.lazy("_via")
+
+#: What every variable of the original product's that is an option of ours starts
+#: with, and the original's environment variables: ``_original``'s, which a unit test
+#: keeps these equal to (``_check_original_names`` loads it only where one is set).
+ORIGINAL_OPTION_PREFIX = "mitogen_"
+ORIGINAL_ENVIRONMENT = (
+    "MITOGEN_POOL_SIZE",
+    "MITOGEN_MAX_INTERPRETERS",
+    "MITOGEN_CPU_COUNT",
+    "MITOGEN_PROFILING",
+    "MITOGEN_ROUTER_DEBUG",
+    "MITOGEN_DUMP_THREAD_STACKS",
+    "MITOGEN_LOG_LEVEL",
+    "MITOGEN_SAVE_PIDS",
+)
 
 display = Display()
 
@@ -180,9 +196,17 @@ class StackSpecs:
         silent about those this connection reads (``_original.READ_BY``).
 
         Once per task (this object); the warnings read the same for every host, so
-        Ansible's display shows each once per run.
+        Ansible's display shows each once per run. Where none of the options and
+        environment variables such a name could be is set (most runs), there is nothing to
+        say and ``_original`` is not loaded: under a built-in strategy every task's
+        worker would load it afresh.
         """
         self._original_checked = True
+        options = getattr(self, "_options", None) or {}  # what set_options() gave get_option()
+        if not any(
+            name.startswith(ORIGINAL_OPTION_PREFIX) and value is not None and value != "" for name, value in options.items()
+        ) and not any(os.environ.get(name) for name in ORIGINAL_ENVIRONMENT):
+            return
         own = _original.READ_BY.get("ns.mitogen.%s" % self.method, ())
         values = {name: self.get_option(name) for name in _original.VARIABLES if name not in own and self.has_option(name)}
         try:

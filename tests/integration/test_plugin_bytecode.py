@@ -169,6 +169,7 @@ NOT_FOR_A_COMMAND = (
     "plugin_utils._failures",
     "plugin_utils._progress",
     "plugin_utils._transfer",
+    "plugin_utils._original",
     "module_utils.mitogen._modscan",
     "module_utils.mitogen._transports",
 )

@@ -232,3 +232,12 @@ def test_an_unknown_original_path_name_is_warned_about():
     warned: list = []
     _original.check_vars({"mitogen_foo_path": "/x"}, warned.append, "ns.mitogen.ssh")
     assert warned == ["ns.mitogen: mitogen_foo_path has no effect: " + _original._NO_READER]
+
+
+def test_every_original_name_a_connection_checks_is_one_that_loads_original():
+    # _specs loads _original only where such an option or environment variable is set
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import _specs
+
+    assert [n for n in _original.VARIABLES if not n.startswith(_specs.ORIGINAL_OPTION_PREFIX)] == []
+    assert sorted(_specs.ORIGINAL_ENVIRONMENT) == sorted(_original.ENVIRONMENT)
+    assert _original._PATH_VARIABLE.match(_specs.ORIGINAL_OPTION_PREFIX + "x_path")
