@@ -2,55 +2,17 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """ns.mitogen's controller-only code (private package).
 
-Importing this package, or any module in it, changes nothing outside it. Every
-plugin of the collection calls ``install()`` first (idempotent), which does the
-two things that do:
+Importing this package, or any module in it, changes nothing outside it. Every plugin
+of the collection calls ``install()`` first (idempotent), which loads our controller
+modules (this package's and the core's) with the standard ``SourceFileLoader``, not
+Ansible's collection loader (which compiles from source on every import), from a
+bundle of code objects in our private cache where it can (``_loader``, ``_bundle``),
+and installs the ``ActionBase`` seam (``_action.install()``). The strategies add
+``_strategy``; what only the multiplexer runs is loaded when first needed (``load()``).
 
-- it loads our controller modules (this package's and the core's,
-  ``module_utils/mitogen``) with the standard ``SourceFileLoader`` (below);
-- it routes ``ActionBase._configure_module`` through ours (``_action.install()``),
-  so that actions on our connections hand modules to the in-process runner.
-
-The loader: ``install()`` loads our controller modules with the standard
-``SourceFileLoader`` rather than Ansible's collection loader. That loader compiles every collection module
-from source on every import and caches no bytecode: for the ~6,000 lines behind
-our strategy and connection plugins that was ~60 ms of compiling in every
-``ansible-playbook`` run (on the first task's path) and, under a built-in
-strategy, in every worker that loads our connection plugin. Loaded this way,
-bytecode is cached as for any Python module, under the usual rules
-(``__pycache__`` or ``PYTHONPYCACHEPREFIX``; nothing written with
-``PYTHONDONTWRITEBYTECODE`` or into a read-only directory). Module names,
-``__file__`` and what the modules do are unchanged.
-
-Where Python keeps no bytecode (``PYTHONDONTWRITEBYTECODE``, a read-only
-collection), the loader keeps our code objects in a private per-user cache
-instead (``_loader``, which says how and why that respects those settings).
-
-``install()`` loads what the connection and action plugins need; the strategies
-add ``_strategy`` (``install("_strategy")``), and what only the multiplexer process
-runs is loaded when first needed (``load()``), so that a worker under a built-in
-strategy imports only the client side.
-
-The bundle: where the private cache can be used, ``install()`` takes what it loads -
-``_BASE`` and what it imports of ours, ~40 code objects - from one file of the cache
-(``bundle-<key>``) instead of one lookup, read and unmarshal per module (and one
-compile of ``_loader.py``): about half of what loading our connection plugin cost an
-Ansible worker. It also holds the package's other modules, compiled, for ``load()``;
-each module's code stays marshalled until it is imported. A module's code is used only
-while its file is unchanged since the bundle was made, checked as it is imported:
-the source's inode, size, modification and change times, the test ``git`` uses for
-its index (the change time cannot be set back by a user or an archive, so a file
-rewritten with the same size and times is seen as changed); a changed one is loaded
-from its source and the bundle made again. A bundle is not written
-while a source changed less than 2 seconds ago (a change in the same clock tick could
-go unseen); one that is stale, damaged or not the user's own is ignored and made
-again. Written and read under the private cache's rules (``_loader``: a 0700 directory
-of the user's; entries of the user's, readable by nobody else, written to a temporary
-file and renamed).
-
-The finder that does it is on ``sys.meta_path`` only while ``install()`` or
-``load()`` imports our modules: Ansible does not let plugins leave import hooks of
-their own ahead of its loader.
+Only what finds and reads the bundle is here: Ansible compiles this file from source in
+every process that loads it (every worker under a built-in strategy), so the rest, and
+why it is so, is in ``_bundle``, which comes compiled in the bundle itself.
 """
 
 from __future__ import annotations
@@ -71,13 +33,8 @@ _BUNDLE_HEADER = b"nsm-bundle-2\n" + importlib.util.MAGIC_NUMBER
 
 
 def code_cache_dir() -> Optional[str]:
-    """Where compiled code of ours is kept, or None.
-
-    ``$NS_MITOGEN_CODE_CACHE`` (``off``, ``0`` or empty: none), else
-    ``$XDG_CACHE_HOME/ns.mitogen/code`` (``~/.cache`` by default), one directory per
-    ``sys.implementation.cache_tag``. Made 0700; a directory that is not this
-    user's, or that others can write to, is not used (None).
-    """
+    """Where compiled code of ours is kept, or None: ``$NS_MITOGEN_CODE_CACHE`` (off, 0 or empty:
+    none), else ``$XDG_CACHE_HOME/ns.mitogen/code`` (``~/.cache``), per cache tag; a 0700 directory of the user's."""
     setting = os.environ.get(CODE_CACHE_ENV)
     if setting is not None and setting.strip().lower() in ("", "0", "off", "false", "no"):
         return None
@@ -128,12 +85,12 @@ def bundle_path(names: Tuple[str, ...]) -> Optional[str]:
 
 
 def _read_bundle(path: str) -> Optional[Dict[str, Tuple[str, Any, memoryview]]]:
-    """Module name -> (file, stamp, marshalled code) from the bundle at ``path``; None if missing, foreign or damaged.
+    """Module name -> (file, stamp, marshalled code) from the bundle at ``path``; None if missing, foreign,
+    damaged or its finder (``_bundle``) changed since.
 
     A bundle is its header, the length of its index, the index (marshalled: each
     module's name, file, stamp, and where its code lies after the index), then each
-    module's marshalled code, kept so (and uncopied) until its module is imported
-    (``_bundle``). Its own finder, ``_bundle``, must be unchanged since.
+    module's marshalled code, kept so (and uncopied) until its module is imported.
     """
     blob = read_private(path)
     if blob is None or not blob.startswith(_BUNDLE_HEADER):
@@ -192,11 +149,8 @@ def _import_first(names: Tuple[str, ...]) -> None:
 
 
 def load(name: str) -> Any:
-    """This package's module ``name`` (e.g. ``"_mux_server"``), loaded as ``install()`` loads them.
-
-    For what a plugin needs only sometimes (imported lazily, inside a function): it
-    gets the same bytecode caching as the rest (from the bundle if it is in it).
-    """
+    """This package's module ``name`` (e.g. ``"_mux_server"``), loaded as ``install()`` loads them
+    (``_bundle.load``): for what a plugin needs only sometimes, imported inside a function."""
     module = sys.modules.get("%s.%s" % (__name__, name))
     return module if module is not None else _core().load(name)
 
@@ -216,24 +170,7 @@ _installed_by: Optional[int] = None  # the pid of the process that ran install()
 
 
 def spare_inherited_objects() -> None:
-    """In an Ansible worker process: keep the garbage collector off what it inherited.
-
-    Ansible forks a worker per host and task; it lives for one task and shares the
-    main process's objects copy-on-write. A collection of the oldest generation
-    writes into every tracked object it visits (its collector header), so the
-    kernel copies each page holding one, and it visits all of them: under a built-in
-    strategy the imports of our plugin trigger such collections in every worker.
-    ``gc.freeze()`` moves every object tracked now into the permanent generation,
-    which collections skip (it costs a few list splices, touching no object); what
-    the worker makes from here on is collected as ever, and a cycle among the frozen
-    objects is freed when the worker exits. Called as ``install()`` runs in a worker
-    (under a built-in strategy) and as a worker makes our connection (one that
-    inherited our plugin from a main process the ``ns.mitogen.preload`` callback
-    loaded it in); again is harmless. Nothing is done outside a worker: the
-    main process keeps collecting all (our strategies freeze around each fork
-    themselves: ``_strategy``). A multiplexer forked from a worker keeps the
-    worker's objects frozen: the frames it was forked from hold them for its life.
-    """
+    """In an Ansible worker: ``gc.freeze()`` what it inherited, before our imports (``_bundle`` says why)."""
     worker = sys.modules.get("ansible.executor.process.worker")
     multiprocessing = sys.modules.get("multiprocessing")
     if worker is None or multiprocessing is None:
@@ -247,12 +184,9 @@ def spare_inherited_objects() -> None:
 def install(*extra: str) -> None:
     """What every ns.mitogen plugin needs before it imports our modules (idempotent).
 
-    Loads what the connection and action plugins import (the core included) with
-    bytecode caching, then installs the ``ActionBase`` seam. ``extra``: more of this
-    package's modules to load so (the strategies add ``"_strategy"``, ``ns.mitogen.ssh``
-    ``"_ssh"``): the first call's go in its bundle. What only the multiplexer process
-    needs is not loaded here (see ``load()``), as every Ansible worker under a built-in
-    strategy runs this again.
+    Loads what the connection and action plugins import, then installs the ``ActionBase``
+    seam. ``extra``: more of this package's modules to load so (``"_strategy"``, ``"_ssh"``):
+    the first call's go in its bundle. What only the multiplexer needs is left to ``load()``.
     """
     global _installed, _installed_by
     if not _installed:

@@ -2,14 +2,68 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What loads our modules after ``install()`` found them: from a bundle of code objects (private).
 
-The package's ``install()`` reads the bundle (see ``plugin_utils/__init__.py``: what it
-holds and when it is valid) and runs this module from it, then ``import_first()``;
-without a bundle the package loads this module with the standard loader and it falls
-back to ``_loader``. ``load()``, ``Lazy`` and ``loader_module()`` (the package's
-``load()``, ``lazy()`` and ``loader_module()``) live here too. All of it is kept out of
-the package's ``__init__.py``, which Ansible's collection loader compiles from source
-in every process that loads it (~1.3 ms in every worker for the ~200 lines that were
-there), while this module comes compiled in the bundle itself. Never imports Ansible.
+The package's ``__init__.py`` keeps only what finds and reads the bundle; the rest of
+what ``install()`` does, ``load()``, ``Lazy`` and ``loader_module()`` (the package's
+``load()``, ``lazy()`` and ``loader_module()``) and ``spare_inherited_objects()`` live
+here: Ansible's collection loader compiles a package's ``__init__.py`` from source in
+every process that loads it (~1.9 ms in every worker for the 12 KB that were there),
+while this module comes compiled in the bundle itself. The package runs this module
+from the bundle, then ``import_first()``; without a bundle it loads this module with
+the standard loader, which falls back to ``_loader``. Never imports Ansible.
+
+The loader: ``install()`` loads our controller modules with the standard
+``SourceFileLoader`` rather than Ansible's collection loader. That loader compiles every
+collection module from source on every import and caches no bytecode: for the ~6,000
+lines behind our strategy and connection plugins that was ~60 ms of compiling in every
+``ansible-playbook`` run (on the first task's path) and, under a built-in strategy, in
+every worker that loads our connection plugin. Loaded this way, bytecode is cached as
+for any Python module, under the usual rules (``__pycache__`` or
+``PYTHONPYCACHEPREFIX``; nothing written with ``PYTHONDONTWRITEBYTECODE`` or into a
+read-only directory). Module names, ``__file__`` and what the modules do are unchanged.
+Where Python keeps no bytecode (``PYTHONDONTWRITEBYTECODE``, a read-only collection),
+the loader keeps our code objects in a private per-user cache instead (``_loader``,
+which says how and why that respects those settings). ``install()`` loads what the
+connection and action plugins need; the strategies add ``_strategy``
+(``install("_strategy")``), and what only the multiplexer process runs is loaded when
+first needed (``load()``), so that a worker under a built-in strategy imports only the
+client side.
+
+The bundle: where the private cache can be used, ``install()`` takes what it loads -
+``_BASE`` and what it imports of ours, ~40 code objects - from one file of the cache
+(``bundle-<key>``) instead of one lookup, read and unmarshal per module (and one
+compile of ``_loader.py``): about half of what loading our connection plugin cost an
+Ansible worker. It also holds the package's other modules, compiled, for ``load()``;
+each module's code stays marshalled until it is imported. A module's code is used only
+while its file is unchanged since the bundle was made, checked as it is imported:
+the source's inode, size, modification and change times (the package's ``stamp()``),
+the test ``git`` uses for its index (the change time cannot be set back by a user or
+an archive, so a file rewritten with the same size and times is seen as changed); a
+changed one is loaded from its source and the bundle made again. A bundle is not
+written while a source changed less than 2 seconds ago (a change in the same clock tick
+could go unseen); one that is stale, damaged or not the user's own is ignored and made
+again. Written and read under the private cache's rules (``_loader``: a 0700 directory
+of the user's; entries of the user's, readable by nobody else, written to a temporary
+file and renamed).
+
+The finder that does it is on ``sys.meta_path`` only while ``install()`` or ``load()``
+imports our modules: Ansible does not let plugins leave import hooks of their own ahead
+of its loader.
+
+The collector (the package's ``spare_inherited_objects()``, which ``install()`` runs
+first, before this module is loaded): Ansible forks a worker per host and task; it lives
+for one task and shares the main process's objects copy-on-write. A collection of the
+oldest generation writes into every tracked object it visits (its collector header), so
+the kernel copies each page holding one, and it visits all of them: under a built-in
+strategy the imports of our plugin trigger such collections in every worker.
+``gc.freeze()`` moves every object tracked now into the permanent generation, which
+collections skip (it costs a few list splices, touching no object); what the worker
+makes from here on is collected as ever, and a cycle among the frozen objects is freed
+when the worker exits. Called as ``install()`` runs in a worker (under a built-in
+strategy) and as a worker makes our connection (one that inherited our plugin from a
+main process the ``ns.mitogen.preload`` callback loaded it in); again is harmless.
+Nothing is done outside a worker: the main process keeps collecting all (our strategies
+freeze around each fork themselves: ``_strategy``). A multiplexer forked from a worker
+keeps the worker's objects frozen: the frames it was forked from hold them for its life.
 """
 
 from __future__ import annotations
