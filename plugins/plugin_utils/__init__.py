@@ -34,23 +34,33 @@ _BUNDLE_HEADER = b"nsm-bundle-2\n" + importlib.util.MAGIC_NUMBER
 
 def code_cache_dir() -> Optional[str]:
     """Where compiled code of ours is kept, or None: ``$NS_MITOGEN_CODE_CACHE`` (off, 0 or empty:
-    none), else ``$XDG_CACHE_HOME/ns.mitogen/code`` (``~/.cache``), per cache tag; a 0700 directory of the user's."""
+    none), else ``$XDG_CACHE_HOME/ns.mitogen/code`` (``~/.cache``), per cache tag; a 0700 directory
+    of the user's. Its name is worked out once per process and settings, checked on every call."""
     setting = os.environ.get(CODE_CACHE_ENV)
     if setting is not None and setting.strip().lower() in ("", "0", "off", "false", "no"):
         return None
-    if setting:
-        base = os.path.expanduser(setting)
-    else:
-        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ns.mitogen", "code")
-    path = os.path.join(base, str(sys.implementation.cache_tag))
+    key = (setting, os.environ.get("XDG_CACHE_HOME"), os.environ.get("HOME"))
+    path = _CACHE_DIRS.get(key)
+    if path is None:
+        if setting:
+            base = os.path.expanduser(setting)
+        else:
+            base = os.path.join(key[1] or os.path.expanduser("~/.cache"), "ns.mitogen", "code")
+        path = _CACHE_DIRS[key] = os.path.join(base, str(sys.implementation.cache_tag))
     try:
-        os.makedirs(path, 0o700, exist_ok=True)
         st = os.lstat(path)
     except OSError:
-        return None
+        try:
+            os.makedirs(path, 0o700, exist_ok=True)
+            st = os.lstat(path)
+        except OSError:
+            return None
     if st.st_uid != os.geteuid() or st.st_mode & 0o077 or not os.path.isdir(path):
         return None
     return path
+
+
+_CACHE_DIRS: Dict[Tuple[Optional[str], ...], str] = {}
 
 
 def read_private(path: str) -> Optional[bytes]:

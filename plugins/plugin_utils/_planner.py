@@ -41,6 +41,7 @@ import itertools
 import marshal
 import os
 import shlex
+import stat
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import ansible.constants as C
@@ -294,9 +295,20 @@ def _custom_module_utils_dirs() -> List[str]:
     paths = tuple(_compat.module_utils_paths())
     found = _CUSTOM_DIRS.get(paths)
     if found is None:
-        builtin = os.path.realpath(_compat.builtin_module_utils_dir())
-        found = _CUSTOM_DIRS[paths] = [p for p in paths if os.path.isdir(p) and os.path.realpath(p) != builtin]
+        # the builtin one told by its inode, not by realpath() (a few dozen calls a path,
+        # in every worker under a built-in strategy): a directory has one
+        builtin = os.stat(_compat.builtin_module_utils_dir())
+        found = _CUSTOM_DIRS[paths] = [p for p in paths if _other_directory(p, builtin)]
     return found
+
+
+def _other_directory(path: str, other: os.stat_result) -> bool:
+    """True if ``path`` is a directory, and not ``other`` (its ``os.stat``)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and not os.path.samestat(st, other)
 
 
 def _imported_module_utils(source: bytes) -> Set[str]:

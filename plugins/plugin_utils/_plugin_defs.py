@@ -80,7 +80,7 @@ def _shell_entry() -> Optional[str]:
 
     path = os.path.join(os.path.dirname(os.path.abspath(ansible.plugins.shell.__file__)), _SHELL + ".py")
     found = shell_loader.find_plugin(_SHELL)  # should "sh" resolve to another file, Ansible parses that one
-    if not found or os.path.realpath(found) != os.path.realpath(path):
+    if not found or (found != path and os.path.realpath(found) != os.path.realpath(path)):
         return None
     with open(path, "rb") as fp:
         parts = [os.fsencode(path), fp.read()]
