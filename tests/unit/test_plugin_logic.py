@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 pytest.importorskip("ansible")
@@ -241,3 +243,18 @@ def test_every_original_name_a_connection_checks_is_one_that_loads_original():
     assert [n for n in _original.VARIABLES if not n.startswith(_specs.ORIGINAL_OPTION_PREFIX)] == []
     assert sorted(_specs.ORIGINAL_ENVIRONMENT) == sorted(_original.ENVIRONMENT)
     assert _original._PATH_VARIABLE.match(_specs.ORIGINAL_OPTION_PREFIX + "x_path")
+
+
+@pytest.mark.parametrize("name", ["_bundle.py", "__init__.py"])
+def test_a_bundled_modules_spec_is_the_one_spec_from_file_location_makes(name):
+    import importlib.util
+
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import _bundle
+
+    path = os.path.join(os.path.dirname(_bundle.__file__), name)
+    loader = _bundle.BundledLoader("ns_mitogen_probe.x", path, memoryview(b""))
+    ours = _bundle.module_spec("ns_mitogen_probe.x", path, loader)
+    theirs = importlib.util.spec_from_file_location("ns_mitogen_probe.x", path, loader=loader)
+    assert theirs is not None
+    for attribute in ("name", "loader", "origin", "has_location", "cached", "parent", "submodule_search_locations"):
+        assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
