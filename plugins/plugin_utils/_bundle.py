@@ -105,11 +105,23 @@ def module_spec(fullname: str, path: str, loader: Any) -> importlib.machinery.Mo
     """``importlib.util.spec_from_file_location(fullname, path, loader=loader)`` for a module
     (not a package: no ``__init__.py``) at the absolute ``path``, as it makes it but without
     asking the loader whether it is a package (~14 Python calls a module, in every worker)."""
-    if path.endswith(os.sep + "__init__.py") or not path.startswith(os.sep):
+    if path.endswith(os.sep + "__init__.py") or not path.startswith(os.sep) or not path.endswith(".py"):
         return importlib.util.spec_from_file_location(fullname, path, loader=loader)  # type: ignore[return-value]
     spec = importlib.machinery.ModuleSpec(fullname, loader, origin=path)
     spec.has_location = True
+    # ``__cached__``, which the import system would work out from the path per module (~20
+    # calls): ``cache_from_source`` of a stand-in name once per directory, then the name
+    directory, name = path.rsplit(os.sep, 1)  # an absolute path: it holds one
+    key = (directory, sys.pycache_prefix)
+    template = _CACHED.get(key)
+    if template is None:
+        template = _CACHED[key] = importlib.util.cache_from_source(directory + os.sep + "\0.py")
+    spec.cached = template.replace("\0", name[:-3])
     return spec
+
+
+#: (directory, sys.pycache_prefix) -> its modules' cache_from_source(), "\0" for a module's name
+_CACHED: Dict[Tuple[str, Optional[str]], str] = {}
 
 
 class BundleFinder:

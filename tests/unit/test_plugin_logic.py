@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -258,3 +259,15 @@ def test_a_bundled_modules_spec_is_the_one_spec_from_file_location_makes(name):
     assert theirs is not None
     for attribute in ("name", "loader", "origin", "has_location", "cached", "parent", "submodule_search_locations"):
         assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
+
+
+def test_a_bundled_modules_cached_name_follows_the_pycache_prefix(monkeypatch):
+    import importlib.util
+
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import _bundle
+
+    path = _bundle.__file__
+    for prefix in (None, "/tmp/nsm-pycache-probe", None):
+        monkeypatch.setattr(sys, "pycache_prefix", prefix)
+        spec = _bundle.module_spec("ns_mitogen_probe.x", path, None)
+        assert spec.cached == importlib.util.cache_from_source(path), prefix
