@@ -69,10 +69,13 @@ def fetch_action(handler: Any, task_vars: Any) -> Any:
     return _compat_hooks.action_like(handler, "ns.mitogen.fetch")
 
 
-def task_files(action: Any) -> Any:
-    """The task's temporary files on an ns.mitogen connection (``_tmpdirs``), else None."""
+def task_files(action: Any, make: bool = True) -> Any:
+    """The task's temporary files on an ns.mitogen connection (``_tmpdirs``), else None;
+    also None where the task has none yet, unless ``make``."""
     connection = getattr(action, "_connection", None)
-    return connection.task_files if isinstance(connection, MitogenConnectionBase) else None
+    if not isinstance(connection, MitogenConnectionBase):
+        return None
+    return connection.task_files if make else connection.task_files_made()
 
 
 def configure_module(

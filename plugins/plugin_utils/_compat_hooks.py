@@ -69,9 +69,12 @@ def install_execute_module_hook(hook: Callable[..., Any]) -> None:
     ActionBase._execute_module = _execute_module  # type: ignore[method-assign]
 
 
-def install_tmp_hooks(files_of: Callable[[Any], Any]) -> None:
+def install_tmp_hooks(files_of: Callable[[Any, bool], Any]) -> None:
     """Route ``ActionBase._make_tmp_path``, ``_remote_chmod`` and ``_remove_tmp_path`` to
-    ``files_of(action)`` (a ``_tmpdirs.TaskFiles``, or None: ansible's own), idempotent.
+    ``files_of(action, make)`` (a ``_tmpdirs.TaskFiles``, or None: ansible's own), idempotent.
+    ``make`` is false for a chmod or removal, which only a task's directory made before
+    concerns (None then where the task made none, as most tasks: ansible's own, as it
+    would be for a path no ``TaskFiles`` owns).
 
     Ansible's own code runs where ours would differ: ``keep_remote_files``, a Windows
     shell, a become user that is not privileged (``_is_become_unprivileged``), a
@@ -85,7 +88,7 @@ def install_tmp_hooks(files_of: Callable[[Any], Any]) -> None:
     make, chmod, remove = ActionBase._make_tmp_path, ActionBase._remote_chmod, ActionBase._remove_tmp_path
 
     def _make_tmp_path(self: Any, remote_user: Optional[str] = None) -> str:
-        files = files_of(self)
+        files = files_of(self, True)
         shell = self._connection._shell
         if (
             files is not None
@@ -101,13 +104,13 @@ def install_tmp_hooks(files_of: Callable[[Any], Any]) -> None:
         return str(make(self, remote_user))
 
     def _remote_chmod(self: Any, paths: Any, mode: Any, sudoable: bool = False) -> Any:
-        files = files_of(self)
+        files = files_of(self, False)
         if files is not None and files.chmod(list(paths), mode):
             return {"rc": 0, "stdout": "", "stdout_lines": [], "stderr": "", "stderr_lines": []}
         return chmod(self, paths, mode, sudoable)
 
     def _remove_tmp_path(self: Any, tmp_path: Any, force: bool = False) -> None:
-        files = files_of(self)
+        files = files_of(self, False)
         if tmp_path is None and self._connection._shell.tmpdir:
             tmp_path = self._connection._shell.tmpdir
         if files is None or not isinstance(tmp_path, str) or tmp_path not in files.owner:

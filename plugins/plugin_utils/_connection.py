@@ -58,19 +58,31 @@ from ansible_collections.ns.mitogen.plugins.plugin_utils import (
     _options,
     _planner,
     _plugin_defs,
-    _roundtrips,
     _specs,
-    _tmpdirs,
 )
 
 if TYPE_CHECKING:
-    from ansible_collections.ns.mitogen.plugins.plugin_utils import _become, _become_any, _failures, _transfer, _via
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import (
+        _become,
+        _become_any,
+        _failures,
+        _roundtrips,
+        _tmpdirs,
+        _transfer,
+        _via,
+    )
 else:  # what a task seldom runs: loaded when first used (``plugin_utils.lazy``)
     _become = plugin_utils.lazy("_become")
     _become_any = plugin_utils.lazy("_become_any")
     _failures = plugin_utils.lazy("_failures")
+    _roundtrips = plugin_utils.lazy("_roundtrips")  # at -vvv or with NS_MITOGEN_ROUND_TRIPS
+    _tmpdirs = plugin_utils.lazy("_tmpdirs")  # a task's temporary directory or put
     _transfer = plugin_utils.lazy("_transfer")
     _via = plugin_utils.lazy("_via")
+
+#: ``_roundtrips.ENV`` (a unit test keeps them equal): without it, and below -vvv, a
+#: task's round trips are counted but not reported, and ``_roundtrips`` is not loaded.
+ROUND_TRIPS_ENV = "NS_MITOGEN_ROUND_TRIPS"
 
 display = Display()
 LOG = logging.getLogger("ns.mitogen.worker")
@@ -123,7 +135,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         self._trips: Dict[str, int] = {}  # round trips to target interpreters this task (``_count_trip``)
         self._asked: Dict[str, int] = {}  # module requests the targets sent across the link meanwhile
         self._sources_sent = 0  # calls this task that carried a module source (the mux attached it)
-        self.task_files = _tmpdirs.TaskFiles(self)  # the task's temporary directory, without round trips
+        self._task_files: "Optional[_tmpdirs.TaskFiles]" = None  # made on first use (``task_files``)
         self.speculation: Any = None  # a copy's one-round-trip speculation meanwhile (``_speculation``)
 
     # -- options -> specs -------------------------------------------------------------
@@ -221,7 +233,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         stack = self._stack(sudoable)
         key = _mux.stack_key(stack)
         self._send_waiting(key)
-        ops = self.task_files.take(key) if self.task_files.pending else []
+        ops = self._task_files.take(key) if self._task_files is not None and self._task_files.pending else []
         if ops and ref == RUN_MODULE:  # the task's files travel with the module run that needs them
             args = (dict(args[0], prelude=ops),) + args[1:]
         elif ops and ref == EXEC_COMMAND:
@@ -259,10 +271,24 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
 
     def _send_waiting(self, key: Optional[str]) -> None:
         """Send the task's deferred file operations for interpreters other than ``key``'s (``_tmpdirs``)."""
-        for other in self.task_files.waiting_elsewhere(key):
-            self._call_on(self.task_files.stacks[other], APPLY_OPS, (self.task_files.take(other),), {})
+        if self._task_files is None:
+            return
+        for other in self._task_files.waiting_elsewhere(key):
+            self._call_on(self._task_files.stacks[other], APPLY_OPS, (self._task_files.take(other),), {})
 
     # -- the task's temporary directory (``_tmpdirs``) --------------------------------
+    @property
+    def task_files(self) -> "_tmpdirs.TaskFiles":
+        """The task's temporary directories and what waits to be sent (``_tmpdirs``), made
+        when the task first needs one: a command task never loads ``_tmpdirs``."""
+        if self._task_files is None:
+            self._task_files = _tmpdirs.TaskFiles(self)
+        return self._task_files
+
+    def task_files_made(self) -> "Optional[_tmpdirs.TaskFiles]":
+        """``task_files`` if the task made it already, else None (then it owns nothing yet)."""
+        return self._task_files
+
     def stack_key(self, stack: List[Dict[str, Any]]) -> str:
         return _mux.stack_key(stack)
 
@@ -302,7 +328,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
         trips, self._trips = self._trips, {}
         asked, self._asked = self._asked, {}
         sources, self._sources_sent = self._sources_sent, 0
-        if trips:
+        if trips and (display.verbosity >= 3 or os.environ.get(ROUND_TRIPS_ENV)):
             keys = self._task_keys if isinstance(self._task_keys, dict) else {}
             _roundtrips.report(self.host_name(), str(keys.get("action") or ""), trips, display.vvv, asked, sources)
 
@@ -464,7 +490,7 @@ class MitogenConnectionBase(_specs.StackSpecs, _compat_hooks.TaskVariablesHook, 
     def close(self) -> None:
         """End of a task: the interpreters stay alive in the multiplexer."""
         self._report_trips()
-        self.task_files = _tmpdirs.TaskFiles(self)
+        self._task_files = None
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -115,8 +115,8 @@ ours = "ansible_collections.ns.mitogen.plugins."
 worker = sorted(m[len(ours):] for m in sys.modules if m.startswith(ours))
 connection = sys.modules[ours + "plugin_utils._connection"]
 loader = type(connection.__spec__.loader).__name__
-doc = sys.modules[ours + "plugin_utils._roundtrips"].__doc__
-doc_loader = type(sys.modules[ours + "plugin_utils._roundtrips"].__spec__.loader).__name__
+doc = sys.modules[ours + "plugin_utils._debug"].__doc__
+doc_loader = type(sys.modules[ours + "plugin_utils._debug"].__spec__.loader).__name__
 lazy = [p for p in sys.modules[ours + "plugin_utils._patterns"]._ALL if p._compiled is not None]
 task_regexes = list(regexes)  # not what the strategy (below) compiles before forking its workers
 if "strategy" in sys.argv:
@@ -170,6 +170,8 @@ NOT_FOR_A_COMMAND = (
     "plugin_utils._progress",
     "plugin_utils._transfer",
     "plugin_utils._original",
+    "plugin_utils._roundtrips",
+    "plugin_utils._tmpdirs",
     "module_utils.mitogen._modscan",
     "module_utils.mitogen._transports",
 )
@@ -258,14 +260,14 @@ def test_bundle_never_serves_a_source_changed_since(tmp_path):
     _worker_probe(tmp_path, collections=str(collections), **env)
     assert len(_cache_entries(cache)[1]) == 1
     assert _worker_probe(tmp_path, collections=str(collections), **env)["loader"] == "BundledLoader"
-    source = collections / "ansible_collections/ns/mitogen/plugins/plugin_utils/_roundtrips.py"
+    source = collections / "ansible_collections/ns/mitogen/plugins/plugin_utils/_debug.py"
     before = source.stat()
     text = source.read_text()
-    assert "How many" in text.split('"""')[1]
-    source.write_text(text.replace("How many", "HOW MANY", 1))  # same size
+    assert "Per-process" in text.split('"""')[1]
+    source.write_text(text.replace("Per-process", "PER-PROCESS", 1))  # same size
     os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the same time: only ctime tells
     changed = _worker_probe(tmp_path, collections=str(collections), **env)
-    assert changed["doc_loader"] == "_CachingSourceLoader" and changed["doc"].startswith("HOW MANY")
+    assert changed["doc_loader"] == "_CachingSourceLoader" and changed["doc"].startswith("PER-PROCESS")
     assert changed["loader"] == "BundledLoader"  # each module's file is checked as it is imported
 
 

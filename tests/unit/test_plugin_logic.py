@@ -271,3 +271,9 @@ def test_a_bundled_modules_cached_name_follows_the_pycache_prefix(monkeypatch):
         monkeypatch.setattr(sys, "pycache_prefix", prefix)
         spec = _bundle.module_spec("ns_mitogen_probe.x", path, None)
         assert spec.cached == importlib.util.cache_from_source(path), prefix
+
+
+def test_the_connection_reports_round_trips_where_roundtrips_would():
+    from ansible_collections.ns.mitogen.plugins.plugin_utils import _connection, _roundtrips
+
+    assert _connection.ROUND_TRIPS_ENV == _roundtrips.ENV
