@@ -33,9 +33,10 @@ library only, because it also runs on targets.
 from __future__ import annotations
 
 import builtins
-from typing import Dict, Optional, Type, TypeVar
+from typing import TYPE_CHECKING, Dict, Optional, Type, TypeVar
 
-_E = TypeVar("_E", bound=Type["Error"])
+if TYPE_CHECKING:  # for the annotations only: at run time its forward reference compiled "Error" in every process
+    _E = TypeVar("_E", bound=Type["Error"])
 
 #: name -> class of every error that crosses the wire (see ``wire_error``)
 WIRE_ERRORS: Dict[str, type] = {}
