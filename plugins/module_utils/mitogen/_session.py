@@ -114,6 +114,8 @@ class Session:
                 exc.context = "%s via %s" % (name, via.name)
                 raise
             ctx = Context(self.router, cid, self.router.name_of(cid))
+            if isinstance(hello, dict):  # what is sent to it ahead (LOAD_MODULES) may carry code
+                self.responder.accepts_code(cid, hello.get("code"))
         self.hellos[ctx.context_id] = hello
         self.contexts.append(ctx)
         return ctx
