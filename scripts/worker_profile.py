@@ -192,8 +192,8 @@ def _others(work: Path, target_dir: Path, tasks: int) -> str:
         med = {k: statistics.median(r[k] for r in later) for k in ("cpu_ms", "children_ms", "wall_ms")}
         py = " %d Python calls," % statistics.median(r["calls"] for r in later) if "calls" in later[0] else ""
         out.append(
-            "target %s: %d calls; after the first, median:%s CPU %.2f ms, children %.2f ms, wall %.2f ms"
-            % (fn, len(rows), py, med["cpu_ms"], med["children_ms"], med["wall_ms"])
+            "target %s: %d calls; the first: CPU %.2f ms; after the first, median:%s CPU %.2f ms, children %.2f ms, wall %.2f ms"
+            % (fn, len(rows), rows[0]["cpu_ms"], py, med["cpu_ms"], med["children_ms"], med["wall_ms"])
         )
     return "\n".join(out)
 
