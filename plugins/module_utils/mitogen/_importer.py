@@ -177,7 +177,9 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__file__ = filename
         text = (source or b"").decode("utf-8")
         linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-        exec(compile(text, filename, "exec"), module.__dict__)
+        # dont_inherit: this file's ``from __future__ import annotations`` must not
+        # leak into served modules (their annotations would turn into strings).
+        exec(compile(text, filename, "exec", dont_inherit=True), module.__dict__)
 
     def get_source(self, fullname: str) -> Optional[str]:
         entry = self.cache.get(fullname)
