@@ -190,7 +190,7 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__file__ = filename
         text = (source or b"").decode("utf-8")
         linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-        exec(self.bytecode.code_of(name, filename, text), module.__dict__)
+        exec(self.bytecode.code_of(name, filename, text), module.__dict__)  # compiled with dont_inherit
 
     def get_source(self, fullname: str) -> Optional[str]:
         entry = self.cache.get(fullname)
