@@ -1,8 +1,9 @@
-"""Compiled code sent beside module_utils' source to targets of the controller's bytecode (``_bytecode``).
+"""Compiled code sent beside module_utils' source over local links to the same Python (``_bytecode``).
 
-Real ssh targets of the testbed: the system ``/usr/bin/python3`` shares the
-controller's magic number (both 3.11), pyenv's 3.12 does not. Counted by each
-target importer's ``modules_compiled`` / ``modules_from_code`` (``_child.stats``).
+Real interpreters: the system ``/usr/bin/python3`` shares the controller's magic
+number (both 3.11), pyenv's 3.12 does not; a real ssh target of the testbed and
+sudo interpreters behind it. Counted by each importer's ``modules_compiled`` /
+``modules_from_code`` (``_child.stats``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from tests.integration import remote_helpers as rh
 from tests.integration.runner_support import ALLOW, Runner, comparable, decode, module_path, write_module
 from tests.testbed.pythons import pythons
-
-pytestmark = pytest.mark.testbed
 
 SAME = "/usr/bin/python3"
 OTHER = next((pythons()[v] for v in ("3.12", "3.8", "3.13") if v in pythons()), None)
@@ -84,43 +83,48 @@ def _assert_traceback_has_source(raised):
     assert "master:" in text and "validation.py" in text and "raise TypeError(" in text, text
 
 
-def test_same_python_runs_sent_code_and_other_python_compiles(session, testbed, tmp_path):
-    same = _ssh(session, testbed, SAME)
-    assert same.call(rh.identity)["python"][:2] == list(sys.version_info[:2])
-    results = _runs(same, tmp_path / "same")
-    stats = same.call(rh.stats)
+def _assert_from_code(ctx):
+    stats = ctx.call(rh.stats)
     assert "ansible.module_utils.basic" in stats["cached_modules"]
     assert stats["modules_compiled"] == 0, stats
     assert stats["modules_from_code"] >= 40, stats  # basic's closure, the runner's modules
+
+
+def _assert_compiled(ctx):
+    stats = ctx.call(rh.stats)
+    assert stats["modules_from_code"] == 0 and stats["modules_compiled"] >= 40, stats
+
+
+def test_a_local_interpreter_of_our_python_runs_sent_code_another_compiles(session, tmp_path):
+    same = session.local(python=SAME)  # not this process's interpreter: the same magic number
+    assert same.call(rh.identity)["python"][:2] == list(sys.version_info[:2])
+    results = _runs(same, tmp_path / "same")
+    _assert_from_code(same)
     _assert_traceback_has_source(results[2])
     assert results[0]["ping"] == "pong" and results[1]["stdout"] == "from code", results
 
     if OTHER is None:
-        pytest.skip("no target Python with another magic number on this testbed")
-    other = _ssh(session, testbed, OTHER)
+        pytest.skip("no Python with another magic number on this machine")
+    other = session.local(python=OTHER)
     assert other.call(rh.identity)["python"][:2] != list(sys.version_info[:2])
     other_results = _runs(other, tmp_path / "other")
-    stats = other.call(rh.stats)
-    assert stats["modules_from_code"] == 0 and stats["modules_compiled"] >= 40, stats
+    _assert_compiled(other)
     _assert_traceback_has_source(other_results[2])
     assert other_results[:2] == results[:2]
     assert _traceback(other_results[2]).splitlines()[-1] == _traceback(results[2]).splitlines()[-1]
 
 
-def test_become_interpreter_behind_the_login_one_runs_code(session, testbed, tmp_path):
+@pytest.mark.testbed
+def test_an_ssh_target_gets_source_its_become_interpreters_the_code_it_ran(session, testbed, tmp_path):
     login = _ssh(session, testbed, SAME)
-    root = session.sudo(via=login)
-    # root asks first: the login interpreter relays the code it was sent, unrun
-    root_results = _runs(root, tmp_path / "root")
-    stats = root.call(rh.stats)
-    assert stats["modules_compiled"] == 0 and stats["modules_from_code"] >= 40, stats
-    _assert_traceback_has_source(root_results[2])
-    # the login one runs what it relayed, from code too
+    assert login.call(rh.identity)["python"][:2] == list(sys.version_info[:2])
     _runs(login, tmp_path / "login")
-    stats = login.call(rh.stats)
-    assert stats["modules_compiled"] == 0 and stats["modules_from_code"] >= 40, stats
-    # a second user: served the code the login interpreter ran (marshalled again there)
+    _assert_compiled(login)  # across a network: source only (code would be ~2.8x the bytes)
+    # a become interpreter behind it, on its machine: the code the login one ran
+    root = session.sudo(via=login)
+    root_results = _runs(root, tmp_path / "root")
+    _assert_from_code(root)
+    _assert_traceback_has_source(root_results[2])
     other = session.sudo(via=login, username=testbed.users.key.name)
     _runs(other, tmp_path / "other")
-    stats = other.call(rh.stats)
-    assert stats["modules_compiled"] == 0 and stats["modules_from_code"] >= 40, stats
+    _assert_from_code(other)

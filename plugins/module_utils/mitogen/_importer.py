@@ -43,9 +43,12 @@ Rules it keeps (the allow-list decisions are ``_allowlist.ImportPolicy``'s, pure
 - What is derived from a source alone (a core module lowered, what a module
   imports, its compiled code) may be kept across processes in ``Responder.cache``
   (``_derived``): the same bytes are served either way.
-- A child that runs the bytecode we can give it gets each module's compiled code
+- A child that runs the bytecode we can give it, over a link that crosses no
+  network (``Transport.local_link``: a local interpreter, a become one behind its
+  login one, a container entered from here), gets each module's compiled code
   beside its source (``_bytecode``: the child's tag, from its hello, recorded by
-  ``Responder.accepts_code``): the root compiles for a child of its own magic
+  ``Responder.accepts_code``; ~2.8x the bytes of the source alone, more than a slow
+  link saves in the child's compiling): the root compiles for a child of its own magic
   number, at the child's optimisation level; an intermediary passes on, to a child
   of its own tag, what it was sent or what it ran itself. ``Importer.exec_module``
   runs that code where it has it, else compiles the source (``bytecode.counts``:
