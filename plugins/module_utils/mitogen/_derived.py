@@ -7,8 +7,9 @@ responder makes: per source served, a core module lowered (``lowered``: ``_lower
 an ``ast.parse`` each), what a module imports (``imported``: ``_modscan``'s line
 scan) and its compiled code for a target of this Python's magic number
 (``compiled``: ~70 ms for ``basic``'s closure, ``_bytecode``); per bundle sent, its
-compressed bytes (``compressed``: ~16 ms for the first module run's). ``_payload`` keeps the boot payload through it too. Together ~0.3 s
-of CPU in every multiplexer, on the first task's path.
+compressed bytes (``compressed``: ~16 ms for the first module run's). ``_payload``
+keeps the boot payload through it too. Together ~0.3 s of CPU in every
+multiplexer, on the first task's path.
 
 The cache is any object with ``get(key) -> bytes or None`` and ``put(key, files,
 data)``, given by whoever starts the responder (the multiplexer's is
