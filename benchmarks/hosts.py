@@ -5,7 +5,7 @@ Usage (as root, after ``scripts/setup``)::
     .venv/bin/python -m benchmarks.hosts [--quick] [--hosts 1,10,30,100,300] [--tasks 100]
         [--forks 50] [--repeat 1] [--variants vanilla_pipelining,ns.mitogen,...]
         [--max-vanilla-hosts 30] [--no-bytecode] [--timeout 30] [--out benchmarks/results/hosts.json]
-        [--perf DIR]
+        [--perf DIR] [--split-cpus]
 
 ``--no-bytecode`` runs every variant as in an execution environment: ``PYTHONDONTWRITEBYTECODE=1``
 and a read-only copy of the installed collection without ``__pycache__`` (our code then
@@ -15,6 +15,13 @@ sets ``ANSIBLE_TIMEOUT`` for every variant (300 hosts starting on 2 cores).
 
 ``--perf DIR`` records each run machine-wide with ``perf record`` (the supervisor's sampling
 and the targets included); ``benchmarks.perf_split`` says which process spent it.
+
+``--split-cpus`` runs the controller (the supervisor, the playbook and every process it
+starts: workers, multiplexer, ssh) on CPU 0 and the testbed's targets (each host's sshd
+and what it starts: sessions, interpreters, commands) on the other CPUs, as if the
+targets were other machines; every variant gets the same one CPU for its controller.
+Without it, targets and controller share every CPU, and a run that is CPU-bound pays for
+the targets' work too (which the floor, running nothing on them, does not).
 
 ``--quick`` checks the harness itself: 1 and 2 hosts, 5 tasks, written to
 ``hosts-quick.json``. One testbed of the largest host count (no added latency) serves
@@ -61,7 +68,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -200,6 +207,7 @@ class HostsRunner(Runner):
         no_bytecode: bool = False,
         timeout: Optional[int] = None,
         perf: Optional[Path] = None,
+        split_cpus: bool = False,
     ) -> None:
         pycache = work / "pycache"
         super().__init__(tb, work, pycache, work / "unused-blob")
@@ -207,6 +215,7 @@ class HostsRunner(Runner):
         self.forks = forks
         self.timeout = timeout
         self.perf = perf
+        self.cpus = _split_cpus() if split_cpus else None  # (controller's, targets')
         self.read_only: Optional[Path] = None
         if no_bytecode:
             # As in an execution environment: a read-only collection without bytecode, and
@@ -237,6 +246,11 @@ class HostsRunner(Runner):
         self._count += 1
         targets = self.hosts(hosts)
         self.reset_targets(targets)
+        if self.cpus is not None:
+            for host in targets:  # what sshd starts from now on inherits it
+                for pid in (host.sshd_pid, getattr(host.relay_proc, "pid", None)):
+                    if pid is not None:
+                        os.sched_setaffinity(pid, self.cpus[1])
         run_dir = self.work / ("r%03d" % self._count)
         run_dir.mkdir(parents=True)
         command = [
@@ -254,7 +268,14 @@ class HostsRunner(Runner):
             self.perf.mkdir(parents=True, exist_ok=True)
             data = self.perf / ("%s-h%d-t%d-r%03d.data" % (variant.name, hosts, self.tasks, self._count))
             supervisor = ["perf", "record", "-q", "-a", "-e", "cpu-clock", "-o", str(data), "--", *supervisor]
-        proc = subprocess.Popen(supervisor, cwd=ROOT, env=self.env(variant, run_dir), start_new_session=True)
+        cpus = self.cpus[0] if self.cpus is not None else None
+        proc = subprocess.Popen(
+            supervisor,
+            cwd=ROOT,
+            env=self.env(variant, run_dir),
+            start_new_session=True,
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+        )
         sampler = MemorySampler(proc.pid)
         try:
             status = proc.wait()
@@ -278,6 +299,14 @@ class HostsRunner(Runner):
             sampler.peak_pss_kib,
             sampler.peak_processes,
         )
+
+
+def _split_cpus() -> Tuple[Set[int], Set[int]]:
+    """CPU 0 for the controller, the others for the targets (``--split-cpus``)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise BenchError("--split-cpus needs at least 2 CPUs, this process may use %d" % len(cpus))
+    return {cpus[0]}, set(cpus[1:])
 
 
 # -- tables -----------------------------------------------------------------------------
@@ -370,6 +399,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--perf", type=Path, help="record each run's CPU, machine-wide, into DIR (read with benchmarks.perf_split)"
     )
+    parser.add_argument(
+        "--split-cpus", action="store_true", help="the controller on CPU 0, the targets on the others (as other machines)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.hosts, args.tasks = "1,2", 5
@@ -396,7 +428,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results: List[Result] = []
     log("bringing up %d hosts" % max(args.host_counts))
     with Testbed(hosts=max(args.host_counts)) as tb:
-        runner = HostsRunner(tb, work, args.tasks, args.forks, args.no_bytecode, args.timeout, args.perf)
+        runner = HostsRunner(tb, work, args.tasks, args.forks, args.no_bytecode, args.timeout, args.perf, args.split_cpus)
         for _round in range(args.repeat):
             for hosts in args.host_counts:
                 for variant in args.variant_list:

@@ -27,9 +27,10 @@ of the main process (the strategy's per-task work; its workers are not in it). N
 only for the CPU column - the counts do not depend on load.
 
 Usage: .venv/bin/python scripts/worker_profile.py [--strategy ansible.builtin.linear]
-       [--tasks 10] [--no-bytecode] [--profile 3 [--keep DIR]] [--target-profile] [--collections DIR]
+       [--tasks 10] [--hosts 1] [--no-bytecode] [--profile 3 [--keep DIR]] [--target-profile] [--collections DIR]
        [--main-profile FILE]
-(--collections: another installed copy, e.g. an older commit's, to compare.)
+(--collections: another installed copy, e.g. an older commit's, to compare;
+--hosts N: N testbed hosts, forks = N, for the main process's work per host-task.)
 """
 
 from __future__ import annotations
@@ -192,8 +193,8 @@ def _others(work: Path, target_dir: Path, tasks: int) -> str:
         med = {k: statistics.median(r[k] for r in later) for k in ("cpu_ms", "children_ms", "wall_ms")}
         py = " %d Python calls," % statistics.median(r["calls"] for r in later) if "calls" in later[0] else ""
         out.append(
-            "target %s: %d calls; after the first, median:%s CPU %.2f ms, children %.2f ms, wall %.2f ms"
-            % (fn, len(rows), py, med["cpu_ms"], med["children_ms"], med["wall_ms"])
+            "target %s: %d calls; the first: CPU %.2f ms; after the first, median:%s CPU %.2f ms, children %.2f ms, wall %.2f ms"
+            % (fn, len(rows), rows[0]["cpu_ms"], py, med["cpu_ms"], med["children_ms"], med["wall_ms"])
         )
     return "\n".join(out)
 
@@ -204,6 +205,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--strategy", default="ansible.builtin.linear")
     parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--hosts", type=int, default=1, help="testbed hosts (a worker per host and task)")
     parser.add_argument("--no-bytecode", action="store_true", help="PYTHONDONTWRITEBYTECODE=1, read-only fresh collection")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile N later workers")
     parser.add_argument("--keep", metavar="DIR", help="copy the workers' cProfile files there (with --profile)")
@@ -244,10 +246,12 @@ def main() -> int:
             python = "env NS_MITOGEN_CALL_PROFILE=%s%s %s" % (target_dir, cprofile, python)
             env[MAIN_ENV] = str(work / "main.txt")
             env["NS_MITOGEN_MUX_RUSAGE"] = str(work / "mux.jsonl")
-        with Testbed(hosts=1) as tb:
+        with Testbed(hosts=args.hosts) as tb:
             inv = work / "inventory.json"
             variant = runner.Variant("profile", args.strategy, args.connection, False, "")
-            inv.write_text(json.dumps(runner.inventory(tb, variant, ("h1",), python=python)))
+            inv.write_text(
+                json.dumps(runner.inventory(tb, variant, tuple("h%d" % (i + 1) for i in range(args.hosts)), python=python))
+            )
             env.update(
                 ANSIBLE_COLLECTIONS_PATH=str(collections),
                 ANSIBLE_STRATEGY=args.strategy,
@@ -256,6 +260,7 @@ def main() -> int:
                 ANSIBLE_CONFIG=str(work / "none.cfg"),
                 ANSIBLE_DEPRECATION_WARNINGS="False",
             )
+            env.setdefault("ANSIBLE_FORKS", str(max(5, args.hosts)))  # a worker per host at once
             env[RECORDS_ENV] = str(records)
             if args.main_profile:
                 env[MAIN_PROFILE_ENV] = os.path.abspath(args.main_profile)
@@ -268,7 +273,7 @@ def main() -> int:
                 return done.returncode
         # a worker writes its record after sending its result: the last one may still be at it
         deadline = time.monotonic() + 10
-        while len(records.read_text().splitlines()) < args.tasks and time.monotonic() < deadline:
+        while len(records.read_text().splitlines()) < args.tasks * args.hosts and time.monotonic() < deadline:
             time.sleep(0.1)
         lines = [json.loads(x) for x in records.read_text().splitlines()]
         print(

@@ -23,6 +23,7 @@ import importlib.util
 import marshal
 import os
 import sys
+import time
 from typing import Any, Dict, Optional, Tuple
 
 #: What ``install()`` always loads (with what it imports of ours).
@@ -62,9 +63,18 @@ def code_cache_dir() -> Optional[str]:
 
 _CACHE_DIRS: Dict[Tuple[Optional[str], ...], str] = {}
 
+#: A cache entry read this long after it was last written or refreshed is refreshed
+#: (its modification time set to now): the cache evicts the entries modified longest
+#: ago (``_loader.write_private``), which must not be those read on every run.
+REFRESH_SECONDS = 86400
+
 
 def read_private(path: str) -> Optional[bytes]:
-    """The content of the cache entry ``path`` if it is the user's own and private, else None."""
+    """The content of the cache entry ``path`` if it is the user's own and private, else None.
+
+    An entry last modified over ``REFRESH_SECONDS`` ago is touched as it is read (at
+    most one ``futimens`` a day per entry; a failure is ignored).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
@@ -73,6 +83,11 @@ def read_private(path: str) -> Optional[bytes]:
         st = os.fstat(fd)
         if st.st_uid != os.geteuid() or st.st_mode & 0o077:
             return None
+        if st.st_mtime < time.time() - REFRESH_SECONDS:
+            try:
+                os.utime(fd)
+            except OSError:
+                pass
         with os.fdopen(fd, "rb", closefd=False) as fp:
             return fp.read()
     finally:

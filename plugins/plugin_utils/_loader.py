@@ -115,7 +115,8 @@ def _read_entry(entry: str, digest: bytes) -> Any:
         return None
 
 
-#: Entries kept at most: a miss (a new or changed source) beyond it removes the oldest.
+#: Entries kept at most: a miss (a new or changed source) beyond it removes the half
+#: modified longest ago (a read refreshes an entry daily: ``read_private``).
 CODE_CACHE_ENTRIES = 1000
 
 

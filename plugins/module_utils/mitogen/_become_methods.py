@@ -76,6 +76,7 @@ class Sudo(Transport):
     """
 
     method = "sudo"
+    local_link = True
     use_pty = True
     options: Dict[str, Tuple[Tuple[type, ...], Any]] = {
         "username": ((str,), "root"),
@@ -194,6 +195,7 @@ def prompt_pattern(words: List[str], regex: bool = False) -> "re.Pattern[str]":
 class _Asking(Transport):
     """A become tool that may ask for a password on the tty or on stderr."""
 
+    local_link = True
     use_pty = True
     password_on_stdin = True  # the payload waits until the interpreter is ready
     default_prompts: Tuple[str, ...] = ()

@@ -48,6 +48,7 @@ class PluginBecome(Transport):
     """A become plugin's command around the boot command; prompts judged by the controller."""
 
     method = "become"
+    local_link = True
     use_pty = True
     password_on_stdin = True  # the payload waits for NSM-READY: stdin first carries answers
     examines_stdout = True  # what the tool prints on stdout before NSM-READY is judged too

@@ -155,6 +155,8 @@ def connect(
         info = dict(info, login_output=handshake.output())
     if isinstance(info, dict) and isinstance(info.get("pid"), int):
         proc.remote_pid = info["pid"]
+    if router.responder is not None and isinstance(info, dict) and transport.local_link:
+        router.responder.accepts_code(cid, info.get("code"))  # its bundles may carry code (_bytecode)
     return Context(router, cid, name), info
 
 

@@ -167,6 +167,7 @@ def main(modules: Dict[str, Tuple[bool, str]], payload: bytes) -> None:
         "uid": os.getuid(),
         "gid": os.getgid(),
         "home": _home(),
+        "code": importer.bytecode.tag,  # what code it runs: bundles to it may carry that code (_bytecode)
     }
     router.send(Message.encoded(hello, dst_id=config["parent_id"], handle=config["hello_handle"]))
     broker.join()
@@ -191,7 +192,9 @@ def stats() -> Dict[str, Any]:
     it; ``import_requests`` counts requests this context made upwards;
     ``modules_ahead`` and ``sources_ahead`` what its parent sent before it was needed;
     ``calls_peak``: the most calls it ran at once (an intermediary starting children
-    in parallel runs one call per start).
+    in parallel runs one call per start); ``modules_compiled`` and
+    ``modules_from_code``: modules its importer compiled from source, and ran from
+    the code its parent sent (``_bytecode``).
     """
     router = STATE.router
     if router is None:
@@ -208,6 +211,8 @@ def stats() -> Dict[str, Any]:
         "sources_ahead": _sources.STATS["sources_ahead"],
         "cached_modules": sorted(importer.cache) if importer else [],
         "calls_peak": router.pool.peak,
+        "modules_compiled": importer.bytecode.counts["compiled"] if importer else 0,
+        "modules_from_code": importer.bytecode.counts["from_code"] if importer else 0,
     }
 
 

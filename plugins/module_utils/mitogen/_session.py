@@ -15,7 +15,7 @@ import os
 import stat
 import sys
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from . import _bootstrap, _files, _hopcache
 from ._broker import Broker
@@ -68,6 +68,9 @@ class Session:
         self.logs = LogReceiver(self.router)
         self.contexts: List[Context] = []
         self.hellos: Dict[int, Dict[str, Any]] = {}
+        # contexts reached from here over local links only (``Transport.local_link``):
+        # what is sent to them may carry compiled code (``_bytecode``)
+        self._local_route: Set[int] = set()
         self._digests: Dict[Tuple[str, int, int, int, int], str] = {}  # (path, stat) -> SHA-256
         self._digest_lock = threading.Lock()
         self._closed = False
@@ -102,6 +105,8 @@ class Session:
             ctx, hello = _bootstrap.connect(
                 self.router, spec, self.responder.prefixes, log_level=self.log_level, on_spawn=on_spawn
             )
+            if make(spec).local_link:
+                self._local_route.add(ctx.context_id)
         else:
             transport = make(spec)  # validate here: a clear SpecError beats a remote one
             name = transport.describe()
@@ -114,6 +119,10 @@ class Session:
                 exc.context = "%s via %s" % (name, via.name)
                 raise
             ctx = Context(self.router, cid, self.router.name_of(cid))
+            if via.context_id in self._local_route and transport.local_link:
+                self._local_route.add(cid)
+                if isinstance(hello, dict):  # what is sent to it ahead (LOAD_MODULES) may carry code
+                    self.responder.accepts_code(cid, hello.get("code"))
         self.hellos[ctx.context_id] = hello
         self.contexts.append(ctx)
         return ctx

@@ -155,6 +155,7 @@ class Setns(Transport):
 
     method = "setns"
     on_this_machine = False  # the container's Python, not ours
+    local_link = True  # entered from here: a pipe
     options: Dict[str, Tuple[Tuple[type, ...], Any]] = {
         "container": ((str,), None),
         "kind": ((str,), None),

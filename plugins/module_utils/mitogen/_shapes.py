@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         login_output: str  # what the program printed while starting (ssh's debug lines)
         home: str  # the user's home directory (``~``), where a task's temporary directory goes
         gid: int
+        code: str  # the bytecode it runs (``_bytecode.TAG``): bundles to it may carry code
 
     class _RunRequestBase(TypedDict):
         name: str  # the module's import name, e.g. ansible.modules.command

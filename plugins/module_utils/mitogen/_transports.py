@@ -122,6 +122,11 @@ class Transport:
     # The child runs on this machine, beside this process: without a named Python or
     # candidates, it runs this process's own interpreter (False: ssh, containers).
     on_this_machine = True
+    # The stream to the child never crosses a network (a pipe to a program here):
+    # bundles to it may carry compiled code beside the source (``_bytecode``), ~2.8x
+    # the bytes, which a slow link would pay for more than the child's compiling.
+    # False unless a transport is sure (an engine's may be remote: DOCKER_HOST).
+    local_link = False
 
     def retry_pauses(self) -> List[int]:
         """Seconds to wait before each further attempt to start (none by default)."""
@@ -294,6 +299,7 @@ def option_value(argv: List[str], name: str) -> Optional[str]:
 
 
 class Local(Transport):
+    local_link = True
     method = "local"
     options: Dict[str, Tuple[Tuple[type, ...], Any]] = {}
 

@@ -41,7 +41,7 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import _codec
+from . import _bytecode, _codec
 from ._allowlist import ImportPolicy
 from ._importer import Entry, Importer, install
 
@@ -174,29 +174,12 @@ class _RelayImporter(Importer):
         self.policy = ImportPolicy(prefixes)
         self.cache = dict(cache)
         self._channel = channel
-        self.code: Dict[str, bytes] = {}  # module -> its marshalled code, as the interpreter sent it
+        self.bytecode = _bytecode.CodeStore()  # ``sent``: the code the interpreter sent
         self._lock = threading.Lock()
         self.requests = 0
 
     def __repr__(self) -> str:
         return "_RelayImporter(cached=%d)" % len(self.cache)
-
-    def exec_module(self, module: Any) -> None:
-        """As ``Importer.exec_module``, with the code the interpreter compiled where it sent it."""
-        code = self.code.pop(module.__spec__.name, None)
-        if code is None:
-            super().exec_module(module)
-            return
-        import linecache
-        import marshal
-
-        is_pkg, filename, source, _related = self.cache[module.__spec__.name]
-        if is_pkg:
-            module.__path__ = []
-        module.__file__ = filename
-        text = (source or b"").decode("utf-8")
-        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-        exec(marshal.loads(code), module.__dict__)
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if self.policy.should_fetch(fullname, self.cache):
@@ -218,7 +201,7 @@ class _RelayImporter(Importer):
             for name, entry in reply["bundle"].items():
                 if isinstance(entry, (list, tuple)) and len(entry) == 4:
                     self.cache[name] = (bool(entry[0]), str(entry[1]), entry[2], tuple(entry[3]))
-            self.code.update(reply.get("code") or {})
+            self.bytecode.sent.update(reply.get("code") or {})
             self.cache.setdefault(fullname, (False, "", None, ()))  # absent: not asked again
             return self.cache[fullname]
 
@@ -237,7 +220,7 @@ def _child_main(fd: int, modules: Dict[str, Tuple[bool, str]], config: Dict[str,
         if isinstance(entry, (list, tuple)) and len(entry) == 4:
             cache[name] = (bool(entry[0]), str(entry[1]), entry[2], tuple(entry[3]))
     importer = _RelayImporter(channel, init.get("prefixes") or config.get("prefixes") or [], cache)
-    importer.code.update(init.get("code") or {})
+    importer.bytecode.sent.update(init.get("code") or {})
     install(importer)
     request = dict(init["request"])
     limit = request.pop("async", None)
@@ -273,12 +256,13 @@ _CODE: Dict[str, Tuple[Optional[bytes], bytes]] = {}  # module -> (its source, i
 _CODE_LOCK = threading.Lock()
 
 
-def _compiled(entries: Dict[str, Any]) -> Dict[str, bytes]:
+def _compiled(entries: Dict[str, Any], importer: Optional[Importer]) -> Dict[str, bytes]:
     """The marshalled code of ``entries``' modules, compiled once per source in this interpreter.
 
     A fork of the zygote then executes what the interpreter compiled (the same
     Python), where compiling ``basic``'s closure again would take most of a fork's
-    time.
+    time. What the interpreter's importer has (``CodeStore.marshalled``: the code its
+    parent sent, or that it ran) is used as it is, not compiled again.
     """
     import marshal
 
@@ -289,10 +273,14 @@ def _compiled(entries: Dict[str, Any]) -> Dict[str, bytes]:
         with _CODE_LOCK:
             cached = _CODE.get(name)
         if cached is None or cached[0] is not source:
+            held = importer.cache.get(name) if importer is not None else None
+            blob = importer.bytecode.marshalled(name) if importer is not None and held is not None and held[2] is source else None
             try:
-                cached = (source, marshal.dumps(compile(source.decode("utf-8"), filename, "exec", dont_inherit=True)))
+                if blob is None:
+                    blob = marshal.dumps(compile(source.decode("utf-8"), filename, "exec", dont_inherit=True))
             except Exception:
                 continue  # the child compiles it, and reports what is wrong as an import would
+            cached = (source, blob)
             with _CODE_LOCK:
                 _CODE[name] = cached
         code[name] = cached[1]
@@ -365,7 +353,7 @@ def _serve(channel: Channel, importer: Optional[Importer]) -> Any:
         if "import" in msg:
             try:
                 bundle = _bundle(importer, msg["import"])
-                channel.send({"bundle": bundle, "code": _compiled(bundle)})
+                channel.send({"bundle": bundle, "code": _compiled(bundle, importer)})
             except OSError:
                 return None
             continue
@@ -415,7 +403,7 @@ def run(request: Dict[str, Any], runner: str) -> Any:
     init: Dict[str, Any] = {"request": request, "runner": runner, "prefixes": list(importer.prefixes) if importer else []}
     if limit and importer is not None:
         preload = init["preload"] = _preload(importer, request)
-        init["code"] = _compiled(preload)
+        init["code"] = _compiled(preload, importer)
     try:
         channel.send(init)
     except OSError:
