@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from typing import Any, Dict, List, Optional, Tuple, Type
 
 import ansible.constants as C
@@ -42,6 +43,31 @@ from ansible.release import __version__ as ANSIBLE_VERSION
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import CORE_MIN_PYTHON
 
 VERSION: Tuple[int, int] = tuple(int(p) for p in ANSIBLE_VERSION.split(".")[:2])  # type: ignore[assignment]
+
+_ASYNC_STEP: List[bool] = []
+
+
+def async_wrapper_halves_step() -> bool:
+    """Whether this ansible-core's ``async_wrapper`` looks at a job every half limit when
+    the limit is under its 5 s step (so ``async: 1`` is killed after ~1 s), rather than
+    every 5 s after a first step (killed after ~10 s).
+
+    Read from its own source, once: the change came with 2.18 and was backported to
+    some patch releases of older branches (2.16.20 has it, 2.17.14 not), so the
+    version alone does not say. If the file cannot be read: as 2.18 and later.
+    """
+    if not _ASYNC_STEP:
+        import ansible
+
+        path = os.path.join(os.path.dirname(os.path.abspath(ansible.__file__)), "modules", "async_wrapper.py")
+        try:
+            with open(path, "rb") as fp:
+                halves = b"step >= remaining" in fp.read()
+        except OSError:
+            halves = VERSION >= (2, 18)
+        _ASYNC_STEP.append(halves)
+    return _ASYNC_STEP[0]
+
 
 # 2.19 introduced data tagging, serialization profiles and _BuiltModule.
 _BUILT_MODULE = getattr(module_common, "_BuiltModule", None)

@@ -369,7 +369,8 @@ def plan(action: Any, module_name: str, module_args: Dict[str, Any], warn: Any =
     limit = getattr(action, ASYNC_ATTR, None)
     if limit:
         request["async"] = int(limit)
-        request["async_wrapper"] = list(_compat.VERSION)  # the job behaves as this release's async_wrapper
+        # the job behaves as this release's async_wrapper: its version, and how it times a job out
+        request["async_wrapper"] = list(_compat.VERSION) + [int(_compat.async_wrapper_halves_step())]
     elif _forking.fork_reason(action._connection, module.name, warn or (lambda _msg: None)):
         request["fork"] = True
     if dirs:

@@ -59,6 +59,7 @@ def run_job(
     request: Dict[str, Any],
     limit: int,
     version: Tuple[int, int],
+    halves_step: bool,
     run_here: Callable[[Dict[str, Any]], Dict[str, Any]],
     send_started: Callable[[Dict[str, Any]], None],
     close: Callable[[], None],
@@ -66,7 +67,8 @@ def run_job(
     """Run ``request`` as an async job of ``limit`` seconds (see the module docstring).
 
     In a fresh child of the zygote; as the ``async_wrapper`` of ansible-core
-    ``version`` (the controller's). ``run_here(request)``: the module's reply, run in
+    ``version`` (the controller's), which looks at a job every half limit when that
+    is under its step (``halves_step``, see ``_supervise``). ``run_here(request)``: the module's reply, run in
     this process; ``send_started(start)`` answers the interpreter with the job's start
     (or failure); ``close()`` lets go of the channel to it (in the supervisor, once
     the module's own process holds it).
@@ -115,7 +117,7 @@ def run_job(
         os.setpgid(pid, pid)
     except OSError:
         pass  # it did so itself, or is gone already
-    _supervise(pid, limit, job_path, version)
+    _supervise(pid, limit, job_path, halves_step)
 
 
 def _wait(pid: int, seconds: float) -> bool:
@@ -131,16 +133,17 @@ def _wait(pid: int, seconds: float) -> bool:
         time.sleep(min(0.1, left))
 
 
-def _supervise(pid: int, limit: int, job_path: str, version: Tuple[int, int]) -> None:
-    """Wait for the job's process; kill its group when ``version``'s async_wrapper would.
+def _supervise(pid: int, limit: int, job_path: str, halves_step: bool) -> None:
+    """Wait for the job's process; kill its group when the controller's async_wrapper would.
 
-    async_wrapper looks every ``step`` seconds (5; from 2.18, half the limit when
-    that is shorter): up to 2.17 the job is killed at the first look after the limit
-    plus one step (``async: 1`` runs for 10 s), from 2.18 at the first look at or
+    async_wrapper looks every ``step`` seconds (5; half the limit when that is
+    shorter, ``halves_step``: from 2.18, and in some later patch releases of older
+    branches): without that, the job is killed at the first look after the limit
+    plus one step (``async: 1`` runs for 10 s); with it, at the first look at or
     after the limit. The same looks are taken here, and a job that ends between two
     ends its supervisor at once (async_wrapper's sleeps on).
     """
-    legacy = version < (2, 18)
+    legacy = not halves_step
     step = 5.0
     if not legacy and limit and step >= limit:
         step = limit / 2.0

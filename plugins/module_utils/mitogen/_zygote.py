@@ -234,11 +234,12 @@ def _child_main(fd: int, modules: Dict[str, Tuple[bool, str]], config: Dict[str,
     if limit:
         from . import _jobs  # only jobs need it: not in the boot payload
 
-        version = request.pop("async_wrapper", None) or (2, 19)
+        version = list(request.pop("async_wrapper", None) or [2, 19])
         _jobs.run_job(
             request,
             int(limit),
             (int(version[0]), int(version[1])),
+            bool(version[2]) if len(version) > 2 else (int(version[0]), int(version[1])) >= (2, 18),
             run_here,
             lambda started: channel.send({"started": started}),
             channel.close,
