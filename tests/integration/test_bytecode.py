@@ -16,6 +16,7 @@ from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import api
 from tests.integration import remote_helpers as rh
 from tests.integration.runner_support import ALLOW, Runner, comparable, decode, module_path, write_module
 from tests.testbed.pythons import pythons
+from tests.unavailable import unavailable
 
 SAME = "/usr/bin/python3"
 OTHER = next((pythons()[v] for v in ("3.12", "3.8", "3.13") if v in pythons()), None)
@@ -104,7 +105,7 @@ def test_a_local_interpreter_of_our_python_runs_sent_code_another_compiles(sessi
     assert results[0]["ping"] == "pong" and results[1]["stdout"] == "from code", results
 
     if OTHER is None:
-        pytest.skip("no Python with another magic number on this machine")
+        unavailable("needs a Python with another magic number (pyenv's 3.12, 3.8 or 3.13)")
     other = session.local(python=OTHER)
     assert other.call(rh.identity)["python"][:2] != list(sys.version_info[:2])
     other_results = _runs(other, tmp_path / "other")
