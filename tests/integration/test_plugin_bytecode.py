@@ -151,6 +151,7 @@ NOT_FOR_A_MODULE = (
     "module_utils.mitogen._broker",
     "module_utils.mitogen._router",
     "module_utils.mitogen._importer",
+    "module_utils.mitogen._modwire",
     "module_utils.mitogen._methods",
     "module_utils.mitogen._session",
     "module_utils.mitogen._service",

@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import PeerProtocolError
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._importer import Entry, pack_bundle, unpack_bundle
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._modwire import Entry, pack_bundle, unpack_bundle
 
 
 def test_round_trip_and_compression():

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Tuple, cast
 
 from . import _sources, _zygote
 from ._broker import Broker
-from ._importer import Entry, Importer, Responder, install
+from ._importer import Importer, Responder, install
 from ._logs import ForwardHandler, LogReceiver, OutputForwarder
+from ._modwire import Entry
 from ._router import Router
 from ._service import ServiceRegistry
 from ._state import STATE

@@ -64,64 +64,20 @@ import linecache
 import logging
 import sys
 import threading
-import zlib
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Set
 
-from . import _bytecode, _codec
+from . import _bytecode
 from ._allowlist import EMPTY, FETCH, PROVIDED, REFUSE, ImportPolicy
 from ._calls import Receiver, is_dead
 from ._errors import PeerProtocolError, StreamError, TimeoutError
+from ._modwire import Entry, Packer, WireEntry, closure, pack_bundle, unpack_bundle, valid_entry
 from ._router import Router
 from ._wire import GET_MODULE, IMPORT_POLICY, LOAD_MODULES, Message
 
 LOG = logging.getLogger("ns.mitogen.importer")
 
-# name -> (is_pkg, filename, source or None when absent, names of related modules)
-Entry = Tuple[bool, str, Optional[bytes], Tuple[str, ...]]
-#: An entry as it crosses a hop: an ``Entry``, or one with a code field after it,
-#: ``(tag, marshalled code)`` (``_bytecode``), for a child that runs that tag.
-WireEntry = Tuple[Any, ...]
-
 #: The core's own modules: served lowered for every target Python (``_lower``).
 _CORE_PREFIX = __name__.rpartition(".")[0] + "."
-
-
-def pack_bundle(bundle: Dict[str, Entry]) -> bytes:
-    """A module bundle as it crosses a hop: encoded, then compressed (sources shrink ~4x)."""
-    return zlib.compress(_codec.encode(bundle), 6)
-
-
-#: A bundle encoded to at least this many bytes is compressed once per process and
-#: content (``Responder.pack``); smaller ones compress in well under a millisecond.
-PACK_KEEP_MIN = 16384
-
-
-def unpack_bundle(data: Any, limit: int) -> Any:
-    """The bundle in ``data``; refuses to inflate past ``limit`` bytes (no zip bombs)."""
-    if not isinstance(data, bytes):
-        raise PeerProtocolError("GET_MODULE reply is not a compressed bundle")
-    inflater = zlib.decompressobj()
-    try:
-        raw = inflater.decompress(data, limit)
-    except zlib.error as exc:
-        raise PeerProtocolError("GET_MODULE reply does not inflate: %s" % exc) from None
-    if inflater.unconsumed_tail:
-        raise PeerProtocolError("GET_MODULE reply inflates past %d bytes" % limit)
-    return _codec.decode(raw)
-
-
-def _valid_entry(name: Any, entry: Any) -> bool:
-    return (
-        isinstance(name, str)
-        and isinstance(entry, tuple)
-        and len(entry) in (4, 5)
-        and (len(entry) == 4 or _bytecode.valid_field(entry[4]))
-        and isinstance(entry[0], bool)
-        and isinstance(entry[1], str)
-        and (entry[2] is None or isinstance(entry[2], bytes))
-        and isinstance(entry[3], tuple)
-        and all(isinstance(r, str) for r in entry[3])
-    )
 
 
 class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -237,7 +193,7 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if not isinstance(bundle, dict):
             raise PeerProtocolError("GET_MODULE reply is not a dict")
         for name, entry in bundle.items():
-            if not _valid_entry(name, entry):
+            if not valid_entry(name, entry):
                 raise PeerProtocolError("malformed module entry for %r" % (name,))
         for name, entry in bundle.items():
             old = self.cache.get(name)
@@ -272,8 +228,7 @@ class Responder:
         self.asked: Dict[int, int] = {}  # requesting context -> GET_MODULE requests it sent here
         self._waiting: Dict[str, List[Message]] = {}
         self.cache: Any = None  # controller: keeps what is derived from sources (``_derived``)
-        self._packed: Dict[str, bytes] = {}  # SHA-256 of an encoded bundle -> it compressed (``pack``)
-        self._pack_lock = threading.Lock()
+        self._packer = Packer()
         router.add_handler(self._on_get_module, GET_MODULE, policy=router.from_child_stream)
 
     def __repr__(self) -> str:
@@ -390,54 +345,12 @@ class Responder:
         """
         if self.importer is not None:
             return 0
-        self._closure(names, self._load_local, lambda mod: not self.policy.allows(mod))
+        closure(names, self._load_local, lambda mod: not self.policy.allows(mod))
         return len(self._local)
 
-    @staticmethod
-    def _closure(names: Sequence[str], lookup: Callable[[str], Optional[Entry]], skip: Callable[[str], bool]) -> Dict[str, Entry]:
-        """``names`` and every module they import (transitively), as ``lookup`` finds them.
-
-        ``skip(name)`` leaves a name out, and what only it would have brought in.
-        """
-        found: Dict[str, Entry] = {}
-        todo = list(names)
-        while todo:
-            mod = todo.pop()
-            if mod in found or skip(mod):
-                continue
-            entry = lookup(mod)
-            if entry is not None:
-                found[mod] = entry
-                todo.extend(entry[3])
-        return found
-
     def pack(self, bundle: Dict[str, WireEntry]) -> bytes:
-        """``pack_bundle(bundle)``, compressed once per process and content.
-
-        Each host's first module run is sent the same bundle (~600 KB encoded, ~16 ms
-        to compress): compressed for the first, remembered for the others (the last
-        few), and kept across processes in ``cache`` (``_derived``). The same bytes.
-        """
-        data = _codec.encode(bundle)
-        if len(data) < PACK_KEEP_MIN:
-            return zlib.compress(data, 6)
-        import hashlib
-
-        digest = hashlib.sha256(data).hexdigest()
-        with self._pack_lock:
-            found = self._packed.get(digest)
-        if found is None:
-            if self.cache is not None:
-                from ._derived import compressed  # the controller only
-
-                found = compressed(self.cache, data, digest, 6)
-            else:
-                found = zlib.compress(data, 6)
-            with self._pack_lock:
-                while len(self._packed) >= 4:
-                    del self._packed[next(iter(self._packed))]
-                self._packed[digest] = found
-        return found
+        """``pack_bundle(bundle)``, compressed once per process and content (``_modwire.Packer``)."""
+        return self._packer.pack(bundle, self.cache)
 
     # -- answering ------------------------------------------------------------------
     def _lookup(self, name: str) -> Optional[Entry]:
@@ -471,9 +384,7 @@ class Responder:
                 if self.importer is not None:  # an intermediary: what its parent sent along
                     todo += self.policy.companions(self.importer.arrived_with.get(name, []))
         skipped = set(also_has)
-        bundle = self._closure(
-            todo, self._lookup, lambda mod: (mod in have or mod in booted or mod in skipped) and mod != required
-        )
+        bundle = closure(todo, self._lookup, lambda mod: (mod in have or mod in booted or mod in skipped) and mod != required)
         out: Dict[str, WireEntry] = {}
         for mod, entry in bundle.items():
             have[mod] = have.get(mod, 0) + 1

@@ -43,7 +43,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _bytecode, _codec
 from ._allowlist import ImportPolicy
-from ._importer import Entry, Importer, install
+from ._importer import Importer, install
+from ._modwire import Entry
 
 _HEADER = struct.Struct(">I")
 _MAX_FRAME = 1 << 30

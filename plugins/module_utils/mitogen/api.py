@@ -79,9 +79,9 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
     from ._codec import Encoded, decode, encode
     from ._errors import CallError, ConnectError, Error, ProtocolError, RefusedError, StreamError, TimeoutError
     from ._hopcache import SERVICE as HOPCACHE_SERVICE
-    from ._importer import pack_bundle
     from ._methods import make as make_transport
     from ._modscan import imported_names
+    from ._modwire import pack_bundle
     from ._service import CHILDREN, Service, expose
     from ._session import DEFAULT_HOP_CACHE, Session
     from ._stream import Stream
@@ -118,7 +118,7 @@ _WHERE: Dict[str, tuple] = {
     "HOPCACHE_SERVICE": ("_hopcache", "SERVICE"),
     "make_transport": ("_methods", "make"),
     "imported_names": ("_modscan", "imported_names"),
-    "pack_bundle": ("_importer", "pack_bundle"),
+    "pack_bundle": ("_modwire", "pack_bundle"),
     "CHILDREN": ("_service", "CHILDREN"),
     "Service": ("_service", "Service"),
     "expose": ("_service", "expose"),
