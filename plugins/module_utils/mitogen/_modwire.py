@@ -7,8 +7,9 @@ travels), ``pack_bundle``/``unpack_bundle`` (encoded with ``_codec``, then
 compressed; inflating is bounded, so a peer cannot send a zip bomb),
 ``valid_entry`` (what a receiver accepts), ``Packer`` (compresses a large bundle
 once per process and content) and ``closure`` (a set of modules and all they
-import, as some lookup finds them). No I/O, no state shared between contexts:
-``_importer`` does the asking and answering.
+import, as some lookup finds them). No sockets or files of its own (``Packer`` keeps
+what it compressed across processes only through the ``_derived`` cache it is
+handed, on the controller); ``_importer`` does the asking and answering.
 """
 
 from __future__ import annotations
