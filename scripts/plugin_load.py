@@ -80,7 +80,7 @@ def _phase(event: str, arg: str) -> str:
             return "Ansible: the collection's metadata (meta/runtime.yml)"
         return "the plugin's code: finding, running its modules' bodies"
     if event == "marshal.loads":
-        return "unmarshalling code (ours, from the bundle)"
+        return "unmarshalling code (our bundle's, and any .pyc)"
     return "Ansible and the standard library (plugin lookup, other imports)"
 
 
@@ -114,8 +114,8 @@ def _inner(args: argparse.Namespace) -> int:
                 if event in ("import", "open", "compile", "marshal.loads", "exec"):
                     arg = hook_args[1] if event == "compile" and len(hook_args) > 1 else (hook_args[0] if hook_args else "")
                     arg = getattr(arg, "co_filename", arg)
-                    if isinstance(arg, bytes):
-                        arg = arg.decode("utf-8", "replace")
+                    if isinstance(arg, (bytes, bytearray, memoryview)):  # code being unmarshalled, or a path
+                        arg = "" if event == "marshal.loads" else bytes(arg).decode("utf-8", "replace")
                     events.append((time.perf_counter(), event, str(arg)[-200:]))
 
             sys.addaudithook(hook)

@@ -38,5 +38,5 @@ def test_plugin_load_reports_ours_and_the_baseline():
     assert set(found) == {"ns.mitogen.ssh", "nsmbaseline.tiny.tiny"}, out
     assert all(faults > 0 for faults in found.values()), out
     ours = out.split("nsmbaseline.tiny.tiny:")[0]
-    assert "unmarshalling code (ours, from the bundle)" in ours, out
+    assert "unmarshalling code (our bundle's, and any .pyc)" in ours, out
     assert "compiling the plugin's files from source" in ours, out
