@@ -9,7 +9,14 @@ import pytest
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen import _codec
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._errors import PeerProtocolError
-from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._modwire import Entry, pack_bundle, unpack_bundle
+from ansible_collections.ns.mitogen.plugins.module_utils.mitogen._modwire import (
+    PACK_KEEP_MIN,
+    Entry,
+    Packer,
+    closure,
+    pack_bundle,
+    unpack_bundle,
+)
 
 
 def test_round_trip_and_compression():
@@ -70,3 +77,32 @@ def test_what_the_parent_on_the_host_has_is_left_out():
     assert extra not in login
     become = responder.bundle_for(8, [BASIC, extra], also_has=list(login))
     assert extra in become and not set(become) & set(login)
+
+
+def test_a_large_bundle_is_compressed_once_and_the_last_few_kept():
+    """``Packer``: a large bundle's compressed bytes are kept (the very same object comes
+    back), the last 4 of them; a small one is compressed each time."""
+    big = {"m%d" % i: (False, "f", b"x = %d\n" % i * 4000, ()) for i in range(5)}
+    packer = Packer()
+    first = packer.pack({"m0": big["m0"]})
+    assert packer.pack({"m0": big["m0"]}) is first
+    for name in ("m1", "m2", "m3", "m4"):
+        packer.pack({name: big[name]})
+    again = packer.pack({"m0": big["m0"]})
+    assert again == first and again is not first  # evicted by the four after it: compressed anew
+    assert unpack_bundle(first, 1 << 20) == {"m0": big["m0"]}
+    small = {"s": (False, "f", b"y = 1\n", ())}
+    assert len(_codec.encode(small)) < PACK_KEEP_MIN
+    assert packer.pack(small) is not packer.pack(small)
+
+
+def test_closure_follows_related_names_and_skips_what_it_is_told():
+    entries: Dict[str, Entry] = {
+        "a": (False, "a", b"", ("b", "c")),
+        "b": (False, "b", b"", ("d",)),
+        "c": (False, "c", b"", ()),
+        "d": (False, "d", b"", ("a",)),  # a cycle back to the start
+    }
+    assert set(closure(["a"], entries.get, lambda name: False)) == {"a", "b", "c", "d"}
+    assert set(closure(["a"], entries.get, lambda name: name == "b")) == {"a", "c"}  # and what only b brought
+    assert closure(["missing"], entries.get, lambda name: False) == {}
