@@ -18,8 +18,10 @@ from __future__ import annotations
 import collections
 import os
 import resource
+import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -32,6 +34,23 @@ _START = time.perf_counter()
 
 
 # -- running a benchmark ---------------------------------------------------------------
+def read_only_copy(installed: Path, dest: Path) -> Path:
+    """``installed`` (a collections directory) copied to ``dest`` as an execution
+    environment has it: no ``__pycache__``, nothing writable, and older than our code
+    bundle's racy window (``_loader.RACY_SECONDS``: a bundle is not written while a source
+    changed less than 2 s ago), as an installed collection is. ``writable_again(dest)``
+    undoes the mode before it is removed."""
+    shutil.copytree(installed, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(["chmod", "-R", "a-w", str(dest)], check=True)
+    time.sleep(2.1)
+    return dest
+
+
+def writable_again(path: Path) -> None:
+    """Undo ``read_only_copy``'s mode on ``path`` (a failure is left to the removal)."""
+    subprocess.run(["chmod", "-R", "u+w", str(path)], check=False)
+
+
 def log(message: str) -> None:
     """Progress on stderr, with the time since the run started."""
     print("[%6.1fs] %s" % (time.perf_counter() - _START, message), file=sys.stderr, flush=True)

@@ -75,7 +75,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.ansible import ANSIBLE_PLAYBOOK, BenchError, Runner, Variant, parse_recap  # noqa: E402
-from benchmarks.harness import exit_cleanly_on_signals, log  # noqa: E402
+from benchmarks.harness import exit_cleanly_on_signals, log, read_only_copy, writable_again  # noqa: E402
 from benchmarks.report import cpu_ticks, run_info  # noqa: E402
 from tests.testbed import Testbed  # noqa: E402
 from tests.testbed.fixtures import unsupported_reason  # noqa: E402
@@ -220,11 +220,8 @@ class HostsRunner(Runner):
         if no_bytecode:
             # As in an execution environment: a read-only collection without bytecode, and
             # PYTHONDONTWRITEBYTECODE (ansible-core's own bytecode, in site-packages, is read).
-            self.read_only = work / "read-only-collections"
             installed = ROOT / ".build" / "installed"  # scripts/setup's ansible-galaxy install of the collection
-            shutil.copytree(installed, self.read_only, ignore=shutil.ignore_patterns("__pycache__"))
-            subprocess.run(["chmod", "-R", "a-w", str(self.read_only)], check=True)
-            time.sleep(2.1)  # as an installed collection is: older than our bundle's racy window
+            self.read_only = read_only_copy(installed, work / "read-only-collections")
         self.playbooks = {floor: work / ("play-%s.yml" % ("floor" if floor else "hostname")) for floor in (False, True)}
         for floor, path in self.playbooks.items():
             path.write_text(playbook_text(tasks, floor))
@@ -240,7 +237,7 @@ class HostsRunner(Runner):
 
     def close(self) -> None:
         if self.read_only is not None:
-            subprocess.run(["chmod", "-R", "u+w", str(self.read_only)], check=False)
+            writable_again(self.read_only)
 
     def measure(self, hosts: int, variant: Variant) -> Result:
         self._count += 1

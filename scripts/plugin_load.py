@@ -188,6 +188,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.inner:
         return _inner(args)
+    sys.path.insert(0, str(REPO))
+    from benchmarks.harness import read_only_copy, writable_again
+
     work = Path(tempfile.mkdtemp(prefix="nsm-plugin-load-"))
     try:
         env = dict(os.environ)
@@ -195,11 +198,7 @@ def main() -> int:
         env["ANSIBLE_HOME"] = str(work / "home")
         collections = Path(args.collections)
         if args.no_bytecode:
-            copy = work / "collections"
-            shutil.copytree(collections, copy, ignore=shutil.ignore_patterns("__pycache__"))
-            subprocess.run(["chmod", "-R", "a-w", str(copy)], check=True)
-            time.sleep(2.1)  # older than our bundle's racy window, as an installed collection is
-            collections, env["PYTHONDONTWRITEBYTECODE"] = copy, "1"
+            collections, env["PYTHONDONTWRITEBYTECODE"] = read_only_copy(collections, work / "collections"), "1"
         runs = [(str(collections), "ns.mitogen.ssh")]
         if args.baseline:
             base = work / "baseline" / "ansible_collections" / "nsmbaseline" / "tiny"
@@ -215,7 +214,7 @@ def main() -> int:
                 return done.returncode
         return 0
     finally:
-        subprocess.run(["chmod", "-R", "u+w", str(work)], check=False)
+        writable_again(work)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -217,6 +217,7 @@ def main() -> int:
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO))
+    from benchmarks.harness import read_only_copy, writable_again
     from tests.differential import runner
     from tests.testbed import Testbed
 
@@ -226,11 +227,7 @@ def main() -> int:
         env = dict(os.environ)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         if args.no_bytecode:
-            copy = work / "collections"
-            shutil.copytree(collections, copy, ignore=shutil.ignore_patterns("__pycache__"))
-            subprocess.run(["chmod", "-R", "a-w", str(copy)], check=True)
-            time.sleep(2.1)  # as an installed collection is: older than our bundle's racy window
-            collections = copy
+            collections = read_only_copy(collections, work / "collections")
             env["PYTHONDONTWRITEBYTECODE"] = "1"
         play = work / "play.yml"
         tasks = "".join("    - name: t%d\n      %s\n" % (i, args.task) for i in range(args.tasks))
@@ -300,7 +297,7 @@ def main() -> int:
             for path in target_dir.iterdir():
                 shutil.copy(path, args.keep)
         shutil.rmtree(target_dir, ignore_errors=True)
-        subprocess.run(["chmod", "-R", "u+w", str(work)], check=False)
+        writable_again(work)
         shutil.rmtree(work, ignore_errors=True)
 
 
