@@ -11,8 +11,9 @@ class through Ansible's ``connection_loader``, timed (wall and CPU, medians). A 
 child loads it and makes a connection object beforehand, so our private caches (the
 code bundle, the option definitions) are filled as after any first task.
 
-``--phases`` lists where the last child's time went, from Python's audit events
-(imports, opens, compiles, unmarshalling), summed by phase. ``--baseline`` measures the
+``--phases`` runs one more child with an audit hook and lists where its time went,
+from Python's audit events (imports, opens, compiles, unmarshalling), summed by phase
+(the hook slows it; the medians are of the children without it). ``--baseline`` measures the
 same for a throwaway collection holding a trivial connection plugin: what Ansible
 itself costs to find and load any collection's connection plugin, the floor for ours.
 ``--no-bytecode``: ``PYTHONDONTWRITEBYTECODE=1`` and a read-only copy of the
@@ -101,14 +102,14 @@ def _inner(args: argparse.Namespace) -> int:
     init_plugin_loader([args.collections])
     name = args.plugin
 
-    def child(measure: bool) -> Dict[str, Any]:
+    def child(measure: bool, audit: bool) -> Dict[str, Any]:
         gc.freeze()
         if not measure:
             plugin = connection_loader.get(name, PlayContext(), None)
             plugin.close()
             return {}
         events: List[Tuple[float, str, str]] = []
-        if args.phases:
+        if audit:
 
             def hook(event: str, hook_args: Tuple[Any, ...]) -> None:
                 if event in ("import", "open", "compile", "marshal.loads", "exec"):
@@ -135,14 +136,14 @@ def _inner(args: argparse.Namespace) -> int:
         return {"wall": wall * 1000, "cpu": cpu * 1000, "faults": faults, "phases": {k: v * 1000 for k, v in phases.items()}}
 
     results = []
-    for i in range(args.runs + 1):
+    for i in range(args.runs + 1 + bool(args.phases)):  # a first to fill the caches, one more audited
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read)
             code = 0
             try:
-                os.write(write, json.dumps(child(measure=i > 0)).encode())
+                os.write(write, json.dumps(child(measure=i > 0, audit=args.phases and i == args.runs + 1)).encode())
             except BaseException:
                 import traceback
 
@@ -158,6 +159,7 @@ def _inner(args: argparse.Namespace) -> int:
             return 1
         if i > 0:
             results.append(json.loads(data))
+    audited = results.pop() if args.phases else None  # its times are the hook's too: not in the medians
     print(
         "%s: loading the plugin class in a fresh worker, median of %d: %.1f ms wall, %.1f ms CPU, %d page faults"
         % (
@@ -168,11 +170,10 @@ def _inner(args: argparse.Namespace) -> int:
             statistics.median(r["faults"] for r in results),
         )
     )
-    if args.phases:
-        phases = results[-1]["phases"]
-        for key, ms in sorted(phases.items(), key=lambda kv: -kv[1]):
+    if audited is not None:
+        for key, ms in sorted(audited["phases"].items(), key=lambda kv: -kv[1]):
             print("  %6.2f ms  %s" % (ms, key))
-        print("  (the last run, with an audit hook on every event: slower than the median above)")
+        print("  (one more run, with an audit hook on every event: slower than the median above)")
     return 0
 
 
@@ -186,6 +187,8 @@ def main() -> int:
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--plugin", default="ns.mitogen.ssh", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1, not %d" % args.runs)
     if args.inner:
         return _inner(args)
     sys.path.insert(0, str(REPO))
