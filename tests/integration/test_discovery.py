@@ -16,9 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.testbed import pythons
+from tests.unavailable import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -63,8 +62,9 @@ def _run(tmp_path: Path, connection: str, strategy: str) -> subprocess.Completed
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
-@pytest.mark.skipif("2.7" not in pythons(), reason="needs pyenv's Python 2.7")
 def test_discovery_skips_candidates_that_do_not_run(tmp_path):
+    if "2.7" not in pythons():
+        unavailable("needs pyenv's Python 2.7")
     (tmp_path / "vanilla").mkdir()
     vanilla = _run(tmp_path / "vanilla", "local", "linear")
     assert vanilla.returncode != 0, "vanilla was expected to choose the broken shim"

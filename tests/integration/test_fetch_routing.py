@@ -19,6 +19,7 @@ import pytest
 
 from tests.integration import test_ansible_connection
 from tests.integration.test_ansible_connection import inventory, playbook_environ
+from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.testbed
 
@@ -32,7 +33,7 @@ def run(tb, tmp_path, core, strategy, connection, **host_vars):
     if core is not None:
         bin_dir = os.path.join(REPO, ".venvs", "core-%s" % core, "bin")
         if not os.path.exists(os.path.join(bin_dir, "ansible-playbook")):
-            pytest.skip("no .venvs/core-%s (scripts/setup makes it)" % core)
+            unavailable("no .venvs/core-%s (scripts/setup makes it)" % core)
     inv = inventory(tb, tmp_path / "hosts", ansible_connection=connection)
     for host, line in host_vars.items():
         text = (tmp_path / "hosts").read_text().replace("%s ansible_host" % host, "%s %s ansible_host" % (host, line))
