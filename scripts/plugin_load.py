@@ -191,6 +191,8 @@ def main() -> int:
         parser.error("--runs must be at least 1, not %d" % args.runs)
     if args.inner:
         return _inner(args)
+    if not (Path(args.collections) / "ansible_collections" / "ns" / "mitogen").is_dir():
+        parser.error("--collections %s holds no ansible_collections/ns/mitogen (scripts/setup installs it)" % args.collections)
     sys.path.insert(0, str(REPO))
     from benchmarks.harness import read_only_copy, writable_again
 
