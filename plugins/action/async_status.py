@@ -13,7 +13,7 @@ from ansible.plugins.action.async_status import ActionModule as _BuiltinAsyncSta
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
 
-plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
+plugin_utils.install()  # before importing our modules: see plugin_utils/_package.py
 
 
 class ActionModule(_BuiltinAsyncStatus):

@@ -23,7 +23,7 @@ from ansible.plugins.action.fetch import ActionModule as _BuiltinFetch
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
 
-plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
+plugin_utils.install()  # before importing our modules: see plugin_utils/_package.py
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _fetch_action
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase

@@ -10,7 +10,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
 
-plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
+plugin_utils.install()  # before importing our modules: see plugin_utils/_package.py
 
 from ansible_collections.ns.mitogen.plugins.module_utils.mitogen.api import redacted
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase

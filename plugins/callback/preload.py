@@ -38,7 +38,7 @@ from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
 
-plugin_utils.install("_strategy")  # before importing our modules: see plugin_utils/__init__.py
+plugin_utils.install("_strategy")  # before importing our modules: see plugin_utils/_package.py
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _strategy
 

@@ -172,7 +172,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
 
-plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
+plugin_utils.install()  # before importing our modules: see plugin_utils/_package.py
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _options
 from ansible_collections.ns.mitogen.plugins.plugin_utils._engine_connection import EngineConnectionBase

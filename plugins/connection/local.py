@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
 
-plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
+plugin_utils.install()  # before importing our modules: see plugin_utils/_package.py
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils import _plugin_defs
 from ansible_collections.ns.mitogen.plugins.plugin_utils._connection import MitogenConnectionBase

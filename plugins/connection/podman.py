@@ -92,7 +92,7 @@ EXAMPLES = r"""
 
 from ansible_collections.ns.mitogen.plugins import plugin_utils
 
-plugin_utils.install()  # before importing our modules: see plugin_utils/__init__.py
+plugin_utils.install()  # before importing our modules: see plugin_utils/_package.py
 
 from ansible_collections.ns.mitogen.plugins.plugin_utils._containers import ContainerConnection
 

@@ -1,223 +1,87 @@
 # Copyright (c) 2026 ns.mitogen contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""ns.mitogen's controller-only code (private package).
+"""ns.mitogen's controller-only code (private package): its code is ``_package.py``.
 
-Importing this package, or any module in it, changes nothing outside it. Every plugin
-of the collection calls ``install()`` first (idempotent), which loads our controller
-modules (this package's and the core's) with the standard ``SourceFileLoader``, not
-Ansible's collection loader (which compiles from source on every import), from a
-bundle of code objects in our private cache where it can (``_loader``, ``_bundle``),
-and installs the ``ActionBase`` seam (``_action.install()``). The strategies add
-``_strategy``; what only the multiplexer runs is loaded when first needed (``load()``).
-
-Only what finds and reads the bundle is here: Ansible compiles this file from source in
-every process that loads it (every worker under a built-in strategy), so the rest, and
-why it is so, is in ``_bundle``, which comes compiled in the bundle itself.
+This file runs ``_package.py`` in the package's own namespace, its code object from our
+private cache (``package_entry()``) when valid, else compiled from its source (and then
+cached by ``install()``). Ansible's collection loader compiles this file from source in
+every process that loads it, every Ansible worker under a built-in strategy included,
+where compiling costs ~0.4 ms a KB of code (a fresh fork's cold memory): so it holds only
+what finds and checks that one entry. Its rules are the cache's (``_package.py``): the
+user's own directory that nobody else may enter, an entry of the user's that nobody else
+may read, recording ``_package.py``'s path and its inode, size, modification and change
+times (a rewritten file is seen as changed, as the bundle's sources are).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import marshal
 import os
 import sys
-import time
-from typing import Any, Dict, Optional, Tuple
+from importlib.util import MAGIC_NUMBER
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
-#: What ``install()`` always loads (with what it imports of ours).
-_BASE = ("_connection", "_action")
 #: Our private code cache: a directory, or "off".
 CODE_CACHE_ENV = "NS_MITOGEN_CODE_CACHE"
-_BUNDLE_HEADER = b"nsm-bundle-2\n" + importlib.util.MAGIC_NUMBER
+PACKAGE_HEADER = b"nsm-package-1\n" + MAGIC_NUMBER
 
 
-def code_cache_dir() -> Optional[str]:
-    """Where compiled code of ours is kept, or None: ``$NS_MITOGEN_CODE_CACHE`` (off, 0 or empty:
-    none), else ``$XDG_CACHE_HOME/ns.mitogen/code`` (``~/.cache``), per cache tag; a 0700 directory
-    of the user's. Its name is worked out once per process and settings, checked on every call."""
+def cache_directory() -> Optional[str]:
+    """Our private cache's directory name, or None (``$NS_MITOGEN_CODE_CACHE`` off, 0 or empty)."""
     setting = os.environ.get(CODE_CACHE_ENV)
     if setting is not None and setting.strip().lower() in ("", "0", "off", "false", "no"):
         return None
-    key = (setting, os.environ.get("XDG_CACHE_HOME"), os.environ.get("HOME"))
-    path = _CACHE_DIRS.get(key)
-    if path is None:
-        if setting:
-            base = os.path.expanduser(setting)
-        else:
-            base = os.path.join(key[1] or os.path.expanduser("~/.cache"), "ns.mitogen", "code")
-        path = _CACHE_DIRS[key] = os.path.join(base, str(sys.implementation.cache_tag))
-    try:
-        st = os.lstat(path)
-    except OSError:
-        try:
-            os.makedirs(path, 0o700, exist_ok=True)
-            st = os.lstat(path)
-        except OSError:
-            return None
-    if st.st_uid != os.geteuid() or st.st_mode & 0o077 or not os.path.isdir(path):
-        return None
-    return path
+    base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ns.mitogen", "code")
+    return os.path.join(os.path.expanduser(setting) if setting else base, sys.implementation.cache_tag)
 
 
-_CACHE_DIRS: Dict[Tuple[Optional[str], ...], str] = {}
-
-#: A cache entry read this long after it was last written or refreshed is refreshed
-#: (its modification time set to now): the cache evicts the entries modified longest
-#: ago (``_loader.write_private``), which must not be those read on every run.
-REFRESH_SECONDS = 86400
-
-
-def read_private(path: str) -> Optional[bytes]:
-    """The content of the cache entry ``path`` if it is the user's own and private, else None.
-
-    An entry last modified over ``REFRESH_SECONDS`` ago is touched as it is read (at
-    most one ``futimens`` a day per entry; a failure is ignored).
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
-            return None
-        if st.st_mtime < time.time() - REFRESH_SECONDS:
-            try:
-                os.utime(fd)
-            except OSError:
-                pass
-        with os.fdopen(fd, "rb", closefd=False) as fp:
-            return fp.read()
-    finally:
-        os.close(fd)
-
-
-def stamp(path: str) -> Tuple[int, int, int, int]:
-    """What a bundle records of a source file: inode, size, modification and change times."""
-    st = os.stat(path)
+def stamp(path: str, st: Any = None) -> Tuple[int, int, int, int]:
+    """What the cache records of a source file (``os.stat(path)`` or ``st``): inode, size,
+    modification and change times."""
+    if st is None:
+        st = os.stat(path)
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def bundle_path(names: Tuple[str, ...]) -> Optional[str]:
-    """The bundle of what importing ``names`` (this package's modules) loads, or None (no cache)."""
-    directory = code_cache_dir()
-    if directory is None:
-        return None
-    key = _BUNDLE_HEADER + os.fsencode(os.path.dirname(os.path.abspath(__file__))) + b"\0" + ",".join(names).encode()
-    return os.path.join(directory, "bundle-" + hashlib.sha256(key).hexdigest())
+def package_entry(directory: Optional[str]) -> Tuple[str, Tuple[int, int, int, int], Optional[str]]:
+    """``_package.py``'s path, its ``stamp()`` and its entry in the cache ``directory`` (None without one)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_package.py")
+    st = os.stat(path)
+    entry = os.path.join(directory, "package-%x-%x" % (st.st_dev, st.st_ino)) if directory else None
+    return path, stamp(path, st), entry
 
 
-def _read_bundle(path: str) -> Optional[Dict[str, Tuple[str, Any, memoryview]]]:
-    """Module name -> (file, stamp, marshalled code) from the bundle at ``path``; None if missing, foreign,
-    damaged or its finder (``_bundle``) changed since.
-
-    A bundle is its header, the length of its index, the index (marshalled: each
-    module's name, file, stamp, and where its code lies after the index), then each
-    module's marshalled code, kept so (and uncopied) until its module is imported.
-    """
-    blob = read_private(path)
-    if blob is None or not blob.startswith(_BUNDLE_HEADER):
-        return None
-    view = memoryview(blob)[len(_BUNDLE_HEADER) :]
-    found = {}
-    try:
-        size = int.from_bytes(view[:4], "big")
-        data = view[4 + size :]
-        for name, source, recorded, start, end in marshal.loads(view[4 : 4 + size]):
-            if not 0 <= start <= end <= len(data):
-                return None
-            found[name] = (source, tuple(recorded), data[start:end])
-        own = found[__name__ + "._bundle"]
-        return found if stamp(own[0]) == own[1] else None
-    except (OSError, KeyError, EOFError, ValueError, TypeError):
-        return None
-
-
-def _core() -> Any:
-    """``_bundle``, which loads our modules: run from the bundle by ``install()``, else loaded here."""
-    name = __name__ + "._bundle"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bundle.py")
-        )
-        if spec is None or spec.loader is None:
-            raise ImportError("cannot load %s" % name)
-        module = sys.modules[name] = importlib.util.module_from_spec(spec)
+def _package_code() -> Tuple[Any, Optional[str]]:
+    """``_package.py``'s code object, and the entry it came from (None: compiled here)."""
+    path, stamp, entry = package_entry(cache_directory())
+    if entry:
         try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    return module
+            folder = os.lstat(os.path.dirname(entry))
+            with open(os.open(entry, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fp:
+                st = os.fstat(fp.fileno())
+                blob = fp.read()
+            uid = os.geteuid()
+            if (folder.st_uid, st.st_uid) == (uid, uid) and not (folder.st_mode | st.st_mode) & 0o077:
+                if folder.st_mode & 0o170000 == 0o040000 and blob.startswith(PACKAGE_HEADER):
+                    recorded, code = marshal.loads(memoryview(blob)[len(PACKAGE_HEADER) :])
+                    if recorded == (path, stamp):
+                        return code, entry
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+    with open(path, "rb") as fp:
+        return compile(fp.read(), path, "exec", dont_inherit=True), None
 
 
-def _import_first(names: Tuple[str, ...]) -> None:
-    """Import ``names``: from their bundle where one is valid, else by ``_loader`` (then bundled)."""
-    path = bundle_path(names)
-    bundled = _read_bundle(path) if path else None
-    name = __name__ + "._bundle"  # the bundle's finder, run from the bundle
-    if bundled is not None:
-        try:
-            code = marshal.loads(bundled[name][2])
-            spec = importlib.util.spec_from_file_location(name, bundled[name][0])
-        except (EOFError, ValueError, TypeError):
-            code = spec = None
-        if spec is None:
-            bundled = None
-        else:
-            module = sys.modules[name] = importlib.util.module_from_spec(spec)
-            exec(code, module.__dict__)  # noqa: S102 - our own module's code object, as its loader would run it
-    _core().import_first(path, bundled, names)
+PACKAGE_CODE, PACKAGE_FROM = _package_code()
+exec(PACKAGE_CODE, globals())  # noqa: S102 - our own file's code, as an import would run it
 
-
-def load(name: str) -> Any:
-    """This package's module ``name`` (e.g. ``"_mux_server"``), loaded as ``install()`` loads them
-    (``_bundle.load``): for what a plugin needs only sometimes, imported inside a function."""
-    module = sys.modules.get("%s.%s" % (__name__, name))
-    return module if module is not None else _core().load(name)
-
-
-def lazy(name: str) -> Any:
-    """A stand-in for this package's module ``name``, loaded by ``load()`` when first used (``_bundle.Lazy``)."""
-    return _core().Lazy(name)
-
-
-def loader_module() -> Any:
-    """Our ``_loader`` module, itself loaded with the standard loader (from the bundle if there)."""
-    return _core().loader_module()
-
-
-_installed = False
-_installed_by: Optional[int] = None  # the pid of the process that ran install() first (a worker's parent: inherited)
-
-
-def spare_inherited_objects() -> None:
-    """In an Ansible worker: ``gc.freeze()`` what it inherited, before our imports (``_bundle`` says why)."""
-    worker = sys.modules.get("ansible.executor.process.worker")
-    multiprocessing = sys.modules.get("multiprocessing")
-    if worker is None or multiprocessing is None:
-        return
-    if isinstance(multiprocessing.current_process(), getattr(worker, "WorkerProcess", ())):
-        import gc
-
-        gc.freeze()
-
-
-def install(*extra: str) -> None:
-    """What every ns.mitogen plugin needs before it imports our modules (idempotent).
-
-    Loads what the connection and action plugins import, then installs the ``ActionBase``
-    seam. ``extra``: more of this package's modules to load so (``"_strategy"``, ``"_ssh"``):
-    the first call's go in its bundle. What only the multiplexer needs is left to ``load()``.
-    """
-    global _installed, _installed_by
-    if not _installed:
-        spare_inherited_objects()
-        _import_first(_BASE + extra)
-        importlib.import_module(__name__ + "._action").install()
-        _installed, _installed_by = True, os.getpid()
-    for name in extra:
-        load(name)
+if TYPE_CHECKING:  # what _package.py defines here, for the type checker
+    from ._package import (  # noqa: F401
+        code_cache_dir,
+        install,
+        lazy,
+        load,
+        loader_module,
+        read_private,
+        spare_inherited_objects,
+    )

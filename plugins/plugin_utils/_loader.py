@@ -207,7 +207,7 @@ def write_bundle(path: str, served: Dict[str, Tuple[str, Any]]) -> None:
     others = {}  # this package's modules not loaded here: compiled only if the bundle is written
     for filename in os.listdir(here):
         fullname = "%s.%s" % (_PACKAGE, filename[:-3])
-        if filename.endswith(".py") and filename != "__init__.py" and fullname not in entries:
+        if filename.endswith(".py") and filename not in ("__init__.py", "_package.py") and fullname not in entries:
             others[fullname] = os.path.join(here, filename)
     stamps = {}
     now = time.time_ns()
@@ -231,3 +231,16 @@ def write_bundle(path: str, served: Dict[str, Tuple[str, Any]]) -> None:
     head = marshal.dumps(index)  # the layout: plugin_utils._read_bundle
     blob = b"".join([sys.modules[_PACKAGE]._BUNDLE_HEADER, len(head).to_bytes(4, "big"), head] + codes)
     write_private(os.path.dirname(path), path, blob)
+
+
+def write_package(found: Tuple[str, Tuple[int, int, int, int], Optional[str]], code: Any) -> None:
+    """Store ``_package.py``'s ``code`` for the package's ``__init__.py`` at the entry ``found``
+    names (``plugin_utils.package_entry``: its path, stamp and entry), in the layout it reads.
+
+    Not written while the file changed in the last ``RACY_SECONDS``, as a bundle is not.
+    """
+    path, recorded, entry = found
+    if entry is None or time.time_ns() - recorded[3] < RACY_SECONDS * 1e9:
+        return
+    package = sys.modules[_PACKAGE]
+    write_private(os.path.dirname(entry), entry, package.PACKAGE_HEADER + marshal.dumps(((path, recorded), code)))

@@ -213,10 +213,16 @@ def _modules(found):
 
 
 def _cache_entries(cache):
-    """The code cache's entries (one per source) and bundles, each sorted."""
+    """The code cache's entries (one per source) and bundles, each sorted (not the package's code)."""
     (tag,) = os.listdir(cache)
-    found = sorted((cache / tag).iterdir())
+    found = sorted(e for e in (cache / tag).iterdir() if not e.name.startswith("package-"))
     return [e for e in found if not e.name.startswith("bundle-")], [e for e in found if e.name.startswith("bundle-")]
+
+
+def _package_entries(cache):
+    """The entries of ``_package.py``'s code (``plugin_utils/__init__.py`` reads one)."""
+    (tag,) = os.listdir(cache)
+    return sorted(e for e in (cache / tag).iterdir() if e.name.startswith("package-"))
 
 
 def test_code_cache_compiles_each_source_once_without_bytecode(tmp_path):
@@ -225,10 +231,12 @@ def test_code_cache_compiles_each_source_once_without_bytecode(tmp_path):
     first = _worker_probe(tmp_path, **env)
     assert "plugin_utils/_connection.py" in first["compiled"]
     assert first["loader"] == "_CachingSourceLoader"
+    assert first["compiled"].pop("plugin_utils/_package.py")  # by __init__.py: kept apart (below)
     entries, bundles = _cache_entries(cache)
     assert len(entries) == len(first["compiled"]) and len(bundles) == 1
+    assert len(_package_entries(cache)) == 1
     assert (cache / entries[0].parent.name).stat().st_mode & 0o777 == 0o700
-    assert all(e.stat().st_mode & 0o777 == 0o600 for e in entries + bundles)
+    assert all(e.stat().st_mode & 0o777 == 0o600 for e in entries + bundles + _package_entries(cache))
     assert not (tmp_path / "pycache").exists()  # nothing of Python's own bytecode
     second = _worker_probe(tmp_path, **env)
     assert second["compiled"] == {} and _modules(second) == _modules(first)
@@ -270,6 +278,41 @@ def test_bundle_never_serves_a_source_changed_since(tmp_path):
     changed = _worker_probe(tmp_path, collections=str(collections), **env)
     assert changed["doc_loader"] == "_CachingSourceLoader" and changed["doc"].startswith("PER-PROCESS")
     assert changed["loader"] == "BundledLoader"  # each module's file is checked as it is imported
+
+
+def test_package_code_comes_from_the_cache_only_while_valid(tmp_path):
+    """``plugin_utils/__init__.py`` runs ``_package.py``'s code from its cache entry (Ansible
+    compiles ``__init__.py`` in every worker: it is kept small); a damaged entry, one others
+    may read, or one of a ``_package.py`` changed since (same size and modification time) is
+    not used: the source is compiled, and the entry written again."""
+    collections = tmp_path / "collections"
+    shutil.copytree(os.path.join(ROOT, ".build", "installed"), collections, ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "code-cache"
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "NS_MITOGEN_CODE_CACHE": str(cache)}
+    source = collections / "ansible_collections/ns/mitogen/plugins/plugin_utils/_package.py"
+
+    def compiles_package():
+        found = _worker_probe(tmp_path, collections=str(collections), **env)
+        return "plugin_utils/_package.py" in found["compiled"]
+
+    time.sleep(2.1)  # no entry is written for a file changed less than 2 s ago
+    assert compiles_package()
+    (entry,) = _package_entries(cache)
+    assert not compiles_package()
+    good = entry.read_bytes()
+    entry.write_bytes(good[:60] + b"garbage")
+    assert compiles_package() and entry.read_bytes() == good  # damaged: compiled, written again
+    entry.chmod(0o644)
+    assert compiles_package()  # readable by others: not trusted, and replaced by a private one
+    assert entry.stat().st_mode & 0o777 == 0o600 and not compiles_package()
+    before = source.stat()
+    text = source.read_text()
+    source.write_text(text.replace("ns.mitogen's", "NS.MITOGEN's", 1))  # same size
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the same time: only ctime tells
+    assert compiles_package()  # changed: compiled from the new source
+    time.sleep(2.1)
+    compiles_package()  # (the run that writes the entry again, if the last one did not)
+    assert not compiles_package() and len(_package_entries(cache)) == 1
 
 
 def test_code_cache_off_or_unsafe_is_not_used(tmp_path):
