@@ -33,7 +33,9 @@ The bundle: where the private cache can be used, ``install()`` takes what it loa
 (``bundle-<key>``) instead of one lookup, read and unmarshal per module (and one
 compile of ``_loader.py``): about half of what loading our connection plugin cost an
 Ansible worker. It also holds the package's other modules, compiled, for ``load()``;
-each module's code stays marshalled until it is imported. A module's code is used only
+each module's code stays marshalled until it is imported. ``install()``'s own modules
+are run from it in the order they finished in when it was made, without the import
+system (``run_first()``). A module's code is used only
 while its file is unchanged since the bundle was made, checked as it is imported:
 the source's inode, size, modification and change times (the package's ``stamp()``),
 the test ``git`` uses for its index (the change time cannot be set back by a user or
@@ -81,6 +83,12 @@ _PACKAGE = __name__.rpartition(".")[0]
 #: Module name -> (file, stamp, marshalled code) of the bundle in use, and its path.
 _BUNDLED: Dict[str, Tuple[str, Any, memoryview]] = {}
 _BUNDLE_PATH = [""]
+#: The modules the bundle in use says ``install()`` runs, in the order they finished.
+_FIRST: List[str] = []
+#: Our modules run in this process by our loaders, in the order their bodies finished.
+FINISHED: List[str] = []
+#: Not run first from a bundle: they load the others, and a worker needs neither.
+_NOT_FIRST = (_PACKAGE + "._bundle", _PACKAGE + "._loader")
 
 
 class BundledLoader(importlib.machinery.SourceFileLoader):
@@ -99,6 +107,10 @@ class BundledLoader(importlib.machinery.SourceFileLoader):
         if fullname == self.name:
             return marshal.loads(self._code)
         return super().get_code(fullname)
+
+    def exec_module(self, module: Any) -> None:
+        super().exec_module(module)
+        FINISHED.append(module.__name__)
 
 
 def module_spec(fullname: str, path: str, loader: Any) -> importlib.machinery.ModuleSpec:
@@ -147,8 +159,9 @@ class BundleFinder:
         return self._fallback().find_spec(fullname)  # type: ignore[no-any-return]
 
 
-def import_from(package: str, names: Tuple[str, ...]) -> Tuple[Bundled, List[str]]:
-    """Import ``package``'s modules ``names`` (and what they import of ours) from the bundle in use.
+def import_from(package: str, names: Tuple[str, ...], first: bool = False) -> Tuple[Bundled, List[str]]:
+    """Import ``package``'s modules ``names`` (and what they import of ours) from the bundle in use
+    (``first``: ``install()``'s, after ``run_first()``).
 
     Returns what the bundle served and the names it lacked or held stale (found as
     ``_loader`` finds them): the caller writes a new bundle when any were.
@@ -157,11 +170,44 @@ def import_from(package: str, names: Tuple[str, ...]) -> Tuple[Bundled, List[str
     finder = BundleFinder(fresh_code, packages, lambda: loader_module().own_finder())
     sys.meta_path.insert(0, finder)
     try:
+        if first:
+            run_first(finder)
         for name in names:
             importlib.import_module("%s.%s" % (package, name))
     finally:
         sys.meta_path.remove(finder)
     return finder.served, finder.missed
+
+
+def run_first(finder: BundleFinder) -> None:
+    """Run the modules ``install()`` runs (``_FIRST``) from the bundle, as the import system
+    would but without it: each after those it imports (the order they finished in when the
+    bundle was made), so that none of their imports of ours goes through it (~45 us a module
+    in a fresh worker, against ~8 us for this). Stops at a module not in the bundle,
+    changed since, or whose body raises (this Ansible's may differ from the one the bundle
+    was made under): the imports that follow find the rest, as they would without this.
+    """
+    for name in _FIRST:
+        if name in sys.modules:
+            continue
+        found = fresh_code(name)
+        if found is None:
+            return
+        parent, child = name.rsplit(".", 1)
+        package = sys.modules.get(parent) or importlib.import_module(parent)
+        module = importlib.util.module_from_spec(module_spec(name, found[0], BundledLoader(name, *found)))
+        sys.modules[name] = module
+        try:
+            exec(marshal.loads(found[1]), module.__dict__)  # noqa: S102 - our own module's code, as its loader runs it
+        except Exception:  # left to the imports that follow: they fail as ever if they need it
+            sys.modules.pop(name, None)
+            return
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        setattr(package, child, module)
+        finder.served[name] = found
+        FINISHED.append(name)
 
 
 def fresh_code(name: str) -> Optional[Tuple[str, memoryview]]:
@@ -176,18 +222,28 @@ def fresh_code(name: str) -> Optional[Tuple[str, memoryview]]:
     return (entry[0], entry[2]) if fresh else None
 
 
-def import_first(path: Optional[str], bundled: Optional[Dict[str, Tuple[str, Any, memoryview]]], names: Tuple[str, ...]) -> None:
-    """``install()``'s imports of ``names``: from ``bundled`` (read from ``path``), else by ``_loader``, then bundled."""
+def import_first(
+    path: Optional[str], bundled: Optional[Dict[str, Tuple[str, Any, memoryview]]], first: List[str], names: Tuple[str, ...]
+) -> None:
+    """``install()``'s imports of ``names``: from ``bundled`` (read from ``path``; ``first``: what
+    ``run_first()`` runs), else by ``_loader``, then bundled."""
+    start = len(FINISHED)
     if path is None or bundled is None:
         loader_module().import_modules(names)
         if path:
-            loader_module().write_bundle(path, {})
+            loader_module().write_bundle(path, {}, _ran_first(start))
         return
     _BUNDLED.update(bundled)
+    _FIRST[:] = first
     _BUNDLE_PATH[0] = path
-    served, missed = import_from(_PACKAGE, names)
+    served, missed = import_from(_PACKAGE, names, first=True)
     if missed:  # what the sources import now differs: bundle it too
-        loader_module().write_bundle(path, served)
+        loader_module().write_bundle(path, served, _ran_first(start))
+
+
+def _ran_first(start: int) -> List[str]:
+    """What ``install()`` ran since ``FINISHED`` was ``start`` long, for the next bundle's ``run_first()``."""
+    return [name for name in FINISHED[start:] if name not in _NOT_FIRST]
 
 
 def load(name: str) -> Any:
@@ -198,7 +254,7 @@ def load(name: str) -> Any:
         if fullname in _BUNDLED:
             served, missed = import_from(_PACKAGE, (name,))
             if missed:  # a source changed since: bundle it afresh
-                loader_module().write_bundle(_BUNDLE_PATH[0], served)
+                loader_module().write_bundle(_BUNDLE_PATH[0], served, _FIRST)
         else:
             loader_module().import_modules((name,))
         module = sys.modules[fullname]

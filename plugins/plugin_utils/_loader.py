@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import types
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 _PACKAGE = __name__.rpartition(".")[0]
 
@@ -69,6 +69,10 @@ class _CachingSourceLoader(importlib.machinery.SourceFileLoader):
         code = super().get_code(fullname)
         RECORDED[fullname] = (self.path, code)
         return code
+
+    def exec_module(self, module: Any) -> None:
+        super().exec_module(module)
+        sys.modules[_PACKAGE + "._bundle"].FINISHED.append(module.__name__)
 
     def source_to_code(self, data: Any, path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         directory = _code_cache() if _writes_no_bytecode(str(path)) else None
@@ -187,8 +191,9 @@ def import_modules(names: Tuple[str, ...]) -> None:
         sys.meta_path.remove(finder)
 
 
-def write_bundle(path: str, served: Dict[str, Tuple[str, Any]]) -> None:
-    """Write the bundle ``path`` (``plugin_utils.bundle_path``): ``served`` (what an older
+def write_bundle(path: str, served: Dict[str, Tuple[str, Any]], first: List[str]) -> None:
+    """Write the bundle ``path`` (``plugin_utils.bundle_path``), ``first`` the modules ``install()``
+    ran in the order they finished (``_bundle.run_first``): ``served`` (what an older
     bundle gave), what our finder loaded in this process, this module itself, and every
     other module of this package, compiled but not run: what a worker loads on demand
     (``plugin_utils.load()``) comes from the bundle too, and this module stays out of its way.
@@ -228,7 +233,7 @@ def write_bundle(path: str, served: Dict[str, Tuple[str, Any]]) -> None:
         index.append((name, source, stamps[name], offset, offset + len(data)))
         codes.append(data)
         offset += len(data)
-    head = marshal.dumps(index)  # the layout: plugin_utils._read_bundle
+    head = marshal.dumps((index, [name for name in first if name in entries]))  # the layout: plugin_utils._read_bundle
     blob = b"".join([sys.modules[_PACKAGE]._BUNDLE_HEADER, len(head).to_bytes(4, "big"), head] + codes)
     write_private(os.path.dirname(path), path, blob)
 

@@ -28,7 +28,7 @@ import marshal
 import os
 import sys
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 # __init__.py defines these, then runs this file's code in the same namespace (a no-op
 # import of names already there, which says where they come from)
@@ -36,7 +36,7 @@ from . import PACKAGE_CODE, PACKAGE_FROM, cache_directory, package_entry, stamp
 
 #: What ``install()`` always loads (with what it imports of ours).
 _BASE = ("_connection", "_action")
-_BUNDLE_HEADER = b"nsm-bundle-2\n" + importlib.util.MAGIC_NUMBER
+_BUNDLE_HEADER = b"nsm-bundle-3\n" + importlib.util.MAGIC_NUMBER
 
 
 def code_cache_dir() -> Optional[str]:
@@ -105,13 +105,15 @@ def bundle_path(names: Tuple[str, ...]) -> Optional[str]:
     return os.path.join(directory, "bundle-" + hashlib.sha256(key).hexdigest())
 
 
-def _read_bundle(path: str) -> Optional[Dict[str, Tuple[str, Any, memoryview]]]:
-    """Module name -> (file, stamp, marshalled code) from the bundle at ``path``; None if missing, foreign,
-    damaged or its finder (``_bundle``) changed since.
+def _read_bundle(path: str) -> Optional[Tuple[Dict[str, Tuple[str, Any, memoryview]], List[str]]]:
+    """Module name -> (file, stamp, marshalled code) from the bundle at ``path``, and the modules
+    ``install()`` runs first, in order; None if missing, foreign, damaged or its finder
+    (``_bundle``) changed since.
 
     A bundle is its header, the length of its index, the index (marshalled: each
-    module's name, file, stamp, and where its code lies after the index), then each
-    module's marshalled code, kept so (and uncopied) until its module is imported.
+    module's name, file, stamp, and where its code lies after the index; then the names
+    of the modules importing ``names`` ran, in the order they finished: ``_bundle.run_first``),
+    then each module's marshalled code, kept so (and uncopied) until its module is imported.
     """
     blob = read_private(path)
     if blob is None or not blob.startswith(_BUNDLE_HEADER):
@@ -121,12 +123,13 @@ def _read_bundle(path: str) -> Optional[Dict[str, Tuple[str, Any, memoryview]]]:
     try:
         size = int.from_bytes(view[:4], "big")
         data = view[4 + size :]
-        for name, source, recorded, start, end in marshal.loads(view[4 : 4 + size]):
+        entries, first = marshal.loads(view[4 : 4 + size])
+        for name, source, recorded, start, end in entries:
             if not 0 <= start <= end <= len(data):
                 return None
             found[name] = (source, tuple(recorded), data[start:end])
         own = found[__name__ + "._bundle"]
-        return found if stamp(own[0]) == own[1] else None
+        return (found, [n for n in first if n in found]) if stamp(own[0]) == own[1] else None
     except (OSError, KeyError, EOFError, ValueError, TypeError):
         return None
 
@@ -153,7 +156,8 @@ def _core() -> Any:
 def _import_first(names: Tuple[str, ...]) -> None:
     """Import ``names``: from their bundle where one is valid, else by ``_loader`` (then bundled)."""
     path = bundle_path(names)
-    bundled = _read_bundle(path) if path else None
+    read = _read_bundle(path) if path else None
+    bundled, first = read if read is not None else (None, [])
     name = __name__ + "._bundle"  # the bundle's finder, run from the bundle
     if bundled is not None:
         try:
@@ -166,7 +170,7 @@ def _import_first(names: Tuple[str, ...]) -> None:
         else:
             module = sys.modules[name] = importlib.util.module_from_spec(spec)
             exec(code, module.__dict__)  # noqa: S102 - our own module's code object, as its loader would run it
-    _core().import_first(path, bundled, names)
+    _core().import_first(path, bundled, first, names)
 
 
 def load(name: str) -> Any:

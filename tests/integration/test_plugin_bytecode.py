@@ -100,6 +100,14 @@ def compile_regex(pattern, *args, **kwargs):
         regexes.append(str(pattern))
     return real_regex(pattern, *args, **kwargs)
 compiler.compile = compile_regex
+import importlib._bootstrap as bootstrap
+through_import_system = []  # our modules the import system found and loaded
+real_find_and_load = bootstrap._find_and_load
+def find_and_load(name, import_):
+    if name.startswith("ansible_collections.ns.mitogen.") and name not in sys.modules:
+        through_import_system.append(name.rpartition(".")[2])
+    return real_find_and_load(name, import_)
+bootstrap._find_and_load = find_and_load
 from ansible.plugins.loader import init_plugin_loader, strategy_loader, connection_loader
 init_plugin_loader()
 connection_loader.get("ns.mitogen.ssh", class_only=True)
@@ -122,6 +130,7 @@ task_regexes = list(regexes)  # not what the strategy (below) compiles before fo
 if "strategy" in sys.argv:
     strategy_loader.get("ns.mitogen.linear", class_only=True)
 print(json.dumps({"worker": worker, "compiled": compiled, "loader": loader, "doc": doc, "doc_loader": doc_loader,
+                  "through_import_system": through_import_system,
                   "lazy_compiled": len(lazy), "translated": translated, "regexes": task_regexes,
                   "all": sorted(m[len(ours):] for m in sys.modules if m.startswith(ours))}))
 """
@@ -243,6 +252,10 @@ def test_code_cache_compiles_each_source_once_without_bytecode(tmp_path):
     assert (
         second["loader"] == "BundledLoader" and "plugin_utils._loader" not in second["worker"]
     )  # one read for all, not one per module
+    # and run in the order they finished in when the bundle was made, each after what it
+    # imports: none through the import system but the packages (``_bundle.run_first``)
+    assert [m for m in first["through_import_system"] if m.startswith("_")]
+    assert [m for m in second["through_import_system"] if m.startswith("_")] == []
     # a damaged bundle is ignored (each module from its own entry), then made again
     bundles[0].write_bytes(bundles[0].read_bytes()[:60] + b"garbage")
     third = _worker_probe(tmp_path, **env)
