@@ -285,14 +285,5 @@ def loader_module() -> Any:
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_loader.py")
         found = fresh_code(name)
         loader = BundledLoader(name, path, found[1]) if found is not None else None
-        spec = importlib.util.spec_from_file_location(name, path, loader=loader)
-        if spec is None or spec.loader is None:
-            raise ImportError("cannot load %s from %s" % (name, os.path.dirname(path)))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
+        module = sys.modules[_PACKAGE].load_own("_loader", loader)
     return module

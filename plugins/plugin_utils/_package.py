@@ -134,23 +134,29 @@ def _read_bundle(path: str) -> Optional[Tuple[Dict[str, Tuple[str, Any, memoryvi
         return None
 
 
-def _core() -> Any:
-    """``_bundle``, which loads our modules: run from the bundle by ``install()``, else loaded here."""
-    name = __name__ + "._bundle"
-    module = sys.modules.get(name)
+def load_own(name: str, loader: Any = None) -> Any:
+    """This package's module ``name`` (``"_bundle"``, ``"_loader"``: what loads the others) unless
+    already loaded: from its file here with ``loader`` (the standard one: None); dropped from
+    ``sys.modules`` again if its body raises."""
+    fullname = "%s.%s" % (__name__, name)
+    module = sys.modules.get(fullname)
     if module is None:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bundle.py")
-        )
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+        spec = importlib.util.spec_from_file_location(fullname, path, loader=loader)
         if spec is None or spec.loader is None:
-            raise ImportError("cannot load %s" % name)
-        module = sys.modules[name] = importlib.util.module_from_spec(spec)
+            raise ImportError("cannot load %s from %s" % (fullname, os.path.dirname(path)))
+        module = sys.modules[fullname] = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
         except BaseException:
-            del sys.modules[name]
+            del sys.modules[fullname]
             raise
     return module
+
+
+def _core() -> Any:
+    """``_bundle``, which loads our modules: run from the bundle by ``install()``, else loaded here."""
+    return load_own("_bundle")
 
 
 def _import_first(names: Tuple[str, ...]) -> None:
